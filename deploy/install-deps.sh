@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install every build, test and run dependency of flotilla from Debian packages.
+# Idempotent: installs only what is missing; runs `apt-get update` only when needed.
+# Runs as root (CI) or through sudo; never asks a question.
+set -euo pipefail
+
+packages=(
+	build-essential cmake pkg-config clang-format
+	libpq-dev postgresql postgresql-client
+	libnng-dev protobuf-c-compiler libprotobuf-c-dev
+	libsodium-dev check libpg-query-dev libyaml-dev libsqlite3-dev
+	clang libclang-rt-14-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[ "$status" = installed ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+	sudo=(sudo -n)
+fi
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing ${missing[*]}" >&2
+# A fresh image has empty package lists; an old one may be stale. Update once, retry once.
+if ! "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null >/dev/null 2>&1; then
+	"${sudo[@]}" apt-get update -q </dev/null >/dev/null
+	"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+fi

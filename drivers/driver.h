@@ -1,0 +1,149 @@
+/*
+ * The driver interface: everything flotilla does to one database. One ops
+ * table per engine (PostgreSQL now, SQLite next), chosen by URL scheme, as nng
+ * transports and curl's vtls backends are.
+ *
+ * The history lives in Prisma's `_prisma_migrations` table, written exactly as
+ * Prisma writes it, so `prisma migrate status` and flotilla agree on every
+ * database. flotilla keeps facts Prisma has no column for (rollbacks,
+ * resolves) in a table of its own.
+ *
+ * Threads: a connection is used by one thread at a time; only cancel() may be
+ * called from another thread while an operation runs.
+ */
+#ifndef FL_DRIVER_H
+#define FL_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+#include "migration.h"
+#include "retry.h"
+#include "split.h"
+
+#define FL_DEFAULT_LOCK_TIMEOUT_MS 500 /* as pgroll chose: never queue the app for long */
+#define FL_DEFAULT_LOCK_WAIT_MS 60000  /* waiting for another deployer's migration lock */
+
+struct fl_conn; /* a driver's connection; opaque */
+
+/* One row of _prisma_migrations. Strings are owned by the history. */
+struct fl_history_row {
+	char *id; /* UUID v4 */
+	char *checksum;
+	char *migration_name;
+	char *logs;           /* NULL when NULL */
+	char *started_at;     /* as the server prints timestamptz */
+	char *finished_at;    /* NULL when NULL */
+	char *rolled_back_at; /* NULL when NULL */
+	int applied_steps_count;
+};
+
+struct fl_history {
+	bool table_exists;
+	struct fl_history_row *rows; /* ordered by started_at, then id */
+	size_t count;
+};
+
+void fl_history_fini(struct fl_history *h);
+
+/* How a migration runs; the engine chooses from the directives and the parse. */
+enum fl_apply_mode {
+	/* One transaction holding the history row, the script and verify.sql:
+	 * all or nothing. The default for every file that does not manage its
+	 * own transaction. */
+	FL_APPLY_TRANSACTION,
+	/* `-- flotilla:no-transaction`: each statement committed on its own;
+	 * applied_steps_count counts them; a failure names the statement. */
+	FL_APPLY_STATEMENTS,
+	/* As Prisma runs it: history row written first, the whole file sent as one
+	 * simple query. For files with their own BEGIN/COMMIT, a lone statement that
+	 * cannot run in a transaction block, or one our parser cannot read. */
+	FL_APPLY_SCRIPT,
+};
+
+struct fl_apply_opts {
+	int64_t lock_timeout_ms;      /* SET lock_timeout; -1 leaves the server's */
+	int64_t statement_timeout_ms; /* SET statement_timeout; -1 leaves the server's */
+	struct fl_retry_policy retry; /* for lock timeouts, serialization failures, lost connections */
+};
+
+struct fl_apply_result {
+	char sqlstate[6];            /* of the last error, "" if none */
+	int statement;               /* 1-based failing statement (STATEMENTS mode), else 0 */
+	int statements;              /* statements in the script, when known */
+	int attempts;                /* tries made, 1 when nothing was retried */
+	int64_t duration_us;         /* wall time of the last try */
+	char message[FL_ERRBUF_SIZE]; /* one line for humans; also what went into logs */
+};
+
+struct fl_driver_ops {
+	const char *name;
+
+	/* Open a connection. FL_ECONNECT or FL_EAUTH with a one-line reason that
+	 * never contains the password. */
+	enum fl_err (*connect)(const char *url, struct fl_conn **out, char *errbuf);
+	void (*close)(struct fl_conn *c); /* NULL is a no-op */
+
+	/* Prisma's migration lock (pg_advisory_lock(72707369) on PostgreSQL),
+	 * held by this connection until unlock or close; waits up to wait_ms,
+	 * then FL_ELOCKED. Re-taken by the driver after a reconnect. */
+	enum fl_err (*lock)(struct fl_conn *c, int64_t wait_ms, char *errbuf);
+	enum fl_err (*unlock)(struct fl_conn *c, char *errbuf);
+
+	/* Read _prisma_migrations; a missing table is FL_OK with no rows. */
+	enum fl_err (*history_read)(struct fl_conn *c, struct fl_history *out, char *errbuf);
+	/* Create _prisma_migrations with Prisma's DDL, and flotilla's own table. */
+	enum fl_err (*history_ensure)(struct fl_conn *c, char *errbuf);
+
+	/*
+	 * Apply m (script is its parsed migration.sql, required for STATEMENTS).
+	 * Transient failures are retried within opts->retry; after a lost
+	 * connection the driver reconnects, re-takes the lock and reads the
+	 * history to learn whether the migration had committed.
+	 * Success: a finished history row. Failure: FL_ESQL, FL_EVERIFY,
+	 * FL_ERETRY (budget spent), FL_ECONNLOST, FL_ECANCELED, with a failed
+	 * row (finished_at NULL, logs saying why) as Prisma leaves one, and res
+	 * filled in. A TRANSACTION-mode failure leaves nothing else behind.
+	 */
+	enum fl_err (*apply)(struct fl_conn *c, const struct fl_migration *m, enum fl_apply_mode mode,
+			     const struct fl_sql_script *script, const struct fl_apply_opts *opts,
+			     struct fl_apply_result *res) __attribute__((warn_unused_result));
+
+	/*
+	 * Roll m back: run down.sql and delete its _prisma_migrations rows in one
+	 * transaction (mode TRANSACTION; for SCRIPT or STATEMENTS the rows are
+	 * deleted once down.sql succeeded), and log the rollback in flotilla's own
+	 * table. Deleting the rows is what makes both `prisma migrate status` and
+	 * `prisma migrate deploy` call the migration not applied.
+	 */
+	enum fl_err (*revert)(struct fl_conn *c, const struct fl_migration *m, enum fl_apply_mode mode,
+			      const struct fl_sql_script *down, const struct fl_apply_opts *opts,
+			      struct fl_apply_result *res) __attribute__((warn_unused_result));
+
+	/* `migrate resolve --applied`: mark failed rows of name rolled back and
+	 * insert a finished row with checksum, applied_steps_count 0. */
+	enum fl_err (*mark_applied)(struct fl_conn *c, const char *name, const char *checksum,
+				    char *errbuf) __attribute__((warn_unused_result));
+	/* `migrate resolve --rolled-back`: set rolled_back_at on name's failed rows. */
+	enum fl_err (*mark_rolled_back)(struct fl_conn *c, const char *name, char *errbuf)
+		__attribute__((warn_unused_result));
+
+	/* SHA-256 (hex) over a canonical, sorted dump of the schema's catalog,
+	 * history tables excluded; the dump itself goes to dump if not NULL. */
+	enum fl_err (*fingerprint)(struct fl_conn *c, struct fl_buf *dump,
+				   char hex[FL_CHECKSUM_HEX_LEN + 1], char *errbuf);
+
+	/* Ask the server to cancel what this connection runs now. Any thread. */
+	void (*cancel)(struct fl_conn *c);
+};
+
+/* The driver for url's scheme (postgres://, postgresql://), or NULL. */
+const struct fl_driver_ops *fl_driver_for_url(const char *url);
+
+/* url with any password replaced by "***", for messages; caller frees. */
+char *fl_driver_redact_url(const char *url);
+
+#endif

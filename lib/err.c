@@ -1,0 +1,65 @@
+#include "err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *fl_strerror(enum fl_err err)
+{
+	switch (err) {
+	case FL_OK: return "ok";
+	case FL_EINVAL: return "invalid argument";
+	case FL_ENOENT: return "not found";
+	case FL_EIO: return "input/output error";
+	case FL_EPARSE: return "parse error";
+	case FL_EGRAPH: return "invalid migration graph";
+	case FL_ECONNECT: return "cannot connect to the database";
+	case FL_EAUTH: return "authentication failed";
+	case FL_ESQL: return "SQL error";
+	case FL_ERETRY: return "transient failure";
+	case FL_ECONNLOST: return "connection lost";
+	case FL_ETIMEDOUT: return "timed out";
+	case FL_EFAILED: return "a failed migration blocks deploy";
+	case FL_ECHECKSUM: return "migration modified after it was applied";
+	case FL_EVERIFY: return "verification failed";
+	case FL_ESTATE: return "not possible in the current state";
+	case FL_ENOTSUP: return "not supported";
+	case FL_ECANCELED: return "canceled";
+	case FL_ELOCKED: return "migration lock held by another deployer";
+	}
+	return "unknown error";
+}
+
+enum fl_err fl_errf(char *errbuf, enum fl_err err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errbuf == NULL)
+		return err;
+	va_start(ap, fmt);
+	vsnprintf(errbuf, FL_ERRBUF_SIZE, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+void fl_err_prefix(char *errbuf, const char *fmt, ...)
+{
+	char old[FL_ERRBUF_SIZE];
+	va_list ap;
+	int n;
+
+	if (errbuf == NULL)
+		return;
+	memcpy(old, errbuf, sizeof(old));
+	old[sizeof(old) - 1] = '\0';
+	va_start(ap, fmt);
+	n = vsnprintf(errbuf, FL_ERRBUF_SIZE, fmt, ap);
+	va_end(ap);
+	if (n < 0 || old[0] == '\0' || (size_t)n + 3 >= FL_ERRBUF_SIZE)
+		return;
+	/* Append ": old", cut to fit: a long message loses its tail, never the buffer. */
+	size_t used = (size_t)n, room = FL_ERRBUF_SIZE - used - 3, len = strlen(old);
+	memcpy(errbuf + used, ": ", 2);
+	memcpy(errbuf + used + 2, old, len < room ? len : room);
+	errbuf[used + 2 + (len < room ? len : room)] = '\0';
+}

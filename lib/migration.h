@@ -1,0 +1,94 @@
+/*
+ * The migration model: a Prisma-style folder of migrations, loaded, checked
+ * and put in apply order.
+ *
+ * A migration is `<dir>/<id>/migration.sql` plus optional `down.sql` and
+ * `verify.sql`. The id is the folder name, exactly Prisma's migration_name.
+ * Options are `-- flotilla:` comment directives at the top of migration.sql.
+ *
+ * Ownership: a loaded set owns every string in it; fl_migration_set_fini()
+ * frees them. Nothing here touches a database; all functions are
+ * thread-compatible (no shared state).
+ */
+#ifndef FL_MIGRATION_H
+#define FL_MIGRATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define FL_CHECKSUM_HEX_LEN 64
+/* Hard caps on what a file may feed us. */
+#define FL_MIGRATION_FILE_MAX (64u * 1024 * 1024)
+#define FL_MIGRATION_ID_MAX 255 /* _prisma_migrations.migration_name is varchar(255) */
+
+enum fl_phase {
+	FL_PHASE_UNSET = 0,
+	FL_PHASE_EXPAND,   /* backward compatible: old code keeps working */
+	FL_PHASE_CONTRACT, /* breaking: only after every reader moved on */
+};
+
+struct fl_migration {
+	char *id;   /* folder name, e.g. "20240101120000_init" */
+	char *path; /* path of the folder */
+	char *sql;  /* migration.sql bytes, NUL-terminated (a NUL inside is refused) */
+	size_t sql_len;
+	char *down_sql; /* down.sql or NULL */
+	size_t down_len;
+	char *verify_sql; /* verify.sql or NULL */
+	size_t verify_len;
+	char checksum[FL_CHECKSUM_HEX_LEN + 1]; /* Prisma's checksum of migration.sql */
+
+	/* Directives from the leading comment block of migration.sql. */
+	bool no_transaction;
+	char **requires; /* ids this one requires besides its predecessor */
+	size_t n_requires;
+	int64_t lock_timeout_ms;      /* -1 when not set */
+	int64_t statement_timeout_ms; /* -1 when not set */
+	enum fl_phase phase;
+
+	/* Filled by fl_graph_sort: indices into the set's items. */
+	size_t *deps; /* direct predecessors: previous migration plus requires */
+	size_t n_deps;
+};
+
+struct fl_migration_set {
+	char *dir;                  /* the migrations folder as given */
+	char *provider;             /* from migration_lock.toml, or NULL without one */
+	struct fl_migration *items; /* in apply (topological) order */
+	size_t count;
+};
+
+/*
+ * Load every migration under dir, in Prisma's order, parse directives, compute
+ * checksums and sort the graph. On error, errbuf names the path (and line for
+ * directives) and the rule broken, and *set is left empty.
+ * Errors: FL_ENOENT (no such folder, missing migration.sql), FL_EIO, FL_EPARSE
+ * (bad directive, invalid UTF-8, NUL byte, over the size cap, bad name,
+ * provider mismatch), FL_EGRAPH (duplicate, unknown requires, cycle).
+ */
+enum fl_err fl_migration_set_load(const char *dir, struct fl_migration_set *set, char *errbuf)
+	__attribute__((warn_unused_result));
+void fl_migration_set_fini(struct fl_migration_set *set);
+
+/* The migration with this id, or NULL. */
+const struct fl_migration *fl_migration_set_find(const struct fl_migration_set *set,
+						 const char *id);
+/* Its position in apply order, or -1. */
+long fl_migration_set_index(const struct fl_migration_set *set, const char *id);
+
+/*
+ * Parse the `-- flotilla:` directives at the top of a migration.sql into m.
+ * Directives are read from the leading block of comment and blank lines; a
+ * `-- flotilla:` line after the first statement, or an unknown directive, is
+ * an error naming `file:line`.
+ */
+enum fl_err fl_migration_parse_directives(struct fl_migration *m, const char *file,
+					  char *errbuf) __attribute__((warn_unused_result));
+
+/* Prisma's folder order: byte-wise comparison of folder names (for qsort). */
+int fl_migration_id_cmp(const char *a, const char *b);
+
+#endif
