@@ -8,7 +8,7 @@
 
 /* Parse into milliseconds. FL_EPARSE on anything else, with the reason in errbuf. */
 enum fl_err fl_duration_parse(const char *text, int64_t *ms, char *errbuf)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Format ms compactly ("500ms", "5s", "2m30s") into out. */
 void fl_duration_format(int64_t ms, char *out, unsigned outlen);
 

@@ -7,25 +7,44 @@
 const char *fl_strerror(enum fl_err err)
 {
 	switch (err) {
-	case FL_OK: return "ok";
-	case FL_EINVAL: return "invalid argument";
-	case FL_ENOENT: return "not found";
-	case FL_EIO: return "input/output error";
-	case FL_EPARSE: return "parse error";
-	case FL_EGRAPH: return "invalid migration graph";
-	case FL_ECONNECT: return "cannot connect to the database";
-	case FL_EAUTH: return "authentication failed";
-	case FL_ESQL: return "SQL error";
-	case FL_ERETRY: return "transient failure";
-	case FL_ECONNLOST: return "connection lost";
-	case FL_ETIMEDOUT: return "timed out";
-	case FL_EFAILED: return "a failed migration blocks deploy";
-	case FL_ECHECKSUM: return "migration modified after it was applied";
-	case FL_EVERIFY: return "verification failed";
-	case FL_ESTATE: return "not possible in the current state";
-	case FL_ENOTSUP: return "not supported";
-	case FL_ECANCELED: return "canceled";
-	case FL_ELOCKED: return "migration lock held by another deployer";
+	case FL_OK:
+		return "ok";
+	case FL_EINVAL:
+		return "invalid argument";
+	case FL_ENOENT:
+		return "not found";
+	case FL_EIO:
+		return "input/output error";
+	case FL_EPARSE:
+		return "parse error";
+	case FL_EGRAPH:
+		return "invalid migration graph";
+	case FL_ECONNECT:
+		return "cannot connect to the database";
+	case FL_EAUTH:
+		return "authentication failed";
+	case FL_ESQL:
+		return "SQL error";
+	case FL_ERETRY:
+		return "transient failure";
+	case FL_ECONNLOST:
+		return "connection lost";
+	case FL_ETIMEDOUT:
+		return "timed out";
+	case FL_EFAILED:
+		return "a failed migration blocks deploy";
+	case FL_ECHECKSUM:
+		return "migration modified after it was applied";
+	case FL_EVERIFY:
+		return "verification failed";
+	case FL_ESTATE:
+		return "not possible in the current state";
+	case FL_ENOTSUP:
+		return "not supported";
+	case FL_ECANCELED:
+		return "canceled";
+	case FL_ELOCKED:
+		return "migration lock held by another deployer";
 	}
 	return "unknown error";
 }

@@ -38,7 +38,7 @@ const char *fl_strerror(enum fl_err err);
 /* Write a formatted message into errbuf (FL_ERRBUF_SIZE bytes) if errbuf is
  * not NULL; returns err so callers can write `return fl_errf(buf, FL_EIO, ...)`. */
 enum fl_err fl_errf(char *errbuf, enum fl_err err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Prefix what errbuf already says with more context: "ctx: old message". */
 void fl_err_prefix(char *errbuf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

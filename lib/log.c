@@ -41,7 +41,7 @@ void fl_log_emit(enum fl_log_level level, const char *about, const char *fmt, ..
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 		fl_buf_printf(&line, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\"", when,
-			      ts.tv_nsec / 1000000, level_names[level]);
+		              ts.tv_nsec / 1000000, level_names[level]);
 		if (about) {
 			fl_buf_puts(&line, ",\"about\":");
 			fl_json_string(&line, about);

@@ -20,7 +20,7 @@ extern enum fl_log_level fl_log_threshold;
 void fl_log_set_level(enum fl_log_level level);
 void fl_log_set_json(bool json);
 void fl_log_emit(enum fl_log_level level, const char *about, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #define fl_log_at(level, about, ...)                                                               \
 	do {                                                                                       \

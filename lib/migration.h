@@ -22,7 +22,7 @@
 #define FL_CHECKSUM_HEX_LEN 64
 /* Hard caps on what a file may feed us. */
 #define FL_MIGRATION_FILE_MAX (64u * 1024 * 1024)
-#define FL_MIGRATION_ID_MAX 255 /* _prisma_migrations.migration_name is varchar(255) */
+#define FL_MIGRATION_ID_MAX   255 /* _prisma_migrations.migration_name is varchar(255) */
 
 enum fl_phase {
 	FL_PHASE_UNSET = 0,
@@ -63,19 +63,21 @@ struct fl_migration_set {
 
 /*
  * Load every migration under dir, in Prisma's order, parse directives, compute
- * checksums and sort the graph. On error, errbuf names the path (and line for
- * directives) and the rule broken, and *set is left empty.
+ * checksums and sort the graph. As in Prisma, every subfolder is a migration
+ * (hidden ones too; symlinks and files are not); no subfolder is no error
+ * (count 0). On error, errbuf names the path (and line for directives and file
+ * contents) and the rule broken, and *set is left empty.
  * Errors: FL_ENOENT (no such folder, missing migration.sql), FL_EIO, FL_EPARSE
  * (bad directive, invalid UTF-8, NUL byte, over the size cap, bad name,
  * provider mismatch), FL_EGRAPH (duplicate, unknown requires, cycle).
  */
 enum fl_err fl_migration_set_load(const char *dir, struct fl_migration_set *set, char *errbuf)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void fl_migration_set_fini(struct fl_migration_set *set);
 
 /* The migration with this id, or NULL. */
 const struct fl_migration *fl_migration_set_find(const struct fl_migration_set *set,
-						 const char *id);
+                                                 const char *id);
 /* Its position in apply order, or -1. */
 long fl_migration_set_index(const struct fl_migration_set *set, const char *id);
 
@@ -84,11 +86,22 @@ long fl_migration_set_index(const struct fl_migration_set *set, const char *id);
  * Directives are read from the leading block of comment and blank lines; a
  * `-- flotilla:` line after the first statement, or an unknown directive, is
  * an error naming `file:line`.
+ * Reads m->sql/m->sql_len; file only names it in messages. Sets the directive
+ * fields (no_transaction, requires, timeouts, phase), freeing an earlier
+ * requires list: m->requires must be NULL or owned. On error they are reset
+ * to "not set".
  */
-enum fl_err fl_migration_parse_directives(struct fl_migration *m, const char *file,
-					  char *errbuf) __attribute__((warn_unused_result));
+enum fl_err fl_migration_parse_directives(struct fl_migration *m, const char *file, char *errbuf)
+    __attribute__((warn_unused_result));
 
-/* Prisma's folder order: byte-wise comparison of folder names (for qsort). */
+/*
+ * Prisma's folder order (for qsort). Prisma 6.6 and later sort folder names
+ * with JavaScript's localeCompare, i.e. ICU collation, not bytes: spaces and
+ * punctuation before digits before letters, case only breaking ties, so
+ * "20240101_a" < "20240101120000_b" and "x_a" < "x_B" < "x_b2". This
+ * reproduces that exactly for ASCII names; characters beyond ASCII sort after
+ * ASCII by code point. Equal only for equal strings.
+ */
 int fl_migration_id_cmp(const char *a, const char *b);
 
 #endif

@@ -44,7 +44,8 @@ bool fl_retry_next(struct fl_retry *r, int64_t *delay_ms)
 	if (ceiling > r->policy.max_delay_ms)
 		ceiling = r->policy.max_delay_ms;
 	/* Full jitter, with a floor of half the ceiling so retries still back off. */
-	delay = ceiling / 2 + (ceiling > 1 ? (int64_t)randombytes_uniform((uint32_t)(ceiling / 2 + 1)) : 0);
+	delay = ceiling / 2 +
+	        (ceiling > 1 ? (int64_t)randombytes_uniform((uint32_t)(ceiling / 2 + 1)) : 0);
 	elapsed = fl_now_ms() - r->started_ms;
 	if (r->policy.budget_ms > 0 && elapsed + delay > r->policy.budget_ms)
 		return false;

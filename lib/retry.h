@@ -17,7 +17,10 @@ struct fl_retry_policy {
 	int64_t budget_ms;     /* total time across tries; 0 = unbounded */
 };
 
-#define FL_RETRY_POLICY_DEFAULT {10, 100, 5000, 120000}
+#define FL_RETRY_POLICY_DEFAULT                                                                    \
+	{                                                                                          \
+		10, 100, 5000, 120000                                                              \
+	}
 
 struct fl_retry {
 	struct fl_retry_policy policy;

@@ -1,0 +1,4 @@
+-- CreateTable
+
+-- flotilla:lock-timout 5s
+CREATE TABLE t (id int);

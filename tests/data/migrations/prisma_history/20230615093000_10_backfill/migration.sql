@@ -1,0 +1,2 @@
+-- 10_backfill
+SELECT 1;

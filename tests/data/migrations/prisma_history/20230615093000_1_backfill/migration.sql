@@ -1,0 +1,2 @@
+-- 1_backfill
+SELECT 1;

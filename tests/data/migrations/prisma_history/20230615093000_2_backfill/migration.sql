@@ -1,0 +1,2 @@
+-- 2_backfill
+SELECT 1;

@@ -1,0 +1,2 @@
+-- Add posts
+SELECT 1;

@@ -1,0 +1,2 @@
+-- Alpha
+SELECT 1;

@@ -1,0 +1,2 @@
+-- Zeta
+SELECT 1;

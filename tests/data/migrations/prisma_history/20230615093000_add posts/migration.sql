@@ -1,0 +1,2 @@
+-- add posts
+SELECT 1;

@@ -1,0 +1,2 @@
+-- add_user_roles
+SELECT 1;

@@ -1,0 +1,2 @@
+-- add_users
+SELECT 1;

@@ -1,0 +1,2 @@
+-- add_users_2
+SELECT 1;

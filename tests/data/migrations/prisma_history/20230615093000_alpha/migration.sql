@@ -1,0 +1,2 @@
+-- alpha
+SELECT 1;
