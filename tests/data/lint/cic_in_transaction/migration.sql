@@ -1,0 +1,2 @@
+CREATE TABLE audit (id int);
+CREATE INDEX CONCURRENTLY "User_email_idx" ON "User"("email");

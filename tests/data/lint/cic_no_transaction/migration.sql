@@ -1,0 +1,3 @@
+-- flotilla:no-transaction
+CREATE TABLE audit (id int);
+CREATE INDEX CONCURRENTLY "User_email_idx" ON "User"("email");

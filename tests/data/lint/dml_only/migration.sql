@@ -1,0 +1,2 @@
+UPDATE t SET a = 1 WHERE b;
+DELETE FROM t WHERE c;

@@ -1,0 +1,3 @@
+-- undo
+DROP TABLE t
+  CASCADE CASCADE;

@@ -1,0 +1,2 @@
+-- flotilla:phase contract
+ALTER TABLE "User" DROP COLUMN "legacy";

@@ -1,0 +1,2 @@
+-- flotilla:phase expand
+ALTER TABLE "User" ADD COLUMN "nick" TEXT;

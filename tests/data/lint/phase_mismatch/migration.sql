@@ -1,0 +1,2 @@
+-- flotilla:phase expand
+ALTER TABLE "User" DROP COLUMN "legacy";

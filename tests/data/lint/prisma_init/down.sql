@@ -1,0 +1,3 @@
+DROP TABLE "Post";
+DROP TABLE "User";
+DROP TYPE "Role";

@@ -1,0 +1,7 @@
+-- leading comment
+-- another; with a semicolon
+CREATE TABLE a (id int); -- trailing; comment
+
+-- between
+CREATE TABLE b (id int);
+-- at the end

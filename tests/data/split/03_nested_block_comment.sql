@@ -1,0 +1,3 @@
+/* outer /* inner; */ still comment; */
+SELECT 1;
+/* a */ /* b */ SELECT 2 /* c */;

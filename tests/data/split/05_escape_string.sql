@@ -1,0 +1,3 @@
+SELECT E'it\'s; here';
+SELECT E'\\';
+SELECT 2;

@@ -1,0 +1,2 @@
+SELECT 'C:\path\';
+SELECT 2;

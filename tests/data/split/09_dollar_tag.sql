@@ -1,0 +1,7 @@
+CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM 1;
+  RETURN 2;
+END
+$fn$;
+SELECT f();

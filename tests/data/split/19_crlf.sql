@@ -1,0 +1,6 @@
+-- crlf file
+CREATE TABLE t (
+  id int
+);
+
+SELECT 1;

@@ -1,0 +1,8 @@
+INSERT INTO t VALUES (1);
+UPDATE t SET a = 2 WHERE a = 1;
+DELETE FROM t;
+MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE;
+COPY t FROM '/tmp/x.csv';
+COPY t TO '/tmp/y.csv';
+TRUNCATE t;
+SELECT * FROM t;

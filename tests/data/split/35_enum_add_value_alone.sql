@@ -1,0 +1,2 @@
+-- Prisma enum change
+ALTER TYPE "Role" ADD VALUE 'ADMIN';

@@ -1,0 +1,2 @@
+CLUSTER;
+CLUSTER t USING t_idx;

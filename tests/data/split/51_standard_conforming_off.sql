@@ -1,0 +1,2 @@
+SET standard_conforming_strings = off;
+SELECT 'a\'b';

@@ -1,0 +1,3 @@
+SELECT U&'d\0061t\+000061;' AS U&"d\0061;t";
+SELECT U&'d!0061t;' UESCAPE '!' /* c */ ;
+SELECT 2;

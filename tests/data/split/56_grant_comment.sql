@@ -1,0 +1,3 @@
+GRANT SELECT ON t TO app;
+COMMENT ON TABLE t IS 'x; y';
+REVOKE ALL ON t FROM app;

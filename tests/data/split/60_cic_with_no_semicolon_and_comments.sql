@@ -1,0 +1,4 @@
+/* header */
+-- flotilla:no-transaction
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a) -- why
+/* end */
