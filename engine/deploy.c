@@ -1,1 +1,99 @@
-/* placeholder: being written */
+#include "deploy.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "mem.h"
+#include "mode.h"
+#include "retry.h"
+
+struct step {
+	const struct fl_migration *m;
+	struct fl_sql_script script;
+	enum fl_apply_mode mode;
+};
+
+static void steps_free(struct step *steps, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fl_sql_script_fini(&steps[i].script);
+	free(steps);
+}
+
+static enum fl_err targets(const struct fl_session *s, const char *to, size_t *last, char *errbuf)
+{
+	long idx;
+
+	*last = s->plan.count;
+	if (to == NULL)
+		return FL_OK;
+	idx = fl_migration_set_index(s->set, to);
+	if (idx < 0)
+		return fl_errf(errbuf, FL_ENOENT, "unknown migration '%s': not in '%s'", to,
+		               s->set->dir);
+	*last = (size_t)idx + 1;
+	return FL_OK;
+}
+
+enum fl_err fl_deploy(struct fl_session *s, const char *to, struct fl_deploy_summary *sum,
+                      char *errbuf)
+{
+	struct step *steps = NULL;
+	size_t n = 0, last, latest_applied = 0;
+	int64_t t0 = fl_now_us();
+	enum fl_err rv;
+
+	memset(sum, 0, sizeof(*sum));
+	if ((rv = fl_session_check_failed(s, errbuf)) != FL_OK ||
+	    (rv = fl_session_check_modified(s, errbuf)) != FL_OK ||
+	    (rv = targets(s, to, &last, errbuf)) != FL_OK)
+		return rv;
+	for (size_t i = 0; i < s->plan.n_missing; i++)
+		fl_log_warn(s->plan.missing[i]->migration_name,
+		            "applied to the database but not in '%s'", s->set->dir);
+	for (size_t i = 0; i < s->plan.count; i++)
+		if (s->plan.entries[i].state != FL_MSTATE_PENDING)
+			latest_applied = i + 1;
+
+	/* Check every file before touching the database: nothing half-applied. */
+	steps = fl_calloc(last ? last : 1, sizeof(*steps));
+	for (size_t i = 0; i < last; i++) {
+		const struct fl_plan_entry *e = &s->plan.entries[i];
+		struct step *st = &steps[n];
+
+		if (e->state != FL_MSTATE_PENDING)
+			continue;
+		st->m = e->migration;
+		n++;
+		if ((rv = fl_mode_choose(st->m, st->m->sql, "migration.sql", &st->script, &st->mode,
+		                         errbuf)) != FL_OK)
+			goto out;
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		struct step *st = &steps[i];
+		struct fl_apply_result res;
+
+		if (fl_migration_set_index(s->set, st->m->id) < (long)latest_applied)
+			fl_log_info(st->m->id,
+			            "applying out of order: later migrations are already "
+			            "applied");
+		memset(&res, 0, sizeof(res));
+		fl_session_emit(s, FL_EVENT_START, false, st->m, st->mode, NULL, FL_OK);
+		rv = s->driver->apply(s->conn, st->m, st->mode, &st->script, &s->opts.apply, &res);
+		if (rv != FL_OK) {
+			fl_session_emit(s, FL_EVENT_FAILED, false, st->m, st->mode, &res, rv);
+			fl_errf(errbuf, rv, "migration '%s' failed: %s", st->m->id,
+			        res.message[0] ? res.message : fl_strerror(rv));
+			goto out;
+		}
+		fl_session_emit(s, FL_EVENT_DONE, false, st->m, st->mode, &res, FL_OK);
+		sum->applied++;
+	}
+out:
+	steps_free(steps, n);
+	sum->duration_us = fl_now_us() - t0;
+	sum->pending = s->plan.n_pending - sum->applied;
+	return rv;
+}

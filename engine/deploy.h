@@ -1,0 +1,24 @@
+/* Deploy: apply pending migrations in order, as `prisma migrate deploy` does,
+ * refusing up front (nothing applied) when the history or a file is wrong. */
+#ifndef FL_DEPLOY_H
+#define FL_DEPLOY_H
+
+#include "session.h"
+
+struct fl_deploy_summary {
+	size_t applied; /* migrations applied by this call */
+	size_t pending; /* still pending afterwards (past --to, or after a failure) */
+	int64_t duration_us;
+};
+
+/*
+ * Apply every pending migration of the locked session s, in apply order, up to
+ * and including `to` (NULL: all). Refuses before applying anything if a
+ * migration failed earlier (FL_EFAILED), an applied one was edited
+ * (FL_ECHECKSUM), `to` is unknown (FL_ENOENT) or a pending file cannot run
+ * safely (FL_EPARSE). Stops at the first failure with the driver's error.
+ */
+enum fl_err fl_deploy(struct fl_session *s, const char *to, struct fl_deploy_summary *sum,
+                      char *errbuf) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,18 @@
+#include "resolve.h"
+
+enum fl_err fl_resolve_applied(struct fl_session *s, const char *id, char *errbuf)
+{
+	const struct fl_migration *m = fl_migration_set_find(s->set, id);
+
+	if (m == NULL)
+		return fl_errf(errbuf, FL_ENOENT,
+		               "migration '%s' could not be found in '%s': give the whole folder "
+		               "name",
+		               id, s->set->dir);
+	return s->driver->mark_applied(s->conn, id, m->checksum, errbuf);
+}
+
+enum fl_err fl_resolve_rolled_back(struct fl_session *s, const char *id, char *errbuf)
+{
+	return s->driver->mark_rolled_back(s->conn, id, errbuf);
+}

@@ -1,0 +1,17 @@
+/* Resolve: record by hand what happened to a failed migration, exactly as
+ * `prisma migrate resolve --applied | --rolled-back` does. */
+#ifndef FL_RESOLVE_H
+#define FL_RESOLVE_H
+
+#include "session.h"
+
+/* Mark `id` applied without running it (its failed rows marked rolled back).
+ * FL_ENOENT if `id` is not in the folder; FL_ESTATE if already applied. */
+enum fl_err fl_resolve_applied(struct fl_session *s, const char *id, char *errbuf)
+    __attribute__((warn_unused_result));
+/* Mark the failed rows of `id` rolled back, so deploy will run it again.
+ * FL_ESTATE if `id` never ran or is not in a failed state. */
+enum fl_err fl_resolve_rolled_back(struct fl_session *s, const char *id, char *errbuf)
+    __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,137 @@
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+void fl_engine_opts_init(struct fl_engine_opts *o)
+{
+	const struct fl_retry_policy retry = FL_RETRY_POLICY_DEFAULT;
+
+	memset(o, 0, sizeof(*o));
+	o->apply.lock_timeout_ms = FL_DEFAULT_LOCK_TIMEOUT_MS;
+	o->apply.statement_timeout_ms = -1;
+	o->apply.retry = retry;
+	o->lock_wait_ms = FL_DEFAULT_LOCK_WAIT_MS;
+}
+
+enum fl_err fl_session_open(struct fl_session *s, const char *url,
+                            const struct fl_migration_set *set, const struct fl_engine_opts *opts,
+                            bool lock, char *errbuf)
+{
+	enum fl_err rv;
+
+	memset(s, 0, sizeof(*s));
+	s->set = set;
+	s->opts = *opts;
+	s->driver = fl_driver_for_url(url);
+	if (s->driver == NULL) {
+		char *shown = fl_driver_redact_url(url);
+		rv = fl_errf(errbuf, FL_EINVAL,
+		             "unsupported database url '%s': expected postgresql://", shown);
+		free(shown);
+		return rv;
+	}
+	if ((rv = s->driver->connect(url, &s->conn, errbuf)) != FL_OK)
+		goto out;
+	if (lock) {
+		if ((rv = s->driver->lock(s->conn, opts->lock_wait_ms, errbuf)) != FL_OK)
+			goto out;
+		s->locked = true;
+		if ((rv = s->driver->history_ensure(s->conn, errbuf)) != FL_OK)
+			goto out;
+	}
+	rv = fl_session_refresh(s, errbuf);
+out:
+	if (rv != FL_OK)
+		fl_session_close(s);
+	return rv;
+}
+
+enum fl_err fl_session_refresh(struct fl_session *s, char *errbuf)
+{
+	enum fl_err rv;
+
+	fl_plan_fini(&s->plan);
+	fl_history_fini(&s->history);
+	if ((rv = s->driver->history_read(s->conn, &s->history, errbuf)) != FL_OK)
+		return rv;
+	fl_plan_build(s->set, &s->history, &s->plan);
+	return FL_OK;
+}
+
+void fl_session_close(struct fl_session *s)
+{
+	if (s->conn != NULL) {
+		if (s->locked) {
+			char ignored[FL_ERRBUF_SIZE];
+			/* Closing the connection frees the lock anyway; unlock is a courtesy. */
+			(void)s->driver->unlock(s->conn, ignored);
+		}
+		s->driver->close(s->conn);
+	}
+	fl_plan_fini(&s->plan);
+	fl_history_fini(&s->history);
+	s->conn = NULL;
+	s->locked = false;
+}
+
+static const char *first_line(const char *s, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	if (s == NULL)
+		return "";
+	while (*s == '\n' || *s == ' ')
+		s++;
+	while (s[n] && s[n] != '\n' && n + 1 < outlen)
+		n++;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return out;
+}
+
+enum fl_err fl_session_check_failed(const struct fl_session *s, char *errbuf)
+{
+	const struct fl_history_row *r = NULL;
+	char logs[300];
+
+	for (size_t i = 0; i < s->plan.count && r == NULL; i++)
+		if (s->plan.entries[i].state == FL_MSTATE_FAILED)
+			r = s->plan.entries[i].row;
+	if (r == NULL && s->plan.n_foreign_failed > 0)
+		r = s->plan.foreign_failed[0];
+	if (r == NULL)
+		return FL_OK;
+	return fl_errf(errbuf, FL_EFAILED,
+	               "migration '%s' failed (started %s): %s; fix the database, then run "
+	               "'flotilla resolve --rolled-back %s' or 'flotilla resolve --applied %s'",
+	               r->migration_name, r->started_at, first_line(r->logs, logs, sizeof(logs)),
+	               r->migration_name, r->migration_name);
+}
+
+enum fl_err fl_session_check_modified(const struct fl_session *s, char *errbuf)
+{
+	for (size_t i = 0; i < s->plan.count; i++) {
+		const struct fl_plan_entry *e = &s->plan.entries[i];
+
+		if (e->state == FL_MSTATE_MODIFIED)
+			return fl_errf(errbuf, FL_ECHECKSUM,
+			               "migration '%s' was modified after it was applied "
+			               "(checksum recorded %s, file has %s); restore the file or "
+			               "add a new migration",
+			               e->migration->id, e->row->checksum, e->migration->checksum);
+	}
+	return FL_OK;
+}
+
+void fl_session_emit(const struct fl_session *s, enum fl_event_kind kind, bool revert,
+                     const struct fl_migration *m, enum fl_apply_mode mode,
+                     const struct fl_apply_result *res, enum fl_err err)
+{
+	struct fl_event ev = {kind, revert, m, mode, res, err};
+
+	if (s->on_event != NULL)
+		s->on_event(&ev, s->event_arg);
+}
