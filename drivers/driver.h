@@ -24,8 +24,8 @@
 #include "retry.h"
 #include "split.h"
 
-#define FL_DEFAULT_LOCK_TIMEOUT_MS 500 /* as pgroll chose: never queue the app for long */
-#define FL_DEFAULT_LOCK_WAIT_MS 60000  /* waiting for another deployer's migration lock */
+#define FL_DEFAULT_LOCK_TIMEOUT_MS 500   /* as pgroll chose: never queue the app for long */
+#define FL_DEFAULT_LOCK_WAIT_MS    60000 /* waiting for another deployer's migration lock */
 
 struct fl_conn; /* a driver's connection; opaque */
 
@@ -67,15 +67,16 @@ enum fl_apply_mode {
 struct fl_apply_opts {
 	int64_t lock_timeout_ms;      /* SET lock_timeout; -1 leaves the server's */
 	int64_t statement_timeout_ms; /* SET statement_timeout; -1 leaves the server's */
-	struct fl_retry_policy retry; /* for lock timeouts, serialization failures, lost connections */
+	struct fl_retry_policy
+	    retry; /* for lock timeouts, serialization failures, lost connections */
 };
 
 struct fl_apply_result {
-	char sqlstate[6];            /* of the last error, "" if none */
-	int statement;               /* 1-based failing statement (STATEMENTS mode), else 0 */
-	int statements;              /* statements in the script, when known */
-	int attempts;                /* tries made, 1 when nothing was retried */
-	int64_t duration_us;         /* wall time of the last try */
+	char sqlstate[6];             /* of the last error, "" if none */
+	int statement;                /* 1-based failing statement (STATEMENTS mode), else 0 */
+	int statements;               /* statements in the script, when known */
+	int attempts;                 /* tries made, 1 when nothing was retried */
+	int64_t duration_us;          /* wall time of the last try */
 	char message[FL_ERRBUF_SIZE]; /* one line for humans; also what went into logs */
 };
 
@@ -107,10 +108,14 @@ struct fl_driver_ops {
 	 * FL_ERETRY (budget spent), FL_ECONNLOST, FL_ECANCELED, with a failed
 	 * row (finished_at NULL, logs saying why) as Prisma leaves one, and res
 	 * filled in. A TRANSACTION-mode failure leaves nothing else behind.
+	 * FL_ELOCKED: after a reconnect another deployer held the lock; nothing
+	 * is written then. On success res->message is "" and res->statement 0;
+	 * res->sqlstate keeps the last error a retry overcame.
 	 */
-	enum fl_err (*apply)(struct fl_conn *c, const struct fl_migration *m, enum fl_apply_mode mode,
-			     const struct fl_sql_script *script, const struct fl_apply_opts *opts,
-			     struct fl_apply_result *res) __attribute__((warn_unused_result));
+	enum fl_err (*apply)(struct fl_conn *c, const struct fl_migration *m,
+	                     enum fl_apply_mode mode, const struct fl_sql_script *script,
+	                     const struct fl_apply_opts *opts, struct fl_apply_result *res)
+	    __attribute__((warn_unused_result));
 
 	/*
 	 * Roll m back: run down.sql and delete its _prisma_migrations rows in one
@@ -118,25 +123,34 @@ struct fl_driver_ops {
 	 * deleted once down.sql succeeded), and log the rollback in flotilla's own
 	 * table. Deleting the rows is what makes both `prisma migrate status` and
 	 * `prisma migrate deploy` call the migration not applied.
+	 * FL_ESTATE (down.sql not run) when the migration has no rows at all.
+	 * A failed down.sql leaves the rows as they were.
 	 */
-	enum fl_err (*revert)(struct fl_conn *c, const struct fl_migration *m, enum fl_apply_mode mode,
-			      const struct fl_sql_script *down, const struct fl_apply_opts *opts,
-			      struct fl_apply_result *res) __attribute__((warn_unused_result));
+	enum fl_err (*revert)(struct fl_conn *c, const struct fl_migration *m,
+	                      enum fl_apply_mode mode, const struct fl_sql_script *down,
+	                      const struct fl_apply_opts *opts, struct fl_apply_result *res)
+	    __attribute__((warn_unused_result));
 
 	/* `migrate resolve --applied`: mark failed rows of name rolled back and
-	 * insert a finished row with checksum, applied_steps_count 0. */
+	 * insert a finished row with checksum, applied_steps_count 0. Creates the
+	 * history table if missing, as Prisma does for a baseline. FL_ESTATE, as
+	 * Prisma refuses, when name already has a finished row. */
 	enum fl_err (*mark_applied)(struct fl_conn *c, const char *name, const char *checksum,
-				    char *errbuf) __attribute__((warn_unused_result));
-	/* `migrate resolve --rolled-back`: set rolled_back_at on name's failed rows. */
+	                            char *errbuf) __attribute__((warn_unused_result));
+	/* `migrate resolve --rolled-back`: set rolled_back_at on name's failed rows.
+	 * FL_ESTATE, as Prisma refuses, when name has no rows or only finished
+	 * ones; FL_OK changing nothing when its failed rows are rolled back already. */
 	enum fl_err (*mark_rolled_back)(struct fl_conn *c, const char *name, char *errbuf)
-		__attribute__((warn_unused_result));
+	    __attribute__((warn_unused_result));
 
 	/* SHA-256 (hex) over a canonical, sorted dump of the schema's catalog,
 	 * history tables excluded; the dump itself goes to dump if not NULL. */
 	enum fl_err (*fingerprint)(struct fl_conn *c, struct fl_buf *dump,
-				   char hex[FL_CHECKSUM_HEX_LEN + 1], char *errbuf);
+	                           char hex[FL_CHECKSUM_HEX_LEN + 1], char *errbuf);
 
-	/* Ask the server to cancel what this connection runs now. Any thread. */
+	/* Ask the server to cancel what this connection runs now. Any thread.
+	 * Sticky: afterwards lock, apply and revert on this connection return
+	 * FL_ECANCELED (retries stop too); close it. */
 	void (*cancel)(struct fl_conn *c);
 };
 

@@ -1,0 +1,884 @@
+#include "pg_apply.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "log.h"
+#include "mem.h"
+#include "pg_history.h"
+#include "retry.h"
+
+#define AGAIN    (-1) /* settle(): the failure was transient; try again now */
+#define BOOL_OID 16   /* pg_type.oid of boolean */
+
+/* Prisma's ApplyMigrationError (P3018), which is what its logs column holds. */
+#define PRISMA_P3018                                                                               \
+	"A migration failed to apply. New migrations cannot be applied before the error is "       \
+	"recovered from. Read more about how to resolve migration issues in a production "         \
+	"database: https://pris.ly/d/migrate-resolve"
+
+/* One apply or revert in progress. */
+struct run {
+	struct fl_conn *c;
+	const struct fl_migration *m;
+	const struct fl_sql_script *script; /* parsed sql, or NULL */
+	const char *sql;                    /* migration.sql or down.sql */
+	const char *file;                   /* "migration.sql" or "down.sql" */
+	struct fl_apply_result *res;
+	struct fl_retry retry;
+	int64_t lock_ms, stmt_ms; /* effective timeouts, -1: the server's */
+	int64_t try_started_us;
+	bool exhausted;   /* the retry budget ran out */
+	bool lock_lost;   /* reconnected, but another deployer took the lock */
+	bool session_set; /* session-level timeouts are in place */
+	char id[FL_PG_UUID_LEN + 1];
+	char started_at[64];
+	struct fl_pg_error err; /* the failure being reported */
+};
+
+/* snprintf for messages that may be cut short, on purpose. */
+static void say(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void say(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+}
+
+/* Sleep ms, waking early on cancel; true if canceled. */
+static bool nap(struct fl_conn *c, int64_t ms)
+{
+	while (ms > 0 && !atomic_load(&c->canceled)) {
+		int64_t step = ms < 50 ? ms : 50;
+
+		fl_sleep_ms(step);
+		ms -= step;
+	}
+	return atomic_load(&c->canceled);
+}
+
+static long long clamp_ms(int64_t ms)
+{
+	return ms > INT_MAX ? INT_MAX : (long long)ms;
+}
+
+/* "SET [LOCAL] lock_timeout = n; SET [LOCAL] statement_timeout = n", or "". */
+static void timeouts_sql(const struct run *a, bool local, char *buf, size_t size)
+{
+	int n = 0;
+
+	buf[0] = '\0';
+	if (a->lock_ms >= 0)
+		n = snprintf(buf, size, "SET %slock_timeout = %lld; ", local ? "LOCAL " : "",
+		             clamp_ms(a->lock_ms));
+	if (a->stmt_ms >= 0 && n >= 0 && (size_t)n < size)
+		snprintf(buf + n, size - (size_t)n, "SET %sstatement_timeout = %lld",
+		         local ? "LOCAL " : "", clamp_ms(a->stmt_ms));
+}
+
+static enum fl_err set_session_timeouts(struct run *a, struct fl_pg_error *e)
+{
+	char sql[128];
+	enum fl_err rv;
+
+	if (a->session_set)
+		return FL_OK;
+	timeouts_sql(a, false, sql, sizeof(sql));
+	if (sql[0] != '\0' && (rv = fl_pg_conn_run(a->c, sql, NULL, e)) != FL_OK)
+		return rv;
+	a->session_set = true;
+	return FL_OK;
+}
+
+static void reset_session_timeouts(struct run *a)
+{
+	struct fl_pg_error ignored;
+
+	if (!a->session_set || PQstatus(a->c->pg) != CONNECTION_OK)
+		return;
+	a->session_set = false;
+	if (a->lock_ms >= 0)
+		(void)fl_pg_conn_run(a->c, "RESET lock_timeout", NULL, &ignored);
+	if (a->stmt_ms >= 0)
+		(void)fl_pg_conn_run(a->c, "RESET statement_timeout", NULL, &ignored);
+}
+
+/* 1-based line of the 1-based character position pos in text (UTF-8). */
+static int line_at(const char *text, int pos)
+{
+	int line = 1, chars = 0;
+
+	for (const unsigned char *p = (const unsigned char *)text; *p != '\0'; p++) {
+		if ((*p & 0xc0) != 0x80 && ++chars >= pos)
+			break;
+		if (*p == '\n')
+			line++;
+	}
+	return line;
+}
+
+/*
+ * Record e as the failure to report: res->message is one line naming where it
+ * happened ("migration.sql line 3", "statement 2 of 5 (line 7)"); text, when
+ * not NULL, is the file that was sent, to turn the error position into a line.
+ */
+static void note(struct run *a, const char *where, const char *text, const struct fl_pg_error *e)
+{
+	char line[FL_ERRBUF_SIZE], at[64] = "";
+
+	a->err = *e;
+	snprintf(a->res->sqlstate, sizeof(a->res->sqlstate), "%s", e->sqlstate);
+	fl_pg_error_line(e, line, sizeof(line));
+	if (text != NULL && e->position > 0)
+		snprintf(at, sizeof(at), " line %d", line_at(text, e->position));
+	say(a->res->message, sizeof(a->res->message), "%s%s: %s", where, at, line);
+}
+
+static void note_statement(struct run *a, size_t k, const char *text, const struct fl_pg_error *e)
+{
+	const struct fl_sql_stmt *st = &a->script->stmts[k];
+	char where[96];
+	int line = st->line;
+
+	if (e->position > 0)
+		line = st->line + line_at(text, e->position) - 1;
+	snprintf(where, sizeof(where), "%sstatement %zu of %zu (line %d)",
+	         a->file[0] == 'd' ? "down.sql " : "", k + 1, a->script->count, line);
+	note(a, where, NULL, e);
+	a->res->statement = (int)k + 1;
+}
+
+/* Prefix res->message, keeping it one line within its buffer. */
+static void prefix(struct run *a, const char *what)
+{
+	char old[sizeof(a->res->message)];
+
+	memcpy(old, a->res->message, sizeof(old));
+	say(a->res->message, sizeof(a->res->message), "%s: %s", what, old);
+}
+
+/*
+ * Reconnect within the retry budget (after a backoff each time); line is the
+ * last error, for the log. FL_OK, or FL_ECONNLOST (budget spent), FL_ELOCKED
+ * (another deployer took the lock meanwhile), FL_ECANCELED.
+ */
+static enum fl_err reconnect(struct run *a, char *line, size_t size)
+{
+	char errbuf[FL_ERRBUF_SIZE];
+	int64_t delay;
+
+	for (;;) {
+		if (!fl_retry_next(&a->retry, &delay)) {
+			a->exhausted = true;
+			return FL_ECONNLOST;
+		}
+		fl_log_info(a->m->id, "%s; reconnecting in %lld ms (attempt %d of %d)", line,
+		            (long long)delay, a->retry.attempt + 1, a->retry.policy.attempts);
+		if (nap(a->c, delay))
+			return FL_ECANCELED;
+		a->session_set = false;
+		switch (fl_pg_conn_reset(a->c, errbuf)) {
+		case FL_OK:
+			return FL_OK;
+		case FL_ECONNLOST:
+			fl_pg_first_line(errbuf, line, size);
+			continue;
+		case FL_ELOCKED:
+			a->lock_lost = true;
+			say(a->res->message, sizeof(a->res->message),
+			    "connection lost, and on reconnecting: %s", errbuf);
+			return FL_ELOCKED;
+		default:
+			return FL_ECANCELED;
+		}
+	}
+}
+
+/*
+ * After a failed statement: FL_OK when rv is FL_OK, AGAIN when the failure was
+ * transient and another try may start now (after the backoff, and after a
+ * reconnect when the connection was lost), else the error to give up with.
+ */
+static int settle(struct run *a, enum fl_err rv, const struct fl_pg_error *e)
+{
+	char line[FL_ERRBUF_SIZE];
+	int64_t delay;
+	enum fl_err r;
+
+	if (rv == FL_OK)
+		return FL_OK;
+	if (atomic_load(&a->c->canceled))
+		return FL_ECANCELED;
+	if (rv != FL_ERETRY && rv != FL_ECONNLOST)
+		return rv;
+	fl_pg_error_line(e, line, sizeof(line));
+	if (rv == FL_ECONNLOST) {
+		if ((r = reconnect(a, line, sizeof(line))) != FL_OK)
+			return r;
+	} else {
+		if (!fl_retry_next(&a->retry, &delay)) {
+			a->exhausted = true;
+			return rv;
+		}
+		fl_log_info(a->m->id, "%s; retrying in %lld ms (attempt %d of %d)", line,
+		            (long long)delay, a->retry.attempt + 1, a->retry.policy.attempts);
+		if (nap(a->c, delay))
+			return FL_ECANCELED;
+	}
+	a->res->attempts++;
+	a->try_started_us = fl_now_us();
+	return AGAIN;
+}
+
+/* After a lost connection whose work may or may not have happened: reconnect
+ * (to record the failure), and say so. */
+static void lost(struct run *a, const struct fl_pg_error *e, const char *what)
+{
+	char line[FL_ERRBUF_SIZE];
+
+	fl_pg_error_line(e, line, sizeof(line));
+	if (!atomic_load(&a->c->canceled))
+		(void)reconnect(a, line, sizeof(line));
+	prefix(a, what);
+}
+
+/* Run a bookkeeping call (idempotent) until it succeeds or fails for good. */
+#define KEEP_TRYING(a, rv, e, call)                                                                \
+	do {                                                                                       \
+		int s_;                                                                            \
+		while ((s_ = settle((a), (call), (e))) == AGAIN)                                   \
+			;                                                                          \
+		(rv) = (enum fl_err)s_;                                                            \
+	} while (0)
+
+/* The text that goes into logs: our one line, then Prisma's P3018 text. */
+static char *make_logs(const struct run *a, bool sql_error)
+{
+	struct fl_buf b = FL_BUF_INIT;
+	const struct fl_pg_error *e = &a->err;
+
+	fl_buf_printf(&b,
+	              "%s\n\n%s\n\nMigration name: %s\n\nDatabase error code: %s\n\n"
+	              "Database error:\n",
+	              a->res->message, PRISMA_P3018, a->m->id,
+	              sql_error && e->sqlstate[0] != '\0' ? e->sqlstate : "none");
+	if (sql_error) {
+		fl_buf_printf(&b, "ERROR: %s\n", e->message);
+		if (e->detail[0] != '\0')
+			fl_buf_printf(&b, "DETAIL: %s\n", e->detail);
+		if (e->hint[0] != '\0')
+			fl_buf_printf(&b, "HINT: %s\n", e->hint);
+	} else {
+		fl_buf_printf(&b, "%s\n", a->res->message);
+	}
+	return fl_buf_detach(&b);
+}
+
+/*
+ * Leave a failed row behind, as Prisma does: for TRANSACTION mode a new row
+ * (the started one rolled back with the script), otherwise logs on the
+ * started row. Best effort: one reconnect, then a warning.
+ */
+static void record_failure(struct run *a, enum fl_apply_mode mode, enum fl_err rv)
+{
+	struct fl_pg_error e;
+	char errbuf[FL_ERRBUF_SIZE];
+	bool sql_error = rv == FL_ESQL || rv == FL_ERETRY || rv == FL_ECANCELED ||
+	                 (rv == FL_EVERIFY && a->err.sqlstate[0] != '\0');
+	char *logs;
+	enum fl_err wr;
+
+	if (a->lock_lost) {
+		fl_log_warn(a->m->id, "not recording the failure: the migration lock is lost");
+		return;
+	}
+	if (PQstatus(a->c->pg) != CONNECTION_OK && fl_pg_conn_reset(a->c, errbuf) != FL_OK) {
+		fl_log_warn(a->m->id, "cannot record the failure in _prisma_migrations: %s",
+		            errbuf);
+		return;
+	}
+	fl_pg_conn_rollback(a->c);
+	logs = make_logs(a, sql_error);
+	if (mode == FL_APPLY_TRANSACTION)
+		wr = fl_pg_history_insert_failed(a->c, a->id, a->m->id, a->m->checksum,
+		                                 a->started_at, logs, &e);
+	else
+		wr = fl_pg_history_fail(a->c, a->id, logs, &e);
+	free(logs);
+	if (wr != FL_OK) {
+		fl_pg_error_line(&e, errbuf, sizeof(errbuf));
+		fl_log_warn(a->m->id, "cannot record the failure in _prisma_migrations: %s",
+		            errbuf);
+	}
+}
+
+/* Say why we gave up, once the error itself is in res->message. */
+static void final_words(struct run *a, enum fl_err rv)
+{
+	char what[64];
+
+	if (a->exhausted) {
+		snprintf(what, sizeof(what), "gave up after %d attempts", a->res->attempts);
+		prefix(a, what);
+	} else if (rv == FL_ECANCELED && strcmp(a->err.sqlstate, "57014") != 0) {
+		prefix(a, "canceled");
+	}
+}
+
+/*
+ * verify.sql: exactly one row of one boolean, true. A server error in it is
+ * FL_EVERIFY unless transient; e describes the failure either way.
+ */
+static enum fl_err verify(struct run *a, struct fl_pg_error *e)
+{
+	const char *m;
+	PGresult *r = NULL;
+	enum fl_err rv;
+
+	if ((rv = fl_pg_conn_run(a->c, a->m->verify_sql, &r, e)) != FL_OK) {
+		note(a, "verify.sql", a->m->verify_sql, e);
+		if (rv == FL_ESQL) {
+			e->kind = FL_EVERIFY;
+			return FL_EVERIFY;
+		}
+		return rv;
+	}
+	if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 ||
+	    PQnfields(r) != 1 || PQftype(r, 0) != BOOL_OID)
+		m = "must return one row with one boolean column";
+	else if (PQgetisnull(r, 0, 0))
+		m = "returned NULL";
+	else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+		m = "returned false";
+	else
+		m = NULL;
+	PQclear(r);
+	if (m == NULL)
+		return FL_OK;
+	memset(e, 0, sizeof(*e));
+	e->kind = FL_EVERIFY;
+	snprintf(e->message, sizeof(e->message), "%s", m);
+	note(a, "verify.sql", NULL, e);
+	return FL_EVERIFY;
+}
+
+static enum fl_err verify_retrying(struct run *a)
+{
+	struct fl_pg_error e;
+	int s;
+
+	if (a->m->verify_sql == NULL)
+		return FL_OK;
+	while ((s = settle(a, verify(a, &e), &e)) == AGAIN)
+		;
+	return (enum fl_err)s;
+}
+
+/* Whether a file sent as one simple query runs as one transaction: no
+ * transaction control, or only at its first and last statements. */
+static bool atomic_script(const struct fl_sql_script *s)
+{
+	if (s == NULL)
+		return false;
+	for (size_t i = 0; i < s->count; i++)
+		if ((s->stmts[i].flags & FL_SQL_TX_CONTROL) && i != 0 && i + 1 != s->count)
+			return false;
+	if (s->count > 0 && (s->stmts[0].flags & FL_SQL_TX_CONTROL) &&
+	    !(s->stmts[s->count - 1].flags & FL_SQL_TX_CONTROL))
+		return false;
+	return true;
+}
+
+/* ---- TRANSACTION: script, verify.sql and history row in one transaction ---- */
+
+static enum fl_err tx_try(struct run *a, struct fl_pg_error *e)
+{
+	struct fl_conn *c = a->c;
+	char set[128];
+	enum fl_err rv;
+
+	memset(e, 0, sizeof(*e));
+	if ((rv = fl_pg_conn_run(c, "BEGIN", NULL, e)) != FL_OK)
+		goto book;
+	timeouts_sql(a, true, set, sizeof(set));
+	if (set[0] != '\0' && (rv = fl_pg_conn_run(c, set, NULL, e)) != FL_OK)
+		goto book;
+	if ((rv = fl_pg_history_start(c, a->id, a->m->id, a->m->checksum, a->started_at, e)) !=
+	    FL_OK)
+		goto book;
+	if ((rv = fl_pg_conn_run(c, a->sql, NULL, e)) != FL_OK) {
+		note(a, a->file, a->sql, e);
+		goto out;
+	}
+	if (PQtransactionStatus(c->pg) == PQTRANS_IDLE)
+		fl_log_warn(a->m->id,
+		            "migration.sql ended flotilla's transaction with its own "
+		            "COMMIT: the rest ran outside it (use SCRIPT mode for such files)");
+	if (a->m->verify_sql != NULL && (rv = verify(a, e)) != FL_OK)
+		goto out;
+	if ((rv = fl_pg_history_finish(c, a->id, true, e)) != FL_OK)
+		goto book;
+	if (PQtransactionStatus(c->pg) != PQTRANS_IDLE &&
+	    (rv = fl_pg_conn_run(c, "COMMIT", NULL, e)) != FL_OK) {
+		note(a, "COMMIT", NULL, e); /* deferred constraints fail here */
+		goto out;
+	}
+	return FL_OK;
+book:
+	note(a, "_prisma_migrations", NULL, e);
+out:
+	if (PQstatus(c->pg) == CONNECTION_OK)
+		fl_pg_conn_rollback(c);
+	return rv;
+}
+
+static enum fl_err apply_tx(struct run *a)
+{
+	struct fl_pg_row_state st;
+	struct fl_pg_error e;
+	enum fl_err rv;
+	int s;
+
+	for (;;) {
+		rv = tx_try(a, &e);
+		if (rv == FL_OK)
+			return FL_OK;
+		if ((s = settle(a, rv, &e)) != AGAIN) {
+			rv = (enum fl_err)s;
+			break;
+		}
+		if (rv != FL_ECONNLOST)
+			continue;
+		/* Did the COMMIT we never heard back from go through? */
+		KEEP_TRYING(a, rv, &e, fl_pg_history_row(a->c, a->id, &st, &e));
+		if (rv != FL_OK)
+			break;
+		if (st.finished) {
+			fl_log_info(a->m->id,
+			            "the connection dropped after the commit went through");
+			return FL_OK;
+		}
+	}
+	final_words(a, rv);
+	record_failure(a, FL_APPLY_TRANSACTION, rv);
+	return rv;
+}
+
+/* ---- STATEMENTS: one statement at a time, each committed and counted ---- */
+
+static bool combinable(const struct fl_sql_stmt *st)
+{
+	return !(st->flags & (FL_SQL_TX_CONTROL | FL_SQL_NO_TX_BLOCK));
+}
+
+/* Run statement k of a->script; counted says to count it in the history row
+ * in the same implicit transaction. */
+static enum fl_err run_statement(struct run *a, size_t k, const char *text, bool counted,
+                                 struct fl_pg_error *e)
+{
+	enum fl_err rv;
+	char *steps, *q;
+	size_t n;
+
+	if ((rv = set_session_timeouts(a, e)) != FL_OK)
+		return rv;
+	if (!counted)
+		return fl_pg_conn_run(a->c, text, NULL, e);
+	/* The newline ends a trailing "--" comment before our ';'. */
+	steps = fl_pg_history_steps_sql(a->c, a->id, (int)k + 1);
+	n = strlen(text) + strlen(steps) + 8;
+	q = fl_malloc(n);
+	snprintf(q, n, "%s\n;\n%s", text, steps);
+	rv = fl_pg_conn_run(a->c, q, NULL, e);
+	free(q);
+	free(steps);
+	return rv;
+}
+
+/* Run a->script statement by statement; with count set, keep the history
+ * row's applied_steps_count in step. On failure res names the statement. */
+static enum fl_err run_statements(struct run *a, bool count)
+{
+	const struct fl_sql_script *s = a->script;
+	struct fl_pg_row_state st;
+	struct fl_pg_error e;
+	size_t k = 0;
+	bool no_combine = false;
+	enum fl_err rv = FL_OK;
+
+	while (k < s->count) {
+		bool counted = count && combinable(&s->stmts[k]) && !no_combine;
+		char *text = fl_strndup(a->sql + s->stmts[k].offset, s->stmts[k].len);
+		bool in_tx;
+		int r;
+
+		if (atomic_load(&a->c->canceled)) {
+			free(text);
+			memset(&e, 0, sizeof(e));
+			e.kind = FL_ECANCELED;
+			snprintf(e.message, sizeof(e.message), "canceled before this statement");
+			note_statement(a, k, "", &e);
+			return FL_ECANCELED;
+		}
+		rv = run_statement(a, k, text, counted, &e);
+		if (rv == FL_OK) {
+			free(text);
+			no_combine = false;
+			if (count && !counted) {
+				KEEP_TRYING(a, rv, &e,
+				            fl_pg_history_set_steps(a->c, a->id, (int)k + 1, &e));
+				if (rv != FL_OK) {
+					note(a, "_prisma_migrations", NULL, &e);
+					return rv;
+				}
+			}
+			k++;
+			continue;
+		}
+		note_statement(a, k, text, &e);
+		free(text);
+		/* Not flagged, but refused in a transaction block: run it alone. */
+		if (counted && strcmp(e.sqlstate, "25001") == 0) {
+			no_combine = true;
+			continue;
+		}
+		in_tx = PQstatus(a->c->pg) == CONNECTION_OK &&
+		        PQtransactionStatus(a->c->pg) != PQTRANS_IDLE;
+		if (in_tx) {
+			fl_pg_conn_rollback(a->c); /* the file's own BEGIN: its block is undone */
+			a->session_set = false;
+		}
+		if (rv == FL_ECONNLOST && !counted) {
+			/* Unknown whether it ran: never run it twice. */
+			lost(a, &e, "connection lost; it may or may not have been applied");
+			return FL_ECONNLOST;
+		}
+		if ((r = settle(a, rv, &e)) != AGAIN)
+			return (enum fl_err)r;
+		if (count && (rv == FL_ECONNLOST || in_tx)) {
+			KEEP_TRYING(a, rv, &e, fl_pg_history_row(a->c, a->id, &st, &e));
+			if (rv != FL_OK) {
+				note(a, "_prisma_migrations", NULL, &e);
+				return rv;
+			}
+			k = st.steps >= 0 && (size_t)st.steps <= k ? (size_t)st.steps : k;
+		}
+	}
+	return FL_OK;
+}
+
+static enum fl_err apply_statements(struct run *a)
+{
+	struct fl_pg_error e;
+	enum fl_err rv;
+
+	KEEP_TRYING(a, rv, &e,
+	            fl_pg_history_start(a->c, a->id, a->m->id, a->m->checksum, a->started_at, &e));
+	if (rv != FL_OK) {
+		note(a, "_prisma_migrations", NULL, &e);
+		final_words(a, rv);
+		return rv;
+	}
+	if ((rv = run_statements(a, true)) != FL_OK)
+		goto fail;
+	reset_session_timeouts(a);
+	if ((rv = verify_retrying(a)) != FL_OK)
+		goto fail;
+	KEEP_TRYING(a, rv, &e, fl_pg_history_finish(a->c, a->id, false, &e));
+	if (rv != FL_OK) {
+		note(a, "_prisma_migrations", NULL, &e);
+		goto fail;
+	}
+	return FL_OK;
+fail:
+	reset_session_timeouts(a);
+	final_words(a, rv);
+	record_failure(a, FL_APPLY_STATEMENTS, rv);
+	return rv;
+}
+
+/* ---- SCRIPT: as Prisma runs it ---- */
+
+/* Send the whole file as one simple query, retrying a lock timeout only when
+ * the file is atomic. */
+static enum fl_err run_script(struct run *a)
+{
+	bool atomic = atomic_script(a->script);
+	struct fl_pg_error e;
+	enum fl_err rv;
+	int s;
+
+	for (;;) {
+		if ((rv = set_session_timeouts(a, &e)) == FL_OK)
+			rv = fl_pg_conn_run(a->c, a->sql, NULL, &e);
+		if (rv == FL_OK) {
+			if (PQtransactionStatus(a->c->pg) == PQTRANS_IDLE)
+				return FL_OK;
+			fl_pg_conn_rollback(a->c);
+			memset(&e, 0, sizeof(e));
+			snprintf(e.message, sizeof(e.message),
+			         "left a transaction open (BEGIN without COMMIT); rolled back");
+			note(a, a->file, NULL, &e);
+			return FL_ESQL;
+		}
+		note(a, a->file, a->sql, &e);
+		if (PQstatus(a->c->pg) == CONNECTION_OK)
+			fl_pg_conn_rollback(a->c);
+		a->session_set = false;
+		if (rv == FL_ECONNLOST) {
+			lost(a, &e, "connection lost; it may be partly applied");
+			return FL_ECONNLOST;
+		}
+		if (rv == FL_ERETRY && !atomic) {
+			prefix(a, "not retried, as the file commits part of its work");
+			return rv;
+		}
+		if ((s = settle(a, rv, &e)) != AGAIN)
+			return (enum fl_err)s;
+	}
+}
+
+static enum fl_err apply_script(struct run *a)
+{
+	struct fl_pg_error e;
+	enum fl_err rv;
+
+	KEEP_TRYING(a, rv, &e,
+	            fl_pg_history_start(a->c, a->id, a->m->id, a->m->checksum, a->started_at, &e));
+	if (rv != FL_OK) {
+		note(a, "_prisma_migrations", NULL, &e);
+		final_words(a, rv);
+		return rv;
+	}
+	if ((rv = run_script(a)) != FL_OK)
+		goto fail;
+	reset_session_timeouts(a);
+	if ((rv = verify_retrying(a)) != FL_OK)
+		goto fail;
+	/* Prisma: record_successful_step, then record_migration_finished. */
+	KEEP_TRYING(a, rv, &e, fl_pg_history_finish(a->c, a->id, true, &e));
+	if (rv != FL_OK) {
+		note(a, "_prisma_migrations", NULL, &e);
+		goto fail;
+	}
+	return FL_OK;
+fail:
+	reset_session_timeouts(a);
+	final_words(a, rv);
+	record_failure(a, FL_APPLY_SCRIPT, rv);
+	return rv;
+}
+
+static enum fl_err start(struct run *a, struct fl_conn *c, const struct fl_migration *m,
+                         const struct fl_sql_script *script, const struct fl_apply_opts *opts,
+                         struct fl_apply_result *res, bool down)
+{
+	memset(a, 0, sizeof(*a));
+	memset(res, 0, sizeof(*res));
+	res->attempts = 1;
+	a->c = c;
+	a->m = m;
+	a->script = script;
+	a->res = res;
+	a->file = down ? "down.sql" : "migration.sql";
+	if (m == NULL || opts == NULL || (a->sql = down ? m->down_sql : m->sql) == NULL)
+		return fl_errf(res->message, FL_EINVAL, "%s: nothing to run", a->file);
+	res->statements = script != NULL ? (int)script->count : 0;
+	a->lock_ms = m->lock_timeout_ms >= 0 ? m->lock_timeout_ms : opts->lock_timeout_ms;
+	a->stmt_ms =
+	    m->statement_timeout_ms >= 0 ? m->statement_timeout_ms : opts->statement_timeout_ms;
+	a->try_started_us = fl_now_us();
+	fl_retry_start(&a->retry, &opts->retry);
+	fl_pg_history_new_id(a->id);
+	if (atomic_load(&c->canceled))
+		return fl_errf(res->message, FL_ECANCELED, "canceled");
+	return FL_OK;
+}
+
+enum fl_err fl_pg_apply_run(struct fl_conn *c, const struct fl_migration *m,
+                            enum fl_apply_mode mode, const struct fl_sql_script *script,
+                            const struct fl_apply_opts *opts, struct fl_apply_result *res)
+{
+	struct run a;
+	enum fl_err rv;
+
+	if ((rv = start(&a, c, m, script, opts, res, false)) != FL_OK)
+		return rv;
+	switch (mode) {
+	case FL_APPLY_TRANSACTION:
+		rv = apply_tx(&a);
+		break;
+	case FL_APPLY_STATEMENTS:
+		if (script == NULL)
+			return fl_errf(res->message, FL_EINVAL,
+			               "statement-by-statement mode needs the parsed script");
+		rv = apply_statements(&a);
+		break;
+	case FL_APPLY_SCRIPT:
+		rv = apply_script(&a);
+		break;
+	default:
+		return fl_errf(res->message, FL_EINVAL, "unknown apply mode %d", (int)mode);
+	}
+	res->duration_us = fl_now_us() - a.try_started_us;
+	if (rv == FL_OK) {
+		/* Errors overcome by a retry stay only in sqlstate and attempts. */
+		res->message[0] = '\0';
+		res->statement = 0;
+	}
+	return rv;
+}
+
+/* ---- revert: down.sql, then the history rows go ---- */
+
+static enum fl_err nothing_to_revert(struct run *a)
+{
+	return fl_errf(a->res->message, FL_ESTATE,
+	               "migration '%s' is not recorded in the database: nothing to roll back",
+	               a->m->id);
+}
+
+/* One try of a transactional revert; *gone says the rows were already gone
+ * (a previous try committed). */
+static enum fl_err revert_tx_try(struct run *a, const char *detail, bool *gone,
+                                 struct fl_pg_error *e)
+{
+	struct fl_conn *c = a->c;
+	char set[128];
+	long rows;
+	enum fl_err rv;
+
+	*gone = false;
+	if ((rv = fl_pg_conn_run(c, "BEGIN", NULL, e)) != FL_OK)
+		goto book;
+	timeouts_sql(a, true, set, sizeof(set));
+	if (set[0] != '\0' && (rv = fl_pg_conn_run(c, set, NULL, e)) != FL_OK)
+		goto book;
+	if ((rv = fl_pg_history_count(c, a->m->id, &rows, e)) != FL_OK)
+		goto book;
+	if (rows == 0) {
+		fl_pg_conn_rollback(c);
+		*gone = true;
+		return FL_OK;
+	}
+	if ((rv = fl_pg_conn_run(c, a->sql, NULL, e)) != FL_OK) {
+		note(a, a->file, a->sql, e);
+		goto out;
+	}
+	if (PQtransactionStatus(c->pg) == PQTRANS_IDLE)
+		fl_log_warn(a->m->id, "down.sql ended flotilla's transaction with its own COMMIT");
+	if ((rv = fl_pg_history_forget(c, a->m->id, a->m->checksum, detail, &rows, e)) != FL_OK)
+		goto book;
+	if (PQtransactionStatus(c->pg) != PQTRANS_IDLE &&
+	    (rv = fl_pg_conn_run(c, "COMMIT", NULL, e)) != FL_OK) {
+		note(a, "COMMIT", NULL, e);
+		goto out;
+	}
+	return FL_OK;
+book:
+	note(a, "_prisma_migrations", NULL, e);
+out:
+	if (PQstatus(c->pg) == CONNECTION_OK)
+		fl_pg_conn_rollback(c);
+	return rv;
+}
+
+static enum fl_err revert_tx(struct run *a)
+{
+	struct fl_pg_error e;
+	bool gone, first = true;
+	enum fl_err rv;
+	int s;
+
+	for (;;) {
+		rv = revert_tx_try(a, "down.sql in one transaction", &gone, &e);
+		if (rv == FL_OK && gone) {
+			if (first)
+				return nothing_to_revert(a);
+			fl_log_info(a->m->id,
+			            "the connection dropped after the commit went through");
+			return FL_OK;
+		}
+		if (rv == FL_OK)
+			return FL_OK;
+		if ((s = settle(a, rv, &e)) != AGAIN)
+			break;
+		first = first && rv != FL_ECONNLOST;
+	}
+	rv = (enum fl_err)s;
+	final_words(a, rv);
+	return rv;
+}
+
+static enum fl_err revert_outside_tx(struct run *a, enum fl_apply_mode mode)
+{
+	struct fl_pg_error e;
+	long rows = 0;
+	enum fl_err rv;
+
+	KEEP_TRYING(a, rv, &e, fl_pg_history_count(a->c, a->m->id, &rows, &e));
+	if (rv != FL_OK) {
+		note(a, "_prisma_migrations", NULL, &e);
+		goto out;
+	}
+	if (rows == 0)
+		return nothing_to_revert(a);
+	rv = mode == FL_APPLY_STATEMENTS ? run_statements(a, false) : run_script(a);
+	reset_session_timeouts(a);
+	if (rv != FL_OK)
+		goto out;
+	KEEP_TRYING(a, rv, &e,
+	            fl_pg_history_forget(a->c, a->m->id, a->m->checksum,
+	                                 mode == FL_APPLY_STATEMENTS
+	                                     ? "down.sql statement by statement"
+	                                     : "down.sql as one script",
+	                                 &rows, &e));
+	if (rv != FL_OK)
+		note(a, "_prisma_migrations", NULL, &e);
+out:
+	if (rv != FL_OK)
+		final_words(a, rv);
+	return rv;
+}
+
+enum fl_err fl_pg_apply_revert(struct fl_conn *c, const struct fl_migration *m,
+                               enum fl_apply_mode mode, const struct fl_sql_script *down,
+                               const struct fl_apply_opts *opts, struct fl_apply_result *res)
+{
+	struct run a;
+	enum fl_err rv;
+
+	if ((rv = start(&a, c, m, down, opts, res, true)) != FL_OK)
+		return rv;
+	switch (mode) {
+	case FL_APPLY_TRANSACTION:
+		rv = revert_tx(&a);
+		break;
+	case FL_APPLY_STATEMENTS:
+		if (down == NULL)
+			return fl_errf(res->message, FL_EINVAL,
+			               "statement-by-statement mode needs the parsed down.sql");
+		/* fall through */
+	case FL_APPLY_SCRIPT:
+		rv = revert_outside_tx(&a, mode);
+		break;
+	default:
+		return fl_errf(res->message, FL_EINVAL, "unknown apply mode %d", (int)mode);
+	}
+	res->duration_us = fl_now_us() - a.try_started_us;
+	if (rv == FL_OK) {
+		/* Errors overcome by a retry stay only in sqlstate and attempts. */
+		res->message[0] = '\0';
+		res->statement = 0;
+	}
+	if (rv == FL_OK)
+		fl_log_info(m->id, "rolled back");
+	return rv;
+}

@@ -1,0 +1,44 @@
+/*
+ * Turning a Prisma DATABASE_URL into a URL libpq accepts.
+ *
+ * Prisma's URLs carry query parameters libpq rejects ("invalid URI query
+ * parameter"). We keep every parameter libpq knows (asked of PQconndefaults(),
+ * so the list follows the installed libpq), take `schema` out (it is the target
+ * schema, as in Prisma), translate the TLS ones whose meaning differs, and drop
+ * the rest (pool settings and the like), as Prisma discards what it does not
+ * know. Defaults added when absent: application_name=flotilla and
+ * connect_timeout=5 (Prisma's default), so a dead host cannot hang a worker.
+ *
+ * Prisma's TLS parameters: `sslcert` is the server's CA certificate (libpq's
+ * sslrootcert); `sslaccept=strict` asks for full verification (libpq's
+ * sslmode=verify-full); `sslidentity` (a PKCS#12 bundle) and its
+ * `sslpassword` have no libpq equivalent and are dropped with a warning.
+ */
+#ifndef FL_PG_URL_H
+#define FL_PG_URL_H
+
+#include "err.h"
+
+/*
+ * Rewrite url. On success *libpq_url is a heap string for the caller, to be
+ * wiped with sodium_memzero (it may hold the password) before it is freed, and
+ * *schema the `schema` parameter (heap, decoded) or NULL when the URL has none
+ * (Prisma then leaves search_path alone and uses "public").
+ * Errors: FL_EINVAL (not a postgres:// URL, bad escape).
+ */
+enum fl_err fl_pg_url_rewrite(const char *url, char **libpq_url, char **schema, char *errbuf)
+    __attribute__((warn_unused_result));
+
+/* url with the password of its user info and any `password`/`sslpassword`
+ * parameter replaced by "***", for messages; caller frees. Works for any
+ * scheme://user:password@host URL and for key=value connection strings. */
+char *fl_pg_url_redact(const char *url);
+
+/* The password in url's user info or `password` parameter, raw and
+ * percent-decoded, or NULL; for scrubbing messages. Caller wipes and frees. */
+char *fl_pg_url_password(const char *url, char **decoded);
+
+/* Replace every occurrence of secret in buf (NUL-terminated, size bytes) by "***". */
+void fl_pg_url_scrub(char *buf, size_t size, const char *secret);
+
+#endif
