@@ -1,0 +1,126 @@
+/*
+ * What every `flotilla` command shares: exit codes scripts can rely on, the
+ * database and migrations-folder options, error printing.
+ */
+#ifndef FL_CLI_H
+#define FL_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "err.h"
+#include "migration.h"
+#include "session.h"
+
+/* Exit codes: stable, documented in README.md. */
+enum cli_exit {
+	CLI_OK = 0,
+	CLI_ERROR = 1,   /* anything not below: I/O, a request the history does not allow */
+	CLI_USAGE = 2,   /* bad command line */
+	CLI_INVALID = 3, /* the migrations folder is invalid (parse, graph, missing file) */
+	CLI_FAILED = 4,  /* a migration failed, or a failed one blocks deploy */
+	CLI_DRIFT = 5,   /* checksum mismatch: applied migration edited, or missing locally */
+	CLI_CONNECT = 6, /* cannot connect or authenticate */
+	CLI_LOCKED = 7,  /* another deployer held the migration lock too long */
+	CLI_LINT = 8,    /* lint found errors */
+	CLI_PENDING = 9, /* status: migrations are waiting to be applied */
+};
+
+/* Long options shared by commands, returned by getopt_long as these codes. */
+enum {
+	OPT_DATABASE_URL = 1000,
+	OPT_DIR,
+	OPT_JSON,
+	OPT_LOCK_TIMEOUT,
+	OPT_STATEMENT_TIMEOUT,
+	OPT_LOCK_WAIT,
+	OPT_RETRY_ATTEMPTS,
+	OPT_RETRY_BUDGET,
+	OPT_LOG_JSON,
+};
+
+#define CLI_DIR_OPTIONS                                                                            \
+	{"dir", required_argument, NULL, OPT_DIR},                                                 \
+	{                                                                                          \
+		"help", no_argument, NULL, 'h'                                                     \
+	}
+#define CLI_DB_OPTIONS                                                                             \
+	CLI_DIR_OPTIONS, {"database-url", required_argument, NULL, OPT_DATABASE_URL},              \
+	    {"verbose", no_argument, NULL, 'v'},                                                   \
+	{                                                                                          \
+		"log-json", no_argument, NULL, OPT_LOG_JSON                                        \
+	}
+#define CLI_APPLY_OPTIONS                                                                          \
+	{"lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT},                               \
+	    {"statement-timeout", required_argument, NULL, OPT_STATEMENT_TIMEOUT},                 \
+	    {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},                                 \
+	    {"retry-attempts", required_argument, NULL, OPT_RETRY_ATTEMPTS},                       \
+	{                                                                                          \
+		"retry-budget", required_argument, NULL, OPT_RETRY_BUDGET                          \
+	}
+
+#define CLI_DB_HELP                                                                                \
+	"  --database-url URL     PostgreSQL URL (default: $DATABASE_URL)\n"                       \
+	"  --dir DIR              migrations folder (default: ./migrations, else\n"                \
+	"                         ./prisma/migrations)\n"                                          \
+	"  -v, --verbose          log progress and retries to stderr\n"                            \
+	"  --log-json             log as JSON lines\n"
+#define CLI_APPLY_HELP                                                                             \
+	"  --lock-timeout DUR     per-statement lock timeout (default 500ms); a lock\n"            \
+	"                         timeout is retried with backoff, not a failure\n"                \
+	"  --statement-timeout DUR  per-statement time limit (default: none)\n"                    \
+	"  --lock-wait DUR        wait for another deployer's lock (default 60s)\n"                \
+	"  --retry-attempts N     tries per migration on transient errors (default 10)\n"          \
+	"  --retry-budget DUR     total time for those tries (default 2m)\n"
+
+struct cli {
+	const char *cmd; /* the command's name, for messages */
+	const char *url;
+	const char *dir;
+	bool json;
+	struct fl_engine_opts opts;
+	char **args; /* positional arguments after cli_parse */
+	int nargs;
+	bool help; /* --help was printed: exit CLI_OK */
+};
+
+/* A command's own options: return CLI_OK, an exit code, or -1 if not its own. */
+typedef int (*cli_own_fn)(struct cli *c, int opt, const char *arg, void *ctx);
+
+void cli_init(struct cli *c, const char *cmd);
+/* Handle a shared option; returns CLI_OK, CLI_USAGE after printing why, or -1
+ * if opt is not a shared one. */
+int cli_option(struct cli *c, int opt, const char *arg);
+/*
+ * Parse argv: shared options go to cli_option, the others to own (may be
+ * NULL). At most max_args positional arguments. Returns CLI_OK (check
+ * c->help) or an exit code to return at once.
+ */
+int cli_parse(struct cli *c, int argc, char **argv, const struct option *options, cli_own_fn own,
+              void *ctx, void (*usage)(void), int max_args);
+/* Print "flotilla <cmd>: <fmt>" and a hint, return CLI_USAGE. */
+int cli_usage_error(const struct cli *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Print errbuf (or the error's text) as one line; return the exit code for rv. */
+int cli_fail(enum fl_err rv, const char *errbuf);
+int cli_exit_for(enum fl_err rv);
+
+/* Load and check the migrations folder. CLI_OK or an exit code (printed). */
+int cli_load(struct cli *c, struct fl_migration_set *set);
+/* Open a session on the database (locked for writers). CLI_OK or an exit code. */
+int cli_open(struct cli *c, const struct fl_migration_set *set, bool lock, struct fl_session *s);
+
+/* The commands. */
+int cmd_deploy(int argc, char **argv);
+int cmd_fingerprint(int argc, char **argv);
+int cmd_graph(int argc, char **argv);
+int cmd_lint(int argc, char **argv);
+int cmd_new(int argc, char **argv);
+int cmd_resolve(int argc, char **argv);
+int cmd_rollback(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+
+/* Print one line per migration step of deploy and rollback (an fl_event_fn). */
+void cli_print_event(const struct fl_event *ev, void *arg);
+
+#endif
