@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# deploy and status on one database: bulk apply, idempotence, Prisma-exact rows,
+# failures (transactional and statement by statement), resolve, edited files.
+source "$(dirname "$0")/lib.sh"
+
+dir=$(fl_tmpdir)
+
+# --- 300 generated migrations apply, and a second deploy is a no-op ---------
+url=$(fl_newdb bulk)
+fl_gen_migrations "$dir/bulk" 300
+assert_exit 0 "$FLOTILLA" deploy --dir "$dir/bulk" --database-url "$url"
+assert_eq "$(grep -c '^applied ' <<<"$OUT")" 300
+assert_contains "$OUT" "deployed 300 migrations"
+assert_eq "$(fl_psql "$url" "SELECT count(*) FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL AND applied_steps_count = 1 AND logs IS NULL")" 300
+assert_exit 0 "$FLOTILLA" deploy --dir "$dir/bulk" --database-url "$url"
+assert_contains "$OUT" "nothing to deploy"
+assert_eq "$(fl_psql "$url" "SELECT count(*) FROM _prisma_migrations")" 300
+assert_exit 0 "$FLOTILLA" status --dir "$dir/bulk" --database-url "$url"
+assert_contains "$OUT" "300 applied, 0 pending, 0 failed"
+
+# Rows are exactly Prisma's: checksum = sha256 of the file, id a UUID v4.
+ids=($(ls "$dir/bulk" | grep -v toml))
+first=${ids[0]}
+want=$(sha256sum "$dir/bulk/$first/migration.sql" | cut -d' ' -f1)
+assert_eq "$(fl_psql "$url" "SELECT checksum FROM _prisma_migrations WHERE migration_name = '$first'")" "$want"
+assert_eq "$(fl_psql "$url" "SELECT count(*) FROM _prisma_migrations WHERE id !~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\$'")" 0
+
+# --to stops after the named migration.
+url=$(fl_newdb upto)
+tenth=${ids[9]}
+assert_exit 0 "$FLOTILLA" deploy --dir "$dir/bulk" --database-url "$url" --to "$tenth"
+assert_eq "$(fl_psql "$url" "SELECT count(*) FROM _prisma_migrations")" 10
+assert_exit 9 "$FLOTILLA" status --dir "$dir/bulk" --database-url "$url"
+assert_contains "$OUT" "10 applied, 290 pending"
+assert_exit 1 "$FLOTILLA" deploy --dir "$dir/bulk" --database-url "$url" --to 20990101000000_nope
+assert_contains "$ERR" "unknown migration '20990101000000_nope'"
+
+# --- a failing transactional migration leaves nothing but a failed row -------
+url=$(fl_newdb txfail)
+m="$dir/txfail"
+mkdir -p "$m/20250101000000_one" "$m/20250102000000_two" "$m/20250103000000_three"
+echo 'CREATE TABLE one (id int);' >"$m/20250101000000_one/migration.sql"
+printf 'CREATE TABLE two (id int);\nINSERT INTO two VALUES (1);\nSELECT * FROM no_such_table;\n' >"$m/20250102000000_two/migration.sql"
+echo 'CREATE TABLE three (id int);' >"$m/20250103000000_three/migration.sql"
+assert_exit 4 "$FLOTILLA" deploy --dir "$m" --database-url "$url"
+assert_contains "$OUT" "applied   20250101000000_one"
+assert_contains "$OUT" "failed    20250102000000_two"
+assert_contains "$ERR" "42P01"
+assert_eq "$(fl_psql "$url" "SELECT to_regclass('two') IS NULL AND to_regclass('three') IS NULL")" t
+assert_eq "$(fl_psql "$url" "SELECT count(*) FROM _prisma_migrations WHERE migration_name = '20250102000000_two' AND finished_at IS NULL AND rolled_back_at IS NULL AND applied_steps_count = 0")" 1
+assert_contains "$(fl_psql "$url" "SELECT logs FROM _prisma_migrations WHERE migration_name = '20250102000000_two'")" "42P01"
+# The failure blocks later deploys, and status says so.
+assert_exit 4 "$FLOTILLA" deploy --dir "$m" --database-url "$url"
+assert_contains "$ERR" "resolve --rolled-back 20250102000000_two"
+assert_exit 4 "$FLOTILLA" status --dir "$m" --database-url "$url"
+assert_contains "$OUT" "failed    20250102000000_two"
+# resolve --rolled-back, fix the file, deploy again: Prisma's recovery path.
+assert_exit 1 "$FLOTILLA" resolve --dir "$m" --database-url "$url" --rolled-back 20250101000000_one
+assert_exit 0 "$FLOTILLA" resolve --dir "$m" --database-url "$url" --rolled-back 20250102000000_two
+printf 'CREATE TABLE two (id int);\nINSERT INTO two VALUES (1);\n' >"$m/20250102000000_two/migration.sql"
+assert_exit 0 "$FLOTILLA" deploy --dir "$m" --database-url "$url"
+assert_eq "$(grep -c '^applied ' <<<"$OUT")" 2
+assert_eq "$(fl_psql "$url" "SELECT count(*) FROM two")" 1
+
+# --- resolve --applied after fixing the database by hand ---------------------
+url=$(fl_newdb resolveapplied)
+printf 'CREATE TABLE two (id int);\nSELECT 1/0;\n' >"$m/20250102000000_two/migration.sql"
+assert_exit 4 "$FLOTILLA" deploy --dir "$m" --database-url "$url"
+assert_contains "$ERR" "22012"
+fl_psql "$url" "CREATE TABLE two (id int)" >/dev/null
+assert_exit 0 "$FLOTILLA" resolve --dir "$m" --database-url "$url" --applied 20250102000000_two
+assert_exit 1 "$FLOTILLA" resolve --dir "$m" --database-url "$url" --applied 20250102000000_two
+assert_contains "$ERR" "already"
+assert_exit 0 "$FLOTILLA" deploy --dir "$m" --database-url "$url"
+assert_eq "$(grep -c '^applied ' <<<"$OUT")" 1
+assert_exit 0 "$FLOTILLA" status --dir "$m" --database-url "$url"
+
+# --- no-transaction: failing at statement 3 of 5 ------------------------------
+url=$(fl_newdb stmtfail)
+m="$dir/stmtfail"
+mkdir -p "$m/20250101000000_steps" "$m/20250102000000_next"
+cat >"$m/20250101000000_steps/migration.sql" <<'SQL'
+-- flotilla:no-transaction
+CREATE TABLE s1 (id int);
+CREATE TABLE s2 (id int);
+INSERT INTO s_missing VALUES (1);
+CREATE TABLE s4 (id int);
+CREATE TABLE s5 (id int);
+SQL
+echo 'CREATE TABLE nxt (id int);' >"$m/20250102000000_next/migration.sql"
+assert_exit 4 "$FLOTILLA" deploy --dir "$m" --database-url "$url"
+assert_contains "$ERR" "statement 3"
+assert_eq "$(fl_psql "$url" "SELECT to_regclass('s1') IS NOT NULL AND to_regclass('s2') IS NOT NULL AND to_regclass('s4') IS NULL")" t
+assert_eq "$(fl_psql "$url" "SELECT applied_steps_count FROM _prisma_migrations WHERE migration_name = '20250101000000_steps' AND finished_at IS NULL")" 2
+assert_contains "$(fl_psql "$url" "SELECT logs FROM _prisma_migrations WHERE migration_name = '20250101000000_steps'")" "statement 3"
+assert_exit 4 "$FLOTILLA" deploy --dir "$m" --database-url "$url"
+assert_eq "$(fl_psql "$url" "SELECT to_regclass('nxt') IS NULL")" t
+
+# --- an edited applied migration is reported modified and blocks deploy -----
+url=$(fl_newdb edited)
+m="$dir/edited"
+mkdir -p "$m/20250101000000_a"
+echo 'CREATE TABLE a (id int);' >"$m/20250101000000_a/migration.sql"
+assert_exit 0 "$FLOTILLA" deploy --dir "$m" --database-url "$url"
+echo 'CREATE TABLE a (id bigint);' >"$m/20250101000000_a/migration.sql"
+mkdir -p "$m/20250102000000_b"
+echo 'CREATE TABLE b (id int);' >"$m/20250102000000_b/migration.sql"
+assert_exit 5 "$FLOTILLA" status --dir "$m" --database-url "$url"
+assert_contains "$OUT" "modified  20250101000000_a"
+assert_exit 5 "$FLOTILLA" deploy --dir "$m" --database-url "$url"
+assert_contains "$ERR" "'20250101000000_a' was modified after it was applied"
+assert_eq "$(fl_psql "$url" "SELECT to_regclass('b') IS NULL")" t
+assert_exit 5 "$FLOTILLA" status --json --dir "$m" --database-url "$url"
+assert_contains "$OUT" '"state":"modified"'
+
+# A migration applied but gone from the folder is reported missing.
+rm -r "$m/20250101000000_a"
+assert_exit 5 "$FLOTILLA" status --dir "$m" --database-url "$url"
+assert_contains "$OUT" "missing   20250101000000_a"
+fl_pass
