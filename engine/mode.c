@@ -49,17 +49,17 @@ enum fl_err fl_mode_choose(const struct fl_migration *m, const char *sql, const 
 		*mode = FL_APPLY_SCRIPT;
 		break;
 	case FL_SQL_SHAPE_MIXED_NO_TX: {
-		const struct fl_sql_stmt *st = NULL;
+		int line = 0;
 
-		for (size_t i = 0; i < script->count && st == NULL; i++)
+		for (size_t i = 0; i < script->count && line == 0; i++)
 			if (script->stmts[i].flags & FL_SQL_NO_TX_BLOCK)
-				st = &script->stmts[i];
+				line = script->stmts[i].line;
 		fl_sql_script_fini(script);
 		return fl_errf(
 		    errbuf, FL_EPARSE,
 		    "'%s/%s':%d: statement cannot run inside a transaction block together "
 		    "with other statements; add '-- flotilla:no-transaction' at the top",
-		    m->path, which, st ? st->line : 0);
+		    m->path, which, line);
 	}
 	}
 	return FL_OK;
