@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "orgs" ADD COLUMN "plan" TEXT NOT NULL DEFAULT 'free';
