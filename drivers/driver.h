@@ -96,6 +96,10 @@ struct fl_driver_ops {
 
 	/* Read _prisma_migrations; a missing table is FL_OK with no rows. */
 	enum fl_err (*history_read)(struct fl_conn *c, struct fl_history *out, char *errbuf);
+	/* Whether the target schema holds no object of the user's, history
+	 * tables aside: deploy refuses to start a history in a non-empty schema
+	 * (Prisma's P3005) until it is baselined with resolve --applied. */
+	enum fl_err (*schema_empty)(struct fl_conn *c, bool *empty, char *errbuf);
 	/* Create _prisma_migrations with Prisma's DDL, and flotilla's own table. */
 	enum fl_err (*history_ensure)(struct fl_conn *c, char *errbuf);
 

@@ -45,7 +45,8 @@ enum fl_err fl_deploy(struct fl_session *s, const char *to, struct fl_deploy_sum
 	enum fl_err rv;
 
 	memset(sum, 0, sizeof(*sum));
-	if ((rv = fl_session_check_failed(s, errbuf)) != FL_OK ||
+	if ((rv = fl_session_check_baselined(s, errbuf)) != FL_OK ||
+	    (rv = fl_session_check_failed(s, errbuf)) != FL_OK ||
 	    (rv = fl_session_check_modified(s, errbuf)) != FL_OK ||
 	    (rv = targets(s, to, &last, errbuf)) != FL_OK)
 		return rv;
@@ -71,6 +72,9 @@ enum fl_err fl_deploy(struct fl_session *s, const char *to, struct fl_deploy_sum
 			goto out;
 	}
 
+	if (n > 0 && !s->history.table_exists &&
+	    (rv = s->driver->history_ensure(s->conn, errbuf)) != FL_OK)
+		goto out;
 	for (size_t i = 0; i < n; i++) {
 		struct step *st = &steps[i];
 		struct fl_apply_result res;

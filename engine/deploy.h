@@ -13,7 +13,8 @@ struct fl_deploy_summary {
 
 /*
  * Apply every pending migration of the locked session s, in apply order, up to
- * and including `to` (NULL: all). Refuses before applying anything if a
+ * and including `to` (NULL: all). Refuses before applying anything if the
+ * schema has objects but no history yet (FL_ESTATE: baseline it first), a
  * migration failed earlier (FL_EFAILED), an applied one was edited
  * (FL_ECHECKSUM), `to` is unknown (FL_ENOENT) or a pending file cannot run
  * safely (FL_EPARSE). Stops at the first failure with the driver's error.

@@ -39,10 +39,16 @@ enum fl_err fl_session_open(struct fl_session *s, const char *url,
 		if ((rv = s->driver->lock(s->conn, opts->lock_wait_ms, errbuf)) != FL_OK)
 			goto out;
 		s->locked = true;
-		if ((rv = s->driver->history_ensure(s->conn, errbuf)) != FL_OK)
-			goto out;
 	}
-	rv = fl_session_refresh(s, errbuf);
+	if ((rv = fl_session_refresh(s, errbuf)) != FL_OK)
+		goto out;
+	if (lock && !s->history.table_exists) {
+		bool empty;
+
+		if ((rv = s->driver->schema_empty(s->conn, &empty, errbuf)) != FL_OK)
+			goto out;
+		s->unbaselined = !empty;
+	}
 out:
 	if (rv != FL_OK)
 		fl_session_close(s);
@@ -109,6 +115,16 @@ enum fl_err fl_session_check_failed(const struct fl_session *s, char *errbuf)
 	               "'flotilla resolve --rolled-back %s' or 'flotilla resolve --applied %s'",
 	               r->migration_name, r->started_at, first_line(r->logs, logs, sizeof(logs)),
 	               r->migration_name, r->migration_name);
+}
+
+enum fl_err fl_session_check_baselined(const struct fl_session *s, char *errbuf)
+{
+	if (!s->unbaselined)
+		return FL_OK;
+	return fl_errf(errbuf, FL_ESTATE,
+	               "the schema is not empty but has no migration history: baseline it first "
+	               "with 'flotilla resolve --applied ID' for each migration it already "
+	               "contains (Prisma's P3005)");
 }
 
 enum fl_err fl_session_check_modified(const struct fl_session *s, char *errbuf)

@@ -46,6 +46,9 @@ struct fl_session {
 	const struct fl_migration_set *set;
 	struct fl_engine_opts opts;
 	bool locked;
+	/* Opened locked on a schema with objects but no history table: deploy
+	 * must not start a history there (Prisma's P3005). */
+	bool unbaselined;
 	struct fl_history history;
 	struct fl_plan plan;
 	fl_event_fn on_event;
@@ -53,8 +56,9 @@ struct fl_session {
 };
 
 /*
- * Connect to url, and with `lock` take the migration lock and create the
- * history table if missing; then read the history and build the plan.
+ * Connect to url, with `lock` take the migration lock, then read the history
+ * and build the plan. Creates nothing: writers create the history table
+ * when they first write (deploy after its checks, resolve in the driver).
  * Errors: FL_EINVAL (unknown URL scheme), FL_ECONNECT, FL_EAUTH, FL_ELOCKED,
  * FL_ESQL. On error the session is closed.
  */
@@ -68,6 +72,8 @@ void fl_session_close(struct fl_session *s);
 
 /* FL_EFAILED naming the first failed migration and how to resolve it, else FL_OK. */
 enum fl_err fl_session_check_failed(const struct fl_session *s, char *errbuf);
+/* FL_ESTATE when the schema needs a baseline before a first deploy, else FL_OK. */
+enum fl_err fl_session_check_baselined(const struct fl_session *s, char *errbuf);
 /* FL_ECHECKSUM naming the first migration edited after it was applied, else FL_OK. */
 enum fl_err fl_session_check_modified(const struct fl_session *s, char *errbuf);
 

@@ -224,3 +224,23 @@ out:
 	fl_buf_fini(&set);
 	return rv;
 }
+
+enum fl_err fl_pg_schema_empty(struct fl_conn *c, bool *empty, char *errbuf)
+{
+	const char *params[1] = {c->schema};
+	char line[FL_ERRBUF_SIZE];
+	struct fl_pg_error e;
+	PGresult *r = NULL;
+	enum fl_err rv;
+
+	/* The catalog the fingerprint hashes, history tables excluded: empty
+	 * means no object of the user's in the schema. */
+	if ((rv = fl_pg_conn_query(c, catalog_sql, 1, params, &r, &e)) != FL_OK) {
+		fl_pg_error_line(&e, line, sizeof(line));
+		return fl_errf(errbuf, rv, "cannot read the catalog of schema '%s': %s", c->schema,
+		               line);
+	}
+	*empty = PQntuples(r) == 0;
+	PQclear(r);
+	return FL_OK;
+}

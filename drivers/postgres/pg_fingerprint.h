@@ -21,6 +21,8 @@
 #ifndef FL_PG_FINGERPRINT_H
 #define FL_PG_FINGERPRINT_H
 
+#include <stdbool.h>
+
 #include "buf.h"
 #include "migration.h"
 #include "pg_conn.h"
@@ -29,5 +31,8 @@
  * receives it. Errors: those of the connection (FL_ESQL, FL_ECONNLOST, ...). */
 enum fl_err fl_pg_fingerprint_compute(struct fl_conn *c, struct fl_buf *dump,
                                       char hex[FL_CHECKSUM_HEX_LEN + 1], char *errbuf);
+
+/* Whether the schema holds no object of the user's (history tables aside). */
+enum fl_err fl_pg_schema_empty(struct fl_conn *c, bool *empty, char *errbuf);
 
 #endif

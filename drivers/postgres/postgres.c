@@ -66,6 +66,11 @@ static enum fl_err pg_fingerprint(struct fl_conn *c, struct fl_buf *dump,
 	return fl_pg_fingerprint_compute(c, dump, hex, errbuf);
 }
 
+static enum fl_err pg_schema_empty(struct fl_conn *c, bool *empty, char *errbuf)
+{
+	return fl_pg_schema_empty(c, empty, errbuf);
+}
+
 static void pg_cancel(struct fl_conn *c)
 {
 	fl_pg_conn_cancel(c);
@@ -79,6 +84,7 @@ const struct fl_driver_ops fl_postgres_driver = {
     .unlock = pg_unlock,
     .history_read = pg_history_read,
     .history_ensure = pg_history_ensure,
+    .schema_empty = pg_schema_empty,
     .apply = pg_apply,
     .revert = pg_revert,
     .mark_applied = pg_mark_applied,

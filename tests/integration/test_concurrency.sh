@@ -27,9 +27,11 @@ fl_psql "$url" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE app
 
 # --- lock timeout: retried, readers never blocked for long ------------------
 url=$(fl_newdb locks)
-fl_psql "$url" "CREATE TABLE hot (id int); INSERT INTO hot SELECT generate_series(1, 100)" >/dev/null
-mkdir -p "$dir/locks/20250101000000_alter_hot"
-echo 'ALTER TABLE hot ADD COLUMN note text;' >"$dir/locks/20250101000000_alter_hot/migration.sql"
+mkdir -p "$dir/locks/20250101000000_hot"
+echo 'CREATE TABLE hot (id int); INSERT INTO hot SELECT generate_series(1, 100);' >"$dir/locks/20250101000000_hot/migration.sql"
+assert_exit 0 "$FLOTILLA" deploy --dir "$dir/locks" --database-url "$url"
+mkdir -p "$dir/locks/20250102000000_alter_hot"
+echo 'ALTER TABLE hot ADD COLUMN note text;' >"$dir/locks/20250102000000_alter_hot/migration.sql"
 
 # A long transaction holds a weak lock on the table, as a slow report would.
 fl_psql_bg "$url" holder "BEGIN; LOCK TABLE hot IN ACCESS SHARE MODE; SELECT pg_sleep(120)"
@@ -52,7 +54,7 @@ fl_psql "$url" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE app
 wait $deployer || fl_fail "deploy failed: $(cat "$dir/deploy.err")"
 wait $reader || fl_fail "reader failed: $(cat "$dir/reader.out")"
 
-assert_contains "$(cat "$dir/deploy.out")" "applied   20250101000000_alter_hot"
+assert_contains "$(cat "$dir/deploy.out")" "applied   20250102000000_alter_hot"
 assert_eq "$(fl_psql "$url" "SELECT count(*) FROM information_schema.columns WHERE table_name = 'hot' AND column_name = 'note'")" 1
 # The slowest read waited about one lock timeout (200 ms), never the holder's 120 s.
 max_ms=$(grep -o 'Time: [0-9.]* ms' "$dir/reader.out" | awk '{print $2}' | sort -n | tail -1)

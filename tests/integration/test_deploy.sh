@@ -117,4 +117,19 @@ assert_contains "$OUT" '"state":"modified"'
 rm -r "$m/20250101000000_a"
 assert_exit 5 "$FLOTILLA" status --dir "$m" --database-url "$url"
 assert_contains "$OUT" "missing   20250101000000_a"
+
+# --- a schema with objects but no history: baseline first (Prisma's P3005) --
+url=$(fl_newdb baseline)
+m="$dir/baseline"
+mkdir -p "$m/20250101000000_init" "$m/20250102000000_more"
+echo 'CREATE TABLE legacy (id int);' >"$m/20250101000000_init/migration.sql"
+echo 'CREATE TABLE more (id int);' >"$m/20250102000000_more/migration.sql"
+fl_psql "$url" "CREATE TABLE legacy (id int)" >/dev/null
+assert_exit 1 "$FLOTILLA" deploy --dir "$m" --database-url "$url"
+assert_contains "$ERR" "not empty but has no migration history"
+assert_eq "$(fl_psql "$url" "SELECT to_regclass('_prisma_migrations') IS NULL AND to_regclass('more') IS NULL")" t
+assert_exit 1 "$FLOTILLA" deploy --dir "$m" --database-url "$url"
+assert_exit 0 "$FLOTILLA" resolve --applied 20250101000000_init --dir "$m" --database-url "$url"
+assert_exit 0 "$FLOTILLA" deploy --dir "$m" --database-url "$url"
+assert_eq "$(grep '^applied' <<<"$OUT" | awk '{print $2}')" 20250102000000_more
 fl_pass
