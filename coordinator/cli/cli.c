@@ -81,6 +81,16 @@ int cli_option(struct cli *c, int opt, const char *arg)
 	return -1;
 }
 
+int cli_own_flag(struct cli *c, int opt, const char *arg, void *ctx)
+{
+	(void)c;
+	(void)arg;
+	if (opt != OPT_FLAG)
+		return -1;
+	*(int *)ctx = 1;
+	return CLI_OK;
+}
+
 int cli_parse(struct cli *c, int argc, char **argv, const struct option *options, cli_own_fn own,
               void *ctx, void (*usage)(void), int max_args)
 {

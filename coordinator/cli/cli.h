@@ -37,6 +37,7 @@ enum {
 	OPT_RETRY_ATTEMPTS,
 	OPT_RETRY_BUDGET,
 	OPT_LOG_JSON,
+	OPT_FLAG, /* a command's one boolean option, handled by cli_own_flag */
 };
 
 #define CLI_DIR_OPTIONS                                                                            \
@@ -91,6 +92,10 @@ void cli_init(struct cli *c, const char *cmd);
 /* Handle a shared option; returns CLI_OK, CLI_USAGE after printing why, or -1
  * if opt is not a shared one. */
 int cli_option(struct cli *c, int opt, const char *arg);
+/* An own-option handler for commands whose one option of their own is a
+ * flag declared with code OPT_FLAG: sets *(int *)ctx to 1. */
+int cli_own_flag(struct cli *c, int opt, const char *arg, void *ctx);
+
 /*
  * Parse argv: shared options go to cli_option, the others to own (may be
  * NULL). At most max_args positional arguments. Returns CLI_OK (check

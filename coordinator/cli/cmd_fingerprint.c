@@ -15,21 +15,11 @@ static void usage(void)
 	       "  --database-url URL     PostgreSQL URL (default: $DATABASE_URL)\n");
 }
 
-static int own(struct cli *c, int opt, const char *arg, void *ctx)
-{
-	(void)c;
-	(void)arg;
-	if (opt != 'd')
-		return -1;
-	*(int *)ctx = 1;
-	return CLI_OK;
-}
-
 int cmd_fingerprint(int argc, char **argv)
 {
 	static const struct option options[] = {CLI_DB_OPTIONS,
 	                                        {"json", no_argument, NULL, OPT_JSON},
-	                                        {"dump", no_argument, NULL, 'd'},
+	                                        {"dump", no_argument, NULL, OPT_FLAG},
 	                                        {0}};
 	static const struct fl_migration_set no_migrations = {0};
 	char errbuf[FL_ERRBUF_SIZE] = "", hex[FL_CHECKSUM_HEX_LEN + 1];
@@ -40,7 +30,8 @@ int cmd_fingerprint(int argc, char **argv)
 	int code, want_dump = 0;
 
 	cli_init(&c, "fingerprint");
-	if ((code = cli_parse(&c, argc, argv, options, own, &want_dump, usage, 0)) != CLI_OK ||
+	if ((code = cli_parse(&c, argc, argv, options, cli_own_flag, &want_dump, usage, 0)) !=
+	        CLI_OK ||
 	    c.help)
 		return code;
 	if ((code = cli_open(&c, &no_migrations, false, &s)) != CLI_OK)

@@ -13,27 +13,18 @@ static void usage(void)
 	       "  --dir DIR              migrations folder (default: ./migrations)\n");
 }
 
-static int own(struct cli *c, int opt, const char *arg, void *ctx)
-{
-	(void)c;
-	(void)arg;
-	if (opt != 'd')
-		return -1;
-	*(int *)ctx = 1;
-	return CLI_OK;
-}
-
 int cmd_graph(int argc, char **argv)
 {
 	static const struct option options[] = {
-	    CLI_DIR_OPTIONS, {"dot", no_argument, NULL, 'd'}, {0}};
+	    CLI_DIR_OPTIONS, {"dot", no_argument, NULL, OPT_FLAG}, {0}};
 	struct fl_migration_set set = {0};
 	struct fl_buf out = FL_BUF_INIT;
 	struct cli c;
 	int code, dot = 0;
 
 	cli_init(&c, "graph");
-	if ((code = cli_parse(&c, argc, argv, options, own, &dot, usage, 0)) != CLI_OK || c.help)
+	if ((code = cli_parse(&c, argc, argv, options, cli_own_flag, &dot, usage, 0)) != CLI_OK ||
+	    c.help)
 		return code;
 	if ((code = cli_load(&c, &set)) != CLI_OK)
 		return code;

@@ -19,16 +19,6 @@ static void usage(void)
 	       "  --dir DIR              migrations folder (default: ./migrations)\n");
 }
 
-static int own(struct cli *c, int opt, const char *arg, void *ctx)
-{
-	(void)c;
-	(void)arg;
-	if (opt != 'r')
-		return -1;
-	*(int *)ctx = 1;
-	return CLI_OK;
-}
-
 static void print_rules(void)
 {
 	size_t n;
@@ -90,7 +80,7 @@ int cmd_lint(int argc, char **argv)
 {
 	static const struct option options[] = {CLI_DIR_OPTIONS,
 	                                        {"json", no_argument, NULL, OPT_JSON},
-	                                        {"rules", no_argument, NULL, 'r'},
+	                                        {"rules", no_argument, NULL, OPT_FLAG},
 	                                        {0}};
 	struct fl_migration_set set = {0};
 	struct fl_buf json = FL_BUF_INIT;
@@ -100,7 +90,8 @@ int cmd_lint(int argc, char **argv)
 	int code, rules = 0;
 
 	cli_init(&c, "lint");
-	if ((code = cli_parse(&c, argc, argv, options, own, &rules, usage, 1 << 20)) != CLI_OK ||
+	if ((code = cli_parse(&c, argc, argv, options, cli_own_flag, &rules, usage, 1 << 20)) !=
+	        CLI_OK ||
 	    c.help)
 		return code;
 	if (rules) {

@@ -18,16 +18,6 @@ static void usage(void)
 	       "                         with a migration_lock.toml if it does not exist\n");
 }
 
-static int own(struct cli *c, int opt, const char *arg, void *ctx)
-{
-	(void)c;
-	(void)arg;
-	if (opt != 'd')
-		return -1;
-	*(int *)ctx = 1;
-	return CLI_OK;
-}
-
 /* "Add users table" -> "add_users_table"; empty if nothing usable is left. */
 static void slug(const char *name, char *out, size_t outlen)
 {
@@ -64,7 +54,7 @@ static int write_file(const char *path, const char *text)
 int cmd_new(int argc, char **argv)
 {
 	static const struct option options[] = {
-	    CLI_DIR_OPTIONS, {"down", no_argument, NULL, 'd'}, {0}};
+	    CLI_DIR_OPTIONS, {"down", no_argument, NULL, OPT_FLAG}, {0}};
 	char name[200], stamp[32], path[4096];
 	struct fl_buf folder = FL_BUF_INIT;
 	struct cli c;
@@ -73,7 +63,8 @@ int cmd_new(int argc, char **argv)
 	int code, down = 0;
 
 	cli_init(&c, "new");
-	if ((code = cli_parse(&c, argc, argv, options, own, &down, usage, 1)) != CLI_OK || c.help)
+	if ((code = cli_parse(&c, argc, argv, options, cli_own_flag, &down, usage, 1)) != CLI_OK ||
+	    c.help)
 		return code;
 	if (c.nargs != 1)
 		return cli_usage_error(&c, "missing migration NAME");
