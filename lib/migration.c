@@ -109,12 +109,14 @@ static size_t line_of(const char *data, size_t off)
 }
 
 /* Why s is not acceptable as a migration name, or NULL if it is. */
-static const char *name_problem(const char *s, size_t len)
+const char *fl_migration_id_problem(const char *s, size_t len)
 {
 	size_t i;
 
 	if (len == 0)
 		return "empty";
+	if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+		return "not a folder name";
 	if (len > FL_MIGRATION_ID_MAX)
 		return "longer than 255 bytes";
 	if (!fl_utf8_valid(s, len, NULL))
@@ -520,7 +522,7 @@ static enum fl_err directive(struct fl_migration *m, const char *file, size_t li
 	}
 	/* requires <id>: the id is the rest of the line, as ids may hold spaces. */
 	{
-		const char *why = name_problem(v, vlen);
+		const char *why = fl_migration_id_problem(v, vlen);
 		if (why)
 			return fl_errf(errbuf, FL_EPARSE, "'%s':%zu: requires '%s': %s", file, line,
 			               show(shown, v, vlen), why);
@@ -653,7 +655,7 @@ static enum fl_err list_dirs(const char *dir, char ***out, size_t *count, char *
 		if (!S_ISDIR(st.st_mode))
 			continue;
 		len = strlen(e->d_name);
-		if ((why = name_problem(e->d_name, len)) != NULL) {
+		if ((why = fl_migration_id_problem(e->d_name, len)) != NULL) {
 			rv = fl_errf(errbuf, FL_EPARSE, "invalid migration name '%s' in '%s': %s",
 			             show(shown, e->d_name, len), dir, why);
 			break;

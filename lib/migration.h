@@ -94,6 +94,10 @@ long fl_migration_set_index(const struct fl_migration_set *set, const char *id);
 enum fl_err fl_migration_parse_directives(struct fl_migration *m, const char *file, char *errbuf)
     __attribute__((warn_unused_result));
 
+/* Why s[0..len) cannot be a migration id (empty, "." or "..", over 255
+ * bytes, invalid UTF-8, '/', a control character), or NULL if it can. */
+const char *fl_migration_id_problem(const char *s, size_t len);
+
 /*
  * Prisma's folder order (for qsort). Prisma 6.6 and later sort folder names
  * with JavaScript's localeCompare, i.e. ICU collation, not bytes: spaces and

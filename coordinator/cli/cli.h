@@ -15,15 +15,16 @@
 /* Exit codes: stable, documented in README.md. */
 enum cli_exit {
 	CLI_OK = 0,
-	CLI_ERROR = 1,   /* anything not below: I/O, a request the history does not allow */
-	CLI_USAGE = 2,   /* bad command line */
-	CLI_INVALID = 3, /* the migrations folder is invalid (parse, graph, missing file) */
-	CLI_FAILED = 4,  /* a migration failed, or a failed one blocks deploy */
-	CLI_DRIFT = 5,   /* checksum mismatch: applied migration edited, or missing locally */
-	CLI_CONNECT = 6, /* cannot connect or authenticate */
-	CLI_LOCKED = 7,  /* another deployer held the migration lock too long */
-	CLI_LINT = 8,    /* lint found errors */
-	CLI_PENDING = 9, /* status: migrations are waiting to be applied */
+	CLI_ERROR = 1,      /* anything not below: I/O, a request the history does not allow */
+	CLI_USAGE = 2,      /* bad command line */
+	CLI_INVALID = 3,    /* the migrations folder is invalid (parse, graph, missing file) */
+	CLI_FAILED = 4,     /* a migration failed, or a failed one blocks deploy */
+	CLI_DRIFT = 5,      /* checksum mismatch: applied migration edited, or missing locally */
+	CLI_CONNECT = 6,    /* cannot connect or authenticate */
+	CLI_LOCKED = 7,     /* another deployer held the migration lock too long */
+	CLI_LINT = 8,       /* lint found errors */
+	CLI_PENDING = 9,    /* status: migrations are waiting to be applied */
+	CLI_UNTRUSTED = 10, /* release: no signature by a trusted key verifies */
 };
 
 /* Long options shared by commands, returned by getopt_long as these codes. */
@@ -119,8 +120,10 @@ int cli_open(struct cli *c, const struct fl_migration_set *set, bool lock, struc
 int cmd_deploy(int argc, char **argv);
 int cmd_fingerprint(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
 int cmd_lint(int argc, char **argv);
 int cmd_new(int argc, char **argv);
+int cmd_release(int argc, char **argv);
 int cmd_resolve(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_status(int argc, char **argv);

@@ -22,6 +22,8 @@ static const struct command commands[] = {
     {"lint", cmd_lint, "flag dangerous changes in migrations"},
     {"graph", cmd_graph, "show the migration graph (--dot for Graphviz)"},
     {"new", cmd_new, "create a timestamped migration folder"},
+    {"keygen", cmd_keygen, "create a key pair (release, agent, operator, coordinator)"},
+    {"release", cmd_release, "build, sign, verify and show signed release files"},
 };
 
 static void usage(FILE *out)
