@@ -1,1 +1,867 @@
-/* placeholder: being written */
+/*
+ * Our identity and the registry of peers; design and file format in peers.h.
+ *
+ * Lookup: an open-addressing table of entry indexes keyed by SipHash (random
+ * key) of the public key, rebuilt when the entry array grows. Entries are
+ * never removed (revocation is a flag), so probing needs no tombstones.
+ * Shared keys sit in one sodium_malloc block parallel to the entries, so a
+ * registry of thousands of peers costs one guarded allocation, not thousands.
+ */
+#include "peers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keys.h"
+#include "log.h"
+#include "mem.h"
+
+_Static_assert(FL_PEER_ID_LEN == FL_KEY_ID_LEN && FL_PEER_KEY_LEN == FL_KEY_PUBLIC_BYTES,
+               "key sizes");
+
+#define REC_SIZE         64
+#define REC_CHECK_AT     48 /* BLAKE2b-128 of bytes 0..47 follows */
+#define FLAG_IN_USE      1u
+#define FLAG_REVOKED     2u
+#define NO_RECORD        UINT32_MAX
+#define TOKEN_TTL_MAX_MS (INT64_C(366) * 24 * 3600 * 1000)
+
+static const char seq_magic[16] = {'f', 'l', 'o', 't', 'i', 'l', 'l', 'a',
+                                   ' ', 's', 'e', 'q', ' ', 'v', '1', '\n'};
+
+struct id_secret {
+	uint8_t sign_sk[crypto_sign_SECRETKEYBYTES];
+	uint8_t box_sk[crypto_box_SECRETKEYBYTES];
+};
+
+struct fl_identity {
+	uint8_t pk[FL_PEER_KEY_LEN];
+	char id[FL_PEER_ID_LEN + 1];
+	struct id_secret *secret; /* sodium_malloc, read-only after setup */
+};
+
+struct entry {
+	uint8_t pk[FL_PEER_KEY_LEN];
+	char id[FL_PEER_ID_LEN + 1];
+	char name[FL_PEER_NAME_MAX + 1];
+	enum fl_peer_role role; /* FL_PEER_NONE: loaded from peers.seq or revoked, never added */
+	bool revoked;
+	uint64_t last_recv; /* last accepted; persisted */
+	uint64_t last_sent; /* memory only: the clock carries it across restarts */
+	uint32_t record;    /* index in peers.seq, NO_RECORD without a file */
+};
+
+struct token {
+	uint8_t hash[crypto_hash_sha256_BYTES];
+	int64_t expires_us;
+};
+
+struct fl_peers {
+	pthread_mutex_t lock;
+	const struct fl_identity *self;
+	size_t max;
+	struct entry *entries;
+	size_t n, cap;
+	uint8_t (*keys)[crypto_box_BEFORENMBYTES]; /* sodium_malloc, cap entries */
+	uint32_t *slots;                           /* entry index + 1; 0 empty */
+	size_t nslots;                             /* power of two, 2 * cap */
+	uint8_t hashkey[crypto_shorthash_KEYBYTES];
+	int fd; /* peers.seq, or -1 */
+	char *path;
+	uint32_t nrecords;
+	struct token tokens[FL_PEERS_TOKENS_MAX];
+	size_t ntokens;
+	fl_wallclock_fn clock;
+	void *clock_arg;
+};
+
+int64_t fl_wallclock_us(void *unused)
+{
+	struct timespec ts;
+
+	(void)unused;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void store64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t load64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void store32(uint8_t *p, uint32_t v)
+{
+	for (int i = 3; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint32_t load32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* ---- identity ---- */
+
+struct fl_identity *fl_identity_new_from_seed(const uint8_t seed[FL_PEER_SEED_LEN])
+{
+	struct fl_identity *id;
+
+	if (sodium_init() < 0)
+		return NULL;
+	id = fl_calloc(1, sizeof(*id));
+	id->secret = sodium_malloc(sizeof(*id->secret));
+	if (id->secret == NULL) {
+		fprintf(stderr, "flotilla: out of memory allocating secure memory\n");
+		abort();
+	}
+	crypto_sign_seed_keypair(id->pk, id->secret->sign_sk, seed);
+	crypto_sign_ed25519_sk_to_curve25519(id->secret->box_sk, id->secret->sign_sk);
+	sodium_mprotect_readonly(id->secret);
+	fl_key_id(id->pk, id->id);
+	return id;
+}
+
+void fl_identity_free(struct fl_identity *id)
+{
+	if (id == NULL)
+		return;
+	sodium_free(id->secret); /* makes it writable and zeroes it before unmapping */
+	free(id);
+}
+
+const uint8_t *fl_identity_public_key(const struct fl_identity *id)
+{
+	return id->pk;
+}
+
+const char *fl_identity_key_id(const struct fl_identity *id)
+{
+	return id->id;
+}
+
+void fl_identity_sign(const struct fl_identity *id, uint8_t sig[64], const uint8_t *msg, size_t len)
+{
+	crypto_sign_ed25519_detached(sig, NULL, msg, len, id->secret->sign_sk);
+}
+
+/* ---- roles and names ---- */
+
+static const char *const role_names[] = {"none",   "coordinator",     "agent",
+                                         "viewer", "release-manager", "admin"};
+
+const char *fl_peer_role_name(enum fl_peer_role role)
+{
+	if ((unsigned)role < sizeof(role_names) / sizeof(role_names[0]))
+		return role_names[role];
+	return "unknown";
+}
+
+enum fl_err fl_peer_role_parse(const char *name, enum fl_peer_role *role, char *errbuf)
+{
+	for (int r = FL_PEER_COORDINATOR; r <= FL_PEER_ADMIN; r++) {
+		if (name && strcmp(name, role_names[r]) == 0) {
+			*role = (enum fl_peer_role)r;
+			return FL_OK;
+		}
+	}
+	return fl_errf(
+	    errbuf, FL_EINVAL,
+	    "unknown role '%s' (use coordinator, agent, viewer, release-manager or admin)",
+	    name ? name : "");
+}
+
+static bool valid_role(enum fl_peer_role role)
+{
+	return role >= FL_PEER_COORDINATOR && role <= FL_PEER_ADMIN;
+}
+
+/* Names go into log lines and JSON: a small safe alphabet, no escaping needed. */
+static bool valid_name(const char *s)
+{
+	size_t n;
+
+	if (s == NULL)
+		return false;
+	for (n = 0; s[n] != '\0'; n++) {
+		char c = s[n];
+
+		if (n >= FL_PEER_NAME_MAX)
+			return false;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '@' || c == ':' || c == '+' || c == '-'))
+			return false;
+	}
+	return n > 0;
+}
+
+/* ---- the table ---- */
+
+static size_t slot_of(const struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN])
+{
+	uint8_t h[crypto_shorthash_BYTES];
+
+	crypto_shorthash(h, pk, FL_PEER_KEY_LEN, p->hashkey);
+	return (size_t)load64(h) & (p->nslots - 1);
+}
+
+/* Index of pk's entry, or -1. Public keys are public: plain memcmp. */
+static long lookup(const struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN])
+{
+	size_t s;
+
+	if (p->nslots == 0)
+		return -1;
+	for (s = slot_of(p, pk); p->slots[s] != 0; s = (s + 1) & (p->nslots - 1)) {
+		const struct entry *e = &p->entries[p->slots[s] - 1];
+
+		if (memcmp(e->pk, pk, FL_PEER_KEY_LEN) == 0)
+			return (long)(p->slots[s] - 1);
+	}
+	return -1;
+}
+
+static void slot_put(struct fl_peers *p, size_t idx)
+{
+	size_t s;
+
+	for (s = slot_of(p, p->entries[idx].pk); p->slots[s] != 0; s = (s + 1) & (p->nslots - 1))
+		;
+	p->slots[s] = (uint32_t)idx + 1;
+}
+
+static void grow(struct fl_peers *p)
+{
+	size_t cap = p->cap ? p->cap * 2 : 16;
+	uint8_t(*keys)[crypto_box_BEFORENMBYTES];
+
+	p->entries = fl_realloc(p->entries, cap * sizeof(p->entries[0]));
+	keys = sodium_malloc(cap * sizeof(keys[0]));
+	if (keys == NULL) {
+		fprintf(stderr, "flotilla: out of memory allocating secure memory\n");
+		abort();
+	}
+	sodium_memzero(keys, cap * sizeof(keys[0]));
+	if (p->keys) {
+		memcpy(keys, p->keys, p->n * sizeof(keys[0]));
+		sodium_free(p->keys);
+	}
+	sodium_mprotect_readonly(keys);
+	p->keys = keys;
+	p->cap = cap;
+	free(p->slots);
+	p->nslots = cap * 2;
+	p->slots = fl_calloc(p->nslots, sizeof(p->slots[0]));
+	for (size_t i = 0; i < p->n; i++)
+		slot_put(p, i);
+}
+
+/* A new entry for pk; the caller checked that it is absent and there is room. */
+static struct entry *insert(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN])
+{
+	struct entry *e;
+
+	if (p->n == p->cap)
+		grow(p);
+	e = &p->entries[p->n];
+	memset(e, 0, sizeof(*e));
+	memcpy(e->pk, pk, FL_PEER_KEY_LEN);
+	fl_key_id(pk, e->id);
+	e->record = NO_RECORD;
+	slot_put(p, p->n);
+	p->n++;
+	return e;
+}
+
+static void set_key(struct fl_peers *p, size_t idx, const uint8_t *key)
+{
+	sodium_mprotect_readwrite(p->keys);
+	if (key)
+		memcpy(p->keys[idx], key, sizeof(p->keys[idx]));
+	else
+		sodium_memzero(p->keys[idx], sizeof(p->keys[idx]));
+	sodium_mprotect_readonly(p->keys);
+}
+
+static void info_of(const struct entry *e, struct fl_peer_info *info)
+{
+	memcpy(info->pk, e->pk, FL_PEER_KEY_LEN);
+	memcpy(info->id, e->id, sizeof(info->id));
+	memcpy(info->name, e->name, sizeof(info->name));
+	info->role = e->role;
+	info->revoked = e->revoked;
+	info->last_seq = e->last_recv;
+}
+
+/* ---- peers.seq ---- */
+
+static void seal_record(uint8_t rec[REC_SIZE])
+{
+	crypto_generichash(rec + REC_CHECK_AT, REC_SIZE - REC_CHECK_AT, rec, REC_CHECK_AT, NULL, 0);
+}
+
+static bool record_ok(const uint8_t rec[REC_SIZE])
+{
+	uint8_t check[REC_SIZE - REC_CHECK_AT];
+
+	crypto_generichash(check, sizeof(check), rec, REC_CHECK_AT, NULL, 0);
+	return memcmp(check, rec + REC_CHECK_AT, sizeof(check)) == 0;
+}
+
+static enum fl_err write_at(struct fl_peers *p, const uint8_t *data, size_t len, off_t off,
+                            char *errbuf)
+{
+	while (len > 0) {
+		ssize_t w = pwrite(p->fd, data, len, off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return fl_errf(errbuf, FL_EIO, "cannot write sequence file '%s': %s",
+			               p->path, w < 0 ? strerror(errno) : "short write");
+		data += w;
+		len -= (size_t)w;
+		off += w;
+	}
+	return FL_OK;
+}
+
+/* Write e's record in place, or append one for it (e->record is set only
+ * once it is on disk, so a failed append is retried at the same index). */
+static enum fl_err record_write(struct fl_peers *p, struct entry *e, char *errbuf)
+{
+	uint8_t rec[REC_SIZE] = {0};
+	uint32_t idx = e->record == NO_RECORD ? p->nrecords : e->record;
+	enum fl_err rv;
+
+	if (p->fd < 0)
+		return FL_OK;
+	memcpy(rec, e->pk, FL_PEER_KEY_LEN);
+	store64(rec + 32, e->last_recv);
+	store32(rec + 40, FLAG_IN_USE | (e->revoked ? FLAG_REVOKED : 0));
+	seal_record(rec);
+	rv = write_at(p, rec, sizeof(rec), (off_t)REC_SIZE * (1 + (off_t)idx), errbuf);
+	if (rv == FL_OK && e->record == NO_RECORD) {
+		e->record = idx;
+		p->nrecords++;
+	}
+	return rv;
+}
+
+static enum fl_err seq_load(struct fl_peers *p, const uint8_t *buf, size_t size, char *errbuf)
+{
+	uint8_t want[REC_SIZE] = {0};
+	size_t nrec = size / REC_SIZE - 1;
+
+	memcpy(want, seq_magic, sizeof(seq_magic));
+	store32(want + 16, REC_SIZE);
+	seal_record(want);
+	if (memcmp(buf, want, REC_SIZE) != 0)
+		return fl_errf(errbuf, FL_EPARSE, "corrupt sequence file '%s': bad header",
+		               p->path);
+	for (size_t i = 0; i < nrec; i++) {
+		const uint8_t *rec = buf + REC_SIZE * (i + 1);
+		uint32_t flags = load32(rec + 40);
+		struct entry *e;
+		char id[FL_PEER_ID_LEN + 1];
+
+		if (!record_ok(rec))
+			return fl_errf(errbuf, FL_EPARSE,
+			               "corrupt sequence file '%s': record %zu: checksum mismatch",
+			               p->path, i);
+		if (flags != FLAG_IN_USE && flags != (FLAG_IN_USE | FLAG_REVOKED))
+			return fl_errf(errbuf, FL_EPARSE,
+			               "corrupt sequence file '%s': record %zu: unknown flags 0x%x",
+			               p->path, i, (unsigned)flags);
+		if (load32(rec + 44) != 0)
+			return fl_errf(errbuf, FL_EPARSE,
+			               "corrupt sequence file '%s': record %zu: reserved bytes set",
+			               p->path, i);
+		if (lookup(p, rec) >= 0) {
+			fl_key_id(rec, id);
+			return fl_errf(
+			    errbuf, FL_EPARSE,
+			    "corrupt sequence file '%s': record %zu: key %s listed twice", p->path,
+			    i, id);
+		}
+		e = insert(p, rec);
+		e->last_recv = load64(rec + 32);
+		e->revoked = (flags & FLAG_REVOKED) != 0;
+		e->record = (uint32_t)i;
+	}
+	p->nrecords = (uint32_t)nrec;
+	return FL_OK;
+}
+
+static enum fl_err seq_open(struct fl_peers *p, const char *path, char *errbuf)
+{
+	struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t size, got = 0;
+	enum fl_err rv = FL_OK;
+
+	p->path = fl_strdup(path);
+	p->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (p->fd < 0)
+		return fl_errf(errbuf, FL_EIO, "cannot open sequence file '%s': %s", path,
+		               strerror(errno));
+	if (fstat(p->fd, &st) != 0)
+		return fl_errf(errbuf, FL_EIO, "cannot stat sequence file '%s': %s", path,
+		               strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return fl_errf(errbuf, FL_EIO, "sequence file '%s' is not a regular file", path);
+	/* Whoever can rewrite it can reopen the replay window. */
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return fl_errf(errbuf, FL_EIO,
+		               "sequence file '%s' is writable by group or others (chmod 600 it)",
+		               path);
+	if (fcntl(p->fd, F_SETLK, &lk) != 0)
+		return fl_errf(errbuf, FL_EIO, "sequence file '%s' is in use by another process",
+		               path);
+	if (st.st_size == 0) {
+		uint8_t hdr[REC_SIZE] = {0};
+
+		memcpy(hdr, seq_magic, sizeof(seq_magic));
+		store32(hdr + 16, REC_SIZE);
+		seal_record(hdr);
+		if ((rv = write_at(p, hdr, sizeof(hdr), 0, errbuf)) != FL_OK)
+			return rv;
+		if (fsync(p->fd) != 0)
+			return fl_errf(errbuf, FL_EIO, "cannot sync sequence file '%s': %s", path,
+			               strerror(errno));
+		return FL_OK;
+	}
+	if (st.st_size < REC_SIZE || st.st_size % REC_SIZE != 0)
+		return fl_errf(errbuf, FL_EPARSE,
+		               "corrupt sequence file '%s': size %lld is not a header and whole "
+		               "records of %d bytes",
+		               path, (long long)st.st_size, REC_SIZE);
+	if ((uint64_t)st.st_size / REC_SIZE - 1 > p->max)
+		return fl_errf(
+		    errbuf, FL_EPARSE,
+		    "corrupt sequence file '%s': %llu records, more than the limit of %zu "
+		    "peers",
+		    path, (unsigned long long)(st.st_size / REC_SIZE - 1), p->max);
+	size = (size_t)st.st_size;
+	buf = fl_malloc(size);
+	while (got < size) {
+		ssize_t r = pread(p->fd, buf + got, size - got, (off_t)got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			rv = fl_errf(errbuf, FL_EIO, "cannot read sequence file '%s': %s", path,
+			             r < 0 ? strerror(errno) : "file shrank while reading");
+			goto out;
+		}
+		got += (size_t)r;
+	}
+	rv = seq_load(p, buf, size, errbuf);
+out:
+	free(buf);
+	return rv;
+}
+
+/* ---- the registry ---- */
+
+enum fl_err fl_peers_new(const struct fl_identity *self, const char *seq_path, size_t max_peers,
+                         struct fl_peers **out, char *errbuf)
+{
+	struct fl_peers *p;
+	enum fl_err rv;
+
+	*out = NULL;
+	if (self == NULL || max_peers > UINT32_MAX / 2)
+		return fl_errf(errbuf, FL_EINVAL, "invalid peer registry settings");
+	p = fl_calloc(1, sizeof(*p));
+	pthread_mutex_init(&p->lock, NULL);
+	p->self = self;
+	p->max = max_peers ? max_peers : FL_PEERS_MAX_DEFAULT;
+	p->fd = -1;
+	p->clock = fl_wallclock_us;
+	randombytes_buf(p->hashkey, sizeof(p->hashkey));
+	grow(p);
+	if (seq_path && (rv = seq_open(p, seq_path, errbuf)) != FL_OK) {
+		if (p->fd >= 0) /* never written to: nothing to sync */
+			close(p->fd);
+		p->fd = -1;
+		fl_peers_free(p);
+		return rv;
+	}
+	*out = p;
+	return FL_OK;
+}
+
+void fl_peers_free(struct fl_peers *p)
+{
+	char err[FL_ERRBUF_SIZE];
+
+	if (p == NULL)
+		return;
+	if (p->fd >= 0) {
+		if (fl_peers_sync(p, err) != FL_OK)
+			fl_log_error("peers", "%s", err);
+		close(p->fd);
+	}
+	sodium_free(p->keys);
+	free(p->entries);
+	free(p->slots);
+	free(p->path);
+	sodium_memzero(p->tokens, sizeof(p->tokens));
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+const struct fl_identity *fl_peers_identity(const struct fl_peers *p)
+{
+	return p->self;
+}
+
+void fl_peers_set_clock(struct fl_peers *p, fl_wallclock_fn fn, void *arg)
+{
+	p->clock = fn ? fn : fl_wallclock_us;
+	p->clock_arg = fn ? arg : NULL;
+}
+
+/* Validate a would-be peer and compute its shared key (no lock needed: only
+ * our read-only secret is used). */
+static enum fl_err prepare(const struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN],
+                           enum fl_peer_role role, const char *name,
+                           uint8_t key[crypto_box_BEFORENMBYTES], char *errbuf)
+{
+	uint8_t xpk[crypto_box_PUBLICKEYBYTES];
+	char id[FL_PEER_ID_LEN + 1];
+	int bad;
+
+	if (!valid_role(role))
+		return fl_errf(errbuf, FL_EINVAL, "invalid peer role %d", (int)role);
+	if (!valid_name(name))
+		return fl_errf(errbuf, FL_EINVAL,
+		               "invalid peer name '%.*s': use 1 to %d of A-Z a-z 0-9 . _ @ : + -",
+		               FL_PEER_NAME_MAX, name ? name : "", FL_PEER_NAME_MAX);
+	fl_key_id(pk, id);
+	if (memcmp(pk, p->self->pk, FL_PEER_KEY_LEN) == 0)
+		return fl_errf(errbuf, FL_EINVAL, "cannot add our own key %s as a peer", id);
+	/* Both fail on small-order and non-canonical points. */
+	bad = crypto_sign_ed25519_pk_to_curve25519(xpk, pk) != 0 ||
+	      crypto_box_beforenm(key, xpk, p->self->secret->box_sk) != 0;
+	if (bad) {
+		sodium_memzero(key, crypto_box_BEFORENMBYTES);
+		return fl_errf(errbuf, FL_EINVAL, "key %s is not a usable Ed25519 public key", id);
+	}
+	return FL_OK;
+}
+
+/* Under the lock. require_new: refuse a key already approved. */
+static enum fl_err add_locked(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN],
+                              enum fl_peer_role role, const char *name, const uint8_t *key,
+                              bool require_new, char *errbuf)
+{
+	long idx = lookup(p, pk);
+	struct entry *e;
+	enum fl_err rv;
+
+	if (idx >= 0) {
+		e = &p->entries[idx];
+		if (e->revoked)
+			return fl_errf(errbuf, FL_ESTATE, "key %s was revoked", e->id);
+		if (require_new && e->role != FL_PEER_NONE)
+			return fl_errf(errbuf, FL_ESTATE, "key %s is already enrolled as '%s'",
+			               e->id, e->name);
+	} else {
+		struct entry tmp = {.record = NO_RECORD};
+
+		if (p->n >= p->max)
+			return fl_errf(errbuf, FL_ENOTSUP, "too many peers (limit %zu)", p->max);
+		memcpy(tmp.pk, pk, FL_PEER_KEY_LEN);
+		if ((rv = record_write(p, &tmp, errbuf)) != FL_OK) /* on disk before it counts */
+			return rv;
+		e = insert(p, pk);
+		e->record = tmp.record;
+		idx = (long)(e - p->entries);
+	}
+	e->role = role;
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	set_key(p, (size_t)idx, key);
+	return FL_OK;
+}
+
+enum fl_err fl_peers_add(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN],
+                         enum fl_peer_role role, const char *name, char *errbuf)
+{
+	uint8_t key[crypto_box_BEFORENMBYTES];
+	enum fl_err rv;
+
+	if ((rv = prepare(p, pk, role, name, key, errbuf)) != FL_OK)
+		return rv;
+	pthread_mutex_lock(&p->lock);
+	rv = add_locked(p, pk, role, name, key, false, errbuf);
+	pthread_mutex_unlock(&p->lock);
+	sodium_memzero(key, sizeof(key));
+	return rv;
+}
+
+enum fl_err fl_peers_revoke(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN], char *errbuf)
+{
+	struct entry *e;
+	enum fl_err rv = FL_OK;
+	long idx;
+
+	pthread_mutex_lock(&p->lock);
+	idx = lookup(p, pk);
+	if (idx < 0) {
+		struct entry tmp = {.record = NO_RECORD, .revoked = true};
+
+		if (p->n >= p->max) {
+			rv = fl_errf(errbuf, FL_ENOTSUP, "too many peers (limit %zu)", p->max);
+			goto out;
+		}
+		memcpy(tmp.pk, pk, FL_PEER_KEY_LEN);
+		if ((rv = record_write(p, &tmp, errbuf)) != FL_OK)
+			goto out;
+		e = insert(p, pk);
+		e->revoked = true;
+		e->record = tmp.record;
+		goto out;
+	}
+	e = &p->entries[idx];
+	e->revoked = true;
+	set_key(p, (size_t)idx, NULL);
+	rv = record_write(p, e, errbuf);
+out:
+	pthread_mutex_unlock(&p->lock);
+	return rv;
+}
+
+enum fl_err fl_peers_find(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN],
+                          struct fl_peer_info *info)
+{
+	enum fl_err rv = FL_ENOENT;
+	long idx;
+
+	pthread_mutex_lock(&p->lock);
+	idx = lookup(p, pk);
+	if (idx >= 0 && (p->entries[idx].role != FL_PEER_NONE || p->entries[idx].revoked)) {
+		info_of(&p->entries[idx], info);
+		rv = FL_OK;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rv;
+}
+
+size_t fl_peers_count(struct fl_peers *p)
+{
+	size_t n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->n;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+enum fl_err fl_peers_get(struct fl_peers *p, size_t i, struct fl_peer_info *info)
+{
+	enum fl_err rv = FL_ENOENT;
+
+	pthread_mutex_lock(&p->lock);
+	if (i < p->n) {
+		info_of(&p->entries[i], info);
+		rv = FL_OK;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rv;
+}
+
+enum fl_err fl_peers_sync(struct fl_peers *p, char *errbuf)
+{
+	if (p->fd >= 0 && fsync(p->fd) != 0)
+		return fl_errf(errbuf, FL_EIO, "cannot sync sequence file '%s': %s", p->path,
+		               strerror(errno));
+	return FL_OK;
+}
+
+/* ---- enrollment tokens ---- */
+
+static void drop_token(struct fl_peers *p, size_t i)
+{
+	p->tokens[i] = p->tokens[--p->ntokens];
+	sodium_memzero(&p->tokens[p->ntokens], sizeof(p->tokens[0]));
+}
+
+enum fl_err fl_peers_token_new(struct fl_peers *p, int64_t ttl_ms,
+                               uint8_t token[FL_PEERS_TOKEN_LEN], char *errbuf)
+{
+	int64_t now;
+	enum fl_err rv = FL_OK;
+
+	if (ttl_ms <= 0 || ttl_ms > TOKEN_TTL_MAX_MS)
+		return fl_errf(errbuf, FL_EINVAL,
+		               "invalid enrollment token lifetime %lld ms (1 ms to 366 days)",
+		               (long long)ttl_ms);
+	pthread_mutex_lock(&p->lock);
+	now = p->clock(p->clock_arg);
+	for (size_t i = p->ntokens; i-- > 0;)
+		if (p->tokens[i].expires_us <= now)
+			drop_token(p, i);
+	if (p->ntokens >= FL_PEERS_TOKENS_MAX) {
+		rv =
+		    fl_errf(errbuf, FL_ENOTSUP, "too many outstanding enrollment tokens (limit %d)",
+		            FL_PEERS_TOKENS_MAX);
+		goto out;
+	}
+	randombytes_buf(token, FL_PEERS_TOKEN_LEN);
+	crypto_hash_sha256(p->tokens[p->ntokens].hash, token, FL_PEERS_TOKEN_LEN);
+	p->tokens[p->ntokens].expires_us = now + ttl_ms * 1000;
+	p->ntokens++;
+out:
+	pthread_mutex_unlock(&p->lock);
+	return rv;
+}
+
+enum fl_err fl_peers_enroll(struct fl_peers *p, const uint8_t token[FL_PEERS_TOKEN_LEN],
+                            const uint8_t agent_pk[FL_PEER_KEY_LEN], const char *name, char *errbuf)
+{
+	uint8_t key[crypto_box_BEFORENMBYTES], hash[crypto_hash_sha256_BYTES];
+	enum fl_err rv;
+	long found = -1;
+
+	if ((rv = prepare(p, agent_pk, FL_PEER_AGENT, name, key, errbuf)) != FL_OK)
+		return rv;
+	crypto_hash_sha256(hash, token, FL_PEERS_TOKEN_LEN);
+	pthread_mutex_lock(&p->lock);
+	/* Look at every token: no early exit on a (hashed) secret. */
+	for (size_t i = 0; i < p->ntokens; i++)
+		if (sodium_memcmp(p->tokens[i].hash, hash, sizeof(hash)) == 0)
+			found = (long)i;
+	if (found < 0) {
+		rv = fl_errf(errbuf, FL_EAUTH, "unknown or already used enrollment token");
+		goto out;
+	}
+	if (p->tokens[found].expires_us <= p->clock(p->clock_arg)) {
+		drop_token(p, (size_t)found);
+		rv = fl_errf(errbuf, FL_EAUTH, "enrollment token expired");
+		goto out;
+	}
+	if ((rv = add_locked(p, agent_pk, FL_PEER_AGENT, name, key, true, errbuf)) != FL_OK)
+		goto out;
+	drop_token(p, (size_t)found);
+out:
+	pthread_mutex_unlock(&p->lock);
+	sodium_memzero(key, sizeof(key));
+	sodium_memzero(hash, sizeof(hash));
+	return rv;
+}
+
+/* ---- per message ---- */
+
+enum fl_peer_check fl_peers_recv_begin(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN],
+                                       uint8_t key[32], struct fl_peer_info *info)
+{
+	enum fl_peer_check rv = FL_PEER_OK;
+	const struct entry *e;
+	long idx;
+
+	pthread_mutex_lock(&p->lock);
+	idx = lookup(p, pk);
+	if (idx < 0) {
+		rv = FL_PEER_UNKNOWN;
+		goto out;
+	}
+	e = &p->entries[idx];
+	info_of(e, info);
+	if (e->revoked)
+		rv = FL_PEER_REVOKED;
+	else if (e->role == FL_PEER_NONE)
+		rv = FL_PEER_UNKNOWN;
+	else
+		memcpy(key, p->keys[idx], crypto_box_BEFORENMBYTES);
+out:
+	pthread_mutex_unlock(&p->lock);
+	return rv;
+}
+
+enum fl_peer_check fl_peers_recv_commit(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN],
+                                        uint64_t seq, bool in_window, uint64_t *last)
+{
+	enum fl_peer_check rv = FL_PEER_OK;
+	char err[FL_ERRBUF_SIZE];
+	struct entry *e;
+	long idx;
+
+	pthread_mutex_lock(&p->lock);
+	idx = lookup(p, pk);
+	if (idx < 0) { /* entries are never removed: cannot happen after recv_begin */
+		rv = FL_PEER_UNKNOWN;
+		goto out;
+	}
+	e = &p->entries[idx];
+	*last = e->last_recv;
+	if (e->revoked)
+		rv = FL_PEER_REVOKED;
+	else if (seq <= e->last_recv)
+		rv = FL_PEER_REPLAY;
+	else if (!in_window)
+		rv = FL_PEER_SKEW;
+	if (rv != FL_PEER_OK)
+		goto out;
+	/* In memory first: even if the file write fails, this seq is spent. */
+	e->last_recv = seq;
+	if (record_write(p, e, err) != FL_OK) {
+		fl_log_error("peers", "%s", err);
+		rv = FL_PEER_STORE;
+	}
+out:
+	pthread_mutex_unlock(&p->lock);
+	return rv;
+}
+
+enum fl_err fl_peers_send_begin(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN],
+                                int64_t now_us, uint8_t key[32], uint64_t *seq, char *errbuf)
+{
+	enum fl_err rv = FL_OK;
+	char id[FL_PEER_ID_LEN + 1];
+	struct entry *e;
+	long idx;
+
+	pthread_mutex_lock(&p->lock);
+	idx = lookup(p, pk);
+	if (idx < 0 || (p->entries[idx].role == FL_PEER_NONE && !p->entries[idx].revoked)) {
+		fl_key_id(pk, id);
+		rv = fl_errf(errbuf, FL_ENOENT, "unknown recipient %s", id);
+		goto out;
+	}
+	e = &p->entries[idx];
+	if (e->revoked) {
+		rv = fl_errf(errbuf, FL_ESTATE, "recipient %s was revoked", e->id);
+		goto out;
+	}
+	if (e->last_sent == UINT64_MAX) {
+		rv = fl_errf(errbuf, FL_EINVAL, "sequence numbers to %s exhausted", e->id);
+		goto out;
+	}
+	*seq = e->last_sent + 1;
+	if (now_us > 0 && (uint64_t)now_us > *seq)
+		*seq = (uint64_t)now_us;
+	e->last_sent = *seq;
+	memcpy(key, p->keys[idx], crypto_box_BEFORENMBYTES);
+out:
+	pthread_mutex_unlock(&p->lock);
+	return rv;
+}

@@ -1,0 +1,201 @@
+/*
+ * Who we are and whom we talk to.
+ *
+ * struct fl_identity is our own Ed25519 key pair and the X25519 secret derived
+ * from it, both in sodium_malloc memory that is read-only once set up and
+ * wiped when freed. It lives here, beside the registry, because every shared
+ * key in the registry is derived from it.
+ *
+ * struct fl_peers is the registry of senders we accept: public key, role,
+ * name, revoked flag, the crypto_box shared key (beforenm, computed once when
+ * the peer is added, kept in sodium_malloc memory that is read-only between
+ * changes), the last sequence number accepted from the peer and the last one
+ * sent to it. Optionally it is backed by `peers.seq` (docs/WIRE.md), a file
+ * of fixed-size records that keeps the last accepted sequence number of each
+ * sender, and each revocation, across restarts:
+ *
+ *   header  64  "flotilla seq v1\n", record size (u32 BE, 64), zeros,
+ *               BLAKE2b-128 of bytes 0..47
+ *   record  64  public key 32, last seq (u64 BE), flags (u32 BE: bit 0 in
+ *               use, bit 1 revoked), 4 zero bytes, BLAKE2b-128 of bytes 0..47
+ *
+ * A record is rewritten in place with one pwrite of 64 aligned bytes (never
+ * straddling a disk sector) on each accepted message; fsync happens only in
+ * fl_peers_sync() and fl_peers_free(). The file is locked (fcntl) so that two
+ * processes never accept from one sequence store.
+ *
+ * Invariants: a key is in the registry at most once; revocation is permanent
+ * for a key (recorded in peers.seq, so a stale config re-adding the key
+ * later is refused); last accepted sequence numbers never decrease.
+ *
+ * Threads: every function may be called from any thread; one mutex guards the
+ * registry and is never held across signature or decryption work.
+ */
+#ifndef FL_PEERS_H
+#define FL_PEERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define FL_PEER_KEY_LEN      32    /* Ed25519 public key */
+#define FL_PEER_SEED_LEN     32    /* Ed25519 seed */
+#define FL_PEER_ID_LEN       16    /* key id (lib/keys.h fl_key_id): 16 hex digits */
+#define FL_PEER_NAME_MAX     64    /* [A-Za-z0-9._@:+-], 1 to 64 characters */
+#define FL_PEERS_MAX_DEFAULT 65536 /* peers (and peers.seq records) per registry */
+#define FL_PEERS_TOKEN_LEN   32    /* enrollment token */
+#define FL_PEERS_TOKENS_MAX  1024  /* outstanding enrollment tokens */
+
+/* Wall-clock time in microseconds since the Unix epoch; tests inject one. */
+typedef int64_t (*fl_wallclock_fn)(void *arg);
+int64_t fl_wallclock_us(void *unused); /* CLOCK_REALTIME, the default */
+
+/* ---- our identity ---- */
+
+struct fl_identity;
+
+/*
+ * Derive our key pair from a 32-byte Ed25519 seed (lib/keys.c reads it from
+ * the secret key file). The caller keeps and wipes its copy of the seed.
+ * Returns NULL only if libsodium cannot be initialised; aborts on OOM.
+ */
+struct fl_identity *fl_identity_new_from_seed(const uint8_t seed[FL_PEER_SEED_LEN]);
+/* Wipe and free; NULL is a no-op. Free only after every registry using it. */
+void fl_identity_free(struct fl_identity *id);
+const uint8_t *fl_identity_public_key(const struct fl_identity *id);
+const char *fl_identity_key_id(const struct fl_identity *id);
+/* Ed25519 detached signature of msg with our key (for envelope.c). */
+void fl_identity_sign(const struct fl_identity *id, uint8_t sig[64], const uint8_t *msg,
+                      size_t len);
+
+/* ---- the registry ---- */
+
+/* Stable values: stored by the coordinator and shown by the CLI. */
+enum fl_peer_role {
+	FL_PEER_NONE = 0, /* not a peer: a peers.seq record whose key was never added */
+	FL_PEER_COORDINATOR = 1,
+	FL_PEER_AGENT = 2,
+	FL_PEER_VIEWER = 3,
+	FL_PEER_RELEASE_MANAGER = 4,
+	FL_PEER_ADMIN = 5,
+};
+
+/* "coordinator", "agent", "viewer", "release-manager", "admin"; "none". */
+const char *fl_peer_role_name(enum fl_peer_role role);
+/* The reverse; FL_EINVAL (with the accepted names in errbuf) for anything else. */
+enum fl_err fl_peer_role_parse(const char *name, enum fl_peer_role *role, char *errbuf)
+    __attribute__((warn_unused_result));
+
+/* A copy of a peer's public facts; never its shared key. */
+struct fl_peer_info {
+	uint8_t pk[FL_PEER_KEY_LEN];
+	char id[FL_PEER_ID_LEN + 1];
+	char name[FL_PEER_NAME_MAX + 1];
+	enum fl_peer_role role;
+	bool revoked;
+	uint64_t last_seq; /* last sequence number accepted from this peer, 0 if none */
+};
+
+struct fl_peers;
+
+/*
+ * A registry for identity `self` (which must outlive it), holding at most
+ * max_peers keys (0: FL_PEERS_MAX_DEFAULT; records loaded from peers.seq
+ * count too). seq_path NULL keeps sequence numbers in memory only; otherwise
+ * the file is opened or created (0600), locked, validated and loaded.
+ * Errors: FL_EIO (cannot open, read, create or lock the file; it is writable
+ * by group or others), FL_EPARSE (wrong size, header or record checksum,
+ * duplicate key, too many records), each naming the file in errbuf.
+ */
+enum fl_err fl_peers_new(const struct fl_identity *self, const char *seq_path, size_t max_peers,
+                         struct fl_peers **out, char *errbuf) __attribute__((warn_unused_result));
+/* fsync peers.seq, close it, wipe every shared key, free; NULL is a no-op.
+ * An fsync failure is logged. */
+void fl_peers_free(struct fl_peers *p);
+const struct fl_identity *fl_peers_identity(const struct fl_peers *p);
+
+/*
+ * Approve a key with a role and a name, or change the role and name of a
+ * key already approved; its last sequence number is kept. Computes the shared
+ * key. Errors: FL_EINVAL (not a usable Ed25519 public key, our own key, bad
+ * role or name), FL_ESTATE (the key was revoked), FL_ENOTSUP (registry full),
+ * FL_EIO (peers.seq write failed).
+ */
+enum fl_err fl_peers_add(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN],
+                         enum fl_peer_role role, const char *name, char *errbuf)
+    __attribute__((warn_unused_result));
+/*
+ * Revoke a key, known or not: from now on its messages are refused whatever
+ * their signature, sealing to it fails, and its shared key is wiped. Permanent
+ * for the key (recorded in peers.seq). Errors: FL_ENOTSUP (registry full),
+ * FL_EIO (peers.seq write failed; the key is still revoked in memory).
+ */
+enum fl_err fl_peers_revoke(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN], char *errbuf)
+    __attribute__((warn_unused_result));
+/* FL_OK with a copy of the peer's facts (approved or revoked), or FL_ENOENT
+ * for a key neither approved nor revoked. */
+enum fl_err fl_peers_find(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN],
+                          struct fl_peer_info *info);
+/* Keys in the registry (added, revoked or only loaded from peers.seq), and
+ * the i-th of them in insertion order, for listings. */
+size_t fl_peers_count(struct fl_peers *p);
+enum fl_err fl_peers_get(struct fl_peers *p, size_t i, struct fl_peer_info *info);
+
+/* fsync peers.seq (a no-op without it). Blocks: call from a timer on a worker
+ * thread, never from the network thread. Errors: FL_EIO. */
+enum fl_err fl_peers_sync(struct fl_peers *p, char *errbuf) __attribute__((warn_unused_result));
+
+/* The clock used for token expiry; fn NULL restores fl_wallclock_us. Call
+ * before sharing the registry between threads. */
+void fl_peers_set_clock(struct fl_peers *p, fl_wallclock_fn fn, void *arg);
+
+/*
+ * Issue a one-time enrollment token valid for ttl_ms (> 0): 32 random bytes
+ * written to token, for the operator to hand to a new agent. Only its SHA-256
+ * is kept, in memory (a restart forgets outstanding tokens); expired ones are
+ * dropped here. Errors: FL_EINVAL (ttl), FL_ENOTSUP (FL_PEERS_TOKENS_MAX
+ * outstanding).
+ */
+enum fl_err fl_peers_token_new(struct fl_peers *p, int64_t ttl_ms,
+                               uint8_t token[FL_PEERS_TOKEN_LEN], char *errbuf)
+    __attribute__((warn_unused_result));
+/*
+ * Approve agent_pk as an agent named `name` if token is outstanding and
+ * unexpired, and consume the token. Errors: FL_EAUTH (unknown, used or
+ * expired token; an expired one is dropped), then as fl_peers_add; the token
+ * is consumed only on success. A key already approved is FL_ESTATE.
+ */
+enum fl_err fl_peers_enroll(struct fl_peers *p, const uint8_t token[FL_PEERS_TOKEN_LEN],
+                            const uint8_t agent_pk[FL_PEER_KEY_LEN], const char *name, char *errbuf)
+    __attribute__((warn_unused_result));
+
+/* ---- for envelope.c: the per-message steps, each under the registry lock ---- */
+
+enum fl_peer_check {
+	FL_PEER_OK = 0,
+	FL_PEER_UNKNOWN, /* never added (or only loaded from peers.seq) */
+	FL_PEER_REVOKED,
+	FL_PEER_REPLAY, /* seq not above the last accepted */
+	FL_PEER_SKEW,   /* the caller's timestamp check failed */
+	FL_PEER_STORE,  /* peers.seq could not be written: refuse, fail closed */
+};
+
+/* Before decrypting: is pk a live peer? If so copy its shared key (the caller
+ * wipes it) and its facts. */
+enum fl_peer_check fl_peers_recv_begin(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN],
+                                       uint8_t key[32], struct fl_peer_info *info);
+/* After the signature verified: in this order, revoked since begin? seq not
+ * above the last accepted (then *last says which)? in_window false? Otherwise
+ * record seq (memory, then peers.seq) and accept. */
+enum fl_peer_check fl_peers_recv_commit(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN],
+                                        uint64_t seq, bool in_window, uint64_t *last);
+/* Sealing: copy the shared key of live peer pk and take the next sequence
+ * number, max(last sent + 1, now_us). Errors: FL_ENOENT (not a peer),
+ * FL_ESTATE (revoked), FL_EINVAL (sequence numbers exhausted). */
+enum fl_err fl_peers_send_begin(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN],
+                                int64_t now_us, uint8_t key[32], uint64_t *seq, char *errbuf)
+    __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,701 @@
+/* Our identity, the peer registry, enrollment tokens and peers.seq. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "keys.h"
+#include "log.h"
+#include "peers.h"
+
+static char dir[256];
+static char seqpath[300];
+static struct fl_identity *self;
+static int64_t fake_now_us = INT64_C(1700000000000000);
+
+static int64_t fake_clock(void *arg)
+{
+	(void)arg;
+	return fake_now_us;
+}
+
+/* The folder is made and removed by the parent (an unchecked fixture), so it
+ * goes away even when a test fails; each test starts from an empty one. */
+static void make_dir(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(dir, sizeof(dir), "%s/check_peers.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(seqpath, sizeof(seqpath), "%s/peers.seq", dir);
+}
+
+static void empty_dir(void)
+{
+	char p[400];
+
+	unlink(seqpath);
+	snprintf(p, sizeof(p), "%s/link", dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/subdir", dir);
+	rmdir(p);
+}
+
+static void remove_dir(void)
+{
+	empty_dir();
+	rmdir(dir);
+}
+
+static void setup(void)
+{
+	uint8_t seed[32];
+
+	fl_log_set_level(FL_LOG_ERROR);
+	empty_dir();
+	memset(seed, 0x5e, sizeof(seed));
+	self = fl_identity_new_from_seed(seed);
+	ck_assert_ptr_nonnull(self);
+}
+
+static void teardown(void)
+{
+	fl_identity_free(self);
+	self = NULL;
+	empty_dir();
+}
+
+/* The public key of a test peer numbered n. */
+static void peer_pk(int n, uint8_t pk[32])
+{
+	uint8_t seed[32], sk[64];
+
+	memset(seed, 0, sizeof(seed));
+	seed[0] = (uint8_t)n;
+	seed[1] = (uint8_t)(n >> 8);
+	seed[31] = 0xa7;
+	crypto_sign_seed_keypair(pk, sk, seed);
+	sodium_memzero(sk, sizeof(sk));
+}
+
+static struct fl_peers *open_peers(const char *path, size_t max)
+{
+	char err[FL_ERRBUF_SIZE] = "";
+	struct fl_peers *p = NULL;
+
+	ck_assert_msg(fl_peers_new(self, path, max, &p, err) == FL_OK, "%s", err);
+	return p;
+}
+
+static enum fl_err try_open(const char *path, size_t max, char *err)
+{
+	struct fl_peers *p = NULL;
+	enum fl_err rv = fl_peers_new(self, path, max, &p, err);
+
+	ck_assert(rv == FL_OK ? p != NULL : p == NULL);
+	fl_peers_free(p);
+	return rv;
+}
+
+static void write_file(const char *path, const uint8_t *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+static size_t read_file(const char *path, uint8_t *data, size_t cap)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	ck_assert_int_ge(fd, 0);
+	n = read(fd, data, cap);
+	close(fd);
+	ck_assert_int_ge(n, 0);
+	return (size_t)n;
+}
+
+START_TEST(identity_from_seed_matches_rfc8032)
+{
+	static const char seed_hex[] =
+	    "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+	static const char pk_hex[] =
+	    "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+	uint8_t seed[32], pk[32], sig[64];
+	struct fl_identity *id;
+
+	ck_assert_int_eq(sodium_hex2bin(seed, 32, seed_hex, 64, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(sodium_hex2bin(pk, 32, pk_hex, 64, NULL, NULL, NULL), 0);
+	id = fl_identity_new_from_seed(seed);
+	ck_assert_mem_eq(fl_identity_public_key(id), pk, 32);
+	ck_assert_str_eq(fl_identity_key_id(id), "21fe31dfa154a261");
+	/* RFC 8032 test 1: the empty message. */
+	fl_identity_sign(id, sig, (const uint8_t *)"", 0);
+	ck_assert_int_eq(crypto_sign_verify_detached(sig, (const uint8_t *)"", 0, pk), 0);
+	fl_identity_free(id);
+	fl_identity_free(NULL);
+}
+END_TEST
+
+START_TEST(roles_have_stable_names)
+{
+	static const char *const names[] = {"none",   "coordinator",     "agent",
+	                                    "viewer", "release-manager", "admin"};
+	enum fl_peer_role r;
+	char err[FL_ERRBUF_SIZE] = "";
+
+	for (int i = 0; i <= FL_PEER_ADMIN; i++)
+		ck_assert_str_eq(fl_peer_role_name((enum fl_peer_role)i), names[i]);
+	ck_assert_str_eq(fl_peer_role_name((enum fl_peer_role)99), "unknown");
+	ck_assert_int_eq(FL_PEER_COORDINATOR, 1);
+	ck_assert_int_eq(FL_PEER_ADMIN, 5);
+	for (int i = 1; i <= FL_PEER_ADMIN; i++) {
+		ck_assert_int_eq(fl_peer_role_parse(names[i], &r, err), FL_OK);
+		ck_assert_int_eq(r, i);
+	}
+	ck_assert_int_eq(fl_peer_role_parse("none", &r, err), FL_EINVAL);
+	ck_assert_int_eq(fl_peer_role_parse("Admin", &r, err), FL_EINVAL);
+	ck_assert_str_eq(err, "unknown role 'Admin' (use coordinator, agent, viewer, "
+	                      "release-manager or admin)");
+	ck_assert_int_eq(fl_peer_role_parse(NULL, &r, NULL), FL_EINVAL);
+}
+END_TEST
+
+START_TEST(add_find_get)
+{
+	struct fl_peers *p = open_peers(NULL, 0);
+	struct fl_peer_info info;
+	uint8_t a[32], b[32];
+	char id[17], err[FL_ERRBUF_SIZE] = "";
+
+	peer_pk(1, a);
+	peer_pk(2, b);
+	ck_assert_ptr_eq(fl_peers_identity(p), self);
+	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "db-eu-1.example.com", err), FL_OK);
+	ck_assert_int_eq(fl_peers_add(p, b, FL_PEER_ADMIN, "alice@example.com", err), FL_OK);
+	ck_assert_uint_eq(fl_peers_count(p), 2);
+	ck_assert_int_eq(fl_peers_find(p, a, &info), FL_OK);
+	fl_key_id(a, id);
+	ck_assert_str_eq(info.id, id);
+	ck_assert_str_eq(info.name, "db-eu-1.example.com");
+	ck_assert_int_eq(info.role, FL_PEER_AGENT);
+	ck_assert(!info.revoked);
+	ck_assert_uint_eq(info.last_seq, 0);
+	ck_assert_mem_eq(info.pk, a, 32);
+	ck_assert_int_eq(fl_peers_get(p, 1, &info), FL_OK);
+	ck_assert_str_eq(info.name, "alice@example.com");
+	ck_assert_int_eq(fl_peers_get(p, 2, &info), FL_ENOENT);
+	peer_pk(3, a);
+	ck_assert_int_eq(fl_peers_find(p, a, &info), FL_ENOENT);
+	/* Re-adding changes role and name. */
+	ck_assert_int_eq(fl_peers_add(p, b, FL_PEER_VIEWER, "alice", err), FL_OK);
+	ck_assert_int_eq(fl_peers_find(p, b, &info), FL_OK);
+	ck_assert_int_eq(info.role, FL_PEER_VIEWER);
+	ck_assert_str_eq(info.name, "alice");
+	ck_assert_uint_eq(fl_peers_count(p), 2);
+	fl_peers_free(p);
+	fl_peers_free(NULL);
+}
+END_TEST
+
+START_TEST(add_refuses_bad_input)
+{
+	struct fl_peers *p = open_peers(NULL, 0);
+	uint8_t pk[32], bad[32];
+	char err[FL_ERRBUF_SIZE] = "", longname[80];
+	static const char *const names[] = {"", "has space", "quote'd", "new\nline", "é", "a/b"};
+
+	peer_pk(1, pk);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		ck_assert_int_eq(fl_peers_add(p, pk, FL_PEER_AGENT, names[i], err), FL_EINVAL);
+	ck_assert_int_eq(fl_peers_add(p, pk, FL_PEER_AGENT, NULL, err), FL_EINVAL);
+	memset(longname, 'x', sizeof(longname));
+	longname[FL_PEER_NAME_MAX + 1] = '\0';
+	ck_assert_int_eq(fl_peers_add(p, pk, FL_PEER_AGENT, longname, err), FL_EINVAL);
+	longname[FL_PEER_NAME_MAX] = '\0';
+	ck_assert_int_eq(fl_peers_add(p, pk, FL_PEER_AGENT, longname, err), FL_OK);
+	ck_assert_int_eq(fl_peers_add(p, pk, FL_PEER_NONE, "x", err), FL_EINVAL);
+	ck_assert_int_eq(fl_peers_add(p, pk, (enum fl_peer_role)6, "x", err), FL_EINVAL);
+	ck_assert_str_eq(err, "invalid peer role 6");
+	/* Our own key. */
+	ck_assert_int_eq(fl_peers_add(p, fl_identity_public_key(self), FL_PEER_AGENT, "me", err),
+	                 FL_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "our own key"));
+	/* Small-order points and non-points. */
+	memset(bad, 0, sizeof(bad));
+	bad[0] = 1; /* the neutral element */
+	ck_assert_int_eq(fl_peers_add(p, bad, FL_PEER_AGENT, "x", err), FL_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "not a usable Ed25519 public key"));
+	memset(bad, 0, sizeof(bad));
+	ck_assert_int_eq(fl_peers_add(p, bad, FL_PEER_AGENT, "x", err), FL_EINVAL);
+	memset(bad, 0xff, sizeof(bad));
+	ck_assert_int_eq(fl_peers_add(p, bad, FL_PEER_AGENT, "x", err), FL_EINVAL);
+	ck_assert_uint_eq(fl_peers_count(p), 1);
+	fl_peers_free(p);
+}
+END_TEST
+
+START_TEST(revocation_is_permanent)
+{
+	struct fl_peers *p = open_peers(seqpath, 0);
+	struct fl_peer_info info;
+	uint8_t a[32], b[32], key[32];
+	char err[FL_ERRBUF_SIZE] = "", id[17], want[64];
+	uint64_t seq;
+
+	peer_pk(1, a);
+	peer_pk(2, b);
+	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "a", err), FL_OK);
+	ck_assert_int_eq(fl_peers_recv_begin(p, a, key, &info), FL_PEER_OK);
+	ck_assert_int_eq(fl_peers_revoke(p, a, err), FL_OK);
+	ck_assert_int_eq(fl_peers_find(p, a, &info), FL_OK);
+	ck_assert(info.revoked);
+	ck_assert_int_eq(fl_peers_recv_begin(p, a, key, &info), FL_PEER_REVOKED);
+	ck_assert_int_eq(fl_peers_send_begin(p, a, 1, key, &seq, err), FL_ESTATE);
+	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "a", err), FL_ESTATE);
+	fl_key_id(a, id);
+	snprintf(want, sizeof(want), "key %s was revoked", id);
+	ck_assert_str_eq(err, want);
+	/* A key never added can be revoked ahead of time. */
+	ck_assert_int_eq(fl_peers_revoke(p, b, err), FL_OK);
+	ck_assert_int_eq(fl_peers_find(p, b, &info), FL_OK);
+	ck_assert(info.revoked);
+	ck_assert_int_eq(info.role, FL_PEER_NONE);
+	ck_assert_int_eq(fl_peers_recv_begin(p, b, key, &info), FL_PEER_REVOKED);
+	fl_peers_free(p);
+
+	/* And it stays revoked across a restart, whatever the config says. */
+	p = open_peers(seqpath, 0);
+	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "a", err), FL_ESTATE);
+	ck_assert_int_eq(fl_peers_add(p, b, FL_PEER_AGENT, "b", err), FL_ESTATE);
+	ck_assert_int_eq(fl_peers_recv_begin(p, a, key, &info), FL_PEER_REVOKED);
+	fl_peers_free(p);
+}
+END_TEST
+
+START_TEST(send_seq_follows_the_clock)
+{
+	struct fl_peers *p = open_peers(NULL, 0);
+	uint8_t a[32], key[32];
+	char err[FL_ERRBUF_SIZE] = "";
+	uint64_t seq;
+
+	peer_pk(1, a);
+	ck_assert_int_eq(fl_peers_send_begin(p, a, 1000, key, &seq, err), FL_ENOENT);
+	ck_assert_ptr_nonnull(strstr(err, "unknown recipient"));
+	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_COORDINATOR, "coord", err), FL_OK);
+	ck_assert_int_eq(fl_peers_send_begin(p, a, 1000, key, &seq, err), FL_OK);
+	ck_assert_uint_eq(seq, 1000);
+	ck_assert_int_eq(fl_peers_send_begin(p, a, 1000, key, &seq, err), FL_OK);
+	ck_assert_uint_eq(seq, 1001);
+	ck_assert_int_eq(fl_peers_send_begin(p, a, 10, key, &seq, err), FL_OK); /* clock back */
+	ck_assert_uint_eq(seq, 1002);
+	ck_assert_int_eq(fl_peers_send_begin(p, a, -5, key, &seq, err), FL_OK);
+	ck_assert_uint_eq(seq, 1003);
+	ck_assert_int_eq(fl_peers_send_begin(p, a, 5000, key, &seq, err), FL_OK);
+	ck_assert_uint_eq(seq, 5000);
+	sodium_memzero(key, sizeof(key));
+	fl_peers_free(p);
+}
+END_TEST
+
+START_TEST(recv_commit_checks_in_order)
+{
+	struct fl_peers *p = open_peers(NULL, 0);
+	struct fl_peer_info info;
+	uint8_t a[32], b[32], key[32];
+	char err[FL_ERRBUF_SIZE] = "";
+	uint64_t last = 99;
+
+	peer_pk(1, a);
+	peer_pk(2, b);
+	ck_assert_int_eq(fl_peers_recv_begin(p, a, key, &info), FL_PEER_UNKNOWN);
+	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "a", err), FL_OK);
+	ck_assert_int_eq(fl_peers_recv_begin(p, a, key, &info), FL_PEER_OK);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 0, true, &last), FL_PEER_REPLAY);
+	ck_assert_uint_eq(last, 0);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 10, true, &last), FL_PEER_OK);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 10, true, &last), FL_PEER_REPLAY);
+	ck_assert_uint_eq(last, 10);
+	/* Replay is reported before skew, and a skewed message does not count. */
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 9, false, &last), FL_PEER_REPLAY);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 20, false, &last), FL_PEER_SKEW);
+	ck_assert_int_eq(fl_peers_find(p, a, &info), FL_OK);
+	ck_assert_uint_eq(info.last_seq, 10);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 11, true, &last), FL_PEER_OK);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, UINT64_MAX, true, &last), FL_PEER_OK);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, UINT64_MAX, true, &last), FL_PEER_REPLAY);
+	/* Revoked is reported first. */
+	ck_assert_int_eq(fl_peers_revoke(p, a, err), FL_OK);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 5, false, &last), FL_PEER_REVOKED);
+	sodium_memzero(key, sizeof(key));
+	fl_peers_free(p);
+}
+END_TEST
+
+START_TEST(grows_and_finds_many)
+{
+	struct fl_peers *p = open_peers(seqpath, 0);
+	struct fl_peer_info info;
+	uint8_t pk[32];
+	char err[FL_ERRBUF_SIZE] = "", name[32];
+	uint64_t last;
+
+	for (int i = 0; i < 300; i++) {
+		peer_pk(i, pk);
+		snprintf(name, sizeof(name), "agent-%d", i);
+		ck_assert_int_eq(fl_peers_add(p, pk, FL_PEER_AGENT, name, err), FL_OK);
+		ck_assert_int_eq(fl_peers_recv_commit(p, pk, (uint64_t)i + 1, true, &last),
+		                 FL_PEER_OK);
+	}
+	ck_assert_uint_eq(fl_peers_count(p), 300);
+	fl_peers_free(p);
+	p = open_peers(seqpath, 0);
+	ck_assert_uint_eq(fl_peers_count(p), 300);
+	for (int i = 0; i < 300; i++) {
+		peer_pk(i, pk);
+		ck_assert_int_eq(fl_peers_find(p, pk, &info), FL_ENOENT); /* loaded, not added */
+		ck_assert_int_eq(fl_peers_add(p, pk, FL_PEER_AGENT, "again", err), FL_OK);
+		ck_assert_int_eq(fl_peers_find(p, pk, &info), FL_OK);
+		ck_assert_uint_eq(info.last_seq, (uint64_t)i + 1);
+	}
+	ck_assert_uint_eq(fl_peers_count(p), 300);
+	fl_peers_free(p);
+}
+END_TEST
+
+START_TEST(registry_is_capped)
+{
+	struct fl_peers *p = open_peers(seqpath, 3);
+	uint8_t pk[32];
+	char err[FL_ERRBUF_SIZE] = "";
+
+	for (int i = 0; i < 3; i++) {
+		peer_pk(i, pk);
+		ck_assert_int_eq(fl_peers_add(p, pk, FL_PEER_AGENT, "a", err), FL_OK);
+	}
+	peer_pk(3, pk);
+	ck_assert_int_eq(fl_peers_add(p, pk, FL_PEER_AGENT, "a", err), FL_ENOTSUP);
+	ck_assert_str_eq(err, "too many peers (limit 3)");
+	ck_assert_int_eq(fl_peers_revoke(p, pk, err), FL_ENOTSUP);
+	peer_pk(0, pk);
+	ck_assert_int_eq(fl_peers_revoke(p, pk, err), FL_OK); /* known keys always can be */
+	fl_peers_free(p);
+	/* The file holds 3 records: more than a registry of 2 accepts. */
+	ck_assert_int_eq(try_open(seqpath, 2, err), FL_EPARSE);
+	ck_assert_str_eq(err + strlen(err) - strlen("3 records, more than the limit of 2 peers"),
+	                 "3 records, more than the limit of 2 peers");
+	ck_assert_ptr_nonnull(strstr(err, seqpath));
+	ck_assert_int_eq(try_open(seqpath, 3, err), FL_OK);
+}
+END_TEST
+
+START_TEST(tokens_enroll_once)
+{
+	struct fl_peers *p = open_peers(NULL, 0);
+	struct fl_peer_info info;
+	uint8_t tok[32], tok2[32], a[32], b[32], bad[32] = {1};
+	char err[FL_ERRBUF_SIZE] = "";
+
+	fl_peers_set_clock(p, fake_clock, NULL);
+	peer_pk(1, a);
+	peer_pk(2, b);
+	ck_assert_int_eq(fl_peers_token_new(p, 60000, tok, err), FL_OK);
+	/* Bad input does not spend the token. */
+	ck_assert_int_eq(fl_peers_enroll(p, tok, bad, "a", err), FL_EINVAL);
+	ck_assert_int_eq(fl_peers_enroll(p, tok, a, "bad name", err), FL_EINVAL);
+	ck_assert_int_eq(fl_peers_enroll(p, tok, a, "db-1", err), FL_OK);
+	ck_assert_int_eq(fl_peers_find(p, a, &info), FL_OK);
+	ck_assert_int_eq(info.role, FL_PEER_AGENT);
+	ck_assert_str_eq(info.name, "db-1");
+	/* Second use. */
+	ck_assert_int_eq(fl_peers_enroll(p, tok, b, "db-2", err), FL_EAUTH);
+	ck_assert_str_eq(err, "unknown or already used enrollment token");
+	ck_assert_int_eq(fl_peers_find(p, b, &info), FL_ENOENT);
+	/* Unknown token. */
+	memset(tok2, 0x42, sizeof(tok2));
+	ck_assert_int_eq(fl_peers_enroll(p, tok2, b, "db-2", err), FL_EAUTH);
+	/* A key already enrolled: refused, the token survives. */
+	ck_assert_int_eq(fl_peers_token_new(p, 60000, tok, err), FL_OK);
+	ck_assert_int_eq(fl_peers_enroll(p, tok, a, "db-1", err), FL_ESTATE);
+	ck_assert_int_eq(fl_peers_enroll(p, tok, b, "db-2", err), FL_OK);
+	/* Expired. */
+	ck_assert_int_eq(fl_peers_token_new(p, 60000, tok, err), FL_OK);
+	fake_now_us += 60000 * 1000;
+	peer_pk(3, a);
+	ck_assert_int_eq(fl_peers_enroll(p, tok, a, "db-3", err), FL_EAUTH);
+	ck_assert_str_eq(err, "enrollment token expired");
+	ck_assert_int_eq(fl_peers_enroll(p, tok, a, "db-3", err), FL_EAUTH); /* dropped */
+	ck_assert_str_eq(err, "unknown or already used enrollment token");
+	/* A revoked key cannot come back through a token. */
+	ck_assert_int_eq(fl_peers_revoke(p, a, err), FL_OK);
+	ck_assert_int_eq(fl_peers_token_new(p, 60000, tok, err), FL_OK);
+	ck_assert_int_eq(fl_peers_enroll(p, tok, a, "db-3", err), FL_ESTATE);
+	ck_assert_int_eq(fl_peers_token_new(p, 0, tok, err), FL_EINVAL);
+	ck_assert_int_eq(fl_peers_token_new(p, -1, tok, err), FL_EINVAL);
+	ck_assert_int_eq(fl_peers_token_new(p, INT64_MAX, tok, err), FL_EINVAL);
+	fl_peers_free(p);
+}
+END_TEST
+
+START_TEST(tokens_are_capped_and_expire)
+{
+	struct fl_peers *p = open_peers(NULL, 0);
+	uint8_t tok[32], first[32];
+	char err[FL_ERRBUF_SIZE] = "";
+
+	fl_peers_set_clock(p, fake_clock, NULL);
+	ck_assert_int_eq(fl_peers_token_new(p, 1000, first, err), FL_OK);
+	for (int i = 1; i < FL_PEERS_TOKENS_MAX; i++)
+		ck_assert_int_eq(fl_peers_token_new(p, 1000, tok, err), FL_OK);
+	ck_assert_int_eq(fl_peers_token_new(p, 1000, tok, err), FL_ENOTSUP);
+	fake_now_us += 1000 * 1000;
+	ck_assert_int_eq(fl_peers_token_new(p, 1000, tok, err), FL_OK); /* expired ones dropped */
+	fl_peers_set_clock(p, NULL, NULL);
+	fl_peers_free(p);
+}
+END_TEST
+
+START_TEST(seq_file_created_private_and_reloaded)
+{
+	struct fl_peers *p = open_peers(seqpath, 0);
+	struct fl_peer_info info;
+	struct stat st;
+	uint8_t a[32], buf[512];
+	char err[FL_ERRBUF_SIZE] = "";
+	uint64_t last;
+
+	ck_assert_int_eq(stat(seqpath, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	ck_assert_int_eq(st.st_size, 64);
+	ck_assert_uint_eq(read_file(seqpath, buf, sizeof(buf)), 64);
+	ck_assert_mem_eq(buf, "flotilla seq v1\n\0\0\0\x40", 20);
+	peer_pk(1, a);
+	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "a", err), FL_OK);
+	ck_assert_int_eq(stat(seqpath, &st), 0);
+	ck_assert_int_eq(st.st_size, 128);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 0x0102030405060708, true, &last), FL_PEER_OK);
+	ck_assert_int_eq(fl_peers_sync(p, err), FL_OK);
+	/* The record, as docs say: key, seq big-endian, flags. */
+	ck_assert_uint_eq(read_file(seqpath, buf, sizeof(buf)), 128);
+	ck_assert_mem_eq(buf + 64, a, 32);
+	ck_assert_mem_eq(buf + 96, "\x01\x02\x03\x04\x05\x06\x07\x08\0\0\0\x01\0\0\0\0", 16);
+	fl_peers_free(p);
+
+	p = open_peers(seqpath, 0);
+	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "a", err), FL_OK);
+	ck_assert_int_eq(fl_peers_find(p, a, &info), FL_OK);
+	ck_assert_uint_eq(info.last_seq, 0x0102030405060708);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 0x0102030405060708, true, &last),
+	                 FL_PEER_REPLAY);
+	fl_peers_free(p);
+	/* No file, no sync needed. */
+	p = open_peers(NULL, 0);
+	ck_assert_int_eq(fl_peers_sync(p, err), FL_OK);
+	fl_peers_free(p);
+}
+END_TEST
+
+/* Accepted numbers reach the page cache at once: a crash loses none. */
+START_TEST(seq_survives_a_crash)
+{
+	struct fl_peers *p;
+	struct fl_peer_info info;
+	uint8_t a[32];
+	char err[FL_ERRBUF_SIZE] = "";
+	uint64_t last;
+	pid_t pid;
+	int status;
+
+	peer_pk(1, a);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		p = NULL;
+		if (fl_peers_new(self, seqpath, 0, &p, err) != FL_OK ||
+		    fl_peers_add(p, a, FL_PEER_AGENT, "a", err) != FL_OK ||
+		    fl_peers_recv_commit(p, a, 77, true, &last) != FL_PEER_OK)
+			_exit(1);
+		_exit(0); /* no sync, no close */
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	p = open_peers(seqpath, 0);
+	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "a", err), FL_OK);
+	ck_assert_int_eq(fl_peers_find(p, a, &info), FL_OK);
+	ck_assert_uint_eq(info.last_seq, 77);
+	fl_peers_free(p);
+}
+END_TEST
+
+START_TEST(seq_file_locked_against_a_second_process)
+{
+	struct fl_peers *p = open_peers(seqpath, 0);
+	pid_t pid;
+	int status;
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char err[FL_ERRBUF_SIZE] = "";
+		struct fl_peers *q = NULL;
+		enum fl_err rv = fl_peers_new(self, seqpath, 0, &q, err);
+
+		_exit(rv == FL_EIO && strstr(err, "in use by another process") ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	fl_peers_free(p);
+}
+END_TEST
+
+/* Write a header and records (key n, seq, flags) with valid checksums. */
+static size_t build_file(uint8_t *buf, const int *keys, const uint32_t *flags, int n)
+{
+	memset(buf, 0, 64 * (size_t)(n + 1));
+	memcpy(buf, "flotilla seq v1\n", 16);
+	buf[19] = 64;
+	crypto_generichash(buf + 48, 16, buf, 48, NULL, 0);
+	for (int i = 0; i < n; i++) {
+		uint8_t *r = buf + 64 * (i + 1);
+
+		peer_pk(keys[i], r);
+		r[39] = (uint8_t)(i + 1); /* seq */
+		r[40] = (uint8_t)(flags[i] >> 24);
+		r[41] = (uint8_t)(flags[i] >> 16);
+		r[42] = (uint8_t)(flags[i] >> 8);
+		r[43] = (uint8_t)flags[i];
+		crypto_generichash(r + 48, 16, r, 48, NULL, 0);
+	}
+	return 64 * (size_t)(n + 1);
+}
+
+START_TEST(seq_file_validated)
+{
+	uint8_t buf[64 * 4];
+	char err[FL_ERRBUF_SIZE] = "", want[600], p2[400];
+	int keys[3] = {1, 2, 3};
+	uint32_t flags[3] = {1, 3, 1};
+	size_t len = build_file(buf, keys, flags, 3);
+
+	write_file(seqpath, buf, len);
+	ck_assert_int_eq(try_open(seqpath, 0, err), FL_OK);
+
+	write_file(seqpath, buf, 100);
+	ck_assert_int_eq(try_open(seqpath, 0, err), FL_EPARSE);
+	snprintf(want, sizeof(want),
+	         "corrupt sequence file '%s': size 100 is not a header and whole records of 64 "
+	         "bytes",
+	         seqpath);
+	ck_assert_str_eq(err, want);
+	write_file(seqpath, buf, 32);
+	ck_assert_int_eq(try_open(seqpath, 0, err), FL_EPARSE);
+
+	buf[0] = 'F';
+	write_file(seqpath, buf, len);
+	ck_assert_int_eq(try_open(seqpath, 0, err), FL_EPARSE);
+	snprintf(want, sizeof(want), "corrupt sequence file '%s': bad header", seqpath);
+	ck_assert_str_eq(err, want);
+	buf[0] = 'f';
+
+	buf[64 * 2 + 35] ^= 1; /* record 1's seq */
+	write_file(seqpath, buf, len);
+	ck_assert_int_eq(try_open(seqpath, 0, err), FL_EPARSE);
+	snprintf(want, sizeof(want), "corrupt sequence file '%s': record 1: checksum mismatch",
+	         seqpath);
+	ck_assert_str_eq(err, want);
+
+	flags[2] = 5;
+	len = build_file(buf, keys, flags, 3);
+	write_file(seqpath, buf, len);
+	ck_assert_int_eq(try_open(seqpath, 0, err), FL_EPARSE);
+	ck_assert_ptr_nonnull(strstr(err, "record 2: unknown flags 0x5"));
+	flags[2] = 0;
+	len = build_file(buf, keys, flags, 3);
+	write_file(seqpath, buf, len);
+	ck_assert_int_eq(try_open(seqpath, 0, err), FL_EPARSE);
+	flags[2] = 1;
+
+	keys[2] = 1;
+	len = build_file(buf, keys, flags, 3);
+	write_file(seqpath, buf, len);
+	ck_assert_int_eq(try_open(seqpath, 0, err), FL_EPARSE);
+	ck_assert_ptr_nonnull(strstr(err, "record 2: key "));
+	ck_assert_ptr_nonnull(strstr(err, " listed twice"));
+	keys[2] = 3;
+
+	/* Reserved bytes. */
+	len = build_file(buf, keys, flags, 3);
+	buf[64 + 45] = 1;
+	crypto_generichash(buf + 64 + 48, 16, buf + 64, 48, NULL, 0);
+	write_file(seqpath, buf, len);
+	ck_assert_int_eq(try_open(seqpath, 0, err), FL_EPARSE);
+	ck_assert_ptr_nonnull(strstr(err, "record 0: reserved bytes set"));
+
+	/* Writable by others: whoever can rewrite it could reopen replays. */
+	len = build_file(buf, keys, flags, 3);
+	write_file(seqpath, buf, len);
+	ck_assert_int_eq(chmod(seqpath, 0620), 0);
+	ck_assert_int_eq(try_open(seqpath, 0, err), FL_EIO);
+	ck_assert_ptr_nonnull(strstr(err, "writable by group or others"));
+	ck_assert_int_eq(chmod(seqpath, 0600), 0);
+
+	/* Not through a symlink, not a directory. */
+	snprintf(p2, sizeof(p2), "%s/link", dir);
+	ck_assert_int_eq(symlink(seqpath, p2), 0);
+	ck_assert_int_eq(try_open(p2, 0, err), FL_EIO);
+	ck_assert_ptr_nonnull(strstr(err, "cannot open sequence file"));
+	snprintf(p2, sizeof(p2), "%s/subdir", dir);
+	ck_assert_int_eq(mkdir(p2, 0700), 0);
+	ck_assert_int_eq(try_open(p2, 0, err), FL_EIO);
+	snprintf(p2, sizeof(p2), "%s/no/such/dir/peers.seq", dir);
+	ck_assert_int_eq(try_open(p2, 0, err), FL_EIO);
+}
+END_TEST
+
+static Suite *peers_suite(void)
+{
+	Suite *s = suite_create("peers");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_unchecked_fixture(tc, make_dir, remove_dir);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, identity_from_seed_matches_rfc8032);
+	tcase_add_test(tc, roles_have_stable_names);
+	tcase_add_test(tc, add_find_get);
+	tcase_add_test(tc, add_refuses_bad_input);
+	tcase_add_test(tc, revocation_is_permanent);
+	tcase_add_test(tc, send_seq_follows_the_clock);
+	tcase_add_test(tc, recv_commit_checks_in_order);
+	tcase_add_test(tc, grows_and_finds_many);
+	tcase_add_test(tc, registry_is_capped);
+	tcase_add_test(tc, tokens_enroll_once);
+	tcase_add_test(tc, tokens_are_capped_and_expire);
+	tcase_add_test(tc, seq_file_created_private_and_reloaded);
+	tcase_add_test(tc, seq_survives_a_crash);
+	tcase_add_test(tc, seq_file_locked_against_a_second_process);
+	tcase_add_test(tc, seq_file_validated);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(peers_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
