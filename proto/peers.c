@@ -1,5 +1,5 @@
 /*
- * Our identity and the registry of peers; design and file format in peers.h.
+ * The registry of peers; design and file format in peers.h.
  *
  * Lookup: an open-addressing table of entry indexes keyed by SipHash (random
  * key) of the public key, rebuilt when the entry array grows. Entries are
@@ -36,17 +36,6 @@ _Static_assert(FL_PEER_ID_LEN == FL_KEY_ID_LEN && FL_PEER_KEY_LEN == FL_KEY_PUBL
 
 static const char seq_magic[16] = {'f', 'l', 'o', 't', 'i', 'l', 'l', 'a',
                                    ' ', 's', 'e', 'q', ' ', 'v', '1', '\n'};
-
-struct id_secret {
-	uint8_t sign_sk[crypto_sign_SECRETKEYBYTES];
-	uint8_t box_sk[crypto_box_SECRETKEYBYTES];
-};
-
-struct fl_identity {
-	uint8_t pk[FL_PEER_KEY_LEN];
-	char id[FL_PEER_ID_LEN + 1];
-	struct id_secret *secret; /* sodium_malloc, read-only after setup */
-};
 
 struct entry {
 	uint8_t pk[FL_PEER_KEY_LEN];
@@ -115,50 +104,6 @@ static void store32(uint8_t *p, uint32_t v)
 static uint32_t load32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* ---- identity ---- */
-
-struct fl_identity *fl_identity_new_from_seed(const uint8_t seed[FL_PEER_SEED_LEN])
-{
-	struct fl_identity *id;
-
-	if (sodium_init() < 0)
-		return NULL;
-	id = fl_calloc(1, sizeof(*id));
-	id->secret = sodium_malloc(sizeof(*id->secret));
-	if (id->secret == NULL) {
-		fprintf(stderr, "flotilla: out of memory allocating secure memory\n");
-		abort();
-	}
-	crypto_sign_seed_keypair(id->pk, id->secret->sign_sk, seed);
-	crypto_sign_ed25519_sk_to_curve25519(id->secret->box_sk, id->secret->sign_sk);
-	sodium_mprotect_readonly(id->secret);
-	fl_key_id(id->pk, id->id);
-	return id;
-}
-
-void fl_identity_free(struct fl_identity *id)
-{
-	if (id == NULL)
-		return;
-	sodium_free(id->secret); /* makes it writable and zeroes it before unmapping */
-	free(id);
-}
-
-const uint8_t *fl_identity_public_key(const struct fl_identity *id)
-{
-	return id->pk;
-}
-
-const char *fl_identity_key_id(const struct fl_identity *id)
-{
-	return id->id;
-}
-
-void fl_identity_sign(const struct fl_identity *id, uint8_t sig[64], const uint8_t *msg, size_t len)
-{
-	crypto_sign_ed25519_detached(sig, NULL, msg, len, id->secret->sign_sk);
 }
 
 /* ---- roles and names ---- */
@@ -540,15 +485,13 @@ void fl_peers_set_clock(struct fl_peers *p, fl_wallclock_fn fn, void *arg)
 	p->clock_arg = fn ? arg : NULL;
 }
 
-/* Validate a would-be peer and compute its shared key (no lock needed: only
- * our read-only secret is used). */
+/* Validate a would-be peer and compute its shared key (no lock needed: the
+ * identity's secret is read-only). */
 static enum fl_err prepare(const struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN],
                            enum fl_peer_role role, const char *name,
                            uint8_t key[crypto_box_BEFORENMBYTES], char *errbuf)
 {
-	uint8_t xpk[crypto_box_PUBLICKEYBYTES];
 	char id[FL_PEER_ID_LEN + 1];
-	int bad;
 
 	if (!valid_role(role))
 		return fl_errf(errbuf, FL_EINVAL, "invalid peer role %d", (int)role);
@@ -557,12 +500,9 @@ static enum fl_err prepare(const struct fl_peers *p, const uint8_t pk[FL_PEER_KE
 		               "invalid peer name '%.*s': use 1 to %d of A-Z a-z 0-9 . _ @ : + -",
 		               FL_PEER_NAME_MAX, name ? name : "", FL_PEER_NAME_MAX);
 	fl_key_id(pk, id);
-	if (memcmp(pk, p->self->pk, FL_PEER_KEY_LEN) == 0)
+	if (memcmp(pk, fl_identity_public_key(p->self), FL_PEER_KEY_LEN) == 0)
 		return fl_errf(errbuf, FL_EINVAL, "cannot add our own key %s as a peer", id);
-	/* Both fail on small-order and non-canonical points. */
-	bad = crypto_sign_ed25519_pk_to_curve25519(xpk, pk) != 0 ||
-	      crypto_box_beforenm(key, xpk, p->self->secret->box_sk) != 0;
-	if (bad) {
+	if (fl_identity_shared_key(p->self, pk, key) != FL_OK) {
 		sodium_memzero(key, crypto_box_BEFORENMBYTES);
 		return fl_errf(errbuf, FL_EINVAL, "key %s is not a usable Ed25519 public key", id);
 	}

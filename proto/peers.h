@@ -1,10 +1,5 @@
 /*
- * Who we are and whom we talk to.
- *
- * struct fl_identity is our own Ed25519 key pair and the X25519 secret derived
- * from it, both in sodium_malloc memory that is read-only once set up and
- * wiped when freed. It lives here, beside the registry, because every shared
- * key in the registry is derived from it.
+ * Whom we talk to.
  *
  * struct fl_peers is the registry of senders we accept: public key, role,
  * name, revoked flag, the crypto_box shared key (beforenm, computed once when
@@ -39,10 +34,8 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "identity.h"
 
-#define FL_PEER_KEY_LEN      32    /* Ed25519 public key */
-#define FL_PEER_SEED_LEN     32    /* Ed25519 seed */
-#define FL_PEER_ID_LEN       16    /* key id (lib/keys.h fl_key_id): 16 hex digits */
 #define FL_PEER_NAME_MAX     64    /* [A-Za-z0-9._@:+-], 1 to 64 characters */
 #define FL_PEERS_MAX_DEFAULT 65536 /* peers (and peers.seq records) per registry */
 #define FL_PEERS_TOKEN_LEN   32    /* enrollment token */
@@ -51,24 +44,6 @@
 /* Wall-clock time in microseconds since the Unix epoch; tests inject one. */
 typedef int64_t (*fl_wallclock_fn)(void *arg);
 int64_t fl_wallclock_us(void *unused); /* CLOCK_REALTIME, the default */
-
-/* ---- our identity ---- */
-
-struct fl_identity;
-
-/*
- * Derive our key pair from a 32-byte Ed25519 seed (lib/keys.c reads it from
- * the secret key file). The caller keeps and wipes its copy of the seed.
- * Returns NULL only if libsodium cannot be initialised; aborts on OOM.
- */
-struct fl_identity *fl_identity_new_from_seed(const uint8_t seed[FL_PEER_SEED_LEN]);
-/* Wipe and free; NULL is a no-op. Free only after every registry using it. */
-void fl_identity_free(struct fl_identity *id);
-const uint8_t *fl_identity_public_key(const struct fl_identity *id);
-const char *fl_identity_key_id(const struct fl_identity *id);
-/* Ed25519 detached signature of msg with our key (for envelope.c). */
-void fl_identity_sign(const struct fl_identity *id, uint8_t sig[64], const uint8_t *msg,
-                      size_t len);
 
 /* ---- the registry ---- */
 
