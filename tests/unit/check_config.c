@@ -1,0 +1,690 @@
+/*
+ * The YAML config loader and the wire table.
+ *
+ * Data-driven: every tests/data/config/NN_name.yaml is loaded with the table
+ * its NN_name.expect names, which then lists either the error substrings
+ * expected (one `error: ...` line each) or the values loaded (`key = value`):
+ *
+ *   # what the case shows
+ *   table: wire
+ *   error: '20_typo.yaml':3:1: unknown key 'trusted_relase_keys'
+ *
+ * Files load by bare name (the test runs in that folder), so messages name
+ * them as users see them. Other cases (sizes, includes, reload, the docs and
+ * example files listing every key) are plain tests below.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "buf.h"
+#include "config.h"
+#include "duration.h"
+#include "mem.h"
+#include "wire_config.h"
+
+#define MAX_CASES 256
+#define LINE_MAX_ 4096
+
+/* ---- a table with every type, for the generic loader ---- */
+
+struct test_cfg {
+	char *name;
+	int64_t workers;
+	bool verbose;
+	int64_t timeout_ms;
+	uint64_t buffer;
+	int log_format;
+	struct fl_config_strings tags;
+	struct fl_config_pubkey key;
+	struct fl_config_pubkeys keys;
+	char *tls_cert;
+	bool tls_verify;
+};
+
+static const char *const log_formats[] = {"text", "json", NULL};
+
+static const struct fl_config_key test_table[] = {
+    {.name = "name",
+     .type = FL_CONFIG_STRING,
+     .flags = FL_CONFIG_REQUIRED | FL_CONFIG_NONEMPTY,
+     .offset = offsetof(struct test_cfg, name),
+     .help = "a required string"},
+    {.name = "workers",
+     .type = FL_CONFIG_INT,
+     .flags = FL_CONFIG_RELOADABLE,
+     .offset = offsetof(struct test_cfg, workers),
+     .def = "4",
+     .min = 1,
+     .max = 64,
+     .help = "an integer"},
+    {.name = "verbose",
+     .type = FL_CONFIG_BOOL,
+     .flags = FL_CONFIG_RELOADABLE,
+     .offset = offsetof(struct test_cfg, verbose),
+     .def = "false",
+     .help = "a bool"},
+    {.name = "timeout",
+     .type = FL_CONFIG_DURATION,
+     .offset = offsetof(struct test_cfg, timeout_ms),
+     .def = "30s",
+     .min = 1000,
+     .max = 3600000,
+     .help = "a duration"},
+    {.name = "buffer",
+     .type = FL_CONFIG_SIZE,
+     .offset = offsetof(struct test_cfg, buffer),
+     .def = "64KiB",
+     .min = 1024,
+     .max = 1024 * 1024,
+     .help = "a size"},
+    {.name = "log_format",
+     .type = FL_CONFIG_ENUM,
+     .offset = offsetof(struct test_cfg, log_format),
+     .def = "text",
+     .choices = log_formats,
+     .help = "an enum"},
+    {.name = "tags",
+     .type = FL_CONFIG_STRING_LIST,
+     .offset = offsetof(struct test_cfg, tags),
+     .help = "a string list"},
+    {.name = "key",
+     .type = FL_CONFIG_PUBKEY,
+     .offset = offsetof(struct test_cfg, key),
+     .help = "a public key"},
+    {.name = "keys",
+     .type = FL_CONFIG_PUBKEY_LIST,
+     .flags = FL_CONFIG_NONEMPTY,
+     .offset = offsetof(struct test_cfg, keys),
+     .help = "a public key list"},
+    {.name = "tls.cert",
+     .type = FL_CONFIG_STRING,
+     .offset = offsetof(struct test_cfg, tls_cert),
+     .help = "a key in a section"},
+    {.name = "tls.verify",
+     .type = FL_CONFIG_BOOL,
+     .offset = offsetof(struct test_cfg, tls_verify),
+     .def = "true",
+     .help = "another"},
+    {.type = FL_CONFIG_END},
+};
+
+/* A daemon's table: its own key plus the wire table spliced in. */
+struct daemon_cfg {
+	int64_t poll;
+	struct fl_wire_config wire;
+	char *journal;
+};
+
+static const struct fl_config_key daemon_table[] = {
+    {.name = "poll",
+     .type = FL_CONFIG_DURATION,
+     .offset = offsetof(struct daemon_cfg, poll),
+     .def = "25s",
+     .help = "long poll"},
+    {.type = FL_CONFIG_INCLUDE,
+     .offset = offsetof(struct daemon_cfg, wire),
+     .include = fl_wire_config_table},
+    {.name = "journal.path",
+     .type = FL_CONFIG_STRING,
+     .offset = offsetof(struct daemon_cfg, journal),
+     .def = "journal",
+     .help = "journal"},
+    {.type = FL_CONFIG_END},
+};
+
+/* ---- helpers ---- */
+
+static const char *data_dir(void)
+{
+	const char *d = getenv("FL_TEST_DATA");
+	ck_assert_msg(d != NULL, "FL_TEST_DATA is not set (run through ctest)");
+	return d;
+}
+
+static const char *source_dir(void)
+{
+	const char *d = getenv("FL_SOURCE_DIR");
+	ck_assert_msg(d != NULL, "FL_SOURCE_DIR is not set (run through ctest)");
+	return d;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	ck_assert_msg(f != NULL, "cannot open '%s': %s", path, strerror(errno));
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	ck_assert_int_ge(n, 0);
+	rewind(f);
+	buf = fl_malloc((size_t)n + 1);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static const struct fl_config_key *find_key(const struct fl_config_key *t, const char *name)
+{
+	for (; t->type != FL_CONFIG_END; t++)
+		if (t->name != NULL && strcmp(t->name, name) == 0)
+			return t;
+	return NULL;
+}
+
+static void pubkey_text(const uint8_t *key, char *out, size_t outlen)
+{
+	sodium_bin2base64(out, outlen, key, FL_CONFIG_PUBKEY_LEN, sodium_base64_VARIANT_ORIGINAL);
+}
+
+/* The value of key k in target, as an .expect file writes it. */
+static void format_field(const struct fl_config_key *k, const void *target, char *out, size_t n)
+{
+	const unsigned char *field = (const unsigned char *)target + k->offset;
+	size_t used = 0, i;
+
+	out[0] = '\0';
+	switch (k->type) {
+	case FL_CONFIG_STRING: {
+		const char *s = *(char *const *)field;
+		snprintf(out, n, "%s", s ? s : "(null)");
+		break;
+	}
+	case FL_CONFIG_INT:
+		snprintf(out, n, "%lld", (long long)*(const int64_t *)field);
+		break;
+	case FL_CONFIG_BOOL:
+		snprintf(out, n, "%s", *(const bool *)field ? "true" : "false");
+		break;
+	case FL_CONFIG_DURATION:
+		fl_duration_format(*(const int64_t *)field, out, (unsigned)n);
+		break;
+	case FL_CONFIG_SIZE:
+		fl_config_format_size(*(const uint64_t *)field, out, n);
+		break;
+	case FL_CONFIG_ENUM:
+		snprintf(out, n, "%s", k->choices[*(const int *)field]);
+		break;
+	case FL_CONFIG_STRING_LIST: {
+		const struct fl_config_strings *l = (const void *)field;
+		for (i = 0; i < l->n && used < n; i++)
+			used += (size_t)snprintf(out + used, n - used, "%s%s", i ? ", " : "",
+			                         l->items[i]);
+		if (l->n == 0)
+			snprintf(out, n, "[]");
+		break;
+	}
+	case FL_CONFIG_PUBKEY: {
+		const struct fl_config_pubkey *p = (const void *)field;
+		if (p->set)
+			pubkey_text(p->key, out, n);
+		else
+			snprintf(out, n, "(unset)");
+		break;
+	}
+	case FL_CONFIG_PUBKEY_LIST: {
+		const struct fl_config_pubkeys *l = (const void *)field;
+		for (i = 0; i < l->n && used + 50 < n; i++) {
+			used += (size_t)snprintf(out + used, n - used, "%s", i ? ", " : "");
+			pubkey_text(l->keys[i], out + used, n - used);
+			used += strlen(out + used);
+		}
+		if (l->n == 0)
+			snprintf(out, n, "[]");
+		break;
+	}
+	default:
+		ck_abort_msg("no format for key '%s'", k->name);
+	}
+}
+
+/* ---- the data-driven cases ---- */
+
+static char *cases[MAX_CASES];
+static int n_cases;
+
+static int yaml_only(const struct dirent *e)
+{
+	size_t len = strlen(e->d_name);
+	return len > 5 && strcmp(e->d_name + len - 5, ".yaml") == 0;
+}
+
+static void find_cases(void)
+{
+	char dir[LINE_MAX_];
+	struct dirent **list;
+	int i, n;
+
+	snprintf(dir, sizeof(dir), "%s/config",
+	         getenv("FL_TEST_DATA") ? getenv("FL_TEST_DATA") : ".");
+	n = scandir(dir, &list, yaml_only, alphasort);
+	for (i = 0; i < n; i++) {
+		if (n_cases < MAX_CASES)
+			cases[n_cases++] = fl_strdup(list[i]->d_name);
+		free(list[i]);
+	}
+	if (n > 0)
+		free(list);
+}
+
+static void free_cases(void)
+{
+	for (int i = 0; i < n_cases; i++)
+		free(cases[i]);
+}
+
+START_TEST(data_case)
+{
+	const char *yaml = cases[_i];
+	char expect_path[LINE_MAX_], dir[LINE_MAX_], err[FL_ERRBUF_SIZE] = "";
+	const struct fl_config_key *table = NULL;
+	union {
+		struct test_cfg t;
+		struct fl_wire_config w;
+	} target;
+	char *expect, *line, *next;
+	int n_errors = 0, n_values = 0;
+	enum fl_err rv;
+
+	snprintf(dir, sizeof(dir), "%s/config", data_dir());
+	ck_assert_int_eq(chdir(dir), 0);
+	snprintf(expect_path, sizeof(expect_path), "%.*s.expect", (int)(strlen(yaml) - 5), yaml);
+	expect = slurp(expect_path);
+	memset(&target, 0xa5, sizeof(target)); /* the loader must set every field */
+
+	/* First pass: the table. */
+	for (line = expect; line != NULL;) {
+		char *nl = strchr(line, '\n');
+		if (strncmp(line, "table: ", 7) == 0) {
+			if (strncmp(line + 7, "wire", 4) == 0)
+				table = fl_wire_config_table;
+			else if (strncmp(line + 7, "test", 4) == 0)
+				table = test_table;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	ck_assert_msg(table != NULL, "%s: no 'table: wire|test' line", expect_path);
+	rv = fl_config_load_file(yaml, table, &target, err);
+
+	for (line = expect, next = NULL; line != NULL; line = next) {
+		char *nl = strchr(line, '\n');
+
+		next = nl ? nl + 1 : NULL;
+		if (nl != NULL)
+			*nl = '\0';
+		if (line[0] == '#' || line[0] == '\0' || strncmp(line, "table: ", 7) == 0)
+			continue;
+		if (strncmp(line, "error: ", 7) == 0) {
+			ck_assert_msg(rv != FL_OK, "%s: loaded, but expected an error '%s'", yaml,
+			              line + 7);
+			ck_assert_msg(strstr(err, line + 7) != NULL,
+			              "%s: error\n  '%s'\ndoes not contain\n  '%s'", yaml, err,
+			              line + 7);
+			n_errors++;
+			continue;
+		}
+		char *eq = strstr(line, " = ");
+		ck_assert_msg(eq != NULL, "%s: bad line '%s'", expect_path, line);
+		*eq = '\0';
+		ck_assert_msg(rv == FL_OK, "%s: expected it to load, got: %s", yaml, err);
+		const struct fl_config_key *k = find_key(table, line);
+		char got[LINE_MAX_];
+		ck_assert_msg(k != NULL, "%s: no key '%s' in the table", expect_path, line);
+		format_field(k, &target, got, sizeof(got));
+		ck_assert_msg(strcmp(got, eq + 3) == 0, "%s: %s is '%s', expected '%s'", yaml, line,
+		              got, eq + 3);
+		n_values++;
+	}
+	ck_assert_msg(n_errors + n_values > 0, "%s: expects nothing", expect_path);
+	if (n_errors > 0) {
+		ck_assert_int_eq(rv, FL_EPARSE);
+	} else {
+		ck_assert_str_eq(err, "");
+		fl_config_fini(table, &target);
+	}
+	/* After a failed load the target holds nothing; fini stays safe. */
+	fl_config_fini(table, &target);
+	free(expect);
+}
+END_TEST
+
+/* ---- plain cases ---- */
+
+static enum fl_err load_text(const char *text, const struct fl_config_key *table, void *target,
+                             char *err)
+{
+	return fl_config_load_buffer(text, strlen(text), "t.yaml", table, target, err);
+}
+
+START_TEST(wire_defaults)
+{
+	struct fl_wire_config c;
+	char err[FL_ERRBUF_SIZE] = "";
+
+	ck_assert_int_eq(load_text("key_file: a.key\n", fl_wire_config_table, &c, err), FL_OK);
+	ck_assert_str_eq(c.key_file, "a.key");
+	ck_assert_ptr_null(c.coordinator_url);
+	ck_assert(!c.coordinator_public_key.set);
+	ck_assert_uint_eq(c.trusted_release_keys.n, 0);
+	ck_assert_uint_eq(c.max_message_size, 1024 * 1024);
+	ck_assert_uint_eq(c.max_release_size, 64 * 1024 * 1024);
+	ck_assert_int_eq(c.clock_skew_ms, 5 * 60 * 1000);
+	ck_assert_str_eq(c.peers_state_file, "peers.seq");
+	fl_config_fini(fl_wire_config_table, &c);
+	fl_config_fini(fl_wire_config_table, &c);
+	ck_assert_ptr_null(c.key_file);
+}
+END_TEST
+
+START_TEST(include_and_sections)
+{
+	struct daemon_cfg c;
+	char err[FL_ERRBUF_SIZE] = "";
+
+	ck_assert_int_eq(load_text("poll: 10s\nkey_file: k\nclock_skew: 1m\njournal:\n  path: /j\n",
+	                           daemon_table, &c, err),
+	                 FL_OK);
+	ck_assert_int_eq(c.poll, 10000);
+	ck_assert_str_eq(c.wire.key_file, "k");
+	ck_assert_int_eq(c.wire.clock_skew_ms, 60000);
+	ck_assert_str_eq(c.wire.peers_state_file, "peers.seq");
+	ck_assert_str_eq(c.journal, "/j");
+	fl_config_fini(daemon_table, &c);
+
+	/* the wire table's required key is required in the daemon's table too */
+	ck_assert_int_eq(load_text("poll: 10s\n", daemon_table, &c, err), FL_EPARSE);
+	ck_assert_str_eq(err, "'t.yaml': missing required key 'key_file'");
+	ck_assert_int_eq(load_text("key_file: k\nmax_message_size: 2KiB\n", daemon_table, &c, err),
+	                 FL_EPARSE);
+	ck_assert_str_eq(err, "'t.yaml':2:19: 'max_message_size': 2KiB is below the minimum 4KiB");
+	/* dotted at the top level and as a section are the same key */
+	ck_assert_int_eq(
+	    load_text("key_file: k\njournal.path: a\njournal: {path: b}\n", daemon_table, &c, err),
+	    FL_EPARSE);
+	ck_assert_str_eq(err, "'t.yaml':3:11: duplicate key 'journal.path' (first set at line 2)");
+}
+END_TEST
+
+START_TEST(defaults_only)
+{
+	struct test_cfg c;
+
+	memset(&c, 0x5a, sizeof(c));
+	fl_config_defaults(test_table, &c);
+	ck_assert_ptr_null(c.name);
+	ck_assert_int_eq(c.workers, 4);
+	ck_assert(!c.verbose);
+	ck_assert_int_eq(c.timeout_ms, 30000);
+	ck_assert_uint_eq(c.buffer, 65536);
+	ck_assert_int_eq(c.log_format, 0);
+	ck_assert_uint_eq(c.tags.n, 0);
+	ck_assert(!c.key.set);
+	ck_assert_ptr_null(c.tls_cert);
+	ck_assert(c.tls_verify);
+	fl_config_fini(test_table, &c);
+}
+END_TEST
+
+START_TEST(too_large)
+{
+	size_t n = FL_CONFIG_MAX_FILE + 1;
+	char *big = fl_malloc(n), err[FL_ERRBUF_SIZE] = "", path[] = "/tmp/fl_config_XXXXXX";
+	struct fl_wire_config c;
+	int fd;
+
+	memset(big, '#', n);
+	ck_assert_int_eq(fl_config_load_buffer(big, n, "big.yaml", fl_wire_config_table, &c, err),
+	                 FL_EPARSE);
+	ck_assert_str_eq(err, "'big.yaml': too large (over 1048576 bytes)");
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, big, n), (ssize_t)n);
+	close(fd);
+	ck_assert_int_eq(fl_config_load_file(path, fl_wire_config_table, &c, err), FL_EPARSE);
+	ck_assert_ptr_nonnull(strstr(err, "too large (over 1048576 bytes)"));
+	/* exactly at the cap: comments only, so the required key is what fails */
+	ck_assert_int_eq(truncate(path, FL_CONFIG_MAX_FILE), 0);
+	ck_assert_int_eq(fl_config_load_file(path, fl_wire_config_table, &c, err), FL_EPARSE);
+	ck_assert_ptr_nonnull(strstr(err, "missing required key 'key_file'"));
+	unlink(path);
+	free(big);
+}
+END_TEST
+
+START_TEST(list_cap)
+{
+	struct fl_buf b = FL_BUF_INIT;
+	struct test_cfg c;
+	char err[FL_ERRBUF_SIZE] = "";
+
+	ck_assert_int_eq(fl_buf_puts(&b, "name: x\ntags:\n"), FL_OK);
+	for (int i = 0; i < FL_CONFIG_MAX_LIST; i++)
+		ck_assert_int_eq(fl_buf_printf(&b, "  - t%d\n", i), FL_OK);
+	ck_assert_int_eq(load_text(fl_buf_str(&b), test_table, &c, err), FL_OK);
+	ck_assert_uint_eq(c.tags.n, FL_CONFIG_MAX_LIST);
+	ck_assert_str_eq(c.tags.items[1023], "t1023");
+	fl_config_fini(test_table, &c);
+	ck_assert_int_eq(fl_buf_puts(&b, "  - one-too-many\n"), FL_OK);
+	ck_assert_int_eq(load_text(fl_buf_str(&b), test_table, &c, err), FL_EPARSE);
+	ck_assert_str_eq(err, "'t.yaml':1027:5: 'tags': too many items (at most 1024)");
+	fl_buf_fini(&b);
+}
+END_TEST
+
+START_TEST(deep_nesting)
+{
+	size_t n = 100000;
+	char *deep = fl_malloc(2 * n + 32), err[FL_ERRBUF_SIZE] = "";
+	struct test_cfg c;
+
+	memcpy(deep, "name: x\ntags: ", 14);
+	memset(deep + 14, '[', n);
+	memset(deep + 14 + n, ']', n);
+	ck_assert_int_eq(fl_config_load_buffer(deep, 14 + 2 * n, "d.yaml", test_table, &c, err),
+	                 FL_EPARSE);
+	ck_assert_str_eq(err,
+	                 "'d.yaml':2:8: 'tags': expected a list of strings, got a list of lists");
+	free(deep);
+}
+END_TEST
+
+START_TEST(missing_file)
+{
+	struct fl_wire_config c;
+	char err[FL_ERRBUF_SIZE] = "";
+
+	memset(&c, 0xa5, sizeof(c));
+	ck_assert_int_eq(
+	    fl_config_load_file("/nonexistent/agent.yaml", fl_wire_config_table, &c, err),
+	    FL_ENOENT);
+	ck_assert_str_eq(err, "cannot open '/nonexistent/agent.yaml': No such file or directory");
+	ck_assert_ptr_null(c.key_file);
+	fl_config_fini(fl_wire_config_table, &c);
+	ck_assert_int_eq(fl_config_load_file("/", fl_wire_config_table, &c, err), FL_EIO);
+	ck_assert_str_eq(err, "cannot read '/': Is a directory");
+}
+END_TEST
+
+START_TEST(reload)
+{
+	struct fl_wire_config a, b;
+	char err[FL_ERRBUF_SIZE] = "";
+	const char *base = "key_file: k\ntrusted_release_keys: "
+	                   "[iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w=]\n";
+
+	ck_assert_int_eq(load_text(base, fl_wire_config_table, &a, err), FL_OK);
+	ck_assert_int_eq(load_text("key_file: k\nclock_skew: 1m\nmax_message_size: 2MiB\n",
+	                           fl_wire_config_table, &b, err),
+	                 FL_OK);
+	ck_assert_int_eq(fl_config_check_reload(fl_wire_config_table, &a, &b, err), FL_OK);
+	ck_assert_int_eq(fl_config_check_reload(fl_wire_config_table, &a, &a, err), FL_OK);
+	fl_config_fini(fl_wire_config_table, &b);
+	ck_assert_int_eq(load_text("key_file: other\n", fl_wire_config_table, &b, err), FL_OK);
+	ck_assert_int_eq(fl_config_check_reload(fl_wire_config_table, &a, &b, err), FL_ESTATE);
+	ck_assert_str_eq(err, "'key_file' cannot change on reload: restart instead");
+	fl_config_fini(fl_wire_config_table, &b);
+	ck_assert_int_eq(load_text("key_file: k\ncoordinator_public_key: "
+	                           "gTl3Dqh9F19Wo1Rmw0x+zMuNipG07jeiXfYPW4/Js5Q=\n",
+	                           fl_wire_config_table, &b, err),
+	                 FL_OK);
+	ck_assert_int_eq(fl_config_check_reload(fl_wire_config_table, &a, &b, err), FL_ESTATE);
+	ck_assert_str_eq(err, "'coordinator_public_key' cannot change on reload: restart instead");
+	fl_config_fini(fl_wire_config_table, &a);
+	fl_config_fini(fl_wire_config_table, &b);
+}
+END_TEST
+
+START_TEST(format_size)
+{
+	char out[32];
+
+	fl_config_format_size(0, out, sizeof(out));
+	ck_assert_str_eq(out, "0");
+	fl_config_format_size(1000, out, sizeof(out));
+	ck_assert_str_eq(out, "1000");
+	fl_config_format_size(4096, out, sizeof(out));
+	ck_assert_str_eq(out, "4KiB");
+	fl_config_format_size(1536 * 1024, out, sizeof(out));
+	ck_assert_str_eq(out, "1536KiB");
+	fl_config_format_size(UINT64_C(1) << 50, out, sizeof(out));
+	ck_assert_str_eq(out, "1024TiB");
+}
+END_TEST
+
+/* ---- every key documented ---- */
+
+/* The docs row for key k, as docs/CONFIG.md must have it. */
+static void doc_row(const struct fl_config_key *k, char *out, size_t n)
+{
+	char def[128], lo[64] = "", hi[64] = "", bounds[160] = "";
+
+	if (k->flags & FL_CONFIG_REQUIRED)
+		snprintf(def, sizeof(def), "required");
+	else if (k->def != NULL)
+		snprintf(def, sizeof(def), "`%s`", k->def);
+	else if (k->type == FL_CONFIG_STRING_LIST || k->type == FL_CONFIG_PUBKEY_LIST)
+		snprintf(def, sizeof(def), "empty");
+	else
+		snprintf(def, sizeof(def), "unset");
+	if (k->min != 0 || k->max != 0) {
+		if (k->type == FL_CONFIG_SIZE) {
+			fl_config_format_size((uint64_t)k->min, lo, sizeof(lo));
+			fl_config_format_size((uint64_t)k->max, hi, sizeof(hi));
+		} else if (k->type == FL_CONFIG_DURATION) {
+			fl_duration_format(k->min, lo, sizeof(lo));
+			fl_duration_format(k->max, hi, sizeof(hi));
+		} else {
+			snprintf(lo, sizeof(lo), "%lld", (long long)k->min);
+			snprintf(hi, sizeof(hi), "%lld", (long long)k->max);
+		}
+		snprintf(bounds, sizeof(bounds), "%s to %s", lo, hi);
+	}
+	snprintf(out, n, "| `%s` | %s | %s | %s | %s | %s |", k->name, fl_config_type_name(k->type),
+	         def, bounds, (k->flags & FL_CONFIG_RELOADABLE) ? "yes" : "no", k->help);
+}
+
+START_TEST(docs_list_every_key)
+{
+	char path[LINE_MAX_], row[LINE_MAX_], prefix[256];
+	const struct fl_config_key *k;
+	char *doc;
+
+	snprintf(path, sizeof(path), "%s/docs/CONFIG.md", source_dir());
+	doc = slurp(path);
+	for (k = fl_wire_config_table; k->type != FL_CONFIG_END; k++) {
+		const char *at, *end;
+
+		doc_row(k, row, sizeof(row));
+		snprintf(prefix, sizeof(prefix), "\n| `%s` |", k->name);
+		at = strstr(doc, prefix);
+		ck_assert_msg(at != NULL, "docs/CONFIG.md does not list '%s'; add the row\n%s",
+		              k->name, row);
+		at++;
+		end = strchr(at, '\n');
+		ck_assert_msg(
+		    end != NULL && (size_t)(end - at) == strlen(row) &&
+		        memcmp(at, row, strlen(row)) == 0,
+		    "docs/CONFIG.md: the row for '%s' differs from the table; expected\n%s",
+		    k->name, row);
+	}
+	free(doc);
+}
+END_TEST
+
+/* Each daemon config example names every key: set, or commented out with
+ * its default ("# clock_skew: 5m"), and loads as it stands. When a daemon
+ * gets its own table (including the wire one), check its example with it. */
+static const char *const examples[] = {"agent.yaml", "coordinator.yaml"};
+
+START_TEST(examples_list_every_key)
+{
+	char path[LINE_MAX_], err[FL_ERRBUF_SIZE] = "", k1[256], k2[256];
+	const struct fl_config_key *k;
+	struct fl_wire_config c;
+	char *text;
+
+	snprintf(path, sizeof(path), "%s/deploy/examples/%s", source_dir(), examples[_i]);
+	text = slurp(path);
+	for (k = fl_wire_config_table; k->type != FL_CONFIG_END; k++) {
+		snprintf(k1, sizeof(k1), "\n%s:", k->name);
+		snprintf(k2, sizeof(k2), "\n# %s:", k->name);
+		ck_assert_msg(strstr(text, k1) || strstr(text, k2),
+		              "deploy/examples/%s does not mention '%s' (as '%s:' or '# %s:')",
+		              examples[_i], k->name, k->name, k->name);
+	}
+	ck_assert_msg(fl_config_load_file(path, fl_wire_config_table, &c, err) == FL_OK, "%s", err);
+	fl_config_fini(fl_wire_config_table, &c);
+	free(text);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("config");
+
+	tcase_add_loop_test(tc, data_case, 0, n_cases);
+	tcase_add_test(tc, wire_defaults);
+	tcase_add_test(tc, include_and_sections);
+	tcase_add_test(tc, defaults_only);
+	tcase_add_test(tc, too_large);
+	tcase_add_test(tc, list_cap);
+	tcase_add_test(tc, deep_nesting);
+	tcase_add_test(tc, missing_file);
+	tcase_add_test(tc, reload);
+	tcase_add_test(tc, format_size);
+	tcase_add_test(tc, docs_list_every_key);
+	tcase_add_loop_test(tc, examples_list_every_key, 0,
+	                    (int)(sizeof(examples) / sizeof(examples[0])));
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	find_cases();
+	if (n_cases == 0) {
+		fprintf(stderr, "check_config: no cases in $FL_TEST_DATA/config\n");
+		return 1;
+	}
+	sr = srunner_create(config_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	free_cases();
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
