@@ -76,53 +76,59 @@ build_and_test() {
 	(cd "$root/$dir" && env "${env[@]}" ctest --output-on-failure -j2)
 }
 
+# Fuzzing: every tests/fuzz/fuzz_<name>.c, all at once, each from a copy of its seed corpus
+# (what the fuzzer adds stays out of the tree), bounded in time. A crash, leak, timeout or
+# runaway memory fails the run; libFuzzer saves the input under build-fuzz/crashes/<name>/.
+fuzz_all() {
+	local fuzz_seconds=${FL_FUZZ_SECONDS:-60} names pids fuzz_failed name src log input i
+	# Global, for the EXIT trap: the copies are removed however the run ends.
+	stage "configure build-fuzz"
+	CC=clang cmake -S "$root" -B "$root/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFL_FUZZ=ON \
+		>/dev/null
+	stage "build build-fuzz"
+	cmake --build "$root/build-fuzz" -j "$jobs" --target fuzz
+	stage "fuzz ${fuzz_seconds}s each"
+	fuzz_work=$(mktemp -d)
+	trap 'rm -rf "$fuzz_work"' EXIT
+	names=() pids=()
+	for src in "$root"/tests/fuzz/fuzz_*.c; do
+		name=$(basename "$src" .c)
+		name=${name#fuzz_}
+		mkdir -p "$fuzz_work/$name" "$root/build-fuzz/crashes/$name"
+		cp -R "$root/tests/fuzz/corpus/$name/." "$fuzz_work/$name/"
+		"$root/build-fuzz/tests/fuzz/fuzz_$name" "$fuzz_work/$name" \
+			-max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+			-artifact_prefix="$root/build-fuzz/crashes/$name/" >"$root/build-fuzz/fuzz-$name.log" 2>&1 &
+		names+=("$name")
+		pids+=($!)
+	done
+	fuzz_failed=0
+	for i in "${!names[@]}"; do
+		name=${names[$i]} log="$root/build-fuzz/fuzz-${names[$i]}.log"
+		if wait "${pids[$i]}"; then
+			echo "fuzz_$name: $(grep -ao 'number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*') runs," \
+				"$(grep -ao 'cov: [0-9]*' "$log" | tail -n 1), no crash" >&2
+			continue
+		fi
+		fuzz_failed=1
+		input=$(grep -ao "Test unit written to .*" "$log" | tail -n 1 | sed 's/^Test unit written to //')
+		grep -av -e '^#' -e '^INFO' "$log" | tail -n 60 >&2
+		echo "run.sh: fuzz_$name failed (log: build-fuzz/fuzz-$name.log); the input is saved at" >&2
+		echo "  ${input:-(none: see the log)}" >&2
+		echo "  reproduce: build-fuzz/tests/fuzz/fuzz_$name ${input:-INPUT}" >&2
+		echo "  keep it, so every build runs it (ctest fuzz/replay_$name): fix the bug, then" >&2
+		echo "  cp ${input:-INPUT} tests/fuzz/crashes/$name/" >&2
+	done
+	[ "$fuzz_failed" = 0 ] || exit 1
+}
+
 build_and_test build -- -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFL_SANITIZE=OFF
 [ "$quick" = 1 ] && exit 0
 
+fuzz_all
+
+# Last, so that the run ends with ctest's summary line.
 build_and_test build-asan \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	-- -DCMAKE_BUILD_TYPE=Debug -DFL_SANITIZE=ON
-
-# Fuzzing: every tests/fuzz/fuzz_<name>.c, all at once, each from a copy of its seed corpus
-# (what the fuzzer adds stays out of the tree), bounded in time. A crash, leak, timeout or
-# runaway memory fails the run; libFuzzer saves the input under build-fuzz/crashes/<name>/.
-fuzz_seconds=${FL_FUZZ_SECONDS:-60}
-stage "configure build-fuzz"
-CC=clang cmake -S "$root" -B "$root/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFL_FUZZ=ON \
-	>/dev/null
-stage "build build-fuzz"
-cmake --build "$root/build-fuzz" -j "$jobs" --target fuzz
-stage "fuzz ${fuzz_seconds}s each"
-fuzz_work=$(mktemp -d)
-trap 'rm -rf "$fuzz_work"' EXIT
-names=() pids=()
-for src in "$root"/tests/fuzz/fuzz_*.c; do
-	name=$(basename "$src" .c)
-	name=${name#fuzz_}
-	mkdir -p "$fuzz_work/$name" "$root/build-fuzz/crashes/$name"
-	cp -R "$root/tests/fuzz/corpus/$name/." "$fuzz_work/$name/"
-	"$root/build-fuzz/tests/fuzz/fuzz_$name" "$fuzz_work/$name" \
-		-max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-		-artifact_prefix="$root/build-fuzz/crashes/$name/" >"$root/build-fuzz/fuzz-$name.log" 2>&1 &
-	names+=("$name")
-	pids+=($!)
-done
-fuzz_failed=0
-for i in "${!names[@]}"; do
-	name=${names[$i]} log="$root/build-fuzz/fuzz-${names[$i]}.log"
-	if wait "${pids[$i]}"; then
-		echo "fuzz_$name: $(grep -ao 'number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*') runs," \
-			"$(grep -ao 'cov: [0-9]*' "$log" | tail -n 1), no crash" >&2
-		continue
-	fi
-	fuzz_failed=1
-	input=$(grep -ao "Test unit written to .*" "$log" | tail -n 1 | sed 's/^Test unit written to //')
-	grep -av -e '^#' -e '^INFO' "$log" | tail -n 60 >&2
-	echo "run.sh: fuzz_$name failed (log: build-fuzz/fuzz-$name.log); the input is saved at" >&2
-	echo "  ${input:-(none: see the log)}" >&2
-	echo "  reproduce: build-fuzz/tests/fuzz/fuzz_$name ${input:-INPUT}" >&2
-	echo "  keep it, so every build runs it (ctest fuzz/replay_$name): fix the bug, then" >&2
-	echo "  cp ${input:-INPUT} tests/fuzz/crashes/$name/" >&2
-done
-[ "$fuzz_failed" = 0 ] || exit 1
