@@ -26,6 +26,10 @@ assert_contains "$OUT" "20990102000000_c"
 assert_exit 0 "$FLOTILLA" graph --dot
 assert_contains "$OUT" "digraph"
 assert_contains "$OUT" "\"$(basename "$created")\" -> \"20990102000000_c\""
+assert_exit 0 "$FLOTILLA" graph --json
+assert_contains "$OUT" "{\"id\":\"20990102000000_c\",\"checksum\":"
+assert_contains "$OUT" "\"depends_on\":[\"20990101000000_b\",\"$(basename "$created")\"]"
+assert_exit 2 "$FLOTILLA" graph --json --dot
 
 # lint: rules on the parse tree; errors exit 8; each migration classified.
 assert_exit 0 "$FLOTILLA" lint --rules
