@@ -14,18 +14,15 @@
 #include "config.h"
 
 #include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <yaml.h>
 
 #include "duration.h"
+#include "file.h"
 #include "mem.h"
 
 #define NAME_LEN  128 /* a flattened key name, section included */
@@ -951,71 +948,24 @@ out:
 	return rv;
 }
 
-static const char *errstr(int e, char *buf, size_t n)
-{
-	if (strerror_r(e, buf, n) != 0)
-		snprintf(buf, n, "error %d", e);
-	return buf;
-}
-
 enum fl_err fl_config_load_file(const char *path, const struct fl_config_key *table, void *target,
                                 char *errbuf)
 {
-	char eb[128], *buf = NULL;
-	size_t n = 0, cap = FL_CONFIG_MAX_FILE + 1;
+	struct fl_buf buf = FL_BUF_INIT;
 	enum fl_err rv;
-	struct stat st;
-	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rv = fl_errf(errbuf, errno == ENOENT ? FL_ENOENT : FL_EIO, "cannot open '%s': %s",
-		             path, errstr(errno, eb, sizeof(eb)));
-		goto fail;
+	rv = fl_file_read(path, FL_CONFIG_MAX_FILE, 0, &buf, errbuf);
+	if (rv == FL_EPARSE) /* too large: say so as fl_config_load_buffer does */
+		fl_errf(errbuf, rv, "'%s': too large (over %d bytes)", path, FL_CONFIG_MAX_FILE);
+	if (rv != FL_OK) {
+		fl_buf_fini(&buf);
+		/* The contract: target's fields are set (to nothing) even on failure. */
+		fl_config_defaults(table, target);
+		fl_config_fini(table, target);
+		return rv;
 	}
-	if (fstat(fd, &st) != 0) {
-		rv = fl_errf(errbuf, FL_EIO, "cannot stat '%s': %s", path,
-		             errstr(errno, eb, sizeof(eb)));
-		goto fail;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		rv = fl_errf(errbuf, FL_EIO, "cannot read '%s': %s", path,
-		             errstr(EISDIR, eb, sizeof(eb)));
-		goto fail;
-	}
-	if (S_ISREG(st.st_mode) && (unsigned long long)st.st_size > FL_CONFIG_MAX_FILE) {
-		rv = fl_errf(errbuf, FL_EPARSE, "'%s': too large (over %d bytes)", path,
-		             FL_CONFIG_MAX_FILE);
-		goto fail;
-	}
-	/* One read past the cap tells a file that grew apart from one that fits. */
-	buf = fl_malloc(cap);
-	while (n < cap) {
-		ssize_t got = read(fd, buf + n, cap - n);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			rv = fl_errf(errbuf, FL_EIO, "cannot read '%s': %s", path,
-			             errstr(errno, eb, sizeof(eb)));
-			goto fail;
-		}
-		if (got == 0)
-			break;
-		n += (size_t)got;
-	}
-	close(fd);
-	fd = -1;
-	rv = fl_config_load_buffer(buf, n, path, table, target, errbuf);
-	free(buf);
-	return rv;
-fail:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	/* The contract: target's fields are set (to nothing) even on failure. */
-	fl_config_defaults(table, target);
-	fl_config_fini(table, target);
+	rv = fl_config_load_buffer(fl_buf_str(&buf), buf.len, path, table, target, errbuf);
+	fl_buf_fini(&buf);
 	return rv;
 }
 

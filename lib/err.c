@@ -61,6 +61,13 @@ enum fl_err fl_errf(char *errbuf, enum fl_err err, const char *fmt, ...)
 	return err;
 }
 
+const char *fl_err_errno(int errnum, char *buf, size_t size)
+{
+	if (strerror_r(errnum, buf, size) != 0)
+		snprintf(buf, size, "error %d", errnum);
+	return buf;
+}
+
 void fl_err_prefix(char *errbuf, const char *fmt, ...)
 {
 	char old[FL_ERRBUF_SIZE];

@@ -40,6 +40,10 @@ const char *fl_strerror(enum fl_err err);
 enum fl_err fl_errf(char *errbuf, enum fl_err err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The text of errno value errnum (strerror_r, so any thread may call it),
+ * written into buf[0..size), or "error N" when there is none; returns buf. */
+const char *fl_err_errno(int errnum, char *buf, size_t size);
+
 /* Prefix what errbuf already says with more context: "ctx: old message". */
 void fl_err_prefix(char *errbuf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

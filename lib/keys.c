@@ -22,7 +22,7 @@
 
 #include <sodium.h>
 
-#include "mem.h"
+#include "file.h"
 
 #define HEADER "# flotilla secret key: keep it private\n"
 
@@ -52,13 +52,6 @@ static void *secure_alloc(size_t size)
 		abort();
 	}
 	return p;
-}
-
-static const char *errstr(int e, char *buf, size_t n)
-{
-	if (strerror_r(e, buf, n) != 0)
-		snprintf(buf, n, "error %d", e);
-	return buf;
 }
 
 /* ---- kinds ---- */
@@ -227,41 +220,6 @@ bool fl_key_verify(const uint8_t pk[FL_KEY_PUBLIC_BYTES], const void *msg, size_
 
 /* ---- secret key files ---- */
 
-static enum fl_err write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return FL_EIO;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return FL_OK;
-}
-
-/* fsync the folder holding path, so that its new entry survives a crash. */
-static void sync_parent(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir;
-	int fd;
-
-	if (slash == NULL)
-		dir = fl_strdup(".");
-	else
-		dir = fl_strndup(path, slash == path ? 1 : (size_t)(slash - path));
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		(void)fsync(fd); /* best effort: some filesystems refuse it on folders */
-		close(fd);
-	}
-	free(dir);
-}
-
 enum fl_err fl_key_file_write(const char *path, const struct fl_key *key, char *errbuf)
 {
 	enum { TEXT_MAX = 512 };
@@ -276,12 +234,12 @@ enum fl_err fl_key_file_write(const char *path, const struct fl_key *key, char *
 		return fl_errf(errbuf, FL_EIO, "cannot create '%s': %s", path,
 		               errno == EEXIST
 		                   ? "it already exists (a key file is never overwritten)"
-		                   : errstr(errno, eb, sizeof(eb)));
+		                   : fl_err_errno(errno, eb, sizeof(eb)));
 	/* The umask can only take bits away from 0600; set it anyway, in case
 	 * a default ACL added some. */
 	if (fchmod(fd, 0600) != 0) {
 		rv = fl_errf(errbuf, FL_EIO, "cannot chmod '%s': %s", path,
-		             errstr(errno, eb, sizeof(eb)));
+		             fl_err_errno(errno, eb, sizeof(eb)));
 		goto out;
 	}
 	fl_key_public_text(key->pk, pub);
@@ -292,9 +250,9 @@ enum fl_err fl_key_file_write(const char *path, const struct fl_key *key, char *
 	             fl_key_kind_name(key->kind), pub, secret);
 	if (n < 0 || n >= TEXT_MAX)
 		abort(); /* a bug: the format is fixed and short */
-	if (write_all(fd, text, (size_t)n) != FL_OK || fsync(fd) != 0) {
+	if (fl_file_write_all(fd, text, (size_t)n) != FL_OK || fsync(fd) != 0) {
 		rv = fl_errf(errbuf, FL_EIO, "cannot write '%s': %s", path,
-		             errstr(errno, eb, sizeof(eb)));
+		             fl_err_errno(errno, eb, sizeof(eb)));
 		goto out;
 	}
 out:
@@ -304,11 +262,11 @@ out:
 		sodium_free(text);
 	if (close(fd) != 0 && rv == FL_OK)
 		rv = fl_errf(errbuf, FL_EIO, "cannot write '%s': %s", path,
-		             errstr(errno, eb, sizeof(eb)));
+		             fl_err_errno(errno, eb, sizeof(eb)));
 	if (rv != FL_OK)
 		unlink(path);
 	else
-		sync_parent(path);
+		fl_file_sync_parent(path);
 	return rv;
 }
 
@@ -316,28 +274,19 @@ out:
 static enum fl_err read_secret(int fd, const char *path, size_t max, char **out, size_t *len,
                                char *errbuf)
 {
-	char *buf = secure_alloc(max + 1), eb[128];
-	size_t n = 0;
+	char *buf = secure_alloc(max + 1);
+	enum fl_err rv;
+	size_t n;
 
-	for (;;) {
-		ssize_t got = read(fd, buf + n, max + 1 - n);
-
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			sodium_free(buf);
-			return fl_errf(errbuf, FL_EIO, "cannot read '%s': %s", path,
-			               errstr(errno, eb, sizeof(eb)));
-		}
-		if (got == 0)
-			break;
-		n += (size_t)got;
-		if (n > max) {
-			sodium_free(buf);
-			return fl_errf(errbuf, FL_EPARSE,
-			               "'%s' is larger than a key file can be (%zu bytes)", path,
-			               max);
-		}
+	/* One byte over max tells a file that grew apart from one that fits. */
+	if ((rv = fl_file_read_fd(fd, path, buf, max + 1, &n, errbuf)) != FL_OK) {
+		sodium_free(buf);
+		return rv;
+	}
+	if (n > max) {
+		sodium_free(buf);
+		return fl_errf(errbuf, FL_EPARSE,
+		               "'%s' is larger than a key file can be (%zu bytes)", path, max);
 	}
 	buf[n] = '\0';
 	*out = buf;
@@ -459,7 +408,7 @@ enum fl_err fl_key_file_load(const char *path, enum fl_key_kind want, struct fl_
                              char *errbuf)
 {
 	uint8_t pk[FL_KEY_PUBLIC_BYTES], *sk = NULL;
-	char eb[128], *data = NULL;
+	char *data = NULL;
 	struct parsed p;
 	struct stat st;
 	enum fl_err rv;
@@ -468,16 +417,8 @@ enum fl_err fl_key_file_load(const char *path, enum fl_key_kind want, struct fl_
 
 	memset(&p, 0, sizeof(p));
 	key->seed = NULL;
-	/* O_NONBLOCK: a FIFO at path must not hang us; regular files ignore it. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return fl_errf(errbuf, errno == ENOENT ? FL_ENOENT : FL_EIO, "cannot open '%s': %s",
-		               path, errstr(errno, eb, sizeof(eb)));
-	if (fstat(fd, &st) != 0) {
-		rv = fl_errf(errbuf, FL_EIO, "cannot stat '%s': %s", path,
-		             errstr(errno, eb, sizeof(eb)));
-		goto out;
-	}
+	if ((rv = fl_file_open(path, FL_FILE_REGULAR, &fd, &st, errbuf)) != FL_OK)
+		return rv;
 	if (!S_ISREG(st.st_mode)) {
 		rv = fl_errf(errbuf, FL_EIO, "refusing '%s': not a regular file", path);
 		goto out;

@@ -27,10 +27,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "checksum.h"
 #include "duration.h"
+#include "file.h"
 #include "graph.h"
 #include "mem.h"
 #include "utf8.h"
@@ -40,13 +40,6 @@
 #define SHOW_MAX      300 /* room for a name quoted in a message, escapes included */
 
 /* ---- small helpers ---- */
-
-static const char *errstr(int e, char *buf, size_t n)
-{
-	if (strerror_r(e, buf, n) != 0)
-		snprintf(buf, n, "error %d", e);
-	return buf;
-}
 
 static char *join(const char *dir, const char *name)
 {
@@ -226,79 +219,25 @@ static int cmp_names(const void *x, const void *y)
 static enum fl_err read_file(const char *path, size_t max, char **data, size_t *len, bool *missing,
                              char *errbuf)
 {
-	char eb[128], *buf = NULL;
-	size_t cap, n = 0;
-	struct stat st;
-	enum fl_err rv = FL_OK;
-	int fd;
+	struct fl_buf buf = FL_BUF_INIT;
+	enum fl_err rv;
 
 	*data = NULL;
 	*len = 0;
 	if (missing)
 		*missing = false;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT && missing) {
-			*missing = true;
-			return FL_OK;
-		}
-		return fl_errf(errbuf, errno == ENOENT ? FL_ENOENT : FL_EIO, "cannot open '%s': %s",
-		               path, errstr(errno, eb, sizeof(eb)));
+	rv = fl_file_read(path, max, missing ? FL_FILE_MISSING_OK : 0, &buf, errbuf);
+	if (rv == FL_ENOENT && missing) {
+		*missing = true;
+		return FL_OK;
 	}
-	if (fstat(fd, &st) != 0) {
-		rv = fl_errf(errbuf, FL_EIO, "cannot stat '%s': %s", path,
-		             errstr(errno, eb, sizeof(eb)));
-		goto out;
+	if (rv != FL_OK) {
+		fl_buf_fini(&buf);
+		return rv;
 	}
-	if (S_ISDIR(st.st_mode)) {
-		rv = fl_errf(errbuf, FL_EIO, "cannot read '%s': %s", path,
-		             errstr(EISDIR, eb, sizeof(eb)));
-		goto out;
-	}
-	if (st.st_size > 0 && (unsigned long long)st.st_size > max)
-		goto too_big;
-	/* The size is a hint: the file may change under us, the cap is what counts. */
-	cap = (st.st_size > 0 ? (size_t)st.st_size : 4096) + 2; /* +2: room to see EOF */
-	buf = fl_malloc(cap);
-	for (;;) {
-		ssize_t got;
-
-		if (n == cap - 1) {
-			if (n > max)
-				goto too_big;
-			cap = cap * 2 > max + 2 ? max + 2 : cap * 2;
-			buf = fl_realloc(buf, cap);
-		}
-		got = read(fd, buf + n, cap - 1 - n);
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			rv = fl_errf(errbuf, FL_EIO, "cannot read '%s': %s", path,
-			             errstr(errno, eb, sizeof(eb)));
-			goto out;
-		}
-		if (got == 0)
-			break;
-		n += (size_t)got;
-	}
-	if (n > max)
-		goto too_big;
-	buf[n] = '\0';
-	*data = buf;
-	*len = n;
-	buf = NULL;
-	goto out;
-too_big:
-	if (max % (1024 * 1024) == 0)
-		rv = fl_errf(errbuf, FL_EPARSE, "'%s' is larger than the limit of %zu MiB", path,
-		             max / (1024 * 1024));
-	else
-		rv = fl_errf(errbuf, FL_EPARSE, "'%s' is larger than the limit of %zu KiB", path,
-		             max / 1024);
-out:
-	free(buf);
-	close(fd);
-	return rv;
+	*len = buf.len;
+	*data = fl_buf_detach(&buf);
+	return FL_OK;
 }
 
 /* Text we hand to PostgreSQL or parse: no NUL byte, valid UTF-8. */
@@ -629,7 +568,7 @@ static enum fl_err list_dirs(const char *dir, char ***out, size_t *count, char *
 	d = opendir(dir);
 	if (d == NULL)
 		return fl_errf(errbuf, errno == ENOENT || errno == ENOTDIR ? FL_ENOENT : FL_EIO,
-		               "cannot open '%s': %s", dir, errstr(errno, eb, sizeof(eb)));
+		               "cannot open '%s': %s", dir, fl_err_errno(errno, eb, sizeof(eb)));
 	for (;;) {
 		struct stat st;
 		const char *why;
@@ -639,7 +578,7 @@ static enum fl_err list_dirs(const char *dir, char ***out, size_t *count, char *
 		if ((e = readdir(d)) == NULL) {
 			if (errno != 0)
 				rv = fl_errf(errbuf, FL_EIO, "cannot read '%s': %s", dir,
-				             errstr(errno, eb, sizeof(eb)));
+				             fl_err_errno(errno, eb, sizeof(eb)));
 			break;
 		}
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
@@ -648,7 +587,7 @@ static enum fl_err list_dirs(const char *dir, char ***out, size_t *count, char *
 		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
 			char *path = join(dir, e->d_name);
 			rv = fl_errf(errbuf, FL_EIO, "cannot stat '%s': %s", path,
-			             errstr(errno, eb, sizeof(eb)));
+			             fl_err_errno(errno, eb, sizeof(eb)));
 			free(path);
 			break;
 		}

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "keys.h"
 #include "log.h"
 #include "mem.h"
@@ -72,31 +73,6 @@ const char *fl_envelope_reason_name(enum fl_envelope_reason reason)
 	if ((unsigned)reason < FL_ENVELOPE_REASON_COUNT)
 		return reason_names[reason];
 	return "unknown";
-}
-
-static void store64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t load64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void store32(uint8_t *p, uint32_t v)
-{
-	for (int i = 3; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint32_t load32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 struct fl_envelope *fl_envelope_new(const struct fl_identity *self, struct fl_peers *peers)
@@ -182,9 +158,9 @@ enum fl_err fl_envelope_seal(struct fl_envelope *ep, const uint8_t recipient[FL_
 	randombytes_buf(hdr + OFF_NONCE, crypto_box_NONCEBYTES);
 	inner[0] = FL_PROTOCOL_VERSION;
 	memcpy(inner + IN_RECIP, recipient, FL_PEER_KEY_LEN);
-	store64(inner + IN_SEQ, seq);
-	store64(inner + IN_TS, (uint64_t)(now_us / 1000));
-	store32(inner + IN_BODYLEN, (uint32_t)len);
+	fl_store_be64(inner + IN_SEQ, seq);
+	fl_store_be64(inner + IN_TS, (uint64_t)(now_us / 1000));
+	fl_store_be32(inner + IN_BODYLEN, (uint32_t)len);
 
 	if (fl_buf_append(out, ctx, CTX_LEN) != FL_OK ||
 	    fl_buf_append(out, hdr, OUTER_LEN) != FL_OK ||
@@ -337,7 +313,7 @@ enum fl_err fl_envelope_open(struct fl_envelope *ep, const void *data, size_t le
 	if (failed)
 		return refuse(&a, FL_ENVELOPE_DECRYPT, "authentication tag does not match");
 
-	body_len = load32(p + IN_BODYLEN);
+	body_len = fl_load_be32(p + IN_BODYLEN);
 	if (p[0] != d[OFF_VERSION])
 		return refuse(&a, FL_ENVELOPE_MALFORMED, "inner version %u differs from outer %u",
 		              p[0], d[OFF_VERSION]);
@@ -356,8 +332,8 @@ enum fl_err fl_envelope_open(struct fl_envelope *ep, const void *data, size_t le
 		return refuse(&a, FL_ENVELOPE_SIGNATURE, "signature does not verify");
 	a.verified = true;
 
-	seq = load64(p + IN_SEQ);
-	ts = (int64_t)load64(p + IN_TS);
+	seq = fl_load_be64(p + IN_SEQ);
+	ts = (int64_t)fl_load_be64(p + IN_TS);
 	now_ms = ep->clock(ep->clock_arg) / 1000;
 	/* |ts - now| without overflow: the unsigned difference is exact. */
 	dist = ts >= now_ms ? (uint64_t)ts - (uint64_t)now_ms : (uint64_t)now_ms - (uint64_t)ts;

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "keys.h"
 #include "log.h"
 #include "mem.h"
@@ -81,31 +82,6 @@ int64_t fl_wallclock_us(void *unused)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void store64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t load64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void store32(uint8_t *p, uint32_t v)
-{
-	for (int i = 3; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint32_t load32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* ---- roles and names ---- */
 
 static const char *const role_names[] = {"none",   "coordinator",     "agent",
@@ -163,7 +139,7 @@ static size_t slot_of(const struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN
 	uint8_t h[crypto_shorthash_BYTES];
 
 	crypto_shorthash(h, pk, FL_PEER_KEY_LEN, p->hashkey);
-	return (size_t)load64(h) & (p->nslots - 1);
+	return (size_t)fl_load_be64(h) & (p->nslots - 1);
 }
 
 /* Index of pk's entry, or -1. Public keys are public: plain memcmp. */
@@ -298,8 +274,8 @@ static enum fl_err record_write(struct fl_peers *p, struct entry *e, char *errbu
 	if (p->fd < 0)
 		return FL_OK;
 	memcpy(rec, e->pk, FL_PEER_KEY_LEN);
-	store64(rec + 32, e->last_recv);
-	store32(rec + 40, FLAG_IN_USE | (e->revoked ? FLAG_REVOKED : 0));
+	fl_store_be64(rec + 32, e->last_recv);
+	fl_store_be32(rec + 40, FLAG_IN_USE | (e->revoked ? FLAG_REVOKED : 0));
 	seal_record(rec);
 	rv = write_at(p, rec, sizeof(rec), (off_t)REC_SIZE * (1 + (off_t)idx), errbuf);
 	if (rv == FL_OK && e->record == NO_RECORD) {
@@ -315,14 +291,14 @@ static enum fl_err seq_load(struct fl_peers *p, const uint8_t *buf, size_t size,
 	size_t nrec = size / REC_SIZE - 1;
 
 	memcpy(want, seq_magic, sizeof(seq_magic));
-	store32(want + 16, REC_SIZE);
+	fl_store_be32(want + 16, REC_SIZE);
 	seal_record(want);
 	if (memcmp(buf, want, REC_SIZE) != 0)
 		return fl_errf(errbuf, FL_EPARSE, "corrupt sequence file '%s': bad header",
 		               p->path);
 	for (size_t i = 0; i < nrec; i++) {
 		const uint8_t *rec = buf + REC_SIZE * (i + 1);
-		uint32_t flags = load32(rec + 40);
+		uint32_t flags = fl_load_be32(rec + 40);
 		struct entry *e;
 		char id[FL_PEER_ID_LEN + 1];
 
@@ -334,7 +310,7 @@ static enum fl_err seq_load(struct fl_peers *p, const uint8_t *buf, size_t size,
 			return fl_errf(errbuf, FL_EPARSE,
 			               "corrupt sequence file '%s': record %zu: unknown flags 0x%x",
 			               p->path, i, (unsigned)flags);
-		if (load32(rec + 44) != 0)
+		if (fl_load_be32(rec + 44) != 0)
 			return fl_errf(errbuf, FL_EPARSE,
 			               "corrupt sequence file '%s': record %zu: reserved bytes set",
 			               p->path, i);
@@ -346,7 +322,7 @@ static enum fl_err seq_load(struct fl_peers *p, const uint8_t *buf, size_t size,
 			    i, id);
 		}
 		e = insert(p, rec);
-		e->last_recv = load64(rec + 32);
+		e->last_recv = fl_load_be64(rec + 32);
 		e->revoked = (flags & FLAG_REVOKED) != 0;
 		e->record = (uint32_t)i;
 	}
@@ -384,7 +360,7 @@ static enum fl_err seq_open(struct fl_peers *p, const char *path, char *errbuf)
 		uint8_t hdr[REC_SIZE] = {0};
 
 		memcpy(hdr, seq_magic, sizeof(seq_magic));
-		store32(hdr + 16, REC_SIZE);
+		fl_store_be32(hdr + 16, REC_SIZE);
 		seal_record(hdr);
 		if ((rv = write_at(p, hdr, sizeof(hdr), 0, errbuf)) != FL_OK)
 			return rv;

@@ -12,7 +12,6 @@
 #include "release.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 #include <sodium.h>
 
 #include "checksum.h"
+#include "file.h"
 #include "graph.h"
 #include "mem.h"
 #include "utf8.h"
@@ -42,13 +42,6 @@ static void ensure_sodium(void)
 {
 	if (sodium_init() < 0)
 		abort();
-}
-
-static const char *errstr(int e, char *buf, size_t n)
-{
-	if (strerror_r(e, buf, n) != 0)
-		snprintf(buf, n, "error %d", e);
-	return buf;
 }
 
 /* s[0..len) safe to print inside quotes: control bytes and, unless s is
@@ -602,112 +595,41 @@ out:
 
 enum fl_err fl_release_file_read(const char *path, struct fl_buf *out, char *errbuf)
 {
-	char eb[128], chunk[65536];
-	enum fl_err rv = FL_OK;
-	struct stat st;
-	int fd;
-
-	fl_buf_reset(out);
-	/* O_NONBLOCK: a FIFO at path must not hang us; regular files ignore it. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return fl_errf(errbuf, errno == ENOENT ? FL_ENOENT : FL_EIO, "cannot open '%s': %s",
-		               path, errstr(errno, eb, sizeof(eb)));
-	if (fstat(fd, &st) != 0) {
-		rv = fl_errf(errbuf, FL_EIO, "cannot stat '%s': %s", path,
-		             errstr(errno, eb, sizeof(eb)));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rv = fl_errf(errbuf, FL_EIO, "cannot read '%s': not a regular file", path);
-		goto out;
-	}
-	if ((unsigned long long)st.st_size > FL_RELEASE_FILE_MAX)
-		goto too_big;
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rv = fl_errf(errbuf, FL_EIO, "cannot read '%s': %s", path,
-			             errstr(errno, eb, sizeof(eb)));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		if (out->len + (size_t)n > FL_RELEASE_FILE_MAX)
-			goto too_big;
-		if (fl_buf_append(out, chunk, (size_t)n) != FL_OK)
-			goto too_big; /* out's own max */
-	}
-	goto out;
-too_big:
-	rv = fl_errf(errbuf, FL_EPARSE, "'%s' is larger than the limit of %u MiB", path,
-	             FL_RELEASE_FILE_MAX / (1024 * 1024));
-out:
-	if (rv != FL_OK)
-		fl_buf_reset(out);
-	close(fd);
-	return rv;
-}
-
-static enum fl_err write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return FL_EIO;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return FL_OK;
+	return fl_file_read(path, FL_RELEASE_FILE_MAX, FL_FILE_REGULAR, out, errbuf);
 }
 
 enum fl_err fl_release_file_write(const char *path, const void *data, size_t len, char *errbuf)
 {
-	const char *slash = strrchr(path, '/');
 	struct fl_buf tmp = FL_BUF_INIT;
 	enum fl_err rv = FL_OK;
-	char eb[128], *dir;
-	int fd, dfd;
+	char eb[128];
+	int fd;
 
 	fl_buf_printf(&tmp, "%s.tmp.XXXXXX", path);
 	fd = mkstemp(tmp.data);
 	if (fd < 0) {
 		rv = fl_errf(errbuf, FL_EIO, "cannot create a temporary file beside '%s': %s", path,
-		             errstr(errno, eb, sizeof(eb)));
+		             fl_err_errno(errno, eb, sizeof(eb)));
 		fl_buf_fini(&tmp);
 		return rv;
 	}
-	if (fchmod(fd, 0644) != 0 || write_all(fd, data, len) != FL_OK || fsync(fd) != 0) {
+	if (fchmod(fd, 0644) != 0 || fl_file_write_all(fd, data, len) != FL_OK || fsync(fd) != 0) {
 		rv = fl_errf(errbuf, FL_EIO, "cannot write '%s': %s", tmp.data,
-		             errstr(errno, eb, sizeof(eb)));
+		             fl_err_errno(errno, eb, sizeof(eb)));
 		close(fd);
 		goto fail;
 	}
 	if (close(fd) != 0) {
 		rv = fl_errf(errbuf, FL_EIO, "cannot write '%s': %s", tmp.data,
-		             errstr(errno, eb, sizeof(eb)));
+		             fl_err_errno(errno, eb, sizeof(eb)));
 		goto fail;
 	}
 	if (rename(tmp.data, path) != 0) {
 		rv = fl_errf(errbuf, FL_EIO, "cannot rename '%s' to '%s': %s", tmp.data, path,
-		             errstr(errno, eb, sizeof(eb)));
+		             fl_err_errno(errno, eb, sizeof(eb)));
 		goto fail;
 	}
-	dir = slash == NULL ? fl_strdup(".")
-	                    : fl_strndup(path, slash == path ? 1 : (size_t)(slash - path));
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		(void)fsync(dfd); /* best effort: some filesystems refuse it on folders */
-		close(dfd);
-	}
-	free(dir);
+	fl_file_sync_parent(path);
 	fl_buf_fini(&tmp);
 	return FL_OK;
 fail:
