@@ -1,8 +1,11 @@
 #include "err.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "utf8.h"
 
 const char *fl_strerror(enum fl_err err)
 {
@@ -88,4 +91,37 @@ void fl_err_prefix(char *errbuf, const char *fmt, ...)
 	memcpy(errbuf + used, ": ", 2);
 	memcpy(errbuf + used + 2, old, len < room ? len : room);
 	errbuf[used + 2 + (len < room ? len : room)] = '\0';
+}
+
+const char *fl_err_quote(char *out, size_t outlen, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	bool utf8 = fl_utf8_valid(s, len, NULL);
+	size_t i, n = 0, esc = 0;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		/* Cut only between characters; 12 leaves room for one more, escaped. */
+		if ((!utf8 || (c & 0xc0) != 0x80) && n + 12 >= outlen) {
+			memcpy(out + n, "...", 3);
+			n += 3;
+			break;
+		}
+		/* C1 controls U+0080..U+009F are C2 80..C2 9F: escape both bytes. */
+		if (utf8 && c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] < 0xa0)
+			esc = 2;
+		if (esc || c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8)) {
+			out[n++] = '\\';
+			out[n++] = 'x';
+			out[n++] = hex[c >> 4];
+			out[n++] = hex[c & 0xf];
+			if (esc)
+				esc--;
+		} else {
+			out[n++] = (char)c;
+		}
+	}
+	out[n] = '\0';
+	return out;
 }

@@ -47,4 +47,9 @@ const char *fl_err_errno(int errnum, char *buf, size_t size);
 /* Prefix what errbuf already says with more context: "ctx: old message". */
 void fl_err_prefix(char *errbuf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* s[0..len), quoted safely into out (outlen >= 16 bytes) for a message:
+ * control characters (C0, DEL, C1) and, in text that is not UTF-8, every
+ * byte >= 0x80 written as \xNN; cut with "..." between characters. */
+const char *fl_err_quote(char *out, size_t outlen, const char *s, size_t len);
+
 #endif

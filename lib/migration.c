@@ -54,43 +54,6 @@ static char *join(const char *dir, const char *name)
 	return p;
 }
 
-/*
- * s[0..len) made safe to print inside quotes: control bytes, and every byte
- * above 0x7f when s is not UTF-8, become \xNN; long text is cut with "...".
- */
-static const char *show(char *out, const char *s, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	bool utf8 = fl_utf8_valid(s, len, NULL);
-	size_t i, n = 0, esc = 0;
-
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		/* Cut only between characters; 12 leaves room for one more, escaped. */
-		if ((!utf8 || (c & 0xc0) != 0x80) && n + 12 >= SHOW_MAX) {
-			memcpy(out + n, "...", 3);
-			n += 3;
-			break;
-		}
-		/* C1 controls U+0080..U+009F are C2 80..C2 9F: escape both bytes. */
-		if (utf8 && c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] < 0xa0)
-			esc = 2;
-		if (esc || c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8)) {
-			out[n++] = '\\';
-			out[n++] = 'x';
-			out[n++] = hex[c >> 4];
-			out[n++] = hex[c & 0xf];
-			if (esc)
-				esc--;
-		} else {
-			out[n++] = (char)c;
-		}
-	}
-	out[n] = '\0';
-	return out;
-}
-
 static size_t line_of(const char *data, size_t off)
 {
 	size_t line = 1, i;
@@ -339,7 +302,8 @@ static enum fl_err read_lock(const char *dir, char **provider, char *errbuf)
 			char shown[SHOW_MAX];
 			rv = fl_errf(errbuf, FL_EPARSE,
 			             "'%s':%zu: provider '%s' is not supported, only postgresql",
-			             path, line, show(shown, value, strlen(value)));
+			             path, line,
+			             fl_err_quote(shown, sizeof(shown), value, strlen(value)));
 			goto out;
 		}
 	}
@@ -419,7 +383,7 @@ static enum fl_err directive(struct fl_migration *m, const char *file, size_t li
 		flag = SEEN_PHASE;
 	} else if (!word_is(name, nlen, "requires")) {
 		return fl_errf(errbuf, FL_EPARSE, "'%s':%zu: unknown directive 'flotilla:%s'", file,
-		               line, show(shown, name, nlen));
+		               line, fl_err_quote(shown, sizeof(shown), name, nlen));
 	}
 	if (flag & *seen)
 		return fl_errf(errbuf, FL_EPARSE, "'%s':%zu: directive '%.*s' given twice", file,
@@ -445,13 +409,14 @@ static enum fl_err directive(struct fl_migration *m, const char *file, size_t li
 		else
 			return fl_errf(errbuf, FL_EPARSE,
 			               "'%s':%zu: phase must be expand or contract, not '%s'", file,
-			               line, show(shown, v, vlen));
+			               line, fl_err_quote(shown, sizeof(shown), v, vlen));
 		return FL_OK;
 	}
 	if (timeout) {
 		if (vlen > 64)
 			return fl_errf(errbuf, FL_EPARSE, "'%s':%zu: %.*s: invalid duration '%s'",
-			               file, line, (int)nlen, name, show(shown, v, vlen));
+			               file, line, (int)nlen, name,
+			               fl_err_quote(shown, sizeof(shown), v, vlen));
 		memcpy(text, v, vlen);
 		text[vlen] = '\0';
 		if (fl_duration_parse(text, timeout, eb) != FL_OK)
@@ -464,12 +429,12 @@ static enum fl_err directive(struct fl_migration *m, const char *file, size_t li
 		const char *why = fl_migration_id_problem(v, vlen);
 		if (why)
 			return fl_errf(errbuf, FL_EPARSE, "'%s':%zu: requires '%s': %s", file, line,
-			               show(shown, v, vlen), why);
+			               fl_err_quote(shown, sizeof(shown), v, vlen), why);
 	}
 	for (i = 0; i < m->n_requires; i++)
 		if (word_is(v, vlen, m->requires[i]))
 			return fl_errf(errbuf, FL_EPARSE, "'%s':%zu: requires '%s' given twice",
-			               file, line, show(shown, v, vlen));
+			               file, line, fl_err_quote(shown, sizeof(shown), v, vlen));
 	m->requires = fl_realloc(m->requires, (m->n_requires + 1) * sizeof(*m->requires));
 	m->requires[m->n_requires++] = fl_strndup(v, vlen);
 	return FL_OK;
@@ -596,7 +561,7 @@ static enum fl_err list_dirs(const char *dir, char ***out, size_t *count, char *
 		len = strlen(e->d_name);
 		if ((why = fl_migration_id_problem(e->d_name, len)) != NULL) {
 			rv = fl_errf(errbuf, FL_EPARSE, "invalid migration name '%s' in '%s': %s",
-			             show(shown, e->d_name, len), dir, why);
+			             fl_err_quote(shown, sizeof(shown), e->d_name, len), dir, why);
 			break;
 		}
 		names = fl_grow(names, &cap, n + 1, sizeof(*names));

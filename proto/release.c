@@ -44,35 +44,6 @@ static void ensure_sodium(void)
 		abort();
 }
 
-/* s[0..len) safe to print inside quotes: control bytes and, unless s is
- * UTF-8, bytes above 0x7f as \xNN; cut with "..." when long. */
-static const char *show(char out[SHOW_MAX], const char *s, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	bool utf8 = fl_utf8_valid(s, len, NULL);
-	size_t i, n = 0;
-
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if ((!utf8 || (c & 0xc0) != 0x80) && n + 8 >= SHOW_MAX) {
-			memcpy(out + n, "...", 3);
-			n += 3;
-			break;
-		}
-		if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8)) {
-			out[n++] = '\\';
-			out[n++] = 'x';
-			out[n++] = hex[c >> 4];
-			out[n++] = hex[c & 0xf];
-		} else {
-			out[n++] = (char)c;
-		}
-	}
-	out[n] = '\0';
-	return out;
-}
-
 static void signing_message(const uint8_t hash[HASH_BYTES], uint8_t msg[CONTEXT_LEN + HASH_BYTES])
 {
 	memcpy(msg, FL_RELEASE_SIGNING_CONTEXT, CONTEXT_LEN);
@@ -165,7 +136,7 @@ static enum fl_err take_migration(struct fl_migration *m, const ReleaseMigration
 	m->statement_timeout_ms = -1;
 	if ((why = fl_migration_id_problem(id, idlen)) != NULL)
 		return fl_errf(errbuf, FL_EPARSE, "invalid migration id '%s': %s",
-		               show(shown, id, idlen), why);
+		               fl_err_quote(shown, sizeof(shown), id, idlen), why);
 	m->id = fl_strdup(id);
 	m->path = fl_malloc(dlen + 1 + idlen + 1);
 	memcpy(m->path, dir, dlen);
@@ -271,9 +242,9 @@ static enum fl_err take_bundle(struct fl_release *r, const ProtobufCBinaryData *
 
 		if (strcmp(b->provider, "postgresql") != 0 &&
 		    strcmp(b->provider, "postgres") != 0) {
-			rv = fl_errf(errbuf, FL_EPARSE,
-			             "provider '%s' is not supported, only postgresql",
-			             show(shown, b->provider, strlen(b->provider)));
+			rv = fl_errf(
+			    errbuf, FL_EPARSE, "provider '%s' is not supported, only postgresql",
+			    fl_err_quote(shown, sizeof(shown), b->provider, strlen(b->provider)));
 			goto out;
 		}
 		set->provider = fl_strdup(b->provider);
