@@ -8,7 +8,10 @@
  *   fixed sizes of bytes fields by name, oneofs set, repeated counts, plus
  *   the few per-field rules of `rules` (always-present submessages, tighter
  *   caps) and semantic checks that protect against accidents (selectors).
- * - scan() walks the raw bytes on unpack, for NUL inside strings: protobuf-c
+ * - scan() walks the raw bytes before protobuf-c decodes them: it counts
+ *   repeated entries and submessages against their caps (two bytes of input
+ *   can cost protobuf-c an allocation of tens of bytes, so counts are refused
+ *   before anything is allocated), and finds NUL inside strings: protobuf-c
  *   copies strings as C strings, so "a\0b" would silently arrive as "a".
  * flotilla.proto has no recursive message, so the depth of both walks is
  * bounded by the schema; MAX_DEPTH is a second guard. Neither allocates.
@@ -26,6 +29,11 @@
 #include "utf8.h"
 
 #define MAX_DEPTH 32
+/* Submessages and repeated entries in one message, counted before protobuf-c
+ * allocates anything: each costs it an allocation of tens of bytes for two
+ * bytes of input, so this bounds what a peer can make us allocate. */
+#define MAX_ELEMENTS (4 * FL_WIRE_MAX_REPEATED)
+#define MAX_FIELDS   128 /* per-field counters in scan(); more fields: no per-field cap */
 
 enum rule_kind {
 	RULE_PRESENT,   /* a singular submessage field must be set */
@@ -78,6 +86,7 @@ struct walk {
 	const char *what; /* full name of the top message, "flotilla.v1.Message" */
 	struct frame frames[MAX_DEPTH * 2];
 	size_t depth;
+	size_t elements; /* repeated entries and submessages seen by scan() */
 };
 
 static void walk_init(struct walk *w, char *errbuf, enum fl_err err, const char *what)
@@ -86,6 +95,7 @@ static void walk_init(struct walk *w, char *errbuf, enum fl_err err, const char 
 	w->err = err;
 	w->what = what;
 	w->depth = 0;
+	w->elements = 0;
 }
 
 static bool push(struct walk *w, const char *name, size_t index)
@@ -437,13 +447,41 @@ static bool varint(const uint8_t *p, size_t len, size_t *i, uint64_t *out)
 	return false;
 }
 
-/* Walk the raw bytes of a message of type d for NUL inside string fields. It
- * runs after protobuf-c decoded the same bytes, so malformed input here is a
- * disagreement with protobuf-c and refused all the same. */
+/* The most entries a repeated field f of d may hold. */
+static size_t repeated_cap(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f)
+{
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+		if (rules[i].desc == d && rules[i].kind == RULE_MAX_COUNT &&
+		    strcmp(rules[i].field, f->name) == 0)
+			return rules[i].n;
+	return FL_WIRE_MAX_REPEATED;
+}
+
+/* Count one occurrence of field f in a message of type d; fail past its cap. */
+static enum fl_err count(struct walk *w, const ProtobufCMessageDescriptor *d,
+                         const ProtobufCFieldDescriptor *f, size_t counts[MAX_FIELDS])
+{
+	size_t idx = (size_t)(f - d->fields);
+
+	if (f->label != PROTOBUF_C_LABEL_REPEATED && f->type != PROTOBUF_C_TYPE_MESSAGE)
+		return FL_OK;
+	if (++w->elements > MAX_ELEMENTS)
+		return fail(w, "more than %d submessages and repeated entries", MAX_ELEMENTS);
+	if (f->label == PROTOBUF_C_LABEL_REPEATED && idx < MAX_FIELDS &&
+	    ++counts[idx] > repeated_cap(d, f))
+		return fail(w, "%s: %zu entries, more than the limit of %zu", f->name, counts[idx],
+		            repeated_cap(d, f));
+	return FL_OK;
+}
+
+/* Walk the raw bytes of a message of type d before protobuf-c decodes them:
+ * count repeated entries and submessages against their caps, so that a few
+ * bytes of input can never make us allocate much, and find NUL inside string
+ * fields, which protobuf-c would silently cut. */
 static enum fl_err scan(struct walk *w, const ProtobufCMessageDescriptor *d, const uint8_t *p,
                         size_t len)
 {
-	size_t i = 0;
+	size_t i = 0, counts[MAX_FIELDS] = {0};
 
 	if (w->depth >= MAX_DEPTH)
 		return fail(w, "nested too deeply");
@@ -454,6 +492,11 @@ static enum fl_err scan(struct walk *w, const ProtobufCMessageDescriptor *d, con
 
 		if (!varint(p, len, &i, &key))
 			return fail(w, "malformed tag at byte %zu", i);
+		f = (key >> 3) <= UINT32_MAX
+		        ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3))
+		        : NULL;
+		if (f != NULL && (rv = count(w, d, f, counts)) != FL_OK)
+			return rv;
 		switch (key & 7) {
 		case 0: /* varint */
 			if (!varint(p, len, &i, &n))
@@ -472,9 +515,6 @@ static enum fl_err scan(struct walk *w, const ProtobufCMessageDescriptor *d, con
 		case 2: /* length-delimited */
 			if (!varint(p, len, &i, &n) || n > len - i)
 				return fail(w, "truncated at byte %zu", i);
-			f = (key >> 3) <= UINT32_MAX
-			        ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3))
-			        : NULL;
 			if (f != NULL && (f->type == PROTOBUF_C_TYPE_STRING ||
 			                  f->type == PROTOBUF_C_TYPE_MESSAGE)) {
 				if (!push(w, f->name, SIZE_MAX))
@@ -571,12 +611,14 @@ static enum fl_err unpack_any(const ProtobufCMessageDescriptor *d, const uint8_t
 	assert(data != NULL || len == 0);
 	if (data == NULL)
 		data = none;
+	walk_init(&w, errbuf, FL_EPARSE, d->name);
+	if ((rv = scan(&w, d, data, len)) != FL_OK)
+		return rv;
 	m = protobuf_c_message_unpack(d, &allocator, len, data);
 	if (m == NULL)
 		return fl_errf(errbuf, FL_EPARSE,
 		               "cannot decode %s of %zu bytes: malformed protobuf", d->name, len);
-	walk_init(&w, errbuf, FL_EPARSE, d->name);
-	if ((rv = scan(&w, d, data, len)) != FL_OK || (rv = check_msg(&w, m)) != FL_OK) {
+	if ((rv = check_msg(&w, m)) != FL_OK) {
 		protobuf_c_message_free_unpacked(m, &allocator);
 		return rv;
 	}

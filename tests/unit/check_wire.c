@@ -11,6 +11,7 @@
  * and numbers other modules are written against.
  */
 #include <check.h>
+#include <sys/resource.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1290,6 +1291,43 @@ START_TEST(missing_required_parts_refused)
 }
 END_TEST
 
+/*
+ * Two bytes (an empty entry) per signature would cost protobuf-c an allocation
+ * of tens of bytes each: a release file of empty signatures, refused by its
+ * count before anything is decoded, must not make us allocate gigabytes
+ * before the signature check (a coordinator is not trusted with releases).
+ */
+START_TEST(amplification_refused_before_decoding)
+{
+	Flotilla__V1__SignedRelease *back = NULL;
+	Flotilla__V1__Message *mback = NULL;
+	size_t n = 8u << 20; /* 8 MiB of 0x12 0x00: 4 Mi empty signatures */
+	uint8_t *data = fl_malloc(n);
+	char errbuf[FL_ERRBUF_SIZE];
+	struct rusage before, after;
+
+	for (size_t i = 0; i < n; i += 2) {
+		data[i] = 0x12;
+		data[i + 1] = 0x00;
+	}
+	getrusage(RUSAGE_SELF, &before);
+	ck_assert_int_eq(fl_wire_unpack_signed_release(data, n, FL_WIRE_MAX_RELEASE, &back, errbuf),
+	                 FL_EPARSE);
+	ck_assert_ptr_null(back);
+	ck_assert_ptr_nonnull(strstr(errbuf, "signatures: 17 entries, more than the limit of 16"));
+	/* The same in any message: 4 Mi empty submessages in a Message body. */
+	for (size_t i = 0; i < n; i += 2)
+		data[i] = (uint8_t)(FLOTILLA__V1__MESSAGE__BODY_REPORT_ACK << 3 | 2);
+	ck_assert_int_eq(fl_wire_unpack(data, n, n, &mback, errbuf), FL_EPARSE);
+	ck_assert_ptr_null(mback);
+	ck_assert_ptr_nonnull(strstr(errbuf, "submessages and repeated entries"));
+	getrusage(RUSAGE_SELF, &after);
+	/* Refused by counting: no growth near the ~200 MiB decoding would take. */
+	ck_assert_int_lt(after.ru_maxrss - before.ru_maxrss, 64 * 1024);
+	free(data);
+}
+END_TEST
+
 START_TEST(repeated_counts_bounded)
 {
 	Flotilla__V1__SignedRelease sr = FLOTILLA__V1__SIGNED_RELEASE__INIT, *back = NULL;
@@ -1564,6 +1602,7 @@ static Suite *wire_suite(void)
 	tcase_add_test(tc, unknown_enum_value_refused);
 	tcase_add_test(tc, missing_required_parts_refused);
 	tcase_add_test(tc, repeated_counts_bounded);
+	tcase_add_test(tc, amplification_refused_before_decoding);
 	tcase_add_test(tc, oversize_refused);
 	tcase_add_test(tc, truncated_and_corrupted_input);
 	tcase_add_test(tc, truncated_release_files);
