@@ -7,6 +7,7 @@
  * Shared keys sit in one sodium_malloc block parallel to the entries, so a
  * registry of thousands of peers costs one guarded allocation, not thousands.
  */
+#define _GNU_SOURCE /* F_OFD_SETLK */
 #include "peers.h"
 
 #include <errno.h>
@@ -348,13 +349,20 @@ static enum fl_err seq_open(struct fl_peers *p, const char *path, char *errbuf)
 		               strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return fl_errf(errbuf, FL_EIO, "sequence file '%s' is not a regular file", path);
-	/* Whoever can rewrite it can reopen the replay window. */
+	/* Whoever can rewrite it can reopen the replay window or undo a revocation. */
+	if (st.st_uid != geteuid())
+		return fl_errf(errbuf, FL_EIO,
+		               "sequence file '%s' belongs to uid %u, not to us (uid %u)", path,
+		               (unsigned)st.st_uid, (unsigned)geteuid());
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
 		return fl_errf(errbuf, FL_EIO,
 		               "sequence file '%s' is writable by group or others (chmod 600 it)",
 		               path);
-	if (fcntl(p->fd, F_SETLK, &lk) != 0)
-		return fl_errf(errbuf, FL_EIO, "sequence file '%s' is in use by another process",
+	/* An open-file-description lock, not a process one: a second registry on
+	 * the same file in this process is refused too, and closing one
+	 * descriptor cannot drop another's lock. */
+	if (fcntl(p->fd, F_OFD_SETLK, &lk) != 0)
+		return fl_errf(errbuf, FL_EIO, "sequence file '%s' is in use by another registry",
 		               path);
 	if (st.st_size == 0) {
 		uint8_t hdr[REC_SIZE] = {0};
@@ -562,6 +570,11 @@ enum fl_err fl_peers_revoke(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN
 	set_key(p, (size_t)idx, NULL);
 	rv = record_write(p, e, errbuf);
 out:
+	/* Rare and security-critical: on disk before we say it is done, so a
+	 * crash cannot bring a revoked key back through a stale config. */
+	if (rv == FL_OK && p->fd >= 0 && fdatasync(p->fd) != 0)
+		rv = fl_errf(errbuf, FL_EIO, "cannot sync sequence file '%s': %s", p->path,
+		             strerror(errno));
 	pthread_mutex_unlock(&p->lock);
 	return rv;
 }

@@ -550,11 +550,46 @@ START_TEST(seq_file_locked_against_a_second_process)
 		struct fl_peers *q = NULL;
 		enum fl_err rv = fl_peers_new(self, seqpath, 0, &q, err);
 
-		_exit(rv == FL_EIO && strstr(err, "in use by another process") ? 0 : 1);
+		_exit(rv == FL_EIO && strstr(err, "in use by another registry") ? 0 : 1);
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	fl_peers_free(p);
+}
+END_TEST
+
+/* Process-wide fcntl locks would let a second registry in this process open
+ * the file, and closing either would unlock both: the lock is per open file. */
+START_TEST(seq_file_locked_within_one_process)
+{
+	struct fl_peers *p = open_peers(seqpath, 0), *q = NULL, *r = NULL;
+	char err[FL_ERRBUF_SIZE] = "";
+
+	ck_assert_int_eq(fl_peers_new(self, seqpath, 0, &q, err), FL_EIO);
+	ck_assert_ptr_nonnull(strstr(err, "in use by another registry"));
+	fl_peers_free(q);
+	fl_peers_free(p);
+	ck_assert_int_eq(fl_peers_new(self, seqpath, 0, &r, err), FL_OK);
+	fl_peers_free(r);
+}
+END_TEST
+
+/* A file someone else owns could have been swapped in to undo revocations. */
+START_TEST(seq_file_of_another_owner_refused)
+{
+	struct fl_peers *q = NULL;
+	char err[FL_ERRBUF_SIZE] = "";
+	int fd;
+
+	if (geteuid() != 0)
+		return; /* only root can make a file another user owns */
+	fd = open(seqpath, O_CREAT | O_WRONLY | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fchown(fd, 65534, 65534), 0);
+	close(fd);
+	ck_assert_int_eq(fl_peers_new(self, seqpath, 0, &q, err), FL_EIO);
+	ck_assert_ptr_nonnull(strstr(err, "belongs to uid 65534"));
+	fl_peers_free(q);
 }
 END_TEST
 
@@ -684,6 +719,8 @@ static Suite *peers_suite(void)
 	tcase_add_test(tc, seq_file_created_private_and_reloaded);
 	tcase_add_test(tc, seq_survives_a_crash);
 	tcase_add_test(tc, seq_file_locked_against_a_second_process);
+	tcase_add_test(tc, seq_file_locked_within_one_process);
+	tcase_add_test(tc, seq_file_of_another_owner_refused);
 	tcase_add_test(tc, seq_file_validated);
 	suite_add_tcase(s, tc);
 	return s;
