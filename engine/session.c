@@ -48,6 +48,10 @@ enum fl_err fl_session_open(struct fl_session *s, const char *url,
 		if ((rv = s->driver->schema_empty(s->conn, &empty, errbuf)) != FL_OK)
 			goto out;
 		s->unbaselined = !empty;
+	} else if (lock) {
+		/* A history Prisma (or an older flotilla) started has no table of
+		 * ours yet; rollback and resolve write to it. Idempotent. */
+		rv = s->driver->history_ensure(s->conn, errbuf);
 	}
 out:
 	if (rv != FL_OK)

@@ -57,8 +57,9 @@ struct fl_session {
 
 /*
  * Connect to url, with `lock` take the migration lock, then read the history
- * and build the plan. Creates nothing: writers create the history table
- * when they first write (deploy after its checks, resolve in the driver).
+ * and build the plan. Creates no history where there is none: writers create
+ * it when they first write (deploy after its checks, resolve in the driver);
+ * where Prisma's table exists, a locked open adds flotilla's own beside it.
  * Errors: FL_EINVAL (unknown URL scheme), FL_ECONNECT, FL_EAUTH, FL_ELOCKED,
  * FL_ESQL. On error the session is closed.
  */

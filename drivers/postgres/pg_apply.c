@@ -31,6 +31,12 @@ struct run {
 	struct fl_apply_result *res;
 	struct fl_retry retry;
 	int64_t lock_ms, stmt_ms; /* effective timeouts, -1: the server's */
+	/* Lock timeouts for ordinary statements, and for those that cannot run in a
+	 * transaction block (CREATE INDEX CONCURRENTLY...): these wait for other
+	 * transactions after committing catalog entries, so a timeout would leave
+	 * an invalid index behind. They get only the migration's own directive,
+	 * as Prisma sets none, and are never retried. */
+	int64_t lock_ms_plain, lock_ms_no_tx;
 	int64_t try_started_us;
 	bool exhausted;   /* the retry budget ran out */
 	bool lock_lost;   /* reconnected, but another deployer took the lock */
@@ -78,6 +84,8 @@ static void timeouts_sql(const struct run *a, bool local, char *buf, size_t size
 	if (a->lock_ms >= 0)
 		n = snprintf(buf, size, "SET %slock_timeout = %lld; ", local ? "LOCAL " : "",
 		             clamp_ms(a->lock_ms));
+	else if (!local && a->lock_ms_plain >= 0)
+		n = snprintf(buf, size, "RESET lock_timeout; "); /* undo the plain statements' */
 	if (a->stmt_ms >= 0 && n >= 0 && (size_t)n < size)
 		snprintf(buf + n, size - (size_t)n, "SET %sstatement_timeout = %lld",
 		         local ? "LOCAL " : "", clamp_ms(a->stmt_ms));
@@ -104,7 +112,7 @@ static void reset_session_timeouts(struct run *a)
 	if (!a->session_set || PQstatus(a->c->pg) != CONNECTION_OK)
 		return;
 	a->session_set = false;
-	if (a->lock_ms >= 0)
+	if (a->lock_ms_plain >= 0 || a->lock_ms >= 0)
 		(void)fl_pg_conn_run(a->c, "RESET lock_timeout", NULL, &ignored);
 	if (a->stmt_ms >= 0)
 		(void)fl_pg_conn_run(a->c, "RESET statement_timeout", NULL, &ignored);
@@ -486,7 +494,13 @@ static enum fl_err run_statement(struct run *a, size_t k, const char *text, bool
 	enum fl_err rv;
 	char *steps, *q;
 	size_t n;
+	int64_t want =
+	    (a->script->stmts[k].flags & FL_SQL_NO_TX_BLOCK) ? a->lock_ms_no_tx : a->lock_ms_plain;
 
+	if (want != a->lock_ms) {
+		a->lock_ms = want;
+		a->session_set = false;
+	}
 	if ((rv = set_session_timeouts(a, e)) != FL_OK)
 		return rv;
 	if (!counted)
@@ -510,7 +524,7 @@ static enum fl_err run_statements(struct run *a, bool count)
 	struct fl_pg_row_state st;
 	struct fl_pg_error e;
 	size_t k = 0;
-	bool no_combine = false;
+	bool no_combine = false, own_tx = (s->flags & FL_SQL_TX_CONTROL) != 0;
 	enum fl_err rv = FL_OK;
 
 	while (k < s->count) {
@@ -560,9 +574,19 @@ static enum fl_err run_statements(struct run *a, bool count)
 			lost(a, &e, "connection lost; it may or may not have been applied");
 			return FL_ECONNLOST;
 		}
+		if (rv == FL_ERETRY && (s->stmts[k].flags & FL_SQL_NO_TX_BLOCK)) {
+			prefix(a, "not retried: it may have left work behind (an invalid index)");
+			return rv;
+		}
+		/* Inside the file's own BEGIN..COMMIT, a retry must restart at its
+		 * BEGIN: only the history row can say where that is. */
+		if (rv == FL_ERETRY && own_tx && !count) {
+			prefix(a, "not retried, as the file manages its own transaction");
+			return rv;
+		}
 		if ((r = settle(a, rv, &e)) != AGAIN)
 			return (enum fl_err)r;
-		if (count && (rv == FL_ECONNLOST || in_tx)) {
+		if (count && (rv == FL_ECONNLOST || in_tx || own_tx)) {
 			KEEP_TRYING(a, rv, &e, fl_pg_history_row(a->c, a->id, &st, &e));
 			if (rv != FL_OK) {
 				note(a, "_prisma_migrations", NULL, &e);
@@ -610,7 +634,7 @@ fail:
  * the file is atomic. */
 static enum fl_err run_script(struct run *a)
 {
-	bool atomic = atomic_script(a->script);
+	bool atomic = atomic_script(a->script) && !(a->script->flags & FL_SQL_NO_TX_BLOCK);
 	struct fl_pg_error e;
 	enum fl_err rv;
 	int s;
@@ -691,7 +715,11 @@ static enum fl_err start(struct run *a, struct fl_conn *c, const struct fl_migra
 	if (m == NULL || opts == NULL || (a->sql = down ? m->down_sql : m->sql) == NULL)
 		return fl_errf(res->message, FL_EINVAL, "%s: nothing to run", a->file);
 	res->statements = script != NULL ? (int)script->count : 0;
-	a->lock_ms = m->lock_timeout_ms >= 0 ? m->lock_timeout_ms : opts->lock_timeout_ms;
+	a->lock_ms_plain = m->lock_timeout_ms >= 0 ? m->lock_timeout_ms : opts->lock_timeout_ms;
+	a->lock_ms_no_tx = m->lock_timeout_ms;
+	a->lock_ms = script != NULL && (script->flags & FL_SQL_NO_TX_BLOCK) && script->count == 1
+	                 ? a->lock_ms_no_tx
+	                 : a->lock_ms_plain;
 	a->stmt_ms =
 	    m->statement_timeout_ms >= 0 ? m->statement_timeout_ms : opts->statement_timeout_ms;
 	a->try_started_us = fl_now_us();

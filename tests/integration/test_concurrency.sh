@@ -60,4 +60,23 @@ assert_eq "$(fl_psql "$url" "SELECT count(*) FROM information_schema.columns WHE
 max_ms=$(grep -o 'Time: [0-9.]* ms' "$dir/reader.out" | awk '{print $2}' | sort -n | tail -1)
 echo "slowest read while the migration waited: ${max_ms} ms"
 awk -v m="$max_ms" 'BEGIN { exit !(m < 1000) }' || fl_fail "a reader waited ${max_ms} ms behind the migration"
+# --- CREATE INDEX CONCURRENTLY waits for older transactions, as with Prisma:
+# no short lock timeout and no retry, which would leave an invalid index ---
+url=$(fl_newdb cic)
+mkdir -p "$dir/cic/20250101000000_t" "$dir/cic/20250102000000_t_v_idx"
+echo 'CREATE TABLE t (id int, v int);' >"$dir/cic/20250101000000_t/migration.sql"
+echo 'CREATE INDEX CONCURRENTLY t_v_idx ON t (v);' >"$dir/cic/20250102000000_t_v_idx/migration.sql"
+assert_exit 0 "$FLOTILLA" deploy --dir "$dir/cic" --database-url "$url" --to 20250101000000_t
+fl_psql_bg "$url" writer "BEGIN; INSERT INTO t VALUES (1, 1); SELECT pg_sleep(120)"
+wait_for 10 "[ \"\$(fl_psql '$url' \"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'writer' AND state = 'active'\")\" = 1 ]"
+"$FLOTILLA" deploy -v --dir "$dir/cic" --database-url "$url" --lock-timeout 100ms \
+	>"$dir/cic.out" 2>"$dir/cic.err" &
+deployer=$!
+# The index build is waiting for the writer's transaction, well past 100 ms.
+wait_for 30 "[ \"\$(fl_psql '$url' \"SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'\")\" = 1 ]"
+fl_psql "$url" "SELECT pg_sleep(0.5)" >/dev/null # several lock timeouts' worth
+fl_psql "$url" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'writer'" >/dev/null
+wait $deployer || fl_fail "deploy failed: $(cat "$dir/cic.err")"
+assert_eq "$(fl_psql "$url" "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_v_idx'::regclass")" t
+assert_not_contains "$(cat "$dir/cic.err")" "retrying"
 fl_pass

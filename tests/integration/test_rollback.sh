@@ -50,4 +50,37 @@ assert_exit 1 "$FLOTILLA" rollback --steps 7 --dir "$dir/m" --database-url "$url
 assert_contains "$ERR" "only 6 applied"
 assert_exit 2 "$FLOTILLA" rollback --dir "$dir/m" --database-url "$url"
 assert_exit 2 "$FLOTILLA" rollback --steps zero --dir "$dir/m" --database-url "$url"
+# --- a history Prisma started: our events table is added, resolve and rollback work ---
+url=$(fl_newdb prisma_started)
+fl_psql "$url" 'CREATE TABLE "_prisma_migrations" ("id" VARCHAR(36) NOT NULL, "checksum" VARCHAR(64) NOT NULL, "finished_at" TIMESTAMPTZ, "migration_name" VARCHAR(255) NOT NULL, "logs" TEXT, "rolled_back_at" TIMESTAMPTZ, "started_at" TIMESTAMPTZ NOT NULL DEFAULT now(), "applied_steps_count" INTEGER NOT NULL DEFAULT 0, CONSTRAINT "_prisma_migrations_pkey" PRIMARY KEY ("id"))' >/dev/null
+p="$dir/prisma_started"
+mkdir -p "$p/20250101000000_a" "$p/20250102000000_b"
+echo 'CREATE TABLE a (id int, x int);' >"$p/20250101000000_a/migration.sql"
+echo 'DROP TABLE a;' >"$p/20250101000000_a/down.sql"
+printf -- '-- flotilla:no-transaction\nCREATE TABLE b (id int, y int);\nSELECT 1/0;\n' >"$p/20250102000000_b/migration.sql"
+echo 'DROP TABLE b;' >"$p/20250102000000_b/down.sql"
+assert_exit 4 "$FLOTILLA" deploy --dir "$p" --database-url "$url"
+assert_exit 0 "$FLOTILLA" resolve --rolled-back 20250102000000_b --dir "$p" --database-url "$url"
+fl_psql "$url" "DROP TABLE b" >/dev/null
+printf -- '-- flotilla:no-transaction\nCREATE TABLE b (id int, y int);\n' >"$p/20250102000000_b/migration.sql"
+assert_exit 0 "$FLOTILLA" deploy --dir "$p" --database-url "$url"
+assert_exit 0 "$FLOTILLA" rollback --steps 1 --dir "$p" --database-url "$url"
+assert_eq "$(fl_psql "$url" "SELECT to_regclass('b') IS NULL")" t
+assert_exit 9 "$FLOTILLA" status --dir "$p" --database-url "$url"
+assert_contains "$OUT" "pending   20250102000000_b"
+
+# --- a down.sql with its own BEGIN..COMMIT, run statement by statement, that
+# meets a lock: not retried halfway, so its block is undone as a whole ---
+printf -- '-- flotilla:no-transaction\nCREATE TABLE b (id int, y int);\n' >"$p/20250102000000_b/migration.sql"
+printf 'BEGIN;\nALTER TABLE a DROP COLUMN x;\nALTER TABLE b DROP COLUMN y;\nCOMMIT;\nDROP TABLE b;\n' >"$p/20250102000000_b/down.sql"
+assert_exit 0 "$FLOTILLA" deploy --dir "$p" --database-url "$url"
+fl_psql_bg "$url" holder "BEGIN; LOCK TABLE b IN ACCESS SHARE MODE; SELECT pg_sleep(120)"
+wait_for 10 "[ \"\$(fl_psql '$url' \"SELECT count(*) FROM pg_locks l JOIN pg_stat_activity s USING (pid) WHERE s.application_name = 'holder' AND l.relation = 'b'::regclass AND l.granted\")\" = 1 ]"
+assert_exit 4 "$FLOTILLA" rollback --steps 1 --lock-timeout 100ms --dir "$p" --database-url "$url"
+assert_contains "$ERR" "not retried, as the file manages its own transaction"
+assert_eq "$(fl_psql "$url" "SELECT count(*) FROM information_schema.columns WHERE (table_name, column_name) IN (('a', 'x'), ('b', 'y'))")" 2
+assert_eq "$(fl_psql "$url" "SELECT count(*) FROM _prisma_migrations WHERE migration_name = '20250102000000_b'")" 1
+fl_psql "$url" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'holder'" >/dev/null
+assert_exit 0 "$FLOTILLA" rollback --steps 1 --dir "$p" --database-url "$url"
+assert_eq "$(fl_psql "$url" "SELECT count(*) FROM information_schema.columns WHERE table_name = 'a' AND column_name = 'x'")" 0
 fl_pass
