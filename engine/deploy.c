@@ -73,7 +73,7 @@ enum fl_err fl_deploy(struct fl_session *s, const char *to, struct fl_deploy_sum
 	}
 
 	if (n > 0 && !s->history.table_exists &&
-	    (rv = s->driver->history_ensure(s->conn, errbuf)) != FL_OK)
+	    (rv = fl_session_bookkeeping(s->driver->history_ensure(s->conn, errbuf))) != FL_OK)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		struct step *st = &steps[i];

@@ -9,10 +9,10 @@ enum fl_err fl_resolve_applied(struct fl_session *s, const char *id, char *errbu
 		               "migration '%s' could not be found in '%s': give the whole folder "
 		               "name",
 		               id, s->set->dir);
-	return s->driver->mark_applied(s->conn, id, m->checksum, errbuf);
+	return fl_session_bookkeeping(s->driver->mark_applied(s->conn, id, m->checksum, errbuf));
 }
 
 enum fl_err fl_resolve_rolled_back(struct fl_session *s, const char *id, char *errbuf)
 {
-	return s->driver->mark_rolled_back(s->conn, id, errbuf);
+	return fl_session_bookkeeping(s->driver->mark_rolled_back(s->conn, id, errbuf));
 }

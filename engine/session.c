@@ -56,7 +56,7 @@ enum fl_err fl_session_open(struct fl_session *s, const char *url,
 out:
 	if (rv != FL_OK)
 		fl_session_close(s);
-	return rv;
+	return fl_session_bookkeeping(rv);
 }
 
 enum fl_err fl_session_refresh(struct fl_session *s, char *errbuf)
@@ -144,6 +144,11 @@ enum fl_err fl_session_check_modified(const struct fl_session *s, char *errbuf)
 			               e->migration->id, e->row->checksum, e->migration->checksum);
 	}
 	return FL_OK;
+}
+
+enum fl_err fl_session_bookkeeping(enum fl_err rv)
+{
+	return rv == FL_ESQL ? FL_EDB : rv;
 }
 
 void fl_session_emit(const struct fl_session *s, enum fl_event_kind kind, bool revert,

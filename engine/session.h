@@ -78,6 +78,11 @@ enum fl_err fl_session_check_baselined(const struct fl_session *s, char *errbuf)
 /* FL_ECHECKSUM naming the first migration edited after it was applied, else FL_OK. */
 enum fl_err fl_session_check_modified(const struct fl_session *s, char *errbuf);
 
+/* A driver's error from bookkeeping (not from running a migration's SQL):
+ * FL_ESQL there means the database refused flotilla, not that a migration
+ * failed, so it becomes FL_EDB; anything else is returned as it is. */
+enum fl_err fl_session_bookkeeping(enum fl_err rv);
+
 void fl_session_emit(const struct fl_session *s, enum fl_event_kind kind, bool revert,
                      const struct fl_migration *m, enum fl_apply_mode mode,
                      const struct fl_apply_result *res, enum fl_err err);

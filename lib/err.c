@@ -48,6 +48,8 @@ const char *fl_strerror(enum fl_err err)
 		return "canceled";
 	case FL_ELOCKED:
 		return "migration lock held by another deployer";
+	case FL_EDB:
+		return "database error in flotilla's bookkeeping";
 	}
 	return "unknown error";
 }

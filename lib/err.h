@@ -31,6 +31,8 @@ enum fl_err {
 	FL_ENOTSUP = 16,   /* not supported, e.g. rollback without down.sql */
 	FL_ECANCELED = 17, /* stopped on request */
 	FL_ELOCKED = 18,   /* another deployer holds the migration lock */
+	FL_EDB = 19,       /* the database refused flotilla's own bookkeeping (history,
+	                      lock, catalog queries): not a migration failure */
 };
 
 const char *fl_strerror(enum fl_err err);

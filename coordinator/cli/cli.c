@@ -154,6 +154,7 @@ int cli_exit_for(enum fl_err rv)
 	case FL_ETIMEDOUT:
 		return CLI_LOCKED;
 	case FL_ENOENT:
+	case FL_EDB:
 	case FL_EIO:
 	case FL_ESTATE:
 	case FL_ENOTSUP:

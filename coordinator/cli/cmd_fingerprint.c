@@ -36,7 +36,8 @@ int cmd_fingerprint(int argc, char **argv)
 		return code;
 	if ((code = cli_open(&c, &no_migrations, false, &s)) != CLI_OK)
 		return code;
-	rv = s.driver->fingerprint(s.conn, want_dump ? &dump : NULL, hex, errbuf);
+	rv = fl_session_bookkeeping(
+	    s.driver->fingerprint(s.conn, want_dump ? &dump : NULL, hex, errbuf));
 	if (rv != FL_OK)
 		code = cli_fail(rv, errbuf);
 	else if (c.json)

@@ -45,6 +45,13 @@ assert_exit 6 "$FLOTILLA" deploy --dir "$dir/good" --database-url "$bad"
 assert_contains "$ERR" "password authentication failed"; one_line
 case "$ERR$OUT" in *wrong-secret*) fl_fail "the password was printed: $ERR" ;; esac
 
+# The database refusing flotilla's own bookkeeping is not a failed migration.
+locked=$(fl_newdb bookkeeping)
+assert_exit 0 "$FLOTILLA" deploy --dir "$dir/good" --database-url "$locked"
+fl_psql "$locked" "CREATE ROLE reader LOGIN PASSWORD 'reader-secret'" >/dev/null
+assert_exit 1 "$FLOTILLA" status --dir "$dir/good" --database-url "$(fl_url_user "$locked" reader reader-secret)"
+assert_contains "$ERR" "permission denied"; one_line
+
 # Nothing of the above touched the database.
 assert_eq "$(fl_psql "$url" "SELECT to_regclass('_prisma_migrations') IS NULL")" t
 
