@@ -177,7 +177,7 @@ static bool is_dir(const char *path)
 }
 
 /* Prisma keeps its folder in prisma/migrations; take it when ./migrations is absent. */
-static const char *default_dir(void)
+const char *cli_default_dir(void)
 {
 	if (!is_dir("migrations") && is_dir("prisma/migrations"))
 		return "prisma/migrations";
@@ -190,7 +190,7 @@ int cli_load(struct cli *c, struct fl_migration_set *set)
 	enum fl_err rv;
 
 	if (c->dir == NULL)
-		c->dir = default_dir();
+		c->dir = cli_default_dir();
 	rv = fl_migration_set_load(c->dir, set, errbuf);
 	if (rv == FL_ENOENT)
 		rv = FL_EPARSE; /* a missing folder or file is an invalid migrations folder */

@@ -111,6 +111,8 @@ int cli_usage_error(const struct cli *c, const char *fmt, ...)
 int cli_fail(enum fl_err rv, const char *errbuf);
 int cli_exit_for(enum fl_err rv);
 
+/* ./migrations, or ./prisma/migrations when only that one exists. */
+const char *cli_default_dir(void);
 /* Load and check the migrations folder. CLI_OK or an exit code (printed). */
 int cli_load(struct cli *c, struct fl_migration_set *set);
 /* Open a session on the database (locked for writers). CLI_OK or an exit code. */

@@ -13,7 +13,8 @@ static void usage(void)
 	       "  --dot                  Graphviz output ('flotilla graph --dot | dot -Tsvg')\n"
 	       "  --json                 machine-readable: each migration with the ids it\n"
 	       "                         depends on and its directives\n"
-	       "  --dir DIR              migrations folder (default: ./migrations)\n");
+	       "  --dir DIR              migrations folder (default: ./migrations, else\n"
+	       "                         ./prisma/migrations)\n");
 }
 
 static const char *phase_name(enum fl_phase phase)

@@ -16,7 +16,8 @@ static void usage(void)
 	       "(breaking). Exits 8 when a rule of severity error fires.\n\n"
 	       "  --json                 machine-readable output\n"
 	       "  --rules                list the rules and what each means\n"
-	       "  --dir DIR              migrations folder (default: ./migrations)\n");
+	       "  --dir DIR              migrations folder (default: ./migrations, else\n"
+	       "                         ./prisma/migrations)\n");
 }
 
 static void print_rules(void)

@@ -14,7 +14,8 @@ static void usage(void)
 	       "Create a migration folder named with the current UTC time (14 digits, as\n"
 	       "Prisma does) and NAME in snake_case, holding an empty migration.sql.\n\n"
 	       "  --down                 also create down.sql, for rollback\n"
-	       "  --dir DIR              migrations folder (default: ./migrations); created\n"
+	       "  --dir DIR              migrations folder (default: ./migrations, else\n"
+	       "                         ./prisma/migrations); created\n"
 	       "                         with a migration_lock.toml if it does not exist\n");
 }
 
@@ -72,7 +73,7 @@ int cmd_new(int argc, char **argv)
 	if (name[0] == '\0')
 		return cli_usage_error(&c, "name '%s' has no letters or digits", c.args[0]);
 	if (c.dir == NULL)
-		c.dir = "migrations";
+		c.dir = cli_default_dir();
 
 	if (mkdir(c.dir, 0777) == 0) {
 		snprintf(path, sizeof(path), "%s/migration_lock.toml", c.dir);

@@ -73,6 +73,11 @@ done < <(ls "$m" | grep -v toml)
 
 assert_exit 0 "$FLOTILLA" status
 assert_contains "$OUT" "6 applied, 0 pending"
+# new writes into the Prisma folder too, not into a fresh ./migrations.
+assert_exit 0 "$FLOTILLA" new probe
+assert_contains "$OUT" "prisma/migrations/"
+[ ! -e migrations ] || fl_fail "flotilla new created ./migrations in a Prisma project"
+rm -r "$OUT"
 
 # A migration holding CONCURRENTLY among other statements cannot run in one
 # transaction: refused before anything runs, with the fix in the message.
