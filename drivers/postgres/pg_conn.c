@@ -299,6 +299,15 @@ enum fl_err fl_pg_conn_open(const char *url, struct fl_conn **out, char *errbuf)
 		    fl_errf(errbuf, FL_ECONNECT, "cannot connect to '%s': out of memory", c->shown);
 		goto out;
 	}
+	if (PQstatus(c->pg) != CONNECTION_OK && fl_pg_url_userinfo_unencoded(url)) {
+		/* libpq read the URL another way; its message may quote the password. */
+		rv = fl_errf(errbuf, FL_ECONNECT,
+		             "cannot connect to '%s': the URL does not parse as meant: "
+		             "percent-encode '?', '#', '/' and '@' in the user name and password "
+		             "(e.g. '?' as %%3F)",
+		             c->shown);
+		goto out;
+	}
 	if (PQstatus(c->pg) != CONNECTION_OK) {
 		fl_pg_first_line(PQerrorMessage(c->pg), line, sizeof(line));
 		rv = fl_errf(errbuf, is_auth_failure(line) ? FL_EAUTH : FL_ECONNECT,

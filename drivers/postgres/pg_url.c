@@ -266,19 +266,17 @@ out:
 }
 
 /* The password in the user info of a scheme://user:password@host URL: up
- * to the last '@' before the query, so that an unencoded '/' or '@' in it
- * is still covered. */
+ * to the last '@' of the whole URL, so that an unencoded '/', '?', '#' or '@'
+ * in it is still covered. An '@' inside a query value makes this cover too
+ * much, never too little: it only decides what messages hide. */
 static bool userinfo_password(const char *url, const char **pw, size_t *len)
 {
-	const char *sep = strstr(url, "://"), *a, *q, *at = NULL, *colon;
+	const char *sep = strstr(url, "://"), *a, *at, *colon;
 
 	if (sep == NULL)
 		return false;
 	a = sep + 3;
-	q = a + strcspn(a, "?");
-	for (const char *p = a; p < q; p++)
-		if (*p == '@')
-			at = p;
+	at = strrchr(a, '@');
 	if (at == NULL || (colon = memchr(a, ':', (size_t)(at - a))) == NULL)
 		return false;
 	*pw = colon + 1;
@@ -341,6 +339,8 @@ char *fl_pg_url_redact(const char *url)
 		return fl_buf_detach(&b);
 	}
 	q = strstr(url, "://") + 3;
+	if (userinfo_password(url, &pw, &len))
+		q = pw + len; /* the query starts after the user info, whatever it holds */
 	q += strcspn(q, "?");
 	if (userinfo_password(url, &pw, &len)) {
 		fl_buf_append(&b, url, (size_t)(pw - url));
@@ -354,7 +354,11 @@ char *fl_pg_url_redact(const char *url)
 		for (const char *p = q + 1; *p != '\0';) {
 			size_t plen = strcspn(p, "&"), klen = strcspn(p, "=&");
 
-			if (klen < plen && secret_key(p, klen)) {
+			char *key = decode(p, klen, false); /* libpq decodes keys too */
+			bool secret = key != NULL && secret_key(key, strlen(key));
+
+			free(key);
+			if (klen < plen && secret) {
 				fl_buf_append(&b, p, klen);
 				fl_buf_puts(&b, "=***");
 			} else {
@@ -368,6 +372,14 @@ char *fl_pg_url_redact(const char *url)
 		}
 	}
 	return fl_buf_detach(&b);
+}
+
+bool fl_pg_url_userinfo_unencoded(const char *url)
+{
+	const char *pw;
+	size_t len;
+
+	return userinfo_password(url, &pw, &len) && strcspn(pw, "?#/@") < len;
 }
 
 char *fl_pg_url_password(const char *url, char **decoded)

@@ -17,6 +17,8 @@
 #ifndef FL_PG_URL_H
 #define FL_PG_URL_H
 
+#include <stdbool.h>
+
 #include "err.h"
 
 /*
@@ -36,6 +38,11 @@ char *fl_pg_url_redact(const char *url);
 
 /* The password in url's user info or `password` parameter, raw and
  * percent-decoded, or NULL; for scrubbing messages. Caller wipes and frees. */
+/* Whether the password holds a '?', '#', '/' or '@' that should have been
+ * percent-encoded: libpq then splits the URL elsewhere, and its messages may
+ * quote pieces of the password. */
+bool fl_pg_url_userinfo_unencoded(const char *url);
+
 char *fl_pg_url_password(const char *url, char **decoded);
 
 /* Replace every occurrence of secret in buf (NUL-terminated, size bytes) by "***". */
