@@ -107,11 +107,12 @@ enum fl_err fl_session_check_failed(const struct fl_session *s, char *errbuf)
 	const struct fl_history_row *r = NULL;
 	char logs[300];
 
-	for (size_t i = 0; i < s->plan.count && r == NULL; i++)
-		if (s->plan.entries[i].state == FL_MSTATE_FAILED)
-			r = s->plan.entries[i].row;
-	if (r == NULL && s->plan.n_foreign_failed > 0)
-		r = s->plan.foreign_failed[0];
+	/* As Prisma's P3009: any unfinished row not rolled back blocks, even one
+	 * beside a finished row of the same migration. */
+	for (size_t i = 0; i < s->history.count && r == NULL; i++)
+		if (s->history.rows[i].finished_at == NULL &&
+		    s->history.rows[i].rolled_back_at == NULL)
+			r = &s->history.rows[i];
 	if (r == NULL)
 		return FL_OK;
 	return fl_errf(errbuf, FL_EFAILED,

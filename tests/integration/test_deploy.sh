@@ -118,6 +118,15 @@ rm -r "$m/20250101000000_a"
 assert_exit 5 "$FLOTILLA" status --dir "$m" --database-url "$url"
 assert_contains "$OUT" "missing   20250101000000_a"
 
+# --- any unfinished row blocks deploy (Prisma's P3009), even beside a finished one
+url=$(fl_newdb p3009)
+fl_gen_migrations "$dir/p3009" 2
+assert_exit 0 "$FLOTILLA" deploy --dir "$dir/p3009" --database-url "$url" --to "$(ls "$dir/p3009" | grep -v toml | sed -n 1p)"
+fl_psql "$url" "INSERT INTO _prisma_migrations (id, checksum, migration_name) SELECT gen_random_uuid(), checksum, migration_name FROM _prisma_migrations" >/dev/null
+assert_exit 4 "$FLOTILLA" deploy --dir "$dir/p3009" --database-url "$url"
+assert_contains "$ERR" "failed"
+assert_eq "$(fl_psql "$url" "SELECT count(*) FROM _prisma_migrations")" 2
+
 # --- a schema with objects but no history: baseline first (Prisma's P3005) --
 url=$(fl_newdb baseline)
 m="$dir/baseline"
