@@ -181,6 +181,7 @@ static enum fl_err reconnect(struct run *a, char *line, size_t size)
 {
 	char errbuf[FL_ERRBUF_SIZE];
 	int64_t delay;
+	enum fl_err rv;
 
 	for (;;) {
 		if (!fl_retry_next(&a->retry, &delay)) {
@@ -192,7 +193,7 @@ static enum fl_err reconnect(struct run *a, char *line, size_t size)
 		if (nap(a->c, delay))
 			return FL_ECANCELED;
 		a->session_set = false;
-		switch (fl_pg_conn_reset(a->c, errbuf)) {
+		switch ((rv = fl_pg_conn_reset(a->c, errbuf))) {
 		case FL_OK:
 			return FL_OK;
 		case FL_ECONNLOST:
@@ -203,8 +204,13 @@ static enum fl_err reconnect(struct run *a, char *line, size_t size)
 			say(a->res->message, sizeof(a->res->message),
 			    "connection lost, and on reconnecting: %s", errbuf);
 			return FL_ELOCKED;
-		default:
+		case FL_ECANCELED:
 			return FL_ECANCELED;
+		default:
+			/* Whatever else went wrong on reconnecting is what we report. */
+			say(a->res->message, sizeof(a->res->message),
+			    "connection lost, and on reconnecting: %s", errbuf);
+			return rv;
 		}
 	}
 }
