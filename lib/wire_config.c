@@ -73,7 +73,7 @@ const struct fl_config_key fl_wire_config_table[] = {
         .offset = offsetof(struct fl_wire_config, max_release_size),
         .def = "64MiB",
         .min = 1 * MiB,
-        .max = 1 * GiB,
+        .max = 64 * MiB, /* the hard cap of a release file and a bundle envelope */
         .help = "largest release bundle accepted",
     },
     {

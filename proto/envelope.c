@@ -28,6 +28,7 @@
 #include "keys.h"
 #include "log.h"
 #include "mem.h"
+#include "retry.h"
 
 #define CTX_LEN     21 /* "flotilla envelope v1" and its NUL */
 #define OUTER_LEN   61 /* magic 4, version 1, sender 32, nonce 24 */
@@ -61,7 +62,30 @@ struct fl_envelope {
 	fl_wallclock_fn clock;
 	void *clock_arg;
 	atomic_uint_least64_t counts[FL_ENVELOPE_REASON_COUNT];
+	/* Refusal log lines, rate-limited: anyone who can reach the port can
+	 * cause refusals, and must not be able to flood the log with them. */
+	atomic_int_least64_t log_window_ms;
+	atomic_uint_least64_t log_in_window;
+	atomic_uint_least64_t log_suppressed;
 };
+
+#define REFUSALS_LOGGED_PER_SECOND 10
+
+/* Whether this refusal may be logged; *suppressed gets how many were not
+ * since the last one that was. Counters are exact either way. */
+static bool refusal_log_allowed(struct fl_envelope *ep, uint64_t *suppressed)
+{
+	int64_t now = fl_now_ms(), start = atomic_load(&ep->log_window_ms);
+
+	if (now - start >= 1000 && atomic_compare_exchange_strong(&ep->log_window_ms, &start, now))
+		atomic_store(&ep->log_in_window, 0);
+	if (atomic_fetch_add(&ep->log_in_window, 1) < REFUSALS_LOGGED_PER_SECOND) {
+		*suppressed = atomic_exchange(&ep->log_suppressed, 0);
+		return true;
+	}
+	atomic_fetch_add(&ep->log_suppressed, 1);
+	return false;
+}
 
 static const char *const reason_names[FL_ENVELOPE_REASON_COUNT] = {
     "ok",      "truncated", "oversize",  "bad-magic", "version", "unknown-sender", "revoked",
@@ -88,6 +112,9 @@ struct fl_envelope *fl_envelope_new(const struct fl_identity *self, struct fl_pe
 	ep->clock = fl_wallclock_us;
 	for (int i = 0; i < FL_ENVELOPE_REASON_COUNT; i++)
 		atomic_init(&ep->counts[i], 0);
+	atomic_init(&ep->log_window_ms, fl_now_ms());
+	atomic_init(&ep->log_in_window, 0);
+	atomic_init(&ep->log_suppressed, 0);
 	return ep;
 }
 
@@ -219,6 +246,7 @@ static enum fl_err refuse(struct attempt *a, enum fl_envelope_reason r, const ch
 static enum fl_err refuse(struct attempt *a, enum fl_envelope_reason r, const char *fmt, ...)
 {
 	char about[FL_PEER_NAME_MAX + FL_PEER_ID_LEN + 64], detail[256];
+	uint64_t suppressed;
 	const char *mark = a->verified ? "" : ", unverified";
 	struct fl_envelope_opened *o = a->o;
 	va_list ap;
@@ -239,7 +267,12 @@ static enum fl_err refuse(struct attempt *a, enum fl_envelope_reason r, const ch
 		snprintf(about, sizeof(about), "unidentified sender");
 	}
 	atomic_fetch_add_explicit(&a->ep->counts[r], 1, memory_order_relaxed);
-	fl_log_warn(about, "envelope refused: %s: %s", reason_names[r], detail);
+	if (refusal_log_allowed(a->ep, &suppressed)) {
+		if (suppressed > 0)
+			fl_log_warn(NULL, "%llu more envelope refusals were not logged",
+			            (unsigned long long)suppressed);
+		fl_log_warn(about, "envelope refused: %s: %s", reason_names[r], detail);
+	}
 	fl_errf(a->errbuf, r == FL_ENVELOPE_STORE ? FL_EIO : FL_EAUTH,
 	        "%s: envelope refused: %s: %s", about, reason_names[r], detail);
 	if (a->reason)

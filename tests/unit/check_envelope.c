@@ -922,6 +922,44 @@ START_TEST(refusal_logged_once_without_the_body)
 }
 END_TEST
 
+/* Anyone who can reach the port can cause refusals: every one is counted, but
+ * their log lines are rate-limited so they cannot flood the log. */
+START_TEST(refusal_logging_is_rate_limited)
+{
+	static const uint8_t junk[8] = "FLT\x01\x01xyz";
+	char log[16384] = "";
+	struct fl_envelope_opened o;
+	int saved = dup(2), fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	uint64_t before = fl_envelope_count(B.ep, FL_ENVELOPE_TRUNCATED);
+	ssize_t n;
+	int lines = 0;
+
+	fl_envelope_opened_init(&o);
+	fl_log_set_level(FL_LOG_WARN);
+	fflush(stderr);
+	ck_assert_int_ge(dup2(fd, 2), 0);
+	for (int i = 0; i < 200; i++)
+		ck_assert_int_ne(fl_envelope_open(B.ep, junk, sizeof(junk), 0, &o, NULL, NULL),
+		                 FL_OK);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	fd = open(logpath, O_RDONLY);
+	n = read(fd, log, sizeof(log) - 1);
+	close(fd);
+	ck_assert_int_gt(n, 0);
+	for (char *c = log; *c; c++)
+		lines += *c == '\n';
+	ck_assert_uint_eq(fl_envelope_count(B.ep, FL_ENVELOPE_TRUNCATED) - before, 200);
+	/* At most two windows' worth (the loop may straddle a second), plus the
+	 * "not logged" line that opens the second window. */
+	ck_assert_int_le(lines, 21);
+	ck_assert_int_ge(lines, 10);
+	fl_envelope_opened_fini(&o);
+}
+END_TEST
+
 /* Enrolled with a one-time token, an agent's envelopes are accepted. */
 START_TEST(enrolled_agent_talks)
 {
@@ -1028,6 +1066,7 @@ static Suite *envelope_suite(void)
 	tcase_add_test(tc, refusal_is_constant);
 	tcase_add_test(tc, reasons_stable_and_counted);
 	tcase_add_test(tc, refusal_logged_once_without_the_body);
+	tcase_add_test(tc, refusal_logging_is_rate_limited);
 	tcase_add_test(tc, enrolled_agent_talks);
 	tcase_add_test(tc, concurrent_senders);
 	suite_add_tcase(s, tc);
