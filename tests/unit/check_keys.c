@@ -17,6 +17,7 @@
 
 #include <sodium.h>
 
+#include "testutil.h"
 #include "keys.h"
 
 /* RFC 8032 section 7.1, TEST 1. */
@@ -35,52 +36,14 @@
 
 static char tmp_root[256];
 
-static void fmt(char *out, size_t n, const char *f, ...) __attribute__((format(printf, 3, 4)));
-static void fmt(char *out, size_t n, const char *f, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, f);
-	r = vsnprintf(out, n, f, ap);
-	va_end(ap);
-	ck_assert_msg(r >= 0 && (size_t)r < n, "path too long");
-}
-
-static void rm_rf(const char *path)
-{
-	struct stat st;
-	struct dirent *e;
-	char sub[4096];
-	DIR *d;
-
-	if (lstat(path, &st) != 0)
-		return;
-	if (S_ISDIR(st.st_mode) && (d = opendir(path)) != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			fmt(sub, sizeof(sub), "%s/%s", path, e->d_name);
-			rm_rf(sub);
-		}
-		closedir(d);
-		rmdir(path);
-	} else {
-		unlink(path);
-	}
-}
-
 static void tmp_setup(void)
 {
-	const char *base = getenv("TMPDIR");
-
-	fmt(tmp_root, sizeof(tmp_root), "%s/check_keys.XXXXXX", base && *base ? base : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(tmp_root));
+	fl_test_tmp_root(tmp_root, sizeof(tmp_root), "check_keys");
 }
 
 static void tmp_teardown(void)
 {
-	rm_rf(tmp_root);
+	fl_test_rm_rf(tmp_root);
 }
 
 /* A path in this test's own folder (Check forks a process per test). */
@@ -90,11 +53,11 @@ static void path_of(char *out, size_t n, const char *name)
 	static pid_t owner;
 
 	if (owner != getpid()) {
-		fmt(dir, sizeof(dir), "%s/t.XXXXXX", tmp_root);
+		fl_test_fmt(dir, sizeof(dir), "%s/t.XXXXXX", tmp_root);
 		ck_assert_ptr_nonnull(mkdtemp(dir));
 		owner = getpid();
 	}
-	fmt(out, n, "%s/%s", dir, name);
+	fl_test_fmt(out, n, "%s/%s", dir, name);
 }
 
 static void write_text(const char *path, const char *text, mode_t mode)
@@ -150,8 +113,8 @@ static void rfc_file(const char *path, const char *kind, int line, const char *r
 
 	hex(RFC_SEED, seed, sizeof(seed));
 	fl_base64_encode(seed, sizeof(seed), seedb64);
-	fmt(kindline, sizeof(kindline), "kind: %s", kind);
-	fmt(secretline, sizeof(secretline), "secret: %s", seedb64);
+	fl_test_fmt(kindline, sizeof(kindline), "kind: %s", kind);
+	fl_test_fmt(secretline, sizeof(secretline), "secret: %s", seedb64);
 	lines[1] = kindline;
 	lines[3] = secretline;
 	for (int i = 0; i < 4; i++) {
@@ -381,7 +344,7 @@ START_TEST(file_every_kind)
 	for (int i = 0; i < 4; i++) {
 		char name[16];
 
-		fmt(name, sizeof(name), "%d.key", i);
+		fl_test_fmt(name, sizeof(name), "%d.key", i);
 		path_of(path, sizeof(path), name);
 		fl_key_generate((enum fl_key_kind)i, NULL, &k);
 		ck_assert_int_eq(fl_key_file_write(path, &k, errbuf), FL_OK);
@@ -435,7 +398,8 @@ START_TEST(file_mode_refused)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		rfc_file(path, "release", 0, NULL, NULL, cases[i].mode);
 		ck_assert_int_eq(load(path, FL_KEY_RELEASE, errbuf), FL_EIO);
-		fmt(want, sizeof(want), "refusing '%s': %s; chmod 600 it", path, cases[i].what);
+		fl_test_fmt(want, sizeof(want), "refusing '%s': %s; chmod 600 it", path,
+		            cases[i].what);
 		ck_assert_str_eq(errbuf, want);
 	}
 	rfc_file(path, "release", 0, NULL, NULL, 0400);
@@ -452,13 +416,14 @@ START_TEST(file_wrong_kind)
 	path_of(path, sizeof(path), "agent.key");
 	rfc_file(path, "agent", 0, NULL, NULL, 0600);
 	ck_assert_int_eq(load(path, FL_KEY_RELEASE, errbuf), FL_EPARSE);
-	fmt(want, sizeof(want), "'%s' holds an agent key, expected a release key", path);
+	fl_test_fmt(want, sizeof(want), "'%s' holds an agent key, expected a release key", path);
 	ck_assert_str_eq(errbuf, want);
 	ck_assert_int_eq(load(path, FL_KEY_AGENT, errbuf), FL_OK);
 	ck_assert_int_eq(load(path, FL_KEY_OPERATOR, errbuf), FL_EPARSE);
 	rfc_file(path, "root", 0, NULL, NULL, 0600);
 	ck_assert_int_eq(load(path, FL_KEY_RELEASE, errbuf), FL_EPARSE);
-	fmt(want, sizeof(want),
+	fl_test_fmt(
+	    want, sizeof(want),
 	    "'%s':2: unknown key kind 'root': expected coordinator, agent, operator or release",
 	    path);
 	ck_assert_str_eq(errbuf, want);
@@ -499,7 +464,7 @@ START_TEST(file_malformed)
 	rfc_file(path, "release", bad_files[i].line, bad_files[i].replace, bad_files[i].append,
 	         0600);
 	ck_assert_int_eq(load(path, FL_KEY_RELEASE, errbuf), FL_EPARSE);
-	fmt(want, sizeof(want), "'%s'%s", path, bad_files[i].message);
+	fl_test_fmt(want, sizeof(want), "'%s'%s", path, bad_files[i].message);
 	ck_assert_msg(strncmp(errbuf, want, strlen(want)) == 0, "case %d: want '%s', got '%s'", i,
 	              want, errbuf);
 	/* The secret never shows in a message. */

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "checksum.h"
 #include "graph.h"
 #include "migration.h"
@@ -27,58 +28,20 @@
 static char tmp_root[256];
 
 /* snprintf that fails the test instead of cutting a path short. */
-static void fmt(char *out, size_t n, const char *f, ...) __attribute__((format(printf, 3, 4)));
-static void fmt(char *out, size_t n, const char *f, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, f);
-	r = vsnprintf(out, n, f, ap);
-	va_end(ap);
-	ck_assert_msg(r >= 0 && (size_t)r < n, "path too long");
-}
-
-static void rm_rf(const char *path)
-{
-	struct stat st;
-	DIR *d;
-	struct dirent *e;
-	char sub[4096];
-
-	if (lstat(path, &st) != 0)
-		return;
-	if (S_ISDIR(st.st_mode) && (d = opendir(path)) != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			fmt(sub, sizeof(sub), "%s/%s", path, e->d_name);
-			rm_rf(sub);
-		}
-		closedir(d);
-		rmdir(path);
-	} else {
-		unlink(path);
-	}
-}
-
 static void tmp_setup(void)
 {
-	const char *base = getenv("TMPDIR");
-
-	fmt(tmp_root, sizeof(tmp_root), "%s/check_migration.XXXXXX", base && *base ? base : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(tmp_root));
+	fl_test_tmp_root(tmp_root, sizeof(tmp_root), "check_migration");
 }
 
 static void tmp_teardown(void)
 {
-	rm_rf(tmp_root);
+	fl_test_rm_rf(tmp_root);
 }
 
 /* A fresh, empty folder for one test. */
 static void new_dir(char *out, size_t n)
 {
-	fmt(out, n, "%s/m.XXXXXX", tmp_root);
+	fl_test_fmt(out, n, "%s/m.XXXXXX", tmp_root);
 	ck_assert_ptr_nonnull(mkdtemp(out));
 }
 
@@ -88,7 +51,7 @@ static void put(const char *dir, const char *rel, const void *data, size_t len)
 	char path[4096], *slash;
 	FILE *f;
 
-	fmt(path, sizeof(path), "%s/%s", dir, rel);
+	fl_test_fmt(path, sizeof(path), "%s/%s", dir, rel);
 	slash = strrchr(path, '/');
 	*slash = '\0';
 	if (mkdir(path, 0755) != 0)
@@ -110,7 +73,7 @@ static void data_dir(char *out, size_t n, const char *name)
 	const char *data = getenv("FL_TEST_DATA");
 
 	ck_assert_msg(data != NULL, "FL_TEST_DATA is not set (run through ctest)");
-	fmt(out, n, "%s/migrations/%s", data, name);
+	fl_test_fmt(out, n, "%s/migrations/%s", data, name);
 }
 
 /* Load dir expecting failure rv with exactly msg; the set must come back empty. */
@@ -236,7 +199,7 @@ START_TEST(loads_prisma_history)
 	ck_assert_uint_eq(s.count, N_HISTORY);
 	for (i = 0; i < N_HISTORY; i++) {
 		ck_assert_str_eq(s.items[i].id, history_order[i]);
-		fmt(path, sizeof(path), "%s/%s", dir, history_order[i]);
+		fl_test_fmt(path, sizeof(path), "%s/%s", dir, history_order[i]);
 		ck_assert_str_eq(s.items[i].path, path);
 		ck_assert_int_eq(fl_migration_set_index(&s, history_order[i]), (long)i);
 		/* Each follows its predecessor. */
@@ -335,8 +298,8 @@ START_TEST(nonexistent_folder)
 {
 	char dir[4096], msg[8192];
 
-	fmt(dir, sizeof(dir), "%s/does-not-exist", tmp_root);
-	fmt(msg, sizeof(msg), "cannot open '%s': No such file or directory", dir);
+	fl_test_fmt(dir, sizeof(dir), "%s/does-not-exist", tmp_root);
+	fl_test_fmt(msg, sizeof(msg), "cannot open '%s': No such file or directory", dir);
 	load_fails(dir, FL_ENOENT, msg);
 }
 END_TEST
@@ -347,8 +310,8 @@ START_TEST(folder_is_a_file)
 
 	new_dir(dir, sizeof(dir));
 	puts_file(dir, "plain", "x");
-	fmt(file, sizeof(file), "%s/plain", dir);
-	fmt(msg, sizeof(msg), "cannot open '%s': Not a directory", file);
+	fl_test_fmt(file, sizeof(file), "%s/plain", dir);
+	fl_test_fmt(msg, sizeof(msg), "cannot open '%s': Not a directory", file);
 	load_fails(file, FL_ENOENT, msg);
 }
 END_TEST
@@ -374,9 +337,10 @@ START_TEST(missing_migration_sql)
 
 	new_dir(dir, sizeof(dir));
 	puts_file(dir, "20240101000000_a/migration.sql", "SELECT 1;\n");
-	fmt(sub, sizeof(sub), "%s/20240102000000_empty", dir);
+	fl_test_fmt(sub, sizeof(sub), "%s/20240102000000_empty", dir);
 	ck_assert_int_eq(mkdir(sub, 0755), 0);
-	fmt(msg, sizeof(msg), "cannot open '%s/migration.sql': No such file or directory", sub);
+	fl_test_fmt(msg, sizeof(msg), "cannot open '%s/migration.sql': No such file or directory",
+	            sub);
 	load_fails(dir, FL_ENOENT, msg);
 }
 END_TEST
@@ -408,8 +372,8 @@ START_TEST(symlinked_folder_is_skipped)
 	new_dir(other, sizeof(other));
 	puts_file(dir, "20240101000000_a/migration.sql", "SELECT 1;\n");
 	puts_file(other, "20240102000000_b/migration.sql", "SELECT 2;\n");
-	fmt(link, sizeof(link), "%s/20240102000000_b", dir);
-	fmt(other + strlen(other), sizeof(other) - strlen(other), "/20240102000000_b");
+	fl_test_fmt(link, sizeof(link), "%s/20240102000000_b", dir);
+	fl_test_fmt(other + strlen(other), sizeof(other) - strlen(other), "/20240102000000_b");
 	ck_assert_int_eq(symlink(other, link), 0);
 	ck_assert_int_eq(fl_migration_set_load(dir, &s, err), FL_OK);
 	ck_assert_uint_eq(s.count, 1);
@@ -424,8 +388,8 @@ START_TEST(name_not_utf8)
 
 	new_dir(dir, sizeof(dir));
 	puts_file(dir, "2024\xff_bad/migration.sql", "SELECT 1;\n");
-	fmt(msg, sizeof(msg), "invalid migration name '2024\\xff_bad' in '%s': not valid UTF-8",
-	    dir);
+	fl_test_fmt(msg, sizeof(msg),
+	            "invalid migration name '2024\\xff_bad' in '%s': not valid UTF-8", dir);
 	load_fails(dir, FL_EPARSE, msg);
 }
 END_TEST
@@ -436,8 +400,9 @@ START_TEST(name_with_control_character)
 
 	new_dir(dir, sizeof(dir));
 	puts_file(dir, "2024_a\tb/migration.sql", "SELECT 1;\n");
-	fmt(msg, sizeof(msg),
-	    "invalid migration name '2024_a\\x09b' in '%s': contains a control character", dir);
+	fl_test_fmt(msg, sizeof(msg),
+	            "invalid migration name '2024_a\\x09b' in '%s': contains a control character",
+	            dir);
 	load_fails(dir, FL_EPARSE, msg);
 }
 END_TEST
@@ -451,10 +416,10 @@ START_TEST(name_with_c1_control_character)
 	          "2024_a\xc2\x85"
 	          "b/migration.sql",
 	          "SELECT 1;\n");
-	fmt(msg, sizeof(msg),
-	    "invalid migration name '2024_a\\xc2\\x85b' in '%s': contains a control "
-	    "character",
-	    dir);
+	fl_test_fmt(msg, sizeof(msg),
+	            "invalid migration name '2024_a\\xc2\\x85b' in '%s': contains a control "
+	            "character",
+	            dir);
 	load_fails(dir, FL_EPARSE, msg);
 }
 END_TEST
@@ -481,7 +446,8 @@ START_TEST(nul_byte_names_the_line)
 
 	new_dir(dir, sizeof(dir));
 	put(dir, "20240101000000_a/migration.sql", sql, sizeof(sql) - 1);
-	fmt(msg, sizeof(msg), "'%s/20240101000000_a/migration.sql':2: contains a NUL byte", dir);
+	fl_test_fmt(msg, sizeof(msg), "'%s/20240101000000_a/migration.sql':2: contains a NUL byte",
+	            dir);
 	load_fails(dir, FL_EPARSE, msg);
 }
 END_TEST
@@ -493,7 +459,7 @@ START_TEST(invalid_utf8_names_the_line)
 	new_dir(dir, sizeof(dir));
 	puts_file(dir, "20240101000000_a/migration.sql",
 	          "-- ok\nSELECT 'caf\xc3\xa9';\nSELECT 'caf\xe9';\n");
-	fmt(msg, sizeof(msg), "'%s/20240101000000_a/migration.sql':3: invalid UTF-8", dir);
+	fl_test_fmt(msg, sizeof(msg), "'%s/20240101000000_a/migration.sql':3: invalid UTF-8", dir);
 	load_fails(dir, FL_EPARSE, msg);
 }
 END_TEST
@@ -505,12 +471,12 @@ START_TEST(overlong_and_surrogate_are_invalid)
 	new_dir(dir, sizeof(dir));
 	/* U+D800 encoded as UTF-8: a surrogate, refused. */
 	puts_file(dir, "20240101000000_a/migration.sql", "SELECT '\xed\xa0\x80';\n");
-	fmt(msg, sizeof(msg), "'%s/20240101000000_a/migration.sql':1: invalid UTF-8", dir);
+	fl_test_fmt(msg, sizeof(msg), "'%s/20240101000000_a/migration.sql':1: invalid UTF-8", dir);
 	load_fails(dir, FL_EPARSE, msg);
 	new_dir(dir, sizeof(dir));
 	/* '/' as a two-byte overlong. */
 	puts_file(dir, "20240101000000_a/migration.sql", "\n\nSELECT '\xc0\xaf';\n");
-	fmt(msg, sizeof(msg), "'%s/20240101000000_a/migration.sql':3: invalid UTF-8", dir);
+	fl_test_fmt(msg, sizeof(msg), "'%s/20240101000000_a/migration.sql':3: invalid UTF-8", dir);
 	load_fails(dir, FL_EPARSE, msg);
 }
 END_TEST
@@ -522,7 +488,7 @@ START_TEST(bad_down_sql_is_refused)
 	new_dir(dir, sizeof(dir));
 	puts_file(dir, "20240101000000_a/migration.sql", "SELECT 1;\n");
 	puts_file(dir, "20240101000000_a/down.sql", "SELECT '\xff';\n");
-	fmt(msg, sizeof(msg), "'%s/20240101000000_a/down.sql':1: invalid UTF-8", dir);
+	fl_test_fmt(msg, sizeof(msg), "'%s/20240101000000_a/down.sql':1: invalid UTF-8", dir);
 	load_fails(dir, FL_EPARSE, msg);
 }
 END_TEST
@@ -534,13 +500,13 @@ START_TEST(too_large_is_refused)
 
 	new_dir(dir, sizeof(dir));
 	puts_file(dir, "20240101000000_a/migration.sql", "");
-	fmt(path, sizeof(path), "%s/20240101000000_a/migration.sql", dir);
+	fl_test_fmt(path, sizeof(path), "%s/20240101000000_a/migration.sql", dir);
 	fd = open(path, O_WRONLY);
 	ck_assert_int_ge(fd, 0);
 	/* Sparse: takes no disk, and is refused before being read. */
 	ck_assert_int_eq(ftruncate(fd, (off_t)FL_MIGRATION_FILE_MAX + 1), 0);
 	close(fd);
-	fmt(msg, sizeof(msg), "'%s' is larger than the limit of 64 MiB", path);
+	fl_test_fmt(msg, sizeof(msg), "'%s' is larger than the limit of 64 MiB", path);
 	load_fails(dir, FL_EPARSE, msg);
 }
 END_TEST
@@ -588,7 +554,8 @@ START_TEST(lock_other_provider_is_refused)
 	char dir[4096], msg[8192];
 
 	data_dir(dir, sizeof(dir), "lock_mysql");
-	fmt(msg, sizeof(msg),
+	fl_test_fmt(
+	    msg, sizeof(msg),
 	    "'%s/migration_lock.toml':3: provider 'mysql' is not supported, only postgresql", dir);
 	load_fails(dir, FL_EPARSE, msg);
 }
@@ -599,7 +566,7 @@ START_TEST(lock_malformed_line_is_refused)
 	char dir[4096], msg[8192];
 
 	data_dir(dir, sizeof(dir), "lock_malformed");
-	fmt(msg, sizeof(msg), "'%s/migration_lock.toml':2: expected key = \"value\"", dir);
+	fl_test_fmt(msg, sizeof(msg), "'%s/migration_lock.toml':2: expected key = \"value\"", dir);
 	load_fails(dir, FL_EPARSE, msg);
 }
 END_TEST
@@ -647,7 +614,8 @@ START_TEST(lock_file_variants)
 		fl_migration_set_fini(&s);
 	} else {
 		ck_assert_int_eq(rv, FL_EPARSE);
-		fmt(msg, sizeof(msg), "'%s/migration_lock.toml'%s", dir, lock_cases[_i].msg);
+		fl_test_fmt(msg, sizeof(msg), "'%s/migration_lock.toml'%s", dir,
+		            lock_cases[_i].msg);
 		ck_assert_str_eq(err, msg);
 		ck_assert_uint_eq(s.count, 0);
 	}
@@ -661,10 +629,10 @@ START_TEST(directive_after_statement_in_folder)
 	char dir[4096], msg[8192];
 
 	data_dir(dir, sizeof(dir), "directive_late");
-	fmt(msg, sizeof(msg),
-	    "'%s/20240101000000_init/migration.sql':4: '-- flotilla:' directive after the "
-	    "first statement (directives go in the comment block at the top)",
-	    dir);
+	fl_test_fmt(msg, sizeof(msg),
+	            "'%s/20240101000000_init/migration.sql':4: '-- flotilla:' directive after the "
+	            "first statement (directives go in the comment block at the top)",
+	            dir);
 	load_fails(dir, FL_EPARSE, msg);
 }
 END_TEST
@@ -674,10 +642,10 @@ START_TEST(unknown_directive_in_folder)
 	char dir[4096], msg[8192];
 
 	data_dir(dir, sizeof(dir), "directive_unknown");
-	fmt(msg, sizeof(msg),
-	    "'%s/20240101000000_init/migration.sql':3: unknown directive "
-	    "'flotilla:lock-timout'",
-	    dir);
+	fl_test_fmt(msg, sizeof(msg),
+	            "'%s/20240101000000_init/migration.sql':3: unknown directive "
+	            "'flotilla:lock-timout'",
+	            dir);
 	load_fails(dir, FL_EPARSE, msg);
 }
 END_TEST
@@ -787,7 +755,7 @@ START_TEST(directives_table)
 		ck_assert_msg(rv == FL_OK, "case %d: %s", _i, err);
 	} else {
 		ck_assert_int_eq(rv, FL_EPARSE);
-		fmt(want, sizeof(want), "'m.sql':%s", directive_cases[_i].msg);
+		fl_test_fmt(want, sizeof(want), "'m.sql':%s", directive_cases[_i].msg);
 		ck_assert_str_eq(err, want);
 		/* Nothing half-parsed is left behind. */
 		ck_assert_ptr_null(m.requires);

@@ -23,6 +23,7 @@
 
 #include <sodium.h>
 
+#include "testutil.h"
 #include "buf.h"
 #include "checksum.h"
 #include "keys.h"
@@ -35,58 +36,20 @@
 
 static char tmp_root[256];
 
-static void fmt(char *out, size_t n, const char *f, ...) __attribute__((format(printf, 3, 4)));
-static void fmt(char *out, size_t n, const char *f, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, f);
-	r = vsnprintf(out, n, f, ap);
-	va_end(ap);
-	ck_assert_msg(r >= 0 && (size_t)r < n, "path too long");
-}
-
-static void rm_rf(const char *path)
-{
-	struct stat st;
-	struct dirent *e;
-	char sub[4096];
-	DIR *d;
-
-	if (lstat(path, &st) != 0)
-		return;
-	if (S_ISDIR(st.st_mode) && (d = opendir(path)) != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			fmt(sub, sizeof(sub), "%s/%s", path, e->d_name);
-			rm_rf(sub);
-		}
-		closedir(d);
-		rmdir(path);
-	} else {
-		unlink(path);
-	}
-}
-
 static void tmp_setup(void)
 {
-	const char *base = getenv("TMPDIR");
-
-	fmt(tmp_root, sizeof(tmp_root), "%s/check_release.XXXXXX", base && *base ? base : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(tmp_root));
+	fl_test_tmp_root(tmp_root, sizeof(tmp_root), "check_release");
 }
 
 static void tmp_teardown(void)
 {
-	rm_rf(tmp_root);
+	fl_test_rm_rf(tmp_root);
 }
 
 /* A fresh, empty folder for one test. */
 static void new_dir(char *out, size_t n)
 {
-	fmt(out, n, "%s/d.XXXXXX", tmp_root);
+	fl_test_fmt(out, n, "%s/d.XXXXXX", tmp_root);
 	ck_assert_ptr_nonnull(mkdtemp(out));
 }
 
@@ -95,7 +58,7 @@ static void fixture(char *out, size_t n, const char *name)
 	const char *data = getenv("FL_TEST_DATA");
 
 	ck_assert_msg(data != NULL, "FL_TEST_DATA is not set (run through ctest)");
-	fmt(out, n, "%s/migrations/%s", data, name);
+	fl_test_fmt(out, n, "%s/migrations/%s", data, name);
 }
 
 static void put(const char *dir, const char *rel, const char *text)
@@ -103,7 +66,7 @@ static void put(const char *dir, const char *rel, const char *text)
 	char path[4096], *slash;
 	FILE *f;
 
-	fmt(path, sizeof(path), "%s/%s", dir, rel);
+	fl_test_fmt(path, sizeof(path), "%s/%s", dir, rel);
 	slash = strrchr(path, '/');
 	*slash = '\0';
 	if (mkdir(path, 0755) != 0)
@@ -128,8 +91,8 @@ static void copy_tree(const char *from, const char *to)
 	while ((e = readdir(d)) != NULL) {
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
-		fmt(a, sizeof(a), "%s/%s", from, e->d_name);
-		fmt(b, sizeof(b), "%s/%s", to, e->d_name);
+		fl_test_fmt(a, sizeof(a), "%s/%s", from, e->d_name);
+		fl_test_fmt(b, sizeof(b), "%s/%s", to, e->d_name);
 		ck_assert_int_eq(lstat(a, &st), 0);
 		if (S_ISDIR(st.st_mode)) {
 			copy_tree(a, b);
@@ -524,9 +487,9 @@ START_TEST(round_trip_rich)
 	ck_assert_ptr_null(r->set.provider);
 	ck_assert_str_eq(r->set.items[1].down_sql, ""); /* empty down.sql is not no down.sql */
 	ck_assert_ptr_null(r->set.items[2].down_sql);
-	fmt(want, sizeof(want), "release:%.16s", hash);
+	fl_test_fmt(want, sizeof(want), "release:%.16s", hash);
 	ck_assert_str_eq(r->set.dir, want);
-	fmt(want, sizeof(want), "release:%.16s/20250101000000_init", hash);
+	fl_test_fmt(want, sizeof(want), "release:%.16s/20250101000000_init", hash);
 	ck_assert_str_eq(r->set.items[0].path, want);
 	fl_release_free(r);
 	fl_migration_set_fini(&loaded);
@@ -545,7 +508,8 @@ START_TEST(verify_refuses_unsigned)
 	fl_key_generate(FL_KEY_RELEASE, NULL, &k);
 	key_id(&k, id);
 	ck_assert_int_eq(verify(&a, &k, errbuf), FL_EAUTH);
-	fmt(want, sizeof(want), "no signature by a trusted key (not signed; trusted: %s)", id);
+	fl_test_fmt(want, sizeof(want), "no signature by a trusted key (not signed; trusted: %s)",
+	            id);
 	ck_assert_str_eq(errbuf, want);
 	fl_key_fini(&k);
 	fl_buf_fini(&a);
@@ -569,8 +533,8 @@ START_TEST(verify_refuses_untrusted)
 	key_id(&c, idc);
 	sign(&f, &a);
 	ck_assert_int_eq(verify(&f, &b, errbuf), FL_EAUTH);
-	fmt(want, sizeof(want), "no signature by a trusted key (signed by %s; trusted: %s)", ida,
-	    idb);
+	fl_test_fmt(want, sizeof(want), "no signature by a trusted key (signed by %s; trusted: %s)",
+	            ida, idb);
 	ck_assert_str_eq(errbuf, want);
 
 	/* Two signers, two trusted keys, one in common. */
@@ -588,8 +552,9 @@ START_TEST(verify_refuses_untrusted)
 	ck_assert_int_eq(
 	    fl_release_verify(f.data, f.len, (const uint8_t(*)[32])trusted, 2, &r, errbuf),
 	    FL_EAUTH);
-	fmt(want, sizeof(want), "no signature by a trusted key (signed by %s, %s; trusted: %s, %s)",
-	    ida, idc, idb, idb);
+	fl_test_fmt(want, sizeof(want),
+	            "no signature by a trusted key (signed by %s, %s; trusted: %s, %s)", ida, idc,
+	            idb, idb);
 	ck_assert_str_eq(errbuf, want);
 	/* No trusted keys at all is the caller's mistake. */
 	ck_assert_int_eq(fl_release_verify(f.data, f.len, NULL, 0, &r, errbuf), FL_EINVAL);
@@ -616,10 +581,10 @@ START_TEST(verify_refuses_tampered_sql)
 	ck_assert_ptr_nonnull(at);
 	at[0] = 'c'; /* still valid SQL: only the signature can tell */
 	ck_assert_int_eq(verify(&a, &k, errbuf), FL_EAUTH);
-	fmt(want, sizeof(want),
-	    "signature by trusted key %s does not verify: the release was altered after it "
-	    "was signed",
-	    id);
+	fl_test_fmt(want, sizeof(want),
+	            "signature by trusted key %s does not verify: the release was altered after it "
+	            "was signed",
+	            id);
 	ck_assert_str_eq(errbuf, want);
 	fl_key_fini(&k);
 	fl_buf_fini(&a);
@@ -722,7 +687,7 @@ START_TEST(duplicate_signer_refused)
 	key_id(&k, id);
 	sign(&a, &k);
 	ck_assert_int_eq(fl_release_sign(a.data, a.len, &k, &out, errbuf), FL_ESTATE);
-	fmt(want, sizeof(want), "already signed by %s", id);
+	fl_test_fmt(want, sizeof(want), "already signed by %s", id);
 	ck_assert_str_eq(errbuf, want);
 	ck_assert_uint_eq(out.len, 0);
 
@@ -736,7 +701,7 @@ START_TEST(duplicate_signer_refused)
 	keys[1] = NULL;
 	pack_signed(&bundle, keys, 2, &twice);
 	ck_assert_int_eq(verify(&twice, &k, errbuf), FL_EPARSE);
-	fmt(want, sizeof(want), "signed twice by %s", id);
+	fl_test_fmt(want, sizeof(want), "signed twice by %s", id);
 	ck_assert_str_eq(errbuf, want);
 	fl_wire_free_signed_release(sr);
 	fl_key_fini(&k);
@@ -766,7 +731,8 @@ START_TEST(sign_refusals)
 	at = find(a.data, a.len, "CREATE TABLE");
 	at[0] = 'c';
 	ck_assert_int_eq(fl_release_sign(a.data, a.len, &other, &out, errbuf), FL_EAUTH);
-	fmt(want, sizeof(want), "signature by %s does not verify: refusing to add mine", id);
+	fl_test_fmt(want, sizeof(want), "signature by %s does not verify: refusing to add mine",
+	            id);
 	ck_assert_str_eq(errbuf, want);
 	/* Nor does garbage. */
 	ck_assert_int_eq(fl_release_sign("garbage", 7, &other, &out, errbuf), FL_EPARSE);
@@ -1107,7 +1073,7 @@ START_TEST(file_write_read)
 
 	build_history(&a, hash);
 	new_dir(dir, sizeof(dir));
-	fmt(path, sizeof(path), "%s/r.release", dir);
+	fl_test_fmt(path, sizeof(path), "%s/r.release", dir);
 	ck_assert_int_eq(fl_release_file_write(path, a.data, a.len, errbuf), FL_OK);
 	ck_assert_int_eq(fl_release_file_write(path, a.data, a.len, errbuf), FL_OK); /* replaces */
 	ck_assert_int_eq(stat(path, &st), 0);
@@ -1122,17 +1088,17 @@ START_TEST(file_write_read)
 	closedir(d);
 	ck_assert_int_eq(entries, 1);
 
-	fmt(path, sizeof(path), "%s/missing", dir);
+	fl_test_fmt(path, sizeof(path), "%s/missing", dir);
 	ck_assert_int_eq(fl_release_file_read(path, &back, errbuf), FL_ENOENT);
 	ck_assert_int_eq(fl_release_file_read(dir, &back, errbuf), FL_EIO);
-	fmt(path, sizeof(path), "%s/fifo", dir);
+	fl_test_fmt(path, sizeof(path), "%s/fifo", dir);
 	ck_assert_int_eq(mkfifo(path, 0600), 0);
 	ck_assert_int_eq(fl_release_file_read(path, &back, errbuf), FL_EIO);
 	ck_assert_msg(strstr(errbuf, "not a regular file") != NULL, "%s", errbuf);
-	fmt(path, sizeof(path), "%s/no/such/dir/r", dir);
+	fl_test_fmt(path, sizeof(path), "%s/no/such/dir/r", dir);
 	ck_assert_int_eq(fl_release_file_write(path, a.data, a.len, errbuf), FL_EIO);
 	/* Over the cap (a sparse file): refused without reading it. */
-	fmt(path, sizeof(path), "%s/big", dir);
+	fl_test_fmt(path, sizeof(path), "%s/big", dir);
 	{
 		int fd = open(path, O_WRONLY | O_CREAT, 0644);
 
