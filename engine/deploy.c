@@ -10,6 +10,7 @@
 
 struct step {
 	const struct fl_migration *m;
+	size_t index; /* in apply order */
 	struct fl_sql_script script;
 	enum fl_apply_mode mode;
 };
@@ -66,6 +67,7 @@ enum fl_err fl_deploy(struct fl_session *s, const char *to, struct fl_deploy_sum
 		if (e->state != FL_MSTATE_PENDING)
 			continue;
 		st->m = e->migration;
+		st->index = i;
 		n++;
 		if ((rv = fl_mode_choose(st->m, st->m->sql, "migration.sql", &st->script, &st->mode,
 		                         errbuf)) != FL_OK)
@@ -73,13 +75,13 @@ enum fl_err fl_deploy(struct fl_session *s, const char *to, struct fl_deploy_sum
 	}
 
 	if (n > 0 && !s->history.table_exists &&
-	    (rv = fl_session_bookkeeping(s->driver->history_ensure(s->conn, errbuf))) != FL_OK)
+	    (rv = fl_session_ensure_history(s, errbuf)) != FL_OK)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		struct step *st = &steps[i];
 		struct fl_apply_result res;
 
-		if (fl_migration_set_index(s->set, st->m->id) < (long)latest_applied)
+		if (st->index < latest_applied)
 			fl_log_info(st->m->id,
 			            "applying out of order: later migrations are already "
 			            "applied");

@@ -106,6 +106,9 @@ enum fl_err fl_rollback(struct fl_session *s, const char *to, size_t steps, size
 			goto out;
 	}
 
+	/* Reverting records in our own table, which a history Prisma started lacks. */
+	if (n > 0 && (rv = fl_session_ensure_history(s, errbuf)) != FL_OK)
+		goto out;
 	for (size_t i = 0; i < n; i++) {
 		const struct fl_migration *m = list[i]->migration;
 		struct fl_apply_result res;

@@ -5,6 +5,8 @@
 
 #include "log.h"
 
+static enum fl_err refresh(struct fl_session *s, char *errbuf);
+
 void fl_engine_opts_init(struct fl_engine_opts *o)
 {
 	const struct fl_retry_policy retry = FL_RETRY_POLICY_DEFAULT;
@@ -40,7 +42,7 @@ enum fl_err fl_session_open(struct fl_session *s, const char *url,
 			goto out;
 		s->locked = true;
 	}
-	if ((rv = fl_session_refresh(s, errbuf)) != FL_OK)
+	if ((rv = refresh(s, errbuf)) != FL_OK)
 		goto out;
 	if (lock && !s->history.table_exists) {
 		bool empty;
@@ -48,10 +50,6 @@ enum fl_err fl_session_open(struct fl_session *s, const char *url,
 		if ((rv = s->driver->schema_empty(s->conn, &empty, errbuf)) != FL_OK)
 			goto out;
 		s->unbaselined = !empty;
-	} else if (lock) {
-		/* A history Prisma (or an older flotilla) started has no table of
-		 * ours yet; rollback and resolve write to it. Idempotent. */
-		rv = s->driver->history_ensure(s->conn, errbuf);
 	}
 out:
 	if (rv != FL_OK)
@@ -59,7 +57,7 @@ out:
 	return fl_session_bookkeeping(rv);
 }
 
-enum fl_err fl_session_refresh(struct fl_session *s, char *errbuf)
+static enum fl_err refresh(struct fl_session *s, char *errbuf)
 {
 	enum fl_err rv;
 
@@ -120,6 +118,11 @@ enum fl_err fl_session_check_failed(const struct fl_session *s, char *errbuf)
 	               "'flotilla resolve --rolled-back %s' or 'flotilla resolve --applied %s'",
 	               r->migration_name, r->started_at, first_line(r->logs, logs, sizeof(logs)),
 	               r->migration_name, r->migration_name);
+}
+
+enum fl_err fl_session_ensure_history(struct fl_session *s, char *errbuf)
+{
+	return fl_session_bookkeeping(s->driver->history_ensure(s->conn, errbuf));
 }
 
 enum fl_err fl_session_check_baselined(const struct fl_session *s, char *errbuf)

@@ -59,20 +59,22 @@ struct fl_session {
  * Connect to url, with `lock` take the migration lock, then read the history
  * and build the plan. Creates no history where there is none: writers create
  * it when they first write (deploy after its checks, resolve in the driver);
- * where Prisma's table exists, a locked open adds flotilla's own beside it.
+ * rollback and resolve --rolled-back add flotilla's own table beside a history
+ * Prisma started (fl_session_ensure_history).
  * Errors: FL_EINVAL (unknown URL scheme), FL_ECONNECT, FL_EAUTH, FL_ELOCKED,
  * FL_ESQL. On error the session is closed.
  */
 enum fl_err fl_session_open(struct fl_session *s, const char *url,
                             const struct fl_migration_set *set, const struct fl_engine_opts *opts,
                             bool lock, char *errbuf) __attribute__((warn_unused_result));
-/* Read the history again and rebuild the plan. */
-enum fl_err fl_session_refresh(struct fl_session *s, char *errbuf)
-    __attribute__((warn_unused_result));
 void fl_session_close(struct fl_session *s);
 
 /* FL_EFAILED naming the first failed migration and how to resolve it, else FL_OK. */
 enum fl_err fl_session_check_failed(const struct fl_session *s, char *errbuf);
+/* Create the history tables that are missing (idempotent), for writers that
+ * record in flotilla's own table. */
+enum fl_err fl_session_ensure_history(struct fl_session *s, char *errbuf)
+    __attribute__((warn_unused_result));
 /* FL_ESTATE when the schema needs a baseline before a first deploy, else FL_OK. */
 enum fl_err fl_session_check_baselined(const struct fl_session *s, char *errbuf);
 /* FL_ECHECKSUM naming the first migration edited after it was applied, else FL_OK. */

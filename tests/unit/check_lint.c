@@ -18,34 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testutil.h"
 #include "lint.h"
 
 #define CASES_MAX 1000
-#define FILE_MAX  (1024 * 1024)
 
 static char *cases[CASES_MAX]; /* folder names, sorted */
 static size_t n_cases;
 static char data_dir[4096];
-
-/* The whole file, NUL-terminated; NULL if it does not exist. */
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	size_t n;
-
-	if (f == NULL)
-		return NULL;
-	buf = malloc(FILE_MAX + 1);
-	ck_assert_ptr_nonnull(buf);
-	n = fread(buf, 1, FILE_MAX + 1, f);
-	fclose(f);
-	ck_assert_msg(n <= FILE_MAX, "'%s' is over the test's size cap", path);
-	buf[n] = '\0';
-	if (len != NULL)
-		*len = n;
-	return buf;
-}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -97,12 +77,12 @@ START_TEST(data_case)
 	int want_breaking = -1;
 
 	snprintf(path, sizeof(path), "%s/%s/migration.sql", data_dir, name);
-	m.sql = read_file(path, &m.sql_len);
+	m.sql = fl_test_read_file(path, &m.sql_len);
 	ck_assert_msg(m.sql != NULL, "cannot read '%s'", path);
 	snprintf(path, sizeof(path), "%s/%s/down.sql", data_dir, name);
-	m.down_sql = read_file(path, &m.down_len);
+	m.down_sql = fl_test_read_file(path, &m.down_len);
 	snprintf(path, sizeof(path), "%s/%s/expect", data_dir, name);
-	expect = read_file(path, NULL);
+	expect = fl_test_read_file(path, NULL);
 	ck_assert_msg(expect != NULL, "cannot read '%s'", path);
 	m.id = (char *)name;
 	m.lock_timeout_ms = m.statement_timeout_ms = -1;

@@ -12,32 +12,14 @@
 
 #include <pg_query.h>
 
+#include "testutil.h"
 #include "split.h"
 
 #define CASES_MAX 1000
-#define FILE_MAX  (1024 * 1024)
 
 static char *cases[CASES_MAX]; /* "NN_name", sorted */
 static size_t n_cases;
 static char data_dir[4096];
-
-/* The whole file, NUL-terminated; NULL if it cannot be read. */
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	size_t n;
-
-	if (f == NULL)
-		return NULL;
-	buf = malloc(FILE_MAX + 1);
-	ck_assert_ptr_nonnull(buf);
-	n = fread(buf, 1, FILE_MAX + 1, f);
-	fclose(f);
-	ck_assert_msg(n <= FILE_MAX, "'%s' is over the test's size cap", path);
-	buf[n] = '\0';
-	return buf;
-}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -120,10 +102,10 @@ START_TEST(data_case)
 	bool want_error = false;
 
 	snprintf(path, sizeof(path), "%s/%s.sql", data_dir, name);
-	sql = read_file(path);
+	sql = fl_test_read_file(path, NULL);
 	ck_assert_msg(sql != NULL, "cannot read '%s'", path);
 	snprintf(path, sizeof(path), "%s/%s.expect", data_dir, name);
-	expect = read_file(path);
+	expect = fl_test_read_file(path, NULL);
 	ck_assert_msg(expect != NULL, "cannot read '%s'", path);
 
 	rv = fl_sql_split(sql, &s, errbuf);

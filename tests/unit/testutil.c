@@ -50,3 +50,23 @@ void fl_test_tmp_root(char *out, size_t n, const char *name)
 	fl_test_fmt(out, n, "%s/%s.XXXXXX", base && *base ? base : "/tmp", name);
 	ck_assert_ptr_nonnull(mkdtemp(out));
 }
+
+char *fl_test_read_file(const char *path, size_t *len)
+{
+	const size_t max = 1024 * 1024;
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	buf = malloc(max + 1);
+	ck_assert_ptr_nonnull(buf);
+	n = fread(buf, 1, max + 1, f);
+	fclose(f);
+	ck_assert_msg(n <= max, "'%s' is over the test's size cap", path);
+	buf[n] = '\0';
+	if (len != NULL)
+		*len = n;
+	return buf;
+}
