@@ -19,6 +19,7 @@ void cli_init(struct cli *c, const char *cmd)
 	c->args = NULL;
 	c->nargs = 0;
 	c->help = false;
+	c->log = (struct fl_logger)FL_LOGGER_INIT;
 	fl_engine_opts_init(&c->opts);
 }
 
@@ -207,15 +208,29 @@ int cli_load(struct cli *c, struct fl_migration_set *set)
 	return CLI_OK;
 }
 
-int cli_open(struct cli *c, const struct fl_migration_set *set, bool lock, struct fl_session *s)
+int cli_open(struct cli *c, const struct fl_migration_set *set, bool lock, struct fl_session **s)
 {
 	char errbuf[FL_ERRBUF_SIZE] = "";
 	enum fl_err rv;
 
+	*s = NULL;
 	if (c->url == NULL || c->url[0] == '\0')
 		return cli_usage_error(c, "no database: pass --database-url or set DATABASE_URL");
-	rv = fl_session_open(s, c->url, set, &c->opts, lock, errbuf);
-	return rv == FL_OK ? CLI_OK : cli_fail(rv, errbuf);
+	c->log.level = fl_log_threshold; /* as -v set it */
+	*s = fl_session_new(&c->opts, &c->log);
+	rv = fl_session_open(*s, c->url, set, lock, errbuf);
+	if (rv == FL_OK)
+		return CLI_OK;
+	fl_session_free(*s);
+	*s = NULL;
+	return cli_fail(rv, errbuf);
+}
+
+int cli_close(struct cli *c, struct fl_session *s, int code)
+{
+	(void)c;
+	fl_session_free(s);
+	return code;
 }
 
 void cli_print_event(const struct fl_event *ev, void *arg)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "err.h"
+#include "log.h"
 #include "migration.h"
 #include "session.h"
 
@@ -81,7 +82,8 @@ struct cli {
 	const char *dir;
 	bool json;
 	struct fl_engine_opts opts;
-	char **args; /* positional arguments after cli_parse */
+	struct fl_logger log; /* what the session logs through: stderr, as fl_log_* */
+	char **args;          /* positional arguments after cli_parse */
 	int nargs;
 	bool help; /* --help was printed: exit CLI_OK */
 };
@@ -115,8 +117,11 @@ int cli_exit_for(enum fl_err rv);
 const char *cli_default_dir(void);
 /* Load and check the migrations folder. CLI_OK or an exit code (printed). */
 int cli_load(struct cli *c, struct fl_migration_set *set);
-/* Open a session on the database (locked for writers). CLI_OK or an exit code. */
-int cli_open(struct cli *c, const struct fl_migration_set *set, bool lock, struct fl_session *s);
+/* Make a session and open it on the database (locked for writers): CLI_OK
+ * with *s to pass to cli_close, or an exit code (printed; *s is NULL). */
+int cli_open(struct cli *c, const struct fl_migration_set *set, bool lock, struct fl_session **s);
+/* Close and free s (NULL: nothing); returns code. */
+int cli_close(struct cli *c, struct fl_session *s, int code);
 
 /* The commands. */
 int cmd_deploy(int argc, char **argv);

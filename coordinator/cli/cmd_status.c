@@ -28,13 +28,13 @@ static void json_field(struct fl_buf *out, const char *key, const char *value)
 
 static void print_json(const struct cli *c, const struct fl_session *s)
 {
-	const struct fl_plan *p = &s->plan;
+	const struct fl_plan *p = fl_session_plan(s);
 	struct fl_buf out = FL_BUF_INIT;
 
 	fl_buf_puts(&out, "{\"dir\":");
 	fl_json_string(&out, c->dir);
 	fl_buf_printf(&out, ",\"history_table\":%s,\"migrations\":[",
-	              s->history.table_exists ? "true" : "false");
+	              fl_session_history(s)->table_exists ? "true" : "false");
 	for (size_t i = 0; i < p->count; i++) {
 		const struct fl_plan_entry *e = &p->entries[i];
 
@@ -67,7 +67,7 @@ static void print_json(const struct cli *c, const struct fl_session *s)
 
 static void print_text(const struct cli *c, const struct fl_session *s)
 {
-	const struct fl_plan *p = &s->plan;
+	const struct fl_plan *p = fl_session_plan(s);
 
 	printf("%zu migrations in '%s'\n", p->count, c->dir);
 	for (size_t i = 0; i < p->count; i++) {
@@ -101,7 +101,8 @@ int cmd_status(int argc, char **argv)
 	static const struct option options[] = {
 	    CLI_DB_OPTIONS, {"json", no_argument, NULL, OPT_JSON}, {0}};
 	struct fl_migration_set set = {0};
-	struct fl_session s;
+	const struct fl_plan *p;
+	struct fl_session *s;
 	struct cli c;
 	int code;
 
@@ -113,16 +114,17 @@ int cmd_status(int argc, char **argv)
 	if ((code = cli_open(&c, &set, false, &s)) != CLI_OK)
 		goto out;
 	if (c.json)
-		print_json(&c, &s);
+		print_json(&c, s);
 	else
-		print_text(&c, &s);
-	if (s.plan.n_failed + s.plan.n_foreign_failed > 0)
+		print_text(&c, s);
+	p = fl_session_plan(s);
+	if (p->n_failed + p->n_foreign_failed > 0)
 		code = CLI_FAILED;
-	else if (s.plan.n_modified + s.plan.n_missing > 0)
+	else if (p->n_modified + p->n_missing > 0)
 		code = CLI_DRIFT;
-	else if (s.plan.n_pending > 0)
+	else if (p->n_pending > 0)
 		code = CLI_PENDING;
-	fl_session_close(&s);
+	code = cli_close(&c, s, code);
 out:
 	fl_migration_set_fini(&set);
 	return code;
