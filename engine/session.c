@@ -17,6 +17,7 @@ void fl_engine_opts_init(struct fl_engine_opts *o)
 	o->apply.statement_timeout_ms = -1;
 	o->apply.retry = retry;
 	o->lock_wait_ms = FL_DEFAULT_LOCK_WAIT_MS;
+	fl_conn_opts_init(&o->conn);
 }
 
 struct fl_session *fl_session_new(const struct fl_engine_opts *opts, const struct fl_logger *log)
@@ -29,6 +30,7 @@ struct fl_session *fl_session_new(const struct fl_engine_opts *opts, const struc
 		s->logger.context = log->context != NULL ? fl_strdup(log->context) : NULL;
 		s->log = &s->logger;
 	}
+	s->opts.conn.log = s->log;
 	pthread_mutex_init(&s->mu, NULL);
 	atomic_init(&s->canceled, false);
 	return s;
@@ -71,16 +73,14 @@ enum fl_err fl_session_open(struct fl_session *s, const char *url,
 		free(shown);
 		return rv;
 	}
-	if (atomic_load(&s->canceled))
-		return fl_errf(errbuf, FL_ECANCELED, "canceled before connecting");
-	if ((rv = s->driver->connect(url, &c, errbuf)) != FL_OK)
-		goto out;
+	/* Published before connecting, so that a cancel reaches the connect; a
+	 * cancel that came before finds the flag. */
+	c = s->driver->conn_new(&s->opts.conn);
 	set_conn(s, c);
-	/* A cancel that came while we connected found no connection to cancel. */
-	if (atomic_load(&s->canceled)) {
-		rv = fl_errf(errbuf, FL_ECANCELED, "canceled while connecting");
+	if (atomic_load(&s->canceled))
+		s->driver->cancel(c);
+	if ((rv = s->driver->connect(c, url, errbuf)) != FL_OK)
 		goto out;
-	}
 	if (lock) {
 		if ((rv = s->driver->lock(s->conn, s->opts.lock_wait_ms, errbuf)) != FL_OK)
 			goto out;
@@ -94,6 +94,14 @@ enum fl_err fl_session_open(struct fl_session *s, const char *url,
 		if ((rv = s->driver->schema_empty(s->conn, &empty, errbuf)) != FL_OK)
 			goto out;
 		s->unbaselined = !empty;
+	}
+	if (!lock && s->plan.n_failed + s->plan.n_foreign_failed > 0) {
+		bool held;
+
+		if ((rv = s->driver->lock_held(s->conn, &held, errbuf)) != FL_OK)
+			goto out;
+		if (held)
+			fl_plan_mark_running(&s->plan, &s->history);
 	}
 out:
 	if (rv != FL_OK)

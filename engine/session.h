@@ -40,6 +40,9 @@
 struct fl_engine_opts {
 	struct fl_apply_opts apply; /* lock/statement timeouts, retry policy */
 	int64_t lock_wait_ms;       /* how long to wait for another deployer */
+	/* Connect deadline, TCP bounds, libpq's environment (off by default);
+	 * conn.log is ignored: the session's logger is used. */
+	struct fl_conn_opts conn;
 };
 
 void fl_engine_opts_init(struct fl_engine_opts *o);
@@ -76,6 +79,9 @@ void fl_session_free(struct fl_session *s);
  * it when they first write (deploy after its checks, resolve in the driver);
  * rollback and resolve --rolled-back add flotilla's own table beside a history
  * Prisma started (fl_session_ensure_history). A session is opened once.
+ * Read-only sessions (no lock) that find an unfinished row ask whether
+ * another session holds the migration lock: if so, that migration is
+ * RUNNING in the plan, not failed.
  * Errors: FL_EINVAL (unknown URL scheme, malformed URL), FL_ECONNECT,
  * FL_EAUTH, FL_ELOCKED, FL_EDB, FL_ECANCELED (canceled before or during).
  * On error the session is closed (and may be freed).
