@@ -11,9 +11,12 @@ static void usage(void)
 {
 	printf("usage: flotilla status [--json] [options]\n\n"
 	       "Show applied, pending, failed and modified migrations, and migrations\n"
-	       "applied to the database but missing from the folder. Exits 0 when the\n"
-	       "database is up to date, 9 when migrations are pending, 4 when one failed,\n"
-	       "5 when one was modified after it was applied or is missing locally.\n\n"
+	       "applied to the database but missing from the folder. A migration started\n"
+	       "but not finished is 'running' while another session holds the migration\n"
+	       "lock (a deploy is at it), 'failed' otherwise. Exits 0 when the database\n"
+	       "is up to date, 9 when migrations are pending, 11 when one is running, 4\n"
+	       "when one failed, 5 when one was modified after it was applied or is\n"
+	       "missing locally.\n\n"
 	       "  --json                 machine-readable output\n" CLI_DB_HELP);
 }
 
@@ -56,11 +59,19 @@ static void print_json(const struct cli *c, const struct fl_session *s)
 		json_field(&out, "finished_at", p->missing[i]->finished_at);
 		fl_buf_puts(&out, "}");
 	}
+	/* Rows of migrations not in the folder that a deploy runs now. */
+	fl_buf_puts(&out, "],\"running_elsewhere\":[");
+	if (p->foreign_running != NULL) {
+		fl_buf_puts(&out, "{\"id\":");
+		fl_json_string(&out, p->foreign_running->migration_name);
+		json_field(&out, "started_at", p->foreign_running->started_at);
+		fl_buf_puts(&out, "}");
+	}
 	fl_buf_printf(&out,
 	              "],\"summary\":{\"applied\":%zu,\"pending\":%zu,\"failed\":%zu,"
-	              "\"modified\":%zu,\"missing\":%zu}}\n",
+	              "\"modified\":%zu,\"missing\":%zu,\"running\":%zu}}\n",
 	              p->n_applied, p->n_pending, p->n_failed + p->n_foreign_failed, p->n_modified,
-	              p->n_missing);
+	              p->n_missing, p->n_running);
 	fputs(fl_buf_str(&out), stdout);
 	fl_buf_fini(&out);
 }
@@ -81,6 +92,9 @@ static void print_text(const struct cli *c, const struct fl_session *s)
 				n++;
 			printf("  -- %.*s", n, l);
 		}
+		if (e->state == FL_MSTATE_RUNNING)
+			printf("  -- started %s; a deploy holds the migration lock",
+			       e->row->started_at);
 		putchar('\n');
 	}
 	for (size_t i = 0; i < p->n_missing; i++)
@@ -89,11 +103,17 @@ static void print_text(const struct cli *c, const struct fl_session *s)
 	for (size_t i = 0; i < p->n_foreign_failed; i++)
 		printf("  %-9s %s  -- not in the folder\n", "failed",
 		       p->foreign_failed[i]->migration_name);
-	printf("%zu applied, %zu pending, %zu failed, %zu modified, %zu missing\n", p->n_applied,
-	       p->n_pending, p->n_failed + p->n_foreign_failed, p->n_modified, p->n_missing);
+	if (p->foreign_running != NULL)
+		printf("  %-9s %s  -- not in the folder; a deploy holds the migration lock\n",
+		       "running", p->foreign_running->migration_name);
+	printf("%zu applied, %zu pending, %zu failed, %zu modified, %zu missing, %zu running\n",
+	       p->n_applied, p->n_pending, p->n_failed + p->n_foreign_failed, p->n_modified,
+	       p->n_missing, p->n_running);
 	if (p->n_failed + p->n_foreign_failed > 0)
 		printf("a failed migration blocks deploy: fix the database, then "
 		       "'flotilla resolve --applied ID' or '--rolled-back ID'\n");
+	else if (p->n_running > 0)
+		printf("a deploy is running: check again when it is done\n");
 }
 
 int cmd_status(int argc, char **argv)
@@ -122,6 +142,8 @@ int cmd_status(int argc, char **argv)
 		code = CLI_FAILED;
 	else if (p->n_modified + p->n_missing > 0)
 		code = CLI_DRIFT;
+	else if (p->n_running > 0)
+		code = CLI_RUNNING;
 	else if (p->n_pending > 0)
 		code = CLI_PENDING;
 	code = cli_close(&c, s, code);
