@@ -51,12 +51,12 @@
 #include "label.h"
 #include "retry.h"
 
-#define FL_POLICY_MAX_WAVES      64
-#define FL_POLICY_MAX_CHECKS     64
-#define FL_POLICY_MAX_WINDOWS    64
-#define FL_POLICY_MAX_TENANTS    10000  /* explicit tenant ids in one wave */
-#define FL_POLICY_NAME_MAX       64     /* policy, wave and check names: [A-Za-z0-9._-] */
-#define FL_POLICY_CHECK_SQL_MAX  16384  /* bytes of one health check's SQL */
+#define FL_POLICY_MAX_WAVES     64
+#define FL_POLICY_MAX_CHECKS    64
+#define FL_POLICY_MAX_WINDOWS   64
+#define FL_POLICY_MAX_TENANTS   10000 /* explicit tenant ids in one wave */
+#define FL_POLICY_NAME_MAX      64    /* policy, wave and check names: [A-Za-z0-9._-] */
+#define FL_POLICY_CHECK_SQL_MAX 16384 /* bytes of one health check's SQL */
 
 enum fl_gate {
 	FL_GATE_AUTO = 0,   /* the next wave starts once this one is done and baked */
@@ -176,7 +176,7 @@ bool fl_wave_budget_exceeded(const struct fl_wave *w, uint32_t failed, uint32_t 
 /* Whether minute-of-day m (UTC) is inside window w. */
 bool fl_window_open(const struct fl_window *w, int minute_of_day);
 
-const char *fl_gate_name(enum fl_gate g);                   /* "auto", "manual" */
-const char *fl_on_failure_name(enum fl_on_failure f);       /* "halt", "rollback-wave", ... */
+const char *fl_gate_name(enum fl_gate g);             /* "auto", "manual" */
+const char *fl_on_failure_name(enum fl_on_failure f); /* "halt", "rollback-wave", ... */
 
 #endif
