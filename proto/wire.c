@@ -51,16 +51,20 @@ struct rule {
  * rule must name a real field (asserted), so a rename cannot drop a check. */
 static const struct rule rules[] = {
     {&flotilla__v1__admin_response__descriptor, "status", RULE_PRESENT, 0},
-    {&flotilla__v1__work_assignment__descriptor, "limits", RULE_PRESENT, 0},
-    {&flotilla__v1__work_assignment__descriptor, "health_checks", RULE_MAX_COUNT,
-     FL_WIRE_MAX_HEALTH_CHECKS},
-    {&flotilla__v1__limits__descriptor, "retry", RULE_PRESENT, 0},
     {&flotilla__v1__signed_release__descriptor, "signatures", RULE_MAX_COUNT,
      FL_WIRE_MAX_SIGNATURES},
-    {&flotilla__v1__rollout_spec__descriptor, "selector", RULE_PRESENT, 0},
+    {&flotilla__v1__signed_order__descriptor, "signatures", RULE_MAX_COUNT, FL_WIRE_MAX_SIGNATURES},
+    {&flotilla__v1__rollout_order__descriptor, "selector", RULE_PRESENT, 0},
+    {&flotilla__v1__rollout_order__descriptor, "policy", RULE_PRESENT, 0},
+    {&flotilla__v1__rollback_order__descriptor, "selector", RULE_PRESENT, 0},
+    {&flotilla__v1__rollout_policy__descriptor, "retry", RULE_PRESENT, 0},
+    {&flotilla__v1__rollout_policy__descriptor, "waves", RULE_MAX_COUNT, FL_WIRE_MAX_WAVES},
+    {&flotilla__v1__rollout_policy__descriptor, "checks", RULE_MAX_COUNT,
+     FL_WIRE_MAX_HEALTH_CHECKS},
+    {&flotilla__v1__rollout_policy__descriptor, "windows", RULE_MAX_COUNT, FL_WIRE_MAX_WINDOWS},
+    {&flotilla__v1__wave_policy__descriptor, "select", RULE_PRESENT, 0},
     {&flotilla__v1__rollout_info__descriptor, "selector", RULE_PRESENT, 0},
-    {&flotilla__v1__rollout_plan_request__descriptor, "spec", RULE_PRESENT, 0},
-    {&flotilla__v1__rollout_start_request__descriptor, "spec", RULE_PRESENT, 0},
+    {&flotilla__v1__rollout_plan_request__descriptor, "order", RULE_PRESENT, 0},
     {&flotilla__v1__rollout_plan_response__descriptor, "plan", RULE_PRESENT, 0},
     {&flotilla__v1__rollout_start_response__descriptor, "plan", RULE_PRESENT, 0},
     {&flotilla__v1__rollout_pause_response__descriptor, "rollout", RULE_PRESENT, 0},
@@ -72,6 +76,8 @@ static const struct rule rules[] = {
     {&flotilla__v1__release_push_response__descriptor, "release", RULE_PRESENT, 0},
     {&flotilla__v1__agent_approve_response__descriptor, "agent", RULE_PRESENT, 0},
     {&flotilla__v1__agent_revoke_response__descriptor, "agent", RULE_PRESENT, 0},
+    {&flotilla__v1__stored_report__descriptor, "report", RULE_PRESENT, 0},
+    {&flotilla__v1__tenant_show_response__descriptor, "tenant", RULE_PRESENT, 0},
 };
 
 /* Where a walk is, kept as frames and formatted only when a check fails. */
@@ -719,6 +725,8 @@ Flotilla__V1__Role fl_wire_admin_command_role(int command_case)
 	case FLOTILLA__V1__ADMIN_REQUEST__COMMAND_ROLLOUT_PLAN:
 	case FLOTILLA__V1__ADMIN_REQUEST__COMMAND_ROLLOUT_STATUS:
 	case FLOTILLA__V1__ADMIN_REQUEST__COMMAND_FLEET_STATUS:
+	case FLOTILLA__V1__ADMIN_REQUEST__COMMAND_FLEET_DRIFT:
+	case FLOTILLA__V1__ADMIN_REQUEST__COMMAND_TENANT_SHOW:
 	case FLOTILLA__V1__ADMIN_REQUEST__COMMAND_AGENT_LIST:
 	case FLOTILLA__V1__ADMIN_REQUEST__COMMAND_AUDIT_QUERY:
 		return FLOTILLA__V1__ROLE__ROLE_VIEWER;

@@ -44,8 +44,10 @@
 
 /* Entries in any one repeated field, and the tighter caps of some. */
 #define FL_WIRE_MAX_REPEATED      100000
-#define FL_WIRE_MAX_SIGNATURES    16 /* SignedRelease.signatures */
-#define FL_WIRE_MAX_HEALTH_CHECKS 64 /* WorkAssignment.health_checks */
+#define FL_WIRE_MAX_SIGNATURES    16 /* SignedRelease.signatures, SignedOrder.signatures */
+#define FL_WIRE_MAX_WAVES         64 /* RolloutPolicy.waves */
+#define FL_WIRE_MAX_HEALTH_CHECKS 64 /* RolloutPolicy.checks */
+#define FL_WIRE_MAX_WINDOWS       64 /* RolloutPolicy.windows */
 
 /* Fixed sizes of bytes fields, by their name (flotilla.proto). */
 #define FL_WIRE_KEY_LEN       32 /* *public_key: Ed25519 public key */

@@ -21,6 +21,8 @@
 #include "wire.h"
 
 #define MAX_TYPES 128
+/* Variants per body: enough for each member of the largest oneof (AdminRequest). */
+#define VARIANTS 19
 
 /* ---- building messages from descriptors ---- */
 
@@ -379,12 +381,15 @@ START_TEST(round_trip_every_body)
 	size_t trips = 0;
 
 	for (unsigned i = 0; i < d->n_fields; i++) {
-		for (unsigned v = 0; v < 17; v++) {
+		if (!(d->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+			continue; /* reply_to_seq */
+		for (unsigned v = 0; v < VARIANTS; v++) {
 			struct fl_buf a = FL_BUF_INIT, b = FL_BUF_INIT, c = FL_BUF_INIT;
 			Flotilla__V1__Message *m, *back;
 
 			fl.variant = v;
 			m = build_body(&fl, &d->fields[i]);
+			m->reply_to_seq = v;
 			pack(m, &a);
 			pack(m, &b);
 			ck_assert_uint_eq(a.len, b.len);
@@ -403,7 +408,7 @@ START_TEST(round_trip_every_body)
 			trips++;
 		}
 	}
-	ck_assert_uint_eq(trips, 11 * 17);
+	ck_assert_uint_eq(trips, 11 * VARIANTS);
 }
 END_TEST
 
@@ -466,12 +471,16 @@ START_TEST(every_message_type_covered)
 
 	ck_assert_msg(src != NULL, "FL_SOURCE_DIR is not set (run through ctest)");
 	for (unsigned i = 0; i < d->n_fields; i++)
-		for (unsigned v = 0; v < 17; v++) {
+		for (unsigned v = 0;
+		     v < VARIANTS && (d->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF); v++) {
 			fl.variant = v;
 			free_built(&build_body(&fl, &d->fields[i])->base);
 		}
 	free_built(fill(&fl, &flotilla__v1__signed_release__descriptor));
 	free_built(fill(&fl, &flotilla__v1__release_bundle__descriptor));
+	free_built(fill(&fl, &flotilla__v1__signed_order__descriptor));
+	free_built(fill(&fl, &flotilla__v1__rollout_order__descriptor));
+	free_built(fill(&fl, &flotilla__v1__rollback_order__descriptor));
 
 	snprintf(path, sizeof path, "%s/proto/flotilla.proto", src);
 	f = fopen(path, "r");
@@ -575,69 +584,52 @@ END_TEST
 
 START_TEST(work_assignment_by_name)
 {
+	static const uint8_t order[] = {0x0a, 0x03, 'a', 'b', 'c'};
 	Flotilla__V1__Message m = FLOTILLA__V1__MESSAGE__INIT, *back;
 	Flotilla__V1__PollReply reply = FLOTILLA__V1__POLL_REPLY__INIT;
-	Flotilla__V1__WorkAssignment work = FLOTILLA__V1__WORK_ASSIGNMENT__INIT;
-	Flotilla__V1__Limits limits = FLOTILLA__V1__LIMITS__INIT;
-	Flotilla__V1__RetryPolicy retry = FLOTILLA__V1__RETRY_POLICY__INIT;
-	Flotilla__V1__HealthCheck check = FLOTILLA__V1__HEALTH_CHECK__INIT, *checks[] = {&check};
+	Flotilla__V1__WorkAssignment work = FLOTILLA__V1__WORK_ASSIGNMENT__INIT, *works[] = {&work};
+	Flotilla__V1__Halt halt = FLOTILLA__V1__HALT__INIT, *halts[] = {&halt};
 	struct fl_buf b = FL_BUF_INIT;
 	const Flotilla__V1__WorkAssignment *w;
 
 	work.assignment_id = 77;
 	work.rollout_id = "r-42";
 	work.wave = 2;
-	work.wave_name = "early";
 	work.tenant_id = "acme";
 	work.release_hash = bin(hash_bytes, 32);
 	work.target_migration_id = "20240301_x";
-	work.direction = FLOTILLA__V1__DIRECTION__DIRECTION_DOWN;
-	limits.lock_timeout_ms = -1;
-	limits.statement_timeout_ms = 600000;
-	retry.attempts = 5;
-	retry.base_delay_ms = 2000;
-	retry.max_delay_ms = 30000;
-	retry.budget_ms = 120000;
-	limits.retry = &retry;
-	limits.per_agent_parallel = 4;
-	work.limits = &limits;
-	check.name = "users-readable";
-	check.sql = "SELECT count(*) >= 0 FROM users";
-	check.timeout_ms = 5000;
-	work.n_health_checks = 1;
-	work.health_checks = checks;
-	work.health_interval_ms = 30000;
-	work.bake_ms = 300000;
-	reply.reply_case = FLOTILLA__V1__POLL_REPLY__REPLY_WORK;
-	reply.work = &work;
+	work.kind = FLOTILLA__V1__WORK_KIND__WORK_KIND_REVERT;
+	work.signed_order.data = (uint8_t *)order;
+	work.signed_order.len = sizeof(order);
+	halt.rollout_id = "r-41";
+	halt.reason = "failure budget of wave 'canary' exhausted";
+	reply.n_assignments = 1;
+	reply.assignments = works;
+	reply.n_halts = 1;
+	reply.halts = halts;
+	reply.poll_again_ms = 1000;
 	m.body_case = FLOTILLA__V1__MESSAGE__BODY_POLL_REPLY;
 	m.poll_reply = &reply;
 
 	pack(&m, &b);
 	back = unpack_ok(&b);
-	ck_assert_int_eq(back->poll_reply->reply_case, FLOTILLA__V1__POLL_REPLY__REPLY_WORK);
-	w = back->poll_reply->work;
+	ck_assert_uint_eq(back->poll_reply->n_assignments, 1);
+	w = back->poll_reply->assignments[0];
 	ck_assert_uint_eq(w->assignment_id, 77);
 	ck_assert_str_eq(w->rollout_id, "r-42");
 	ck_assert_uint_eq(w->wave, 2);
-	ck_assert_str_eq(w->wave_name, "early");
 	ck_assert_str_eq(w->tenant_id, "acme");
 	ck_assert_uint_eq(w->release_hash.len, FL_WIRE_HASH_LEN);
 	ck_assert(memcmp(w->release_hash.data, hash_bytes, 32) == 0);
 	ck_assert_str_eq(w->target_migration_id, "20240301_x");
-	ck_assert_int_eq(w->direction, FLOTILLA__V1__DIRECTION__DIRECTION_DOWN);
-	ck_assert_int_eq(w->limits->lock_timeout_ms, -1);
-	ck_assert_int_eq(w->limits->statement_timeout_ms, 600000);
-	ck_assert_uint_eq(w->limits->retry->attempts, 5);
-	ck_assert_uint_eq(w->limits->retry->base_delay_ms, 2000);
-	ck_assert_uint_eq(w->limits->retry->max_delay_ms, 30000);
-	ck_assert_uint_eq(w->limits->retry->budget_ms, 120000);
-	ck_assert_uint_eq(w->limits->per_agent_parallel, 4);
-	ck_assert_str_eq(w->health_checks[0]->name, "users-readable");
-	ck_assert_str_eq(w->health_checks[0]->sql, "SELECT count(*) >= 0 FROM users");
-	ck_assert_uint_eq(w->health_checks[0]->timeout_ms, 5000);
-	ck_assert_uint_eq(w->health_interval_ms, 30000);
-	ck_assert_uint_eq(w->bake_ms, 300000);
+	ck_assert_int_eq(w->kind, FLOTILLA__V1__WORK_KIND__WORK_KIND_REVERT);
+	ck_assert_uint_eq(w->signed_order.len, sizeof(order));
+	ck_assert(memcmp(w->signed_order.data, order, sizeof(order)) == 0);
+	ck_assert_uint_eq(w->signed_rollback_order.len, 0);
+	ck_assert_uint_eq(back->poll_reply->n_halts, 1);
+	ck_assert_str_eq(back->poll_reply->halts[0]->rollout_id, "r-41");
+	ck_assert_uint_eq(back->poll_reply->poll_again_ms, 1000);
+	ck_assert_ptr_null(back->poll_reply->redirect);
 	fl_wire_free(back);
 	fl_buf_fini(&b);
 }
@@ -648,22 +640,30 @@ START_TEST(report_by_name)
 	Flotilla__V1__Message m = FLOTILLA__V1__MESSAGE__INIT, *back;
 	Flotilla__V1__Report r = FLOTILLA__V1__REPORT__INIT;
 	Flotilla__V1__HealthResult h = FLOTILLA__V1__HEALTH_RESULT__INIT, *hs[] = {&h, &h};
+	Flotilla__V1__MigrationResult mr = FLOTILLA__V1__MIGRATION_RESULT__INIT, *mrs[] = {&mr};
 	struct fl_buf b = FL_BUF_INIT;
 	const Flotilla__V1__Report *x;
 
 	r.agent_id = "db-eu-1";
 	r.tenant_id = "acme";
 	r.rollout_id = "r-42";
-	r.migration_id = "20240301_x";
+	r.assignment_id = 77;
+	r.kind = FLOTILLA__V1__WORK_KIND__WORK_KIND_APPLY;
 	r.outcome = FLOTILLA__V1__OUTCOME__OUTCOME_VERIFY_FAILED;
-	r.direction = FLOTILLA__V1__DIRECTION__DIRECTION_UP;
+	r.message = "verify.sql of '20240301_x' returned false";
 	r.started_at_ms = 10;
 	r.finished_at_ms = 20;
-	r.attempts = 3;
-	r.sqlstate = "55P03";
-	r.message = "lock timeout";
-	r.statement_index = 4;
-	r.applied_steps_count = 3;
+	mr.migration_id = "20240301_x";
+	mr.outcome = FLOTILLA__V1__OUTCOME__OUTCOME_VERIFY_FAILED;
+	mr.started_at_ms = 11;
+	mr.finished_at_ms = 19;
+	mr.attempts = 3;
+	mr.sqlstate = "55P03";
+	mr.message = "lock timeout";
+	mr.statement_index = 4;
+	mr.applied_steps_count = 3;
+	r.n_migrations = 1;
+	r.migrations = mrs;
 	h.name = "users-readable";
 	h.ok = 1;
 	h.message = "";
@@ -673,7 +673,8 @@ START_TEST(report_by_name)
 	r.health = hs;
 	r.fingerprint = "beef";
 	r.journal_id = 9;
-	r.assignment_id = 77;
+	r.head_migration_id = "20240201_y";
+	r.applied_count = 12;
 	m.body_case = FLOTILLA__V1__MESSAGE__BODY_REPORT;
 	m.report = &r;
 
@@ -681,20 +682,24 @@ START_TEST(report_by_name)
 	back = unpack_ok(&b);
 	x = back->report;
 	ck_assert_int_eq(x->outcome, FLOTILLA__V1__OUTCOME__OUTCOME_VERIFY_FAILED);
-	ck_assert_int_eq(x->direction, FLOTILLA__V1__DIRECTION__DIRECTION_UP);
-	ck_assert_str_eq(x->sqlstate, "55P03");
-	ck_assert_str_eq(x->message, "lock timeout");
-	ck_assert_uint_eq(x->statement_index, 4);
-	ck_assert_uint_eq(x->attempts, 3);
+	ck_assert_int_eq(x->kind, FLOTILLA__V1__WORK_KIND__WORK_KIND_APPLY);
+	ck_assert_uint_eq(x->assignment_id, 77);
 	ck_assert_int_eq(x->started_at_ms, 10);
 	ck_assert_int_eq(x->finished_at_ms, 20);
+	ck_assert_uint_eq(x->n_migrations, 1);
+	ck_assert_str_eq(x->migrations[0]->migration_id, "20240301_x");
+	ck_assert_str_eq(x->migrations[0]->sqlstate, "55P03");
+	ck_assert_str_eq(x->migrations[0]->message, "lock timeout");
+	ck_assert_uint_eq(x->migrations[0]->statement_index, 4);
+	ck_assert_uint_eq(x->migrations[0]->attempts, 3);
+	ck_assert_uint_eq(x->migrations[0]->applied_steps_count, 3);
 	ck_assert_uint_eq(x->n_health, 2);
 	ck_assert(x->health[1]->ok);
 	ck_assert_uint_eq(x->health[1]->duration_ms, 12);
 	ck_assert_uint_eq(x->journal_id, 9);
-	ck_assert_uint_eq(x->assignment_id, 77);
-	ck_assert_uint_eq(x->applied_steps_count, 3);
 	ck_assert_str_eq(x->fingerprint, "beef");
+	ck_assert_str_eq(x->head_migration_id, "20240201_y");
+	ck_assert_uint_eq(x->applied_count, 12);
 	fl_wire_free(back);
 	fl_buf_fini(&b);
 }
@@ -740,6 +745,10 @@ START_TEST(release_format_is_fixed)
 	     PROTOBUF_C_LABEL_REPEATED},
 	    {&flotilla__v1__release_bundle__descriptor, "provider", 3, PROTOBUF_C_TYPE_STRING,
 	     PROTOBUF_C_LABEL_NONE},
+	    {&flotilla__v1__release_bundle__descriptor, "project_id", 4, PROTOBUF_C_TYPE_STRING,
+	     PROTOBUF_C_LABEL_NONE},
+	    {&flotilla__v1__release_bundle__descriptor, "sequence", 5, PROTOBUF_C_TYPE_UINT64,
+	     PROTOBUF_C_LABEL_NONE},
 	    {&flotilla__v1__release_signature__descriptor, "public_key", 1, PROTOBUF_C_TYPE_BYTES,
 	     PROTOBUF_C_LABEL_NONE},
 	    {&flotilla__v1__release_signature__descriptor, "signature", 2, PROTOBUF_C_TYPE_BYTES,
@@ -760,7 +769,7 @@ START_TEST(release_format_is_fixed)
 		ck_assert_int_eq(f->label, fields[i].label);
 	}
 	ck_assert_uint_eq(flotilla__v1__release_migration__descriptor.n_fields, 12);
-	ck_assert_uint_eq(flotilla__v1__release_bundle__descriptor.n_fields, 3);
+	ck_assert_uint_eq(flotilla__v1__release_bundle__descriptor.n_fields, 5);
 	ck_assert_uint_eq(flotilla__v1__release_signature__descriptor.n_fields, 2);
 	ck_assert_uint_eq(flotilla__v1__signed_release__descriptor.n_fields, 2);
 	ck_assert_int_eq(FLOTILLA__V1__PHASE__PHASE_UNSPECIFIED, 0);
@@ -843,20 +852,13 @@ START_TEST(admin_by_name)
 	Flotilla__V1__Message m = FLOTILLA__V1__MESSAGE__INIT, *back;
 	Flotilla__V1__AdminRequest req = FLOTILLA__V1__ADMIN_REQUEST__INIT;
 	Flotilla__V1__RolloutStartRequest start = FLOTILLA__V1__ROLLOUT_START_REQUEST__INIT;
-	Flotilla__V1__RolloutSpec spec = FLOTILLA__V1__ROLLOUT_SPEC__INIT;
-	Flotilla__V1__TenantSelector sel = FLOTILLA__V1__TENANT_SELECTOR__INIT;
+	static const uint8_t order[] = {0x0a, 0x03, 'a', 'b', 'c'};
 	Flotilla__V1__AdminResponse resp = FLOTILLA__V1__ADMIN_RESPONSE__INIT;
 	Flotilla__V1__Status status = FLOTILLA__V1__STATUS__INIT;
 	struct fl_buf b = FL_BUF_INIT;
 
-	spec.release_hash = bin(hash_bytes, 32);
-	spec.target_migration_id = "20240301_x";
-	spec.policy_case = FLOTILLA__V1__ROLLOUT_SPEC__POLICY_POLICY_NAME;
-	spec.policy_name = "standard-canary";
-	sel.all = 1;
-	spec.selector = &sel;
-	spec.reason = "OPS-123";
-	start.spec = &spec;
+	start.signed_order.data = (uint8_t *)order;
+	start.signed_order.len = sizeof(order);
 	req.request_id = 5;
 	req.command_case = FLOTILLA__V1__ADMIN_REQUEST__COMMAND_ROLLOUT_START;
 	req.rollout_start = &start;
@@ -869,8 +871,7 @@ START_TEST(admin_by_name)
 	                 "rollout_start");
 	ck_assert_int_eq(fl_wire_admin_command_role((int)back->admin_request->command_case),
 	                 FLOTILLA__V1__ROLE__ROLE_RELEASE_MANAGER);
-	ck_assert_str_eq(back->admin_request->rollout_start->spec->policy_name, "standard-canary");
-	ck_assert(back->admin_request->rollout_start->spec->selector->all);
+	ck_assert_uint_eq(back->admin_request->rollout_start->signed_order.len, sizeof(order));
 	fl_wire_free(back);
 
 	/* A failed command may come without a result. */
@@ -932,7 +933,7 @@ START_TEST(admin_commands_pair_and_roles)
 		ck_assert_int_ne(fl_wire_admin_command_role((int)q->id),
 		                 FLOTILLA__V1__ROLE__ROLE_UNSPECIFIED);
 	}
-	ck_assert_uint_eq(commands, 17);
+	ck_assert_uint_eq(commands, 19);
 	ck_assert_uint_eq(commands + 2, rs->n_fields); /* request_id, status */
 	ck_assert_int_eq(fl_wire_admin_command_role(0), FLOTILLA__V1__ROLE__ROLE_ADMIN);
 	ck_assert_int_eq(fl_wire_admin_command_role(999), FLOTILLA__V1__ROLE__ROLE_ADMIN);
@@ -1042,7 +1043,7 @@ END_TEST
 START_TEST(empty_body_refused)
 {
 	Flotilla__V1__Message m = FLOTILLA__V1__MESSAGE__INIT;
-	Flotilla__V1__PollReply reply = FLOTILLA__V1__POLL_REPLY__INIT;
+	Flotilla__V1__AdminRequest req = FLOTILLA__V1__ADMIN_REQUEST__INIT;
 	char errbuf[FL_ERRBUF_SIZE] = "";
 	struct fl_buf b = FL_BUF_INIT;
 
@@ -1050,19 +1051,20 @@ START_TEST(empty_body_refused)
 	ck_assert_int_eq(fl_wire_pack(&m, &b, FL_WIRE_MAX_MESSAGE, errbuf), FL_EINVAL);
 	ck_assert_uint_eq(b.len, 0);
 
-	/* Nested oneofs too: a PollReply with no reply. */
-	m.body_case = FLOTILLA__V1__MESSAGE__BODY_POLL_REPLY;
-	m.poll_reply = &reply;
+	/* Nested oneofs too: an AdminRequest with no command. */
+	m.body_case = FLOTILLA__V1__MESSAGE__BODY_ADMIN_REQUEST;
+	m.admin_request = &req;
 	ck_assert_int_eq(fl_wire_pack(&m, &b, FL_WIRE_MAX_MESSAGE, errbuf), FL_EINVAL);
-	ck_assert_str_eq(errbuf, "invalid flotilla.v1.Message: poll_reply: none of work, idle, "
-	                         "halt, redirect is set");
+	ck_assert_ptr_nonnull(
+	    strstr(errbuf, "invalid flotilla.v1.Message: admin_request: none of release_push, "
+	                   "release_list, "));
 	raw_pack(&m.base, &b);
-	unpack_refused((uint8_t *)b.data, b.len, FL_EPARSE, "poll_reply: none of work");
+	unpack_refused((uint8_t *)b.data, b.len, FL_EPARSE, "admin_request: none of release_push");
 
 	/* A oneof member set to nothing, or a case that is no member. */
-	m.poll_reply = NULL;
+	m.admin_request = NULL;
 	ck_assert_int_eq(fl_wire_pack(&m, &b, FL_WIRE_MAX_MESSAGE, errbuf), FL_EINVAL);
-	ck_assert_ptr_nonnull(strstr(errbuf, "poll_reply: set but empty"));
+	ck_assert_ptr_nonnull(strstr(errbuf, "admin_request: set but empty"));
 	m.body_case = (Flotilla__V1__Message__BodyCase)12;
 	ck_assert_int_eq(fl_wire_pack(&m, &b, FL_WIRE_MAX_MESSAGE, errbuf), FL_EINVAL);
 	ck_assert_ptr_nonnull(strstr(errbuf, "oneof case 12 is none of"));
@@ -1079,7 +1081,6 @@ static Flotilla__V1__Message redirect_message(size_t key_len)
 
 	redirect.coordinator_url = "tcp://coord-2:7400";
 	redirect.leader_public_key = bin(key_bytes, key_len);
-	redirect_reply.reply_case = FLOTILLA__V1__POLL_REPLY__REPLY_REDIRECT;
 	redirect_reply.redirect = &redirect;
 	m.body_case = FLOTILLA__V1__MESSAGE__BODY_POLL_REPLY;
 	m.poll_reply = &redirect_reply;
@@ -1248,42 +1249,42 @@ END_TEST
 START_TEST(missing_required_parts_refused)
 {
 	Flotilla__V1__Message m = FLOTILLA__V1__MESSAGE__INIT;
-	Flotilla__V1__PollReply reply = FLOTILLA__V1__POLL_REPLY__INIT;
-	Flotilla__V1__WorkAssignment work = FLOTILLA__V1__WORK_ASSIGNMENT__INIT;
-	Flotilla__V1__AdminRequest req = FLOTILLA__V1__ADMIN_REQUEST__INIT;
-	Flotilla__V1__RolloutPlanRequest plan = FLOTILLA__V1__ROLLOUT_PLAN_REQUEST__INIT;
-	Flotilla__V1__RolloutSpec spec = FLOTILLA__V1__ROLLOUT_SPEC__INIT;
+	Flotilla__V1__AdminResponse resp = FLOTILLA__V1__ADMIN_RESPONSE__INIT;
+	Flotilla__V1__Status status = FLOTILLA__V1__STATUS__INIT;
+	Flotilla__V1__RolloutStatusResponse rs = FLOTILLA__V1__ROLLOUT_STATUS_RESPONSE__INIT;
+	Flotilla__V1__RolloutInfo info = FLOTILLA__V1__ROLLOUT_INFO__INIT, *infos[] = {&info};
 	Flotilla__V1__TenantSelector sel = FLOTILLA__V1__TENANT_SELECTOR__INIT;
 	struct fl_buf b = FL_BUF_INIT;
 
-	/* WorkAssignment.limits is always present. */
-	work.release_hash = bin(hash_bytes, 32);
-	reply.reply_case = FLOTILLA__V1__POLL_REPLY__REPLY_WORK;
-	reply.work = &work;
-	m.body_case = FLOTILLA__V1__MESSAGE__BODY_POLL_REPLY;
-	m.poll_reply = &reply;
+	/* AdminResponse.status is always present. */
+	info.release_hash = bin(hash_bytes, 32);
+	info.order_hash = bin(hash_bytes, 32);
+	info.selector = &sel;
+	sel.all = 1;
+	rs.n_rollouts = 1;
+	rs.rollouts = infos;
+	resp.result_case = FLOTILLA__V1__ADMIN_RESPONSE__RESULT_ROLLOUT_STATUS;
+	resp.rollout_status = &rs;
+	m.body_case = FLOTILLA__V1__MESSAGE__BODY_ADMIN_RESPONSE;
+	m.admin_response = &resp;
 	raw_pack(&m.base, &b);
-	unpack_refused((uint8_t *)b.data, b.len, FL_EPARSE, "poll_reply.work.limits: missing");
+	unpack_refused((uint8_t *)b.data, b.len, FL_EPARSE, "admin_response.status: missing");
+
+	/* So is RolloutInfo.selector. */
+	status.code = FLOTILLA__V1__STATUS_CODE__STATUS_CODE_OK;
+	resp.status = &status;
+	info.selector = NULL;
+	sel.all = 0;
+	raw_pack(&m.base, &b);
+	unpack_refused((uint8_t *)b.data, b.len, FL_EPARSE,
+	               "admin_response.rollout_status.rollouts[0].selector: missing");
 
 	/* A selector that selects nothing never means everything. */
-	spec.release_hash = bin(hash_bytes, 32);
-	spec.policy_case = FLOTILLA__V1__ROLLOUT_SPEC__POLICY_POLICY_YAML;
-	spec.policy_yaml = "name: x\n";
-	spec.selector = &sel;
-	plan.spec = &spec;
-	req.command_case = FLOTILLA__V1__ADMIN_REQUEST__COMMAND_ROLLOUT_PLAN;
-	req.rollout_plan = &plan;
-	m.body_case = FLOTILLA__V1__MESSAGE__BODY_ADMIN_REQUEST;
-	m.admin_request = &req;
+	info.selector = &sel;
 	raw_pack(&m.base, &b);
 	unpack_refused((uint8_t *)b.data, b.len, FL_EPARSE,
-	               "admin_request.rollout_plan.spec.selector: selects no tenant");
+	               "admin_response.rollout_status.rollouts[0].selector: selects no tenant");
 	sel.all = 1;
-	spec.policy_case = FLOTILLA__V1__ROLLOUT_SPEC__POLICY__NOT_SET;
-	raw_pack(&m.base, &b);
-	unpack_refused((uint8_t *)b.data, b.len, FL_EPARSE,
-	               "spec: none of policy_yaml, policy_name is set");
-	spec.policy_case = FLOTILLA__V1__ROLLOUT_SPEC__POLICY_POLICY_YAML;
 	fl_buf_reset(&b);
 	pack(&m, &b);
 	fl_wire_free(unpack_ok(&b));
@@ -1444,10 +1445,12 @@ START_TEST(truncated_and_corrupted_input)
 	size_t refused = 0, decoded = 0, inner_decoded = 0;
 
 	for (unsigned i = 0; i < d->n_fields; i++) {
+		if (!(d->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+			continue; /* reply_to_seq */
 		unsigned variants =
 		    d->fields[i].descriptor == &flotilla__v1__admin_request__descriptor ||
 		            d->fields[i].descriptor == &flotilla__v1__admin_response__descriptor
-		        ? 17
+		        ? VARIANTS
 		        : 4;
 
 		for (unsigned v = 0; v < variants; v++) {
