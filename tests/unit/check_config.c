@@ -27,8 +27,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -770,6 +772,320 @@ START_TEST(reload)
 }
 END_TEST
 
+/* ---- lists of mappings, labels, numbers ---- */
+
+START_TEST(table_list_owns_its_elements)
+{
+	struct test_cfg c;
+	const struct server *s;
+	char err[FL_ERRBUF_SIZE] = "";
+
+	memset(&c, 0x5a, sizeof(c));
+	fl_config_defaults(test_table, &c);
+	ck_assert_uint_eq(c.servers.n, 0);
+	ck_assert_ptr_null(c.servers.items);
+	ck_assert_uint_eq(c.labels.n, 0);
+	ck_assert(c.ratio == 0.5);
+	ck_assert_int_eq(c.db_pool_size, 10);
+	fl_config_fini(test_table, &c);
+	ck_assert_int_eq(load_text("name: x\nkeys: [7UkoxijRwsbq6QM4kFmVYSlZJzpcY/k2NsFGFKyHN9E=]\n"
+	                           "servers:\n"
+	                           "  - {name: a, url: u, labels: {ring: canary}}\n"
+	                           "  - {name: b, host: h, pool: {size: 9}}\n",
+	                           test_table, &c, err),
+	                 FL_OK);
+	ck_assert_uint_eq(c.servers.n, 2);
+	s = c.servers.items;
+	ck_assert_str_eq(s[0].name, "a");
+	ck_assert(!s[0].has_host); /* the validate function filled it */
+	ck_assert(s[1].has_host);
+	ck_assert_str_eq(fl_labels_get(&s[0].labels, "ring"), "canary");
+	ck_assert_int_eq(s[0].pool_size, 4);
+	ck_assert_int_eq(s[1].pool_size, 9);
+	fl_config_fini(test_table, &c); /* ASan: every element's strings freed */
+	ck_assert_ptr_null(c.servers.items);
+	ck_assert_uint_eq(c.servers.n, 0);
+	fl_config_fini(test_table, &c);
+}
+END_TEST
+
+/* A list of mappings with the default cap, for growth and the cap. */
+struct item {
+	int64_t n;
+	char *s;
+};
+struct items_cfg {
+	struct fl_config_list items;
+};
+static const struct fl_config_key item_table[] = {
+    {.name = "n",
+     .type = FL_CONFIG_INT,
+     .flags = FL_CONFIG_REQUIRED,
+     .offset = offsetof(struct item, n)},
+    {.name = "s", .type = FL_CONFIG_STRING, .offset = offsetof(struct item, s), .def = "d"},
+    {.type = FL_CONFIG_END},
+};
+static const struct fl_config_key items_table[] = {
+    {.name = "items",
+     .type = FL_CONFIG_TABLE_LIST,
+     .offset = offsetof(struct items_cfg, items),
+     .include = item_table,
+     .elem_size = sizeof(struct item)},
+    {.type = FL_CONFIG_END},
+};
+
+START_TEST(table_list_cap)
+{
+	struct fl_buf b = FL_BUF_INIT;
+	struct items_cfg c;
+	const struct item *it;
+	char err[FL_ERRBUF_SIZE] = "";
+
+	ck_assert_int_eq(fl_buf_puts(&b, "items:\n"), FL_OK);
+	for (int i = 0; i < FL_CONFIG_MAX_LIST; i++)
+		ck_assert_int_eq(
+		    fl_buf_printf(&b, i % 2 ? "  - {n: %d}\n" : "  - n: %d\n    s: x\n", i), FL_OK);
+	ck_assert_int_eq(load_text(fl_buf_str(&b), items_table, &c, err), FL_OK);
+	ck_assert_uint_eq(c.items.n, FL_CONFIG_MAX_LIST);
+	it = c.items.items;
+	for (int i = 0; i < FL_CONFIG_MAX_LIST; i++) {
+		ck_assert_int_eq(it[i].n, i);
+		ck_assert_str_eq(it[i].s, i % 2 ? "d" : "x");
+	}
+	fl_config_fini(items_table, &c);
+	/* one more, half read when the cap stops it: nothing leaks */
+	ck_assert_int_eq(fl_buf_puts(&b, "  - {n: 1, s: x}\n"), FL_OK);
+	ck_assert_int_eq(load_text(fl_buf_str(&b), items_table, &c, err), FL_EPARSE);
+	ck_assert_str_eq(err, "'t.yaml':1538:5: 'items': too many items (at most 1024)");
+	ck_assert_ptr_null(c.items.items);
+	/* an error inside an element, after others were read */
+	ck_assert_int_eq(
+	    load_text("items: [{n: 1, s: a}, {n: 2, s: b}, {n: x, s: c}]\n", items_table, &c, err),
+	    FL_EPARSE);
+	ck_assert_str_eq(err, "'t.yaml':1:41: 'items[2].n': expected an integer, got 'x'");
+	ck_assert_int_eq(load_text("items: [{n: 1, s: a}, {s: b}]\n", items_table, &c, err),
+	                 FL_EPARSE);
+	ck_assert_str_eq(err, "'t.yaml':1:23: missing required key 'items[1].n'");
+	ck_assert_int_eq(load_text("items:\n", items_table, &c, err), FL_EPARSE);
+	ck_assert_str_eq(err, "'t.yaml':1:7: 'items': no value (leave the key out to use the "
+	                      "default)");
+	ck_assert_int_eq(load_text("items: [{n: 1}, [2]]\n", items_table, &c, err), FL_EPARSE);
+	ck_assert_str_eq(err, "'t.yaml':1:17: 'items[1]': expected a mapping (key: value), got a "
+	                      "list");
+	fl_buf_fini(&b);
+}
+END_TEST
+
+/* A table whose rule names a key the table lacks: a bug, which aborts. */
+static bool names_unknown(const struct fl_config_scope *scope, const char **key, char *why)
+{
+	(void)why;
+	*key = "nope";
+	return fl_config_isset(scope, "n");
+}
+static const struct fl_config_key buggy_item_table[] = {
+    {.name = "n", .type = FL_CONFIG_INT, .offset = offsetof(struct item, n)},
+    {.type = FL_CONFIG_END, .validate = names_unknown},
+};
+static const struct fl_config_key buggy_table[] = {
+    {.name = "items",
+     .type = FL_CONFIG_TABLE_LIST,
+     .offset = offsetof(struct items_cfg, items),
+     .include = buggy_item_table,
+     .elem_size = sizeof(struct item)},
+    {.type = FL_CONFIG_END},
+};
+
+START_TEST(validate_naming_no_key_aborts)
+{
+	struct items_cfg c;
+	char err[FL_ERRBUF_SIZE] = "";
+
+	/* n set: the rule passes; n missing: it names a key that does not exist */
+	ck_assert_int_eq(load_text("items: [{n: 1}]\n", buggy_table, &c, err), FL_OK);
+	fl_config_fini(buggy_table, &c);
+	(void)load_text("items: [{}]\n", buggy_table, &c, err);
+	ck_abort_msg("not reached: %s", err);
+}
+END_TEST
+
+/* ---- trust roots ---- */
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fputs(text, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+START_TEST(trust_root_file_protected)
+{
+	char root[512], path[600], err[FL_ERRBUF_SIZE] = "", want[1024];
+	struct fl_wire_config w;
+	struct test_cfg t;
+
+	fl_test_tmp_root(root, sizeof(root), "fl_config_trust");
+	fl_test_fmt(path, sizeof(path), "%s/agent.yaml", root);
+	write_file(path, "key_file: k\n", 0644);
+	ck_assert_msg(fl_config_load_file(path, fl_wire_config_table, &w, err) == FL_OK, "%s", err);
+	fl_config_fini(fl_wire_config_table, &w);
+	ck_assert_int_eq(chmod(path, 0600), 0);
+	ck_assert_int_eq(fl_config_load_file(path, fl_wire_config_table, &w, err), FL_OK);
+	fl_config_fini(fl_wire_config_table, &w);
+
+	ck_assert_int_eq(chmod(path, 0664), 0);
+	memset(&w, 0xa5, sizeof(w));
+	ck_assert_int_eq(fl_config_load_file(path, fl_wire_config_table, &w, err), FL_EIO);
+	fl_test_fmt(want, sizeof(want),
+	            "refusing '%s': writable by its group (mode 0664); it holds trust roots: "
+	            "chmod go-w it",
+	            path);
+	ck_assert_str_eq(err, want);
+	ck_assert_ptr_null(w.key_file); /* set, to nothing */
+	ck_assert_int_eq(chmod(path, 0646), 0);
+	ck_assert_int_eq(fl_config_load_file(path, fl_wire_config_table, &w, err), FL_EIO);
+	fl_test_fmt(want, sizeof(want),
+	            "refusing '%s': writable by others (mode 0646); it holds trust roots: "
+	            "chmod go-w it",
+	            path);
+	ck_assert_str_eq(err, want);
+	/* a table without trust roots reads any file it can */
+	write_file(path, "name: x\nkeys: [7UkoxijRwsbq6QM4kFmVYSlZJzpcY/k2NsFGFKyHN9E=]\n", 0666);
+	ck_assert_int_eq(fl_config_load_file(path, test_table, &t, err), FL_OK);
+	fl_config_fini(test_table, &t);
+	/* the buffer entry point has no file to check */
+	ck_assert_int_eq(load_text("key_file: k\n", fl_wire_config_table, &w, err), FL_OK);
+	fl_config_fini(fl_wire_config_table, &w);
+
+	/* owned by someone else: only root can make such a file here */
+	write_file(path, "key_file: k\n", 0644);
+	if (geteuid() == 0) {
+		ck_assert_int_eq(chown(path, 65534, 65534), 0);
+		ck_assert_int_eq(fl_config_load_file(path, fl_wire_config_table, &w, err), FL_EIO);
+		fl_test_fmt(
+		    want, sizeof(want),
+		    "refusing '%s': owned by uid 65534, not by this user (uid 0) or root; it "
+		    "holds trust roots",
+		    path);
+		ck_assert_str_eq(err, want);
+	} else {
+		/* root's files are fine for anyone */
+		ck_assert_int_eq(fl_config_load_file("/etc/passwd", fl_wire_config_table, &w, err),
+		                 FL_EPARSE);
+		ck_assert_ptr_null(strstr(err, "refusing"));
+	}
+	fl_test_rm_rf(root);
+}
+END_TEST
+
+START_TEST(not_a_regular_file)
+{
+	char root[512], path[600], err[FL_ERRBUF_SIZE] = "", want[1024];
+	struct fl_wire_config w;
+
+	fl_test_tmp_root(root, sizeof(root), "fl_config_fifo");
+	fl_test_fmt(path, sizeof(path), "%s/fifo.yaml", root);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	/* opened without blocking, then refused */
+	ck_assert_int_eq(fl_config_load_file(path, fl_wire_config_table, &w, err), FL_EIO);
+	fl_test_fmt(want, sizeof(want), "cannot read '%s': not a regular file", path);
+	ck_assert_str_eq(err, want);
+	fl_test_rm_rf(root);
+}
+END_TEST
+
+START_TEST(reload_new_types)
+{
+	struct test_cfg a, b;
+	char err[FL_ERRBUF_SIZE] = "";
+	const char *base = "name: x\nkeys: [7UkoxijRwsbq6QM4kFmVYSlZJzpcY/k2NsFGFKyHN9E=]\n";
+	char text[1024];
+
+#define LOAD(cfg, extra)                                                                           \
+	do {                                                                                       \
+		fl_test_fmt(text, sizeof(text), "%s%s", base, extra);                              \
+		ck_assert_msg(load_text(text, test_table, &(cfg), err) == FL_OK, "%s", err);       \
+	} while (0)
+
+	LOAD(a, "ratio: 0.1\nlabels: {ring: a}\nservers: [{name: s, host: h, port: 1}]\n");
+	LOAD(b, "ratio: 0.2\nlabels: {ring: a}\nservers: [{name: s, host: h, port: 2, "
+	        "labels: {x: y}}]\ndb: {pool: {idle: 5s}}\n");
+	/* ratio, an element's port and labels and db.pool.idle may change */
+	ck_assert_msg(fl_config_check_reload(test_table, &a, &b, err) == FL_OK, "%s", err);
+	fl_config_fini(test_table, &b);
+	LOAD(b, "ratio: 0.1\nlabels: {ring: b}\nservers: [{name: s, host: h, port: 1}]\n");
+	ck_assert_int_eq(fl_config_check_reload(test_table, &a, &b, err), FL_ESTATE);
+	ck_assert_str_eq(err, "'labels' cannot change on reload: restart instead");
+	fl_config_fini(test_table, &b);
+	LOAD(b, "ratio: 0.1\nlabels: {ring: a}\nservers: [{name: s, host: h2, port: 1}]\n");
+	ck_assert_int_eq(fl_config_check_reload(test_table, &a, &b, err), FL_ESTATE);
+	ck_assert_str_eq(err, "'servers[0].host' cannot change on reload: restart instead");
+	fl_config_fini(test_table, &b);
+	LOAD(b, "ratio: 0.1\nlabels: {ring: a}\nservers: [{name: s, host: h, port: 1, "
+	        "pool: {size: 5}}]\n");
+	ck_assert_int_eq(fl_config_check_reload(test_table, &a, &b, err), FL_ESTATE);
+	ck_assert_str_eq(err, "'servers[0].pool.size' cannot change on reload: restart instead");
+	fl_config_fini(test_table, &b);
+	LOAD(b, "ratio: 0.1\nlabels: {ring: a}\nservers: [{name: s, host: h, port: 1}, "
+	        "{name: t, url: u}]\n");
+	ck_assert_int_eq(fl_config_check_reload(test_table, &a, &b, err), FL_ESTATE);
+	ck_assert_str_eq(err, "'servers' cannot change on reload: restart instead");
+	fl_config_fini(test_table, &b);
+	LOAD(b, "ratio: 0.1\nlabels: {ring: a}\nservers: [{name: s, host: h, port: 1}]\n"
+	        "db: {pool: {size: 11}}\n");
+	ck_assert_int_eq(fl_config_check_reload(test_table, &a, &b, err), FL_ESTATE);
+	ck_assert_str_eq(err, "'db.pool.size' cannot change on reload: restart instead");
+	fl_config_fini(test_table, &b);
+	ck_assert_int_eq(fl_config_check_reload(test_table, &a, &a, err), FL_OK);
+	fl_config_fini(test_table, &a);
+#undef LOAD
+}
+END_TEST
+
+static bool collect(void *arg, const char *path, const struct fl_config_key *k)
+{
+	struct fl_buf *b = arg;
+
+	ck_assert_int_eq(fl_buf_printf(b, "%s%s;", path, k->type == FL_CONFIG_INCLUDE ? "/" : ""),
+	                 FL_OK);
+	return k->type != FL_CONFIG_INCLUDE || k->name != NULL; /* skip unnamed includes */
+}
+
+START_TEST(walk_and_doc_rows)
+{
+	struct fl_buf b = FL_BUF_INIT;
+	char row[512];
+
+	fl_config_walk(test_table, collect, &b);
+	ck_assert_str_eq(fl_buf_str(&b),
+	                 "name;workers;verbose;timeout;buffer;log_format;tags;key;keys;tls.cert;"
+	                 "tls.verify;ratio;labels;db.pool.size;db.pool.idle;motto;servers;"
+	                 "servers[].name;servers[].url;servers[].host;servers[].port;"
+	                 "servers[].weight;servers[].labels;servers[].tls.verify;servers[].pool/;"
+	                 "servers[].pool.size;");
+	fl_buf_reset(&b);
+	fl_config_walk(daemon_table, collect, &b);
+	ck_assert_str_eq(fl_buf_str(&b), "poll;/;journal.path;");
+	fl_config_doc_row("ratio", &test_table[11], true, row, sizeof(row));
+	ck_assert_str_eq(row, "| `ratio` | number | `0.5` | 0 to 1 | yes | a number from 0 to 1 |");
+	fl_config_doc_row("servers", &test_table[16], false, row, sizeof(row));
+	ck_assert_str_eq(row, "| `servers` | list of mappings | empty | 0 to 4 items | a list of "
+	                      "mappings |");
+	fl_config_doc_row("motto", &test_table[15], false, row, sizeof(row));
+	ck_assert_str_eq(row, "| `motto` | string | unset | at most 8 bytes | a string of at most "
+	                      "8 bytes |");
+	fl_config_doc_row("labels", &test_table[12], false, row, sizeof(row));
+	ck_assert_str_eq(row, "| `labels` | labels | empty | 0 to 64 labels | labels |");
+	ck_assert_str_eq(fl_config_type_name(FL_CONFIG_FLOAT), "number");
+	ck_assert_str_eq(fl_config_type_name(FL_CONFIG_LABELS), "labels");
+	ck_assert_str_eq(fl_config_type_name(FL_CONFIG_TABLE_LIST), "list of mappings");
+	fl_buf_fini(&b);
+}
+END_TEST
+
 START_TEST(format_size)
 {
 	char out[32];
@@ -981,6 +1297,13 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, missing_file);
 	tcase_add_test(tc, reload);
 	tcase_add_test(tc, format_size);
+	tcase_add_test(tc, table_list_owns_its_elements);
+	tcase_add_test(tc, table_list_cap);
+	tcase_add_test_raise_signal(tc, validate_naming_no_key_aborts, SIGABRT);
+	tcase_add_test(tc, trust_root_file_protected);
+	tcase_add_test(tc, not_a_regular_file);
+	tcase_add_test(tc, reload_new_types);
+	tcase_add_test(tc, walk_and_doc_rows);
 	tcase_add_loop_test(tc, docs_list_every_key, 0, N_DOCUMENTED);
 	tcase_add_loop_test(tc, examples_list_every_key, 0, N_DOCUMENTED);
 	suite_add_tcase(s, tc);
