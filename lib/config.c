@@ -1256,7 +1256,8 @@ static enum fl_err unknown_key(struct loader *l, const struct frame *f, const ch
 		    i < lay->nslots ? lay->slots[i].name : lay->sections[i - lay->nslots];
 		size_t d = edit_distance(name, cand);
 
-		if (d <= limit && d < best) {
+		/* close, and not a guess from nothing ("a" is not "db") */
+		if (d <= limit && d < best && d < strlen(name)) {
 			best = d;
 			guess = cand;
 		}

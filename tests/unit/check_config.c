@@ -1086,6 +1086,19 @@ START_TEST(walk_and_doc_rows)
 }
 END_TEST
 
+START_TEST(no_guess_from_nothing)
+{
+	struct test_cfg c;
+	char err[FL_ERRBUF_SIZE] = "";
+
+	/* "a" is two edits from "db" (a section), but that is no suggestion */
+	ck_assert_int_eq(load_text("a: 1\n", test_table, &c, err), FL_EPARSE);
+	ck_assert_str_eq(err, "'t.yaml':1:1: unknown key 'a'");
+	ck_assert_int_eq(load_text("dbs: {}\n", test_table, &c, err), FL_EPARSE);
+	ck_assert_str_eq(err, "'t.yaml':1:1: unknown key 'dbs' (did you mean 'db'?)");
+}
+END_TEST
+
 START_TEST(format_size)
 {
 	char out[32];
@@ -1297,6 +1310,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, missing_file);
 	tcase_add_test(tc, reload);
 	tcase_add_test(tc, format_size);
+	tcase_add_test(tc, no_guess_from_nothing);
 	tcase_add_test(tc, table_list_owns_its_elements);
 	tcase_add_test(tc, table_list_cap);
 	tcase_add_test_raise_signal(tc, validate_naming_no_key_aborts, SIGABRT);
