@@ -98,11 +98,11 @@ static void poll_body(struct fl_buf *out)
 {
 	Flotilla__V1__Message m = FLOTILLA__V1__MESSAGE__INIT;
 	Flotilla__V1__Poll poll = FLOTILLA__V1__POLL__INIT;
-	char *busy[] = {"acme", "globex"};
+	uint64_t running[] = {41, 42};
 
 	poll.agent_id = "db-eu-1";
-	poll.n_busy_tenant_ids = 2;
-	poll.busy_tenant_ids = busy;
+	poll.n_running_assignment_ids = 2;
+	poll.running_assignment_ids = running;
 	poll.free_slots = 4;
 	poll.max_wait_ms = 25000;
 	m.body_case = FLOTILLA__V1__MESSAGE__BODY_POLL;
@@ -288,7 +288,7 @@ static void build(const char *migrations, struct fl_buf *out)
 
 	if (fl_migration_set_load(migrations, &set, err) != FL_OK)
 		die("fl_migration_set_load", err);
-	if (fl_release_build(&set, out, hash, err) != FL_OK)
+	if (fl_release_build(&set, "fuzz-app", 1, out, hash, err) != FL_OK)
 		die("fl_release_build", err);
 	fl_migration_set_fini(&set);
 }
@@ -366,8 +366,8 @@ static int check(const char *corpus)
 
 		snprintf(path, sizeof(path), "%s/release_decode/%s", corpus, releases[i]);
 		read_file(path, &data);
-		if (fl_release_verify(data.data, data.len, (const uint8_t(*)[32])trusted, 1, &r,
-		                      err) != FL_OK) {
+		if (fl_release_verify(data.data, data.len, (const uint8_t(*)[32])trusted, 1, NULL,
+		                      NULL, &r, err) != FL_OK) {
 			fprintf(stderr, "gen_corpus: '%s' no longer verifies: %s\n", path, err);
 			failed = 1;
 		}
