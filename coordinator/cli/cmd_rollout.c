@@ -1312,14 +1312,14 @@ static int do_start(struct cli *c, struct args *a)
 	char *id = NULL;
 	int code;
 
-	if ((code = order_args(c, a, &o)) != CLI_OK)
-		goto out;
 	if (a->release_key == NULL) {
 		code =
 		    cli_usage_error(c, "--release-key FILE is required: the order is signed with "
 		                       "a release key");
 		goto out;
 	}
+	if ((code = order_args(c, a, &o)) != CLI_OK)
+		goto out;
 	if ((code = load_release_key(a->release_key, &key)) != CLI_OK ||
 	    (code = cli_admin_connect(&a->adm, c)) != CLI_OK ||
 	    (code = order_build(c, a, &o)) != CLI_OK)
