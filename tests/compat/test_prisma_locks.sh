@@ -13,16 +13,6 @@
 # as soon as it has seen Prisma wait.
 . "$(dirname "$0")/lib.sh"
 
-# TODO(A1): remove this block once flotilla's shared lock is on main (see the top comment).
-# Before that change flotilla takes 72707369 exclusively, tenants cannot run in parallel
-# and the assertions below on modes and parallelism fail, as they should.
-if [ "${FL_COMPAT_SHARED_LOCK:-0}" != 1 ]; then
-	echo "SKIP: test_prisma_locks.sh needs flotilla to take Prisma's advisory lock 72707369" \
-		"in SHARED mode plus an exclusive per-schema key (engineer A1's change), which is" \
-		"not on this branch yet; set FL_COMPAT_SHARED_LOCK=1 to run it anyway" >&2
-	exit 77
-fi
-
 GATE=4242
 KEY=72707369
 
