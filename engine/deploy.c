@@ -7,6 +7,7 @@
 #include "mem.h"
 #include "mode.h"
 #include "retry.h"
+#include "session_internal.h"
 
 struct step {
 	const struct fl_migration *m;
@@ -52,8 +53,8 @@ enum fl_err fl_deploy(struct fl_session *s, const char *to, struct fl_deploy_sum
 	    (rv = targets(s, to, &last, errbuf)) != FL_OK)
 		return rv;
 	for (size_t i = 0; i < s->plan.n_missing; i++)
-		fl_log_warn(s->plan.missing[i]->migration_name,
-		            "applied to the database but not in '%s'", s->set->dir);
+		fl_logger_warn(s->log, s->plan.missing[i]->migration_name,
+		               "applied to the database but not in '%s'", s->set->dir);
 	for (size_t i = 0; i < s->plan.count; i++)
 		if (s->plan.entries[i].state != FL_MSTATE_PENDING)
 			latest_applied = i + 1;
@@ -70,7 +71,7 @@ enum fl_err fl_deploy(struct fl_session *s, const char *to, struct fl_deploy_sum
 		st->index = i;
 		n++;
 		if ((rv = fl_mode_choose(st->m, st->m->sql, "migration.sql", &st->script, &st->mode,
-		                         errbuf)) != FL_OK)
+		                         s->log, errbuf)) != FL_OK)
 			goto out;
 	}
 
@@ -82,9 +83,9 @@ enum fl_err fl_deploy(struct fl_session *s, const char *to, struct fl_deploy_sum
 		struct fl_apply_result res;
 
 		if (st->index < latest_applied)
-			fl_log_info(st->m->id,
-			            "applying out of order: later migrations are already "
-			            "applied");
+			fl_logger_info(s->log, st->m->id,
+			               "applying out of order: later migrations are already "
+			               "applied");
 		memset(&res, 0, sizeof(res));
 		fl_session_emit(s, FL_EVENT_START, false, st->m, st->mode, NULL, FL_OK);
 		rv = s->driver->apply(s->conn, st->m, st->mode, &st->script, &s->opts.apply, &res);

@@ -1,5 +1,7 @@
 #include "resolve.h"
 
+#include "session_internal.h"
+
 enum fl_err fl_resolve_applied(struct fl_session *s, const char *id, char *errbuf)
 {
 	const struct fl_migration *m = fl_migration_set_find(s->set, id);
