@@ -98,11 +98,11 @@ static void poll_body(struct fl_buf *out)
 {
 	Flotilla__V1__Message m = FLOTILLA__V1__MESSAGE__INIT;
 	Flotilla__V1__Poll poll = FLOTILLA__V1__POLL__INIT;
-	char *busy[] = {"acme", "globex"};
+	uint64_t running[] = {41, 42};
 
 	poll.agent_id = "db-eu-1";
-	poll.n_busy_tenant_ids = 2;
-	poll.busy_tenant_ids = busy;
+	poll.n_running_assignment_ids = 2;
+	poll.running_assignment_ids = running;
 	poll.free_slots = 4;
 	poll.max_wait_ms = 25000;
 	m.body_case = FLOTILLA__V1__MESSAGE__BODY_POLL;
