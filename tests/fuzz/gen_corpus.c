@@ -288,7 +288,7 @@ static void build(const char *migrations, struct fl_buf *out)
 
 	if (fl_migration_set_load(migrations, &set, err) != FL_OK)
 		die("fl_migration_set_load", err);
-	if (fl_release_build(&set, out, hash, err) != FL_OK)
+	if (fl_release_build(&set, "fuzz-app", 1, out, hash, err) != FL_OK)
 		die("fl_release_build", err);
 	fl_migration_set_fini(&set);
 }
@@ -366,8 +366,8 @@ static int check(const char *corpus)
 
 		snprintf(path, sizeof(path), "%s/release_decode/%s", corpus, releases[i]);
 		read_file(path, &data);
-		if (fl_release_verify(data.data, data.len, (const uint8_t(*)[32])trusted, 1, &r,
-		                      err) != FL_OK) {
+		if (fl_release_verify(data.data, data.len, (const uint8_t(*)[32])trusted, 1, NULL,
+		                      NULL, &r, err) != FL_OK) {
 			fprintf(stderr, "gen_corpus: '%s' no longer verifies: %s\n", path, err);
 			failed = 1;
 		}
