@@ -157,6 +157,9 @@ static enum fl_err fail_as(struct walk *w, enum fl_err err, const char *fmt, ...
     __attribute__((format(printf, 3, 4)));
 
 static enum fl_err vfail(struct walk *w, enum fl_err err, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static enum fl_err vfail(struct walk *w, enum fl_err err, const char *fmt, va_list ap)
 {
 	char path[512], msg[512];
 	size_t len = 0;
