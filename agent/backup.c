@@ -206,7 +206,8 @@ enum fl_err fl_backup_run(struct fl_backup *b, const struct fl_backup_spec *spec
 	pthread_mutex_unlock(&b->mu);
 	close(fds[1]);
 	fds[1] = -1;
-	fl_logger_info(log, spec->tenant_id, "backup: running backup.command into '%s'", bpath.data);
+	fl_logger_info(log, spec->tenant_id, "backup: running backup.command into '%s'",
+	               bpath.data);
 
 	deadline = fl_now_ms() + spec->timeout_ms;
 	while (!eof) {

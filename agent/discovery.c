@@ -100,8 +100,8 @@ static enum fl_err query(const struct fl_agent_config *cfg, const struct fl_agen
 	}
 	rows = PQntuples(res);
 	if (rows > FL_AGENT_MAX_TENANTS) {
-		rv = fl_errf(errbuf, FL_EINVAL, "more than %d names match '%s'", FL_AGENT_MAX_TENANTS,
-		             d->like);
+		rv = fl_errf(errbuf, FL_EINVAL, "more than %d names match '%s'",
+		             FL_AGENT_MAX_TENANTS, d->like);
 		goto out;
 	}
 	*names = rows ? fl_calloc((size_t)rows, sizeof(char *)) : NULL;
@@ -125,8 +125,9 @@ static enum fl_err add_found(struct fl_tenants *t, const struct fl_agent_discove
 
 	tenant.id = make_id(d->id, name);
 	if ((problem = fl_agent_tenant_id_problem(tenant.id)) != NULL) {
-		fl_logger_warn(log, "discovery", "discovery[%d]: skipping '%s': not a tenant id (%s)",
-		               index, name, problem);
+		fl_logger_warn(log, "discovery",
+		               "discovery[%d]: skipping '%s': not a tenant id (%s)", index, name,
+		               problem);
 		st->skipped++;
 		goto out;
 	}
@@ -171,7 +172,7 @@ enum fl_err fl_discovery_run(const struct fl_agent_config *cfg, const struct fl_
 		stats = &dummy;
 	memset(stats, 0, sizeof(*stats));
 	for (i = 0; i < cfg->tenants.n; i++) {
-		struct fl_tenant tenant = {st[i].id,     st[i].server,   st[i].database,
+		struct fl_tenant tenant = {st[i].id,     st[i].server, st[i].database,
 		                           st[i].schema, st[i].labels, -1};
 
 		fl_tenants_add(t, &tenant);
@@ -184,10 +185,11 @@ enum fl_err fl_discovery_run(const struct fl_agent_config *cfg, const struct fl_
 
 		if (query(cfg, d, log, &names, &n, err) != FL_OK) {
 			stats->failed++;
-			fl_logger_warn(log, "discovery",
-			               "discovery[%zu] on database '%s': %s; keeping the tenants it "
-			               "found before",
-			               i, d->server, err);
+			fl_logger_warn(
+			    log, "discovery",
+			    "discovery[%zu] on database '%s': %s; keeping the tenants it "
+			    "found before",
+			    i, d->server, err);
 			for (j = 0; prev != NULL && j < prev->n; j++)
 				if (prev->items[j].origin == (int)i &&
 				    strcmp(prev->items[j].server, d->server) == 0) {

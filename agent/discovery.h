@@ -31,10 +31,10 @@
 
 /* What one run found, for --check-config and logs. */
 struct fl_discovery_stats {
-	size_t found;      /* tenants from discovery rules */
-	size_t failed;     /* rules whose server could not be queried */
-	size_t kept;       /* tenants kept from prev for those */
-	size_t skipped;    /* names that make no valid tenant id */
+	size_t found;   /* tenants from discovery rules */
+	size_t failed;  /* rules whose server could not be queried */
+	size_t kept;    /* tenants kept from prev for those */
+	size_t skipped; /* names that make no valid tenant id */
 };
 
 /*

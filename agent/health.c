@@ -93,26 +93,30 @@ static void run_one(struct fl_health *h, const struct fl_health_check *chk,
 	if ((rv = fl_pg_conn_run(h->conn, "BEGIN READ ONLY", NULL, &e)) != FL_OK) {
 		err_line(&e, line, sizeof(line));
 		r->inconclusive = true;
-		snprintf(r->message, sizeof(r->message), "cannot begin a read-only transaction: %s", line);
+		snprintf(r->message, sizeof(r->message),
+		         "cannot begin a read-only transaction: %.400s", line);
 		goto out;
 	}
 	snprintf(timeout, sizeof(timeout), "%lldms", (long long)chk->timeout_ms);
 	params[0] = timeout;
-	if ((rv = fl_pg_conn_query(h->conn, "SELECT pg_catalog.set_config('statement_timeout', $1, true)",
-	                           1, params, NULL, &e)) != FL_OK) {
+	if ((rv = fl_pg_conn_query(h->conn,
+	                           "SELECT pg_catalog.set_config('statement_timeout', $1, true)", 1,
+	                           params, NULL, &e)) != FL_OK) {
 		err_line(&e, line, sizeof(line));
 		r->inconclusive = true;
-		snprintf(r->message, sizeof(r->message), "cannot set the statement timeout: %s", line);
+		snprintf(r->message, sizeof(r->message), "cannot set the statement timeout: %.400s",
+		         line);
 		goto out;
 	}
 	if (h->role != NULL) {
 		params[0] = h->role;
-		if ((rv = fl_pg_conn_query(h->conn, "SELECT pg_catalog.set_config('role', $1, true)", 1,
-		                           params, NULL, &e)) != FL_OK) {
+		if ((rv =
+		         fl_pg_conn_query(h->conn, "SELECT pg_catalog.set_config('role', $1, true)",
+		                          1, params, NULL, &e)) != FL_OK) {
 			err_line(&e, line, sizeof(line));
 			r->inconclusive = true;
-			snprintf(r->message, sizeof(r->message), "cannot run as role '%s': %s", h->role,
-			         line);
+			snprintf(r->message, sizeof(r->message),
+			         "cannot run as role '%.63s': %.400s", h->role, line);
 			goto out;
 		}
 	}
@@ -121,24 +125,27 @@ static void run_one(struct fl_health *h, const struct fl_health_check *chk,
 	if (rv == FL_ECONNLOST || rv == FL_ECANCELED) {
 		err_line(&e, line, sizeof(line));
 		r->inconclusive = true;
-		snprintf(r->message, sizeof(r->message), "%s: %s", rv == FL_ECANCELED ? "canceled" : "connection lost", line);
+		snprintf(r->message, sizeof(r->message), "%s: %.400s",
+		         rv == FL_ECANCELED ? "canceled" : "connection lost", line);
 		goto out;
 	}
 	if (rv != FL_OK) {
 		err_line(&e, line, sizeof(line));
 		if (strcmp(e.sqlstate, "57014") == 0)
-			snprintf(r->message, sizeof(r->message), "timeout after %lldms: %s",
+			snprintf(r->message, sizeof(r->message), "timeout after %lldms: %.400s",
 			         (long long)chk->timeout_ms, line);
 		else
 			snprintf(r->message, sizeof(r->message), "%s", line);
 		goto out;
 	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 1) {
-		snprintf(r->message, sizeof(r->message), "%s", "expected one boolean column, got no rows or several columns");
+		snprintf(r->message, sizeof(r->message), "%s",
+		         "expected one boolean column, got no rows or several columns");
 	} else if (PQftype(res, 0) != BOOLOID) {
 		snprintf(r->message, sizeof(r->message), "%s", "expected a boolean column");
 	} else if (PQntuples(res) != 1) {
-		snprintf(r->message, sizeof(r->message), "expected one row, got %d", PQntuples(res));
+		snprintf(r->message, sizeof(r->message), "expected one row, got %d",
+		         PQntuples(res));
 	} else if (PQgetisnull(res, 0, 0)) {
 		snprintf(r->message, sizeof(r->message), "%s", "returned NULL");
 	} else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
@@ -170,7 +177,7 @@ size_t fl_health_run(struct fl_health *h, const char *url, const struct fl_healt
 		if (rv != FL_OK) {
 			r->checked_at_ms = wall_ms();
 			r->inconclusive = true;
-			snprintf(r->message, sizeof(r->message), "cannot connect: %s",
+			snprintf(r->message, sizeof(r->message), "cannot connect: %.440s",
 			         rv == FL_ECANCELED ? "canceled" : err);
 		} else {
 			run_one(h, &checks[i], r);

@@ -164,8 +164,8 @@ static enum fl_err verify(const uint8_t (*keys)[FL_KEY_PUBLIC_BYTES], size_t n_k
 
 	if (data->len > max_size)
 		return fl_errf(errbuf, FL_EPARSE,
-		               "release of %zu bytes exceeds max_release_size (%zu bytes)", data->len,
-		               max_size);
+		               "release of %zu bytes exceeds max_release_size (%zu bytes)",
+		               data->len, max_size);
 	if (n_keys == 0)
 		return fl_errf(errbuf, FL_EAUTH, "no trusted release keys");
 	rv = fl_release_verify(data->data, data->len, keys, n_keys, hash, project, &r, errbuf);
@@ -183,7 +183,7 @@ enum fl_err fl_releases_get(struct fl_releases *rs, const uint8_t hash[32],
                             fl_releases_fetch_fn fetch, void *arg, struct fl_release_ref **out,
                             char *errbuf)
 {
-	uint8_t (*keys)[FL_KEY_PUBLIC_BYTES] = NULL;
+	uint8_t(*keys)[FL_KEY_PUBLIC_BYTES] = NULL;
 	struct fl_buf data = FL_BUF_INIT, path = FL_BUF_INIT;
 	struct fl_release_ref *ref = NULL;
 	char hex[65], *project = NULL;

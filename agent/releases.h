@@ -43,8 +43,8 @@ struct fl_releases;
 
 /* Fetch the release file for hash into out (replaced); errors as the
  * caller's transport gives them (FL_ENOENT: the coordinator has none). */
-typedef enum fl_err (*fl_releases_fetch_fn)(void *arg, const uint8_t hash[32],
-                                            struct fl_buf *out, char *errbuf);
+typedef enum fl_err (*fl_releases_fetch_fn)(void *arg, const uint8_t hash[32], struct fl_buf *out,
+                                            char *errbuf);
 
 /* A cache over the folder dir (created 0700 if missing). Errors: FL_EIO. */
 enum fl_err fl_releases_open(const char *dir, struct fl_releases **out, char *errbuf)

@@ -85,10 +85,11 @@ enum fl_err fl_tenants_seal(struct fl_tenants *t, char *errbuf)
 		qsort(t->items, t->n, sizeof(*t->items), by_id);
 	for (i = 1; i < t->n; i++)
 		if (strcmp(t->items[i - 1].id, t->items[i].id) == 0)
-			return fl_errf(errbuf, FL_EINVAL,
-			               "tenant id '%s' is given twice (by %s and %s): ids must be unique",
-			               t->items[i].id, origin_name(t->items[i - 1].origin, a, sizeof(a)),
-			               origin_name(t->items[i].origin, b, sizeof(b)));
+			return fl_errf(
+			    errbuf, FL_EINVAL,
+			    "tenant id '%s' is given twice (by %s and %s): ids must be unique",
+			    t->items[i].id, origin_name(t->items[i - 1].origin, a, sizeof(a)),
+			    origin_name(t->items[i].origin, b, sizeof(b)));
 	return FL_OK;
 }
 
@@ -118,8 +119,7 @@ void fl_tenants_url_free(char *url)
 	free(url);
 }
 
-enum fl_err fl_tenants_password(const struct fl_agent_database *db, char **password,
-                                char *errbuf)
+enum fl_err fl_tenants_password(const struct fl_agent_database *db, char **password, char *errbuf)
 {
 	char buf[FL_AGENT_PASSWORD_MAX + 2], e[128];
 	struct stat st;
@@ -132,9 +132,10 @@ enum fl_err fl_tenants_password(const struct fl_agent_database *db, char **passw
 		const char *v = getenv(db->password_env);
 
 		if (v == NULL || v[0] == '\0')
-			return fl_errf(errbuf, FL_ENOENT,
-			               "database '%s': password_env '%s' is not set in the environment",
-			               db->name, db->password_env);
+			return fl_errf(
+			    errbuf, FL_ENOENT,
+			    "database '%s': password_env '%s' is not set in the environment",
+			    db->name, db->password_env);
 		*password = fl_strdup(v);
 		return FL_OK;
 	}
@@ -143,14 +144,16 @@ enum fl_err fl_tenants_password(const struct fl_agent_database *db, char **passw
 	if ((rv = fl_file_open(db->password_file, FL_FILE_REGULAR, &fd, &st, errbuf)) != FL_OK)
 		return rv == FL_ENOENT ? FL_EIO : rv;
 	if (!S_ISREG(st.st_mode)) {
-		rv = fl_errf(errbuf, FL_EIO, "database '%s': password_file '%s' is not a regular file",
-		             db->name, db->password_file);
+		rv = fl_errf(errbuf, FL_EIO,
+		             "database '%s': password_file '%s' is not a regular file", db->name,
+		             db->password_file);
 		goto out;
 	}
 	if ((st.st_mode & 077) != 0) {
-		rv = fl_errf(errbuf, FL_EIO,
-		             "refusing '%s': readable or writable by others (mode %04o); chmod 600 it",
-		             db->password_file, (unsigned)(st.st_mode & 07777));
+		rv = fl_errf(
+		    errbuf, FL_EIO,
+		    "refusing '%s': readable or writable by others (mode %04o); chmod 600 it",
+		    db->password_file, (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
 	if ((rv = fl_file_read_fd(fd, db->password_file, buf, sizeof(buf) - 1, &len, errbuf)) !=

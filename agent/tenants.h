@@ -55,8 +55,8 @@ const struct fl_tenant *fl_tenants_find(const struct fl_tenants *t, const char *
 /* The password of server db from its file or environment variable (heap,
  * for fl_tenants_url_free), or NULL without one. Errors: FL_EIO (unreadable
  * file, readable by others, empty), FL_ENOENT (environment variable unset). */
-enum fl_err fl_tenants_password(const struct fl_agent_database *db, char **password,
-                                char *errbuf) __attribute__((warn_unused_result));
+enum fl_err fl_tenants_password(const struct fl_agent_database *db, char **password, char *errbuf)
+    __attribute__((warn_unused_result));
 
 /*
  * The URL for database dbname (schema: NULL for none) on server db, with its
