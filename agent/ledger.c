@@ -558,6 +558,22 @@ void fl_ledger_unfinished(struct fl_ledger *l, uint64_t **ids, size_t *n)
 	pthread_mutex_unlock(&l->mu);
 }
 
+void fl_ledger_reports_after(struct fl_ledger *l, uint64_t journal_id, uint64_t **ids, size_t *n)
+{
+	size_t i;
+
+	*ids = NULL;
+	*n = 0;
+	pthread_mutex_lock(&l->mu);
+	for (i = 0; i < l->n; i++)
+		if (l->items[i].finished && l->items[i].journal_id > journal_id &&
+		    l->items[i].report != NULL) {
+			*ids = fl_realloc(*ids, (*n + 1) * sizeof(uint64_t));
+			(*ids)[(*n)++] = l->items[i].assignment_id;
+		}
+	pthread_mutex_unlock(&l->mu);
+}
+
 size_t fl_ledger_count(struct fl_ledger *l)
 {
 	size_t n;

@@ -114,6 +114,10 @@ void fl_ledger_applied_under(struct fl_ledger *l, const char *tenant_id,
 /* Assignment ids started and not finished, in the order they started. */
 void fl_ledger_unfinished(struct fl_ledger *l, uint64_t **ids, size_t *n);
 
+/* Assignment ids finished with a journal id above journal_id, in ledger
+ * order (their reports may have been lost by the journal in a crash). */
+void fl_ledger_reports_after(struct fl_ledger *l, uint64_t journal_id, uint64_t **ids, size_t *n);
+
 /* Entries in the ledger. */
 size_t fl_ledger_count(struct fl_ledger *l);
 
