@@ -16,6 +16,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,6 +291,58 @@ static struct run cli_env(const char *const *env, const char *const *args)
 }
 
 #define CLI(...) cli_env(NULL, (const char *const[]){__VA_ARGS__, NULL})
+
+/* Run flotilla on a terminal (a pty, 100 columns): what it wrote there, and its exit code. */
+static char *cli_pty(const char *const *env, const char *const *args, int *code)
+{
+	struct winsize ws = {.ws_row = 30, .ws_col = 100};
+	const char *bin = getenv("FLOTILLA");
+	char var[3][1300], *out = NULL;
+	const char *argv[64], *envp[256];
+	size_t n = 0, k = 0, len = 0;
+	int master, status;
+	pid_t pid;
+
+	argv[n++] = bin;
+	for (size_t i = 0; args[i] != NULL && n < 63; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	fl_test_fmt(var[0], sizeof(var[0]), "FLOTILLA_COORDINATOR=%s", url);
+	fl_test_fmt(var[1], sizeof(var[1]), "FLOTILLA_COORDINATOR_KEY=%s", coord_pub);
+	fl_test_fmt(var[2], sizeof(var[2]), "FLOTILLA_KEY=%s", op_key);
+	for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+		envp[k++] = env[i];
+	for (int i = 0; i < 3; i++)
+		envp[k++] = var[i];
+	envp[k++] = "TERM=xterm";
+	envp[k++] = "LANG=C.UTF-8";
+	envp[k] = NULL;
+	pid = forkpty(&master, NULL, NULL, &ws);
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execve(bin, (char *const *)argv, (char *const *)envp);
+		_exit(127);
+	}
+	for (;;) {
+		char buf[4096];
+		ssize_t r = read(master, buf, sizeof(buf));
+
+		if (r <= 0)
+			break; /* EIO once the child is gone */
+		out = fl_realloc(out, len + (size_t)r + 1);
+		memcpy(out + len, buf, (size_t)r);
+		len += (size_t)r;
+	}
+	close(master);
+	while (waitpid(pid, &status, 0) < 0)
+		ck_assert_int_eq(errno, EINTR);
+	*code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	if (out == NULL)
+		out = fl_strdup("");
+	else
+		out[len] = '\0';
+	return out;
+}
 
 #define ASSERT_HAS(text, want)                                                                     \
 	ck_assert_msg(strstr((text), (want)) != NULL, "expected '%s' in:\n%s", (want), (text))
@@ -1007,6 +1060,44 @@ START_TEST(watch_exit_codes)
 }
 END_TEST
 
+START_TEST(watch_on_a_terminal)
+{
+	const char *nocolor[] = {"NO_COLOR=1", NULL};
+	char *out;
+	int code;
+
+	handler = h_watch;
+	final_state = FLOTILLA__V1__ROLLOUT_STATE__ROLLOUT_STATE_COMPLETED;
+	expires_at = (int64_t)time(NULL) * 1000 + 3600000;
+	out = cli_pty(NULL,
+	              (const char *const[]){"rollout", "watch", "r-1", "--interval", "100ms", NULL},
+	              &code);
+	ck_assert_msg(code == 0, "exit %d:\n%s", code, out);
+	/* Drawn in place: the frames after the first move the cursor up over the last one
+	 * (a head line and two waves) and clear each line; bars in color. */
+	ASSERT_HAS(out, "\033[3A");
+	ASSERT_HAS(out, "\r\033[2K");
+	ASSERT_HAS(out, "\033[32m\u2588");
+	ASSERT_HAS(out, "completed; applied 2");
+	free(out);
+
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < n_requests; i++)
+		fl_wire_free(requests[i]);
+	n_requests = 0;
+	pthread_mutex_unlock(&mu);
+	out = cli_pty(nocolor,
+	              (const char *const[]){"rollout", "watch", "r-1", "--interval", "100ms", NULL},
+	              &code);
+	ck_assert_msg(code == 0, "exit %d:\n%s", code, out);
+	ASSERT_HAS(out, "\033[3A");
+	ck_assert_msg(strstr(out, "\033[3") == strstr(out, "\033[3A") &&
+	                  strstr(out, "\033[32m") == NULL && strstr(out, "\033[1m") == NULL,
+	              "NO_COLOR: no color codes expected:\n%s", out);
+	free(out);
+}
+END_TEST
+
 START_TEST(watch_blocked_timeout_missing)
 {
 	struct run r;
@@ -1349,6 +1440,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, rollout_plan_unsigned);
 	tcase_add_test(tc, rollout_start_signed);
 	tcase_add_test(tc, watch_exit_codes);
+	tcase_add_test(tc, watch_on_a_terminal);
 	tcase_add_test(tc, watch_blocked_timeout_missing);
 	tcase_add_test(tc, promote_finds_the_waiting_wave);
 	tcase_add_test(tc, rollback_signs_for_the_rollout);
