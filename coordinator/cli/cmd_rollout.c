@@ -1057,7 +1057,7 @@ static void draw_tty(struct watch *w, const Flotilla__V1__RolloutInfo *r, const 
 	n++;
 	for (size_t i = 0; i < r->n_waves; i++) {
 		const Flotilla__V1__WaveStatus *ws = r->waves[i];
-		char text[400];
+		char text[768];
 
 		fl_buf_printf(&b, "\r\033[2K  %zu/%zu %-10.10s ", i + 1, r->n_waves, ws->name);
 		wave_bar(&b, w, ws);
@@ -1644,9 +1644,11 @@ static int do_promote(struct cli *c, struct args *a)
 			wave--;
 		}
 		if (wave < 0) {
+			size_t n = r->n_waves;
+
 			fl_wire_free(sreply);
 			return cli_usage_error(c, "--wave: rollout %s has no wave '%s' (%zu waves)",
-			                       c->args[0], a->wave, r->n_waves);
+			                       c->args[0], a->wave, n);
 		}
 	} else {
 		for (size_t i = 0; i < r->n_waves; i++)
