@@ -223,10 +223,10 @@ static const char *signal_name(int sig)
 	return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
 }
 
-/* No handler runs: the signals stay blocked in every thread and this one
- * takes them with sigwait, so it may lock, log and cancel freely. */
 static sigset_t watch_sigs; /* what the watcher waits for, set before it starts */
 
+/* No handler runs: the signals stay blocked in every thread and this one
+ * takes them with sigwait, so it may lock, log and cancel freely. */
 static void *watch_main(void *arg)
 {
 	int sig;
@@ -261,6 +261,8 @@ static void watch_start(struct fl_session *s)
 	pthread_mutex_unlock(&watch_mu);
 	atomic_store(&stopping, false);
 	watching = pthread_create(&watcher, NULL, watch_main, NULL) == 0;
+	if (!watching) /* no one to take them: let them act as before */
+		pthread_sigmask(SIG_UNBLOCK, &watch_sigs, NULL);
 }
 
 /* Stop the watcher and forget s. The signals stay blocked: one that comes
