@@ -340,6 +340,13 @@ enum fl_err fl_client_open_reply(struct fl_client *c, const void *data, size_t l
 	return open_reply(c, key, data, len, seq, reply, &reason, errbuf);
 }
 
+/* Tries per call: each pinned key once, plus one more (a request overtaken
+ * by another of ours is refused as a replay, and goes through sealed anew). */
+static size_t attempts(const struct fl_client *c)
+{
+	return c->n_keys + 1 < FL_CLIENT_ATTEMPTS ? c->n_keys + 1 : FL_CLIENT_ATTEMPTS;
+}
+
 enum fl_err fl_client_call(struct fl_client *c, const Flotilla__V1__Message *req,
                            size_t max_request, unsigned flags, int64_t timeout_ms,
                            Flotilla__V1__Message **reply, char *errbuf)
@@ -357,7 +364,7 @@ enum fl_err fl_client_call(struct fl_client *c, const Flotilla__V1__Message *req
 	if (timeout_ms <= 0)
 		return fl_errf(errbuf, FL_EINVAL, "timeout of %lld ms", (long long)timeout_ms);
 	fl_buf_init(&raw, REPLY_MAX);
-	for (int attempt = 0; attempt < FL_CLIENT_ATTEMPTS; attempt++) {
+	for (size_t attempt = 0; attempt < attempts(c); attempt++) {
 		if (attempt > 0 && remaining(deadline) == 0)
 			break; /* rv and errbuf say why the last try failed */
 		pthread_mutex_lock(&c->mtx);

@@ -22,9 +22,9 @@
  * NNG_DURATION_INFINITE, on the socket and every context): a byte-identical
  * resend would be refused as a replay. A request is retried only by sealing
  * it again, and only when the coordinator answered with the refusal (which
- * proves it did not act on it: it could not open it): at most
- * FL_CLIENT_ATTEMPTS times in all, moving on to the next pinned key each time
- * (several coordinators, each with its own key, may sit behind one URL).
+ * proves it did not act on it: it could not open it), moving on to the next
+ * pinned key each time (several coordinators, each with its own key, may
+ * sit behind one URL): each key once, plus one more try.
  * nng itself still resends the same bytes once if the connection drops
  * while a request is out; the coordinator then refuses the copy as a replay
  * if it had the first, and the client seals the request again: a request
@@ -65,7 +65,7 @@
 #include "peers.h"
 
 #define FL_CLIENT_MAX_KEYS 16 /* pinned coordinator keys (FL_WIRE_MAX_COORDINATOR_KEYS) */
-#define FL_CLIENT_ATTEMPTS 3  /* tries per call, each sealed anew */
+#define FL_CLIENT_ATTEMPTS 17 /* at most, tries per call: each key once, plus one */
 
 /* fl_client_call flags. */
 #define FL_CLIENT_IDEMPOTENT 1u /* may be sent again after a reply refused as replay */
