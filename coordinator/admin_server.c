@@ -37,7 +37,7 @@ struct admin_job {
 	Flotilla__V1__Message *m; /* NULL: refused by the role table, or malformed */
 	bool denied;              /* the role table refused it */
 	char command[64];         /* the command's name, when known */
-	char why[512];
+	char why[FL_ERRBUF_SIZE];
 };
 
 /* One call being served on the core. */

@@ -34,7 +34,7 @@ struct agent_job {
 	char key_id[FL_PEER_ID_LEN + 1];
 	uint64_t seq;
 	Flotilla__V1__Message *m; /* NULL: the body did not decode (why) */
-	char why[256];
+	char why[FL_ERRBUF_SIZE];
 	bool enroll; /* an unknown key with a Hello and a token */
 };
 
