@@ -67,7 +67,21 @@
  * tables first), also when the file did not mention the section, and may
  * fill fields derived from the others. fl_config_isset says what the file
  * set. A refusal is an error at the key the function names, or at the
- * section or element when it names none.
+ * section or element when it names none. fl_config_defaults runs none.
+ *
+ *   static bool database_ok(const struct fl_config_scope *s, const char **key, char *why)
+ *   {
+ *       const struct database *all = s->items;    (earlier elements, for uniqueness)
+ *
+ *       if (fl_config_isset(s, "password_file") && fl_config_isset(s, "password_env")) {
+ *           *key = "password_env";                 (the error points at this key)
+ *           snprintf(why, FL_ERRBUF_SIZE, "give one of password_file and password_env");
+ *           return false;
+ *       }
+ *       ...
+ *   }
+ *
+ *   "'agent.yaml':12:9: 'databases[1].password_env': give one of password_file and ..."
  *
  * Thread safety: the functions keep no global state; a target belongs to one
  * thread while it is loaded or freed.

@@ -110,7 +110,7 @@ static bool valid_role(enum fl_peer_role role)
 }
 
 /* Names go into log lines and JSON: a small safe alphabet, no escaping needed. */
-static bool valid_name(const char *s)
+bool fl_peer_name_valid(const char *s)
 {
 	size_t n;
 
@@ -506,7 +506,7 @@ static enum fl_err prepare(const struct fl_peers *p, const uint8_t pk[FL_PEER_KE
 
 	if (!valid_role(role))
 		return fl_errf(errbuf, FL_EINVAL, "invalid peer role %d", (int)role);
-	if (!valid_name(name))
+	if (!fl_peer_name_valid(name))
 		return fl_errf(errbuf, FL_EINVAL,
 		               "invalid peer name '%.*s': use 1 to %d of A-Z a-z 0-9 . _ @ : + -",
 		               FL_PEER_NAME_MAX, name ? name : "", FL_PEER_NAME_MAX);

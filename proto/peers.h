@@ -65,6 +65,9 @@ const char *fl_peer_role_name(enum fl_peer_role role);
 enum fl_err fl_peer_role_parse(const char *name, enum fl_peer_role *role, char *errbuf)
     __attribute__((warn_unused_result));
 
+/* Whether name is a valid peer name ([A-Za-z0-9._@:+-], 1 to 64). */
+bool fl_peer_name_valid(const char *name);
+
 /* A copy of a peer's public facts; never its shared key. */
 struct fl_peer_info {
 	uint8_t pk[FL_PEER_KEY_LEN];

@@ -15,11 +15,14 @@
  *   whether the sender may send this body (and command) at this size. All of
  *   it before a byte is allocated: two bytes of input can cost protobuf-c an
  *   allocation of a hundred.
- * - protobuf-c then decodes through an allocator with a byte budget
- *   (FL_WIRE_BUDGET of the input's size), which fails an allocation past it:
- *   protobuf-c then frees what it built and returns NULL (read in
- *   protobuf-c.c 1.4: every do_alloc result is checked), so hostile shapes
- *   the counts did not foresee cost bounded memory and a refusal.
+ * - The same walk predicts every byte protobuf-c will allocate (structs,
+ *   arrays, strings, copies of unknown fields, its scanned-member slabs:
+ *   read from protobuf-c.c 1.4's unpack), and an input that would take more
+ *   than FL_WIRE_MEMORY(len) is refused. protobuf-c then decodes through an
+ *   allocator whose budget is that prediction (and a margin), which fails an
+ *   allocation past it: protobuf-c then frees what it built and returns NULL
+ *   (every do_alloc result is checked), so a shape the prediction got wrong
+ *   costs a refusal, never memory.
  * - check_msg() walks the decoded struct: declared enum values, valid UTF-8,
  *   fixed sizes of bytes fields by name, oneofs set, repeated counts, plus
  *   the few per-field rules of `rules` (always-present submessages, non-empty
@@ -155,6 +158,9 @@ static void pop(struct walk *w)
 
 static enum fl_err fail_as(struct walk *w, enum fl_err err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+static enum fl_err vfail(struct walk *w, enum fl_err err, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 static enum fl_err vfail(struct walk *w, enum fl_err err, const char *fmt, va_list ap)
 {

@@ -519,7 +519,8 @@ START_TEST(data_case)
 		struct test_cfg t;
 		struct fl_wire_config w;
 	} target;
-	char *expect, *line, *next;
+	char *expect, *line, *next, *text;
+	size_t text_len;
 	int n_errors = 0, n_values = 0;
 	enum fl_err rv;
 
@@ -541,7 +542,13 @@ START_TEST(data_case)
 		line = nl ? nl + 1 : NULL;
 	}
 	ck_assert_msg(table != NULL, "%s: no 'table: wire|test' line", expect_path);
-	rv = fl_config_load_file(yaml, table, &target, err);
+	/* from memory: a checkout's file modes (umask 002 makes them group-writable) must
+	 * not decide the cases of tables with trust roots; trust_root_file_protected
+	 * covers files */
+	text = fl_test_read_file(yaml, &text_len);
+	ck_assert_ptr_nonnull(text);
+	rv = fl_config_load_buffer(text, text_len, yaml, table, &target, err);
+	free(text);
 
 	for (line = expect, next = NULL; line != NULL; line = next) {
 		char *nl = strchr(line, '\n');
@@ -1293,7 +1300,10 @@ START_TEST(examples_list_every_key)
 		w.texts[w.n] = slurp(path);
 		w.names[w.n++] = d->examples[i];
 		memset(target, 0xa5, sizeof(target));
-		ck_assert_msg(fl_config_load_file(path, d->table, target, err) == FL_OK, "%s", err);
+		/* from memory, as data_case does: not the checkout's file modes */
+		ck_assert_msg(fl_config_load_buffer(w.texts[w.n - 1], strlen(w.texts[w.n - 1]),
+		                                    path, d->table, target, err) == FL_OK,
+		              "%s", err);
 		fl_config_fini(d->table, target);
 	}
 	if (w.n > 0)
