@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "enroll_token.h"
+#include "enroll.h"
 #include "fleet.h"
 #include "keys.h"
 #include "log.h"
@@ -50,6 +50,8 @@ struct call {
 	/* run after the transaction committed (registry changes that must not
 	 * happen for a call that did not commit) */
 	void (*after_commit)(struct call *c);
+	/* run when it did not (undo what a handler did outside the store) */
+	void (*after_rollback)(struct call *c);
 	uint8_t pk[FL_PEER_KEY_LEN];
 	char name[FL_PEER_NAME_MAX + 1];
 	struct fl_labels labels;
@@ -212,8 +214,6 @@ static enum fl_err release_push(struct call *c, char *eb)
 	const struct fl_coordinator_config *cfg = fl_core_config(c->core);
 	const Flotilla__V1__ReleasePushRequest *rq = c->req->release_push;
 	Flotilla__V1__ReleasePushResponse *resp = fl_arena_alloc(c->reply.arena, sizeof(*resp));
-	Flotilla__V1__SignedRelease *sr = NULL;
-	Flotilla__V1__ReleaseBundle *bundle = NULL;
 	struct fl_store *st = fl_core_store(c->core);
 	struct fl_store_release rec = {0}, old = {0};
 	struct fl_release *rel = NULL;
@@ -239,7 +239,7 @@ static enum fl_err release_push(struct call *c, char *eb)
 	rv = fl_release_verify(
 	    rq->signed_release.data, rq->signed_release.len,
 	    (const uint8_t(*)[FL_KEY_PUBLIC_BYTES])cfg->wire.trusted_release_keys.keys,
-	    cfg->wire.trusted_release_keys.n, &rel, ve);
+	    cfg->wire.trusted_release_keys.n, NULL, NULL, &rel, ve);
 	if (rv == FL_EAUTH) {
 		set_status(c, FLOTILLA__V1__STATUS_CODE__STATUS_CODE_FAILED_PRECONDITION,
 		           "release not signed by a trusted key: %s", ve);
@@ -251,23 +251,13 @@ static enum fl_err release_push(struct call *c, char *eb)
 		return FL_OK;
 	}
 	c->reply.subject = fl_arena_strdup(c->reply.arena, rel->hash);
-	/* project and sequence, from the bundle that verified */
-	if (fl_wire_unpack_signed_release(rq->signed_release.data, rq->signed_release.len,
-	                                  FL_WIRE_MAX_RELEASE, &sr, ve) != FL_OK ||
-	    fl_wire_unpack_release_bundle(sr->bundle.data, sr->bundle.len, FL_WIRE_MAX_RELEASE,
-	                                  &bundle, ve) != FL_OK) {
-		set_status(c, FLOTILLA__V1__STATUS_CODE__STATUS_CODE_INVALID_ARGUMENT,
-		           "not a valid release: %s", ve);
-		goto out;
-	}
-	if (strcmp(bundle->project_id, cfg->project_id) != 0) {
+	if (strcmp(rel->project_id, cfg->project_id) != 0) {
 		char q[80];
 
-		set_status(
-		    c, FLOTILLA__V1__STATUS_CODE__STATUS_CODE_FAILED_PRECONDITION,
-		    "release is of project '%s', not '%s'",
-		    fl_err_quote(q, sizeof(q), bundle->project_id, strlen(bundle->project_id)),
-		    cfg->project_id);
+		set_status(c, FLOTILLA__V1__STATUS_CODE__STATUS_CODE_FAILED_PRECONDITION,
+		           "release is of project '%s', not '%s'",
+		           fl_err_quote(q, sizeof(q), rel->project_id, strlen(rel->project_id)),
+		           cfg->project_id);
 		goto out;
 	}
 	sodium_hex2bin(hash, sizeof(hash), rel->hash, FL_RELEASE_HASH_HEX_LEN, NULL, NULL, NULL);
@@ -289,8 +279,8 @@ static enum fl_err release_push(struct call *c, char *eb)
 			if (fl_release_verify(merged.data, merged.len,
 			                      (const uint8_t(*)[FL_KEY_PUBLIC_BYTES])
 			                          cfg->wire.trusted_release_keys.keys,
-			                      cfg->wire.trusted_release_keys.n, &check,
-			                      ve) != FL_OK) {
+			                      cfg->wire.trusted_release_keys.n, hash,
+			                      rel->project_id, &check, ve) != FL_OK) {
 				set_status(c, FLOTILLA__V1__STATUS_CODE__STATUS_CODE_INTERNAL,
 				           "merged release does not verify: %s", ve);
 				goto out;
@@ -314,28 +304,28 @@ static enum fl_err release_push(struct call *c, char *eb)
 	}
 	if (rv != FL_ENOENT)
 		goto out;
-	rv = fl_store_release_by_sequence(st, bundle->project_id, bundle->sequence, other, eb);
+	rv = fl_store_release_by_sequence(st, rel->project_id, rel->sequence, other, eb);
 	if (rv == FL_OK) {
 		hexkey(other, sizeof(other), hex);
 		set_status(c, FLOTILLA__V1__STATUS_CODE__STATUS_CODE_ALREADY_EXISTS,
 		           "sequence %llu of project '%s' is release %s already",
-		           (unsigned long long)bundle->sequence, bundle->project_id, hex);
+		           (unsigned long long)rel->sequence, rel->project_id, hex);
 		rv = FL_OK;
 		goto out;
 	}
 	if (rv != FL_ENOENT)
 		goto out;
-	if ((rv = fl_store_release_max_sequence(st, bundle->project_id, &max_seq, eb)) != FL_OK)
+	if ((rv = fl_store_release_max_sequence(st, rel->project_id, &max_seq, eb)) != FL_OK)
 		goto out;
-	if (bundle->sequence < max_seq) {
+	if (rel->sequence < max_seq) {
 		set_status(c, FLOTILLA__V1__STATUS_CODE__STATUS_CODE_FAILED_PRECONDITION,
 		           "release sequence %llu is below the newest pushed, %llu",
-		           (unsigned long long)bundle->sequence, (unsigned long long)max_seq);
+		           (unsigned long long)rel->sequence, (unsigned long long)max_seq);
 		goto out;
 	}
 	memcpy(rec.hash, hash, sizeof(hash));
-	rec.project_id = bundle->project_id;
-	rec.sequence = bundle->sequence;
+	rec.project_id = rel->project_id;
+	rec.sequence = rel->sequence;
 	rec.name = rq->name;
 	rec.migration_count = (uint32_t)rel->set.count;
 	rec.head_migration_id = rel->set.count ? rel->set.items[rel->set.count - 1].id : "";
@@ -360,7 +350,7 @@ static enum fl_err release_push(struct call *c, char *eb)
 	set_status(c, FLOTILLA__V1__STATUS_CODE__STATUS_CODE_OK, "%s", "");
 	fl_log_info(c->caller.name,
 	            "release %s pushed: project '%s', sequence %llu, %zu migrations", rel->hash,
-	            bundle->project_id, (unsigned long long)bundle->sequence, rel->set.count);
+	            rel->project_id, (unsigned long long)rel->sequence, rel->set.count);
 done:
 	resp->release_hash.data = fl_arena_memdup(c->reply.arena, hash, sizeof(hash));
 	resp->release_hash.len = sizeof(hash);
@@ -369,8 +359,6 @@ done:
 out:
 	fl_buf_fini(&merged);
 	fl_store_release_fini(&old);
-	fl_wire_free_release_bundle(bundle);
-	fl_wire_free_signed_release(sr);
 	fl_release_free(rel);
 	return rv;
 }
@@ -571,6 +559,17 @@ static enum fl_err agent_revoke(struct call *c, char *eb)
 	return FL_OK;
 }
 
+/* The call did not commit: the token must not enroll anyone. */
+static void token_forget(struct call *c)
+{
+	struct fl_enroll_token t;
+	char eb[FL_ERRBUF_SIZE];
+
+	if (fl_enroll_tokens_take(fl_core_enroll_tokens(c->core), c->pk, fl_core_now_ms(c->core),
+	                          &t, eb) == FL_OK)
+		fl_enroll_token_fini(&t);
+}
+
 static enum fl_err token_create(struct call *c, char *eb)
 {
 	const Flotilla__V1__EnrollmentTokenCreateRequest *rq = c->req->enrollment_token_create;
@@ -579,7 +578,7 @@ static enum fl_err token_create(struct call *c, char *eb)
 	struct fl_store *st = fl_core_store(c->core);
 	struct fl_store_agent *list;
 	struct fl_store_token t = {0};
-	char text[FL_ENROLL_TOKEN_LEN + 1];
+	char text[FL_ENROLL_TOKEN_TEXT_LEN + 1];
 	int64_t ttl =
 	    rq->ttl_ms ? (int64_t)rq->ttl_ms : fl_core_config(c->core)->enrollment_token_ttl_ms;
 	size_t n;
@@ -615,6 +614,17 @@ static enum fl_err token_create(struct call *c, char *eb)
 	t.created_at_ms = fl_core_now_ms(c->core);
 	t.expires_at_ms = t.created_at_ms + ttl;
 	t.created_by = c->caller.key_id;
+	/* The in-memory view first: it checks the name and counts what is
+	 * outstanding; taken out again if the store refuses. */
+	if (fl_enroll_tokens_add(fl_core_enroll_tokens(c->core), t.hash, t.name, &t.labels,
+	                         t.expires_at_ms, t.created_at_ms, eb) != FL_OK) {
+		set_status(c, FLOTILLA__V1__STATUS_CODE__STATUS_CODE_RESOURCE_EXHAUSTED, "%s", eb);
+		fl_labels_fini(&t.labels);
+		sodium_memzero(text, sizeof(text));
+		return FL_OK;
+	}
+	memcpy(c->pk, t.hash, sizeof(t.hash)); /* for the rollback below */
+	c->after_rollback = token_forget;
 	rv = fl_store_token_add(st, &t, eb);
 	fl_labels_fini(&t.labels);
 	if (rv != FL_OK) {
@@ -803,6 +813,7 @@ static void run(struct fl_core *core, struct fl_core_job *job)
 	struct call c = {0};
 	char eb[FL_ERRBUF_SIZE] = "";
 	const char *command = j->command[0] ? j->command : "unknown";
+	bool committed = false;
 	enum fl_peer_role role;
 	enum fl_err rv;
 
@@ -874,11 +885,14 @@ static void run(struct fl_core *core, struct fl_core_job *job)
 			rv = fl_store_commit(fl_core_store(core), eb);
 		else
 			fl_store_rollback(fl_core_store(core));
-		if (rv == FL_OK && c.after_commit)
+		committed = rv == FL_OK;
+		if (committed && c.after_commit)
 			c.after_commit(&c);
 	} else {
 		fl_store_rollback(fl_core_store(core));
 	}
+	if (!committed && c.after_rollback)
+		c.after_rollback(&c);
 	if (rv != FL_OK) {
 		fl_log_error(op->name, "admin %s failed: %s", command, eb);
 		fl_core_count(core, FL_CORE_ERRORS);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "enroll_token.h"
+#include "enroll.h"
 #include "keys.h"
 #include "log.h"
 #include "mem.h"
@@ -138,28 +138,27 @@ static void enroll(struct agent_job *j)
 {
 	struct fl_core *core = j->srv->core;
 	struct fl_store *st = fl_core_store(core);
+	struct fl_enroll_tokens *tokens = fl_core_enroll_tokens(core);
 	const Flotilla__V1__Hello *h = j->m->hello;
-	struct fl_store_token tok = {0};
+	struct fl_enroll_token tok;
 	struct fl_store_agent sa = {0};
 	struct fl_core_agent *agent;
 	char eb[FL_ERRBUF_SIZE] = "", why[300];
 	const char *refusal = hello_refusal(core, h, why, sizeof(why));
-	uint8_t hash[32];
+	uint8_t hash[FL_ENROLL_HASH_LEN];
 	int64_t now = fl_core_now_ms(core);
 	enum fl_err rv;
 
-	if (refusal == NULL && fl_enroll_token_hash(h->enrollment_token, hash) != FL_OK)
+	memset(&tok, 0, sizeof(tok));
+	fl_labels_init(&tok.labels);
+	if (refusal == NULL && fl_enroll_token_hash(h->enrollment_token, hash, eb) != FL_OK)
 		refusal = "not an enrollment token";
+	/* Taken from the view first (one at a time: no token enrolls twice),
+	 * then used in the store; put back if the store refuses. */
 	if (refusal == NULL) {
-		rv = fl_store_token_get(st, hash, &tok, eb);
-		if (rv == FL_ENOENT)
-			refusal = "unknown token";
-		else if (rv != FL_OK)
-			refusal = "the store failed";
-		else if (tok.used_at_ms != 0)
-			refusal = "token used already";
-		else if (tok.expires_at_ms <= now)
-			refusal = "token expired";
+		fl_labels_fini(&tok.labels);
+		if (fl_enroll_tokens_take(tokens, hash, now, &tok, eb) != FL_OK)
+			refusal = "no such token";
 	}
 	if (refusal == NULL) {
 		memcpy(sa.pk, j->pk, FL_PEER_KEY_LEN);
@@ -180,6 +179,13 @@ static void enroll(struct agent_job *j)
 			refusal = "the token's name, or this key, is taken";
 		else if (rv != FL_OK)
 			refusal = "the store failed";
+		if (rv != FL_OK) {
+			char e2[FL_ERRBUF_SIZE];
+
+			if (fl_enroll_tokens_add(tokens, hash, tok.name, &tok.labels,
+			                         tok.expires_at_ms, now, e2) != FL_OK)
+				fl_log_error(tok.name, "enrollment token lost: %s", e2);
+		}
 	}
 	if (refusal == NULL &&
 	    (rv = fl_peers_enroll(fl_core_peers(core), j->pk, tok.name, j->seq, eb)) != FL_OK)
@@ -188,14 +194,14 @@ static void enroll(struct agent_job *j)
 		fl_log_warn(j->key_id, "enrollment refused: %s%s%s", refusal, eb[0] ? ": " : "",
 		            eb);
 		fl_core_count(core, FL_CORE_ENROLL_REFUSED);
-		fl_store_token_fini(&tok);
+		fl_enroll_token_fini(&tok);
 		fl_core_refuse(core, j->req); /* an unknown key learns nothing */
 		return;
 	}
 	fl_log_info(tok.name, "enrolled with a token: key %s", j->key_id);
 	fl_core_count(core, FL_CORE_ENROLLED);
 	agent = fl_core_agent_add(core, j->pk, tok.name, &tok.labels);
-	fl_store_token_fini(&tok);
+	fl_enroll_token_fini(&tok);
 	fl_core_agent_seen(core, agent);
 	hello(j, agent);
 }

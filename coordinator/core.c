@@ -17,11 +17,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "enroll.h"
 #include "keys.h"
 #include "log.h"
 #include "mem.h"
 #include "rep.h"
 #include "retry.h"
+#include "rpc.h"
 #include "wire.h"
 
 #define OFFLINE_CHECK_MS 1000
@@ -49,6 +51,7 @@ struct fl_core {
 	struct fl_store *store;
 	struct fl_peers *peers;
 	struct fl_envelope *agent_ep, *admin_ep;
+	struct fl_enroll_tokens *tokens;
 	const struct fl_core_scheduler *sched;
 	void *sched_arg;
 
@@ -112,6 +115,11 @@ const struct fl_coordinator_config *fl_core_config(struct fl_core *core)
 struct fl_peers *fl_core_peers(struct fl_core *core)
 {
 	return core->peers;
+}
+
+struct fl_enroll_tokens *fl_core_enroll_tokens(struct fl_core *core)
+{
+	return core->tokens;
 }
 
 int64_t fl_core_now_ms(struct fl_core *core)
@@ -293,11 +301,14 @@ void fl_core_reply(struct fl_core *core, struct fl_envelope *ep, struct fl_rep_r
                    const uint8_t recipient[FL_PEER_KEY_LEN], Flotilla__V1__Message *m, size_t max)
 {
 	char eb[FL_ERRBUF_SIZE] = "", id[FL_KEY_ID_LEN + 1];
+	enum fl_err rv = fl_rpc_seal_reply(ep, recipient, m->reply_to_seq, m, &core->sealed, eb);
 
-	fl_buf_reset(&core->packed);
-	if (fl_wire_pack(m, &core->packed, max, eb) != FL_OK ||
-	    fl_envelope_seal(ep, recipient, core->packed.data, core->packed.len, &core->sealed,
-	                     eb) != FL_OK) {
+	/* The reply's own cap, which the requester applies too (proto/roles.h). */
+	if (rv == FL_OK && core->sealed.len - FL_ENVELOPE_OVERHEAD > max)
+		rv = fl_errf(eb, FL_EINVAL, "%zu bytes, over the %zu a %s may have",
+		             core->sealed.len - FL_ENVELOPE_OVERHEAD, max,
+		             fl_wire_body_name(m->body_case));
+	if (rv != FL_OK) {
 		fl_key_id(recipient, id);
 		fl_log_error(id, "cannot send a %s reply: %s", fl_wire_body_name(m->body_case), eb);
 		fl_core_count(core, FL_CORE_ERRORS);
@@ -731,6 +742,25 @@ static enum fl_err load_store_agents(struct fl_core *core, char *errbuf)
 	return rv;
 }
 
+/* Outstanding tokens survive a restart: the store has them. */
+static enum fl_err load_store_tokens(struct fl_core *core, char *errbuf)
+{
+	struct fl_store_token *list;
+	int64_t now = fl_core_now_ms(core);
+	char eb[FL_ERRBUF_SIZE];
+	size_t n;
+	enum fl_err rv;
+
+	if ((rv = fl_store_token_outstanding(core->store, now, &list, &n, errbuf)) != FL_OK)
+		return rv;
+	for (size_t i = 0; i < n; i++)
+		if (fl_enroll_tokens_add(core->tokens, list[i].hash, list[i].name, &list[i].labels,
+		                         list[i].expires_at_ms, now, eb) != FL_OK)
+			fl_log_warn(list[i].name, "enrollment token not restored: %s", eb);
+	fl_store_tokens_free(list, n);
+	return FL_OK;
+}
+
 enum fl_err fl_core_new(const struct fl_core_params *p, struct fl_core **out, char *errbuf)
 {
 	struct fl_core *core = fl_calloc(1, sizeof(*core));
@@ -754,6 +784,7 @@ enum fl_err fl_core_new(const struct fl_core_params *p, struct fl_core **out, ch
 	fl_buf_init(&core->packed, 0);
 	fl_buf_init(&core->sealed, 0);
 	map_rebuild(core);
+	core->tokens = fl_enroll_tokens_new();
 
 	if ((rv = fl_store_begin(core->store, errbuf)) != FL_OK)
 		goto fail;
@@ -762,7 +793,8 @@ enum fl_err fl_core_new(const struct fl_core_params *p, struct fl_core **out, ch
 		fl_store_rollback(core->store);
 		goto fail;
 	}
-	if ((rv = load_store_agents(core, errbuf)) != FL_OK)
+	if ((rv = load_store_agents(core, errbuf)) != FL_OK ||
+	    (rv = load_store_tokens(core, errbuf)) != FL_OK)
 		goto fail;
 	*out = core;
 	return FL_OK;
@@ -968,6 +1000,7 @@ void fl_core_free(struct fl_core *core)
 		fl_coordinator_config_fini(core->cfg);
 		free(core->cfg);
 	}
+	fl_enroll_tokens_free(core->tokens);
 	fl_buf_fini(&core->packed);
 	fl_buf_fini(&core->sealed);
 	pthread_mutex_destroy(&core->mtx);

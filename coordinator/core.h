@@ -59,6 +59,7 @@
 
 struct fl_core;
 struct fl_rep_req;
+struct fl_enroll_tokens;
 
 /* ---- the model ---- */
 
@@ -187,6 +188,9 @@ struct fl_store *fl_core_store(struct fl_core *core);
 const struct fl_core_scheduler *fl_core_scheduler(struct fl_core *core, void **arg);
 const struct fl_coordinator_config *fl_core_config(struct fl_core *core);
 struct fl_peers *fl_core_peers(struct fl_core *core);
+/* The outstanding enrollment tokens (proto/enroll.h), restored from the store
+ * at start; the store stays the truth. */
+struct fl_enroll_tokens *fl_core_enroll_tokens(struct fl_core *core);
 /* Wall clock, ms since the epoch. */
 int64_t fl_core_now_ms(struct fl_core *core);
 

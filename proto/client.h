@@ -12,11 +12,11 @@
  *   2. sends it on a context of its own (nng_ctx: one per call, so several
  *      threads may each have a call in flight, e.g. an agent's long poll
  *      while it sends a report) and waits for the reply until the deadline;
- *   3. opens the reply: it must be an envelope from the very key we sealed
- *      for (a coordinator peer), decode as a reply a coordinator may send
- *      (fl_wire_unpack_from), and name our request's sequence number in
- *      reply_to_seq, so a reply cannot be replayed as the answer to another
- *      request.
+ *   3. opens the reply (proto/rpc.h, fl_rpc_open_reply): it must be an
+ *      envelope from the very key we sealed for (a coordinator peer), decode
+ *      as a reply a coordinator may send, and name our request's sequence
+ *      number in reply_to_seq, so a reply cannot be replayed as the answer
+ *      to another request.
  *
  * nng's automatic resend is off (NNG_OPT_REQ_RESENDTIME =
  * NNG_DURATION_INFINITE, on the socket and every context): a byte-identical
@@ -45,9 +45,9 @@
  * Errors, the same for every call: FL_ECONNECT (the coordinator is
  * unreachable: no connection to the URL before the deadline), FL_ETIMEDOUT
  * (connected and sent, but no reply before the deadline), FL_EAUTH (the
- * coordinator refused the request every time, or its reply did not open:
- * another key, a replay, a bad signature), FL_EPARSE (the reply opened but
- * is malformed: not a Message, not a reply, reply_to_seq not ours),
+ * coordinator refused the request every time, or its reply did not open or
+ * is not ours: another key, a replay, a bad signature, another request's
+ * number), FL_EPARSE (the reply opened but is malformed),
  * FL_EINVAL (the request breaks a rule of flotilla.proto, or is over max),
  * FL_ECANCELED (fl_client_close was called), FL_EIO (nng failed otherwise).
  * errbuf says which URL and what happened.

@@ -1363,10 +1363,8 @@ static int cmd_make_release(int argc, char **argv)
 	                                  {"sequence", 1, 0, 's'}, {"key", 1, 0, 'k'},
 	                                  {"out", 1, 0, 'o'},      {0, 0, 0, 0}};
 	const char *dir = NULL, *project = NULL, *out = NULL, *keys[8];
-	struct fl_buf file = FL_BUF_INIT, bundle = FL_BUF_INIT, signed_ = FL_BUF_INIT;
+	struct fl_buf file = FL_BUF_INIT, signed_ = FL_BUF_INIT;
 	struct fl_migration_set set;
-	Flotilla__V1__SignedRelease *sr = NULL, fresh = FLOTILLA__V1__SIGNED_RELEASE__INIT;
-	Flotilla__V1__ReleaseBundle *b = NULL;
 	char err[FL_ERRBUF_SIZE] = "", hash[FL_RELEASE_HASH_HEX_LEN + 1];
 	long sequence = -1;
 	int n_keys = 0, c;
@@ -1397,29 +1395,9 @@ static int cmd_make_release(int argc, char **argv)
 	if (dir == NULL || project == NULL || sequence < 0 || out == NULL)
 		die_usage("make-release: --dir, --project, --sequence and --out are needed");
 	if (fl_migration_set_load(dir, &set, err) != FL_OK ||
-	    fl_release_build(&set, &file, hash, err) != FL_OK)
+	    fl_release_build(&set, project, (uint64_t)sequence, &file, hash, err) != FL_OK)
 		die(EXIT_FAIL, "%s", err);
 	fl_migration_set_fini(&set);
-	/* the same bundle, with the project and sequence set */
-	if (fl_wire_unpack_signed_release((const uint8_t *)file.data, file.len, FL_WIRE_MAX_RELEASE,
-	                                  &sr, err) != FL_OK ||
-	    fl_wire_unpack_release_bundle(sr->bundle.data, sr->bundle.len, FL_WIRE_MAX_RELEASE, &b,
-	                                  err) != FL_OK)
-		die(EXIT_FAIL, "%s", err);
-	{
-		char *theirs = b->project_id;
-
-		b->project_id = (char *)project;
-		b->sequence = (uint64_t)sequence;
-		if (fl_wire_pack_release_bundle(b, &bundle, FL_WIRE_MAX_RELEASE, err) != FL_OK)
-			die(EXIT_FAIL, "%s", err);
-		b->project_id = theirs;
-	}
-	fresh.bundle.data = (uint8_t *)bundle.data;
-	fresh.bundle.len = bundle.len;
-	fl_buf_reset(&file);
-	if (fl_wire_pack_signed_release(&fresh, &file, FL_WIRE_MAX_RELEASE, err) != FL_OK)
-		die(EXIT_FAIL, "%s", err);
 	for (int i = 0; i < n_keys; i++) {
 		struct fl_key k;
 
@@ -1433,18 +1411,8 @@ static int cmd_make_release(int argc, char **argv)
 	}
 	if (fl_release_file_write(out, file.data, file.len, err) != FL_OK)
 		die(EXIT_FAIL, "%s", err);
-	{
-		uint8_t h[32];
-		char hex[65];
-
-		crypto_hash_sha256(h, (const uint8_t *)bundle.data, bundle.len);
-		sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-		printf("%s\n", hex);
-	}
-	fl_wire_free_release_bundle(b);
-	fl_wire_free_signed_release(sr);
+	printf("%s\n", hash);
 	fl_buf_fini(&file);
-	fl_buf_fini(&bundle);
 	fl_buf_fini(&signed_);
 	return 0;
 }
