@@ -52,7 +52,9 @@ static enum fl_err call(struct fl_agent *a, bool poll, Flotilla__V1__Message *re
 	*reply = NULL;
 	if (l == NULL)
 		return fl_errf(errbuf, FL_ECANCELED, "the agent is stopping");
-	rv = fl_client_call(l->client, req, max, 0, timeout_ms, reply, errbuf);
+	/* every request the agent sends may be sent again: polls and fetches
+	 * change nothing, a Hello says the same, a report has its journal id */
+	rv = fl_client_call(l->client, req, max, FL_CLIENT_IDEMPOTENT, timeout_ms, reply, errbuf);
 	fl_agent_link_unref(l);
 	return rv;
 }

@@ -217,24 +217,29 @@ static void finish(struct fl_worker *w, struct job *j, bool started)
 		r->started_at_ms = r->finished_at_ms;
 	jid = fl_journal_reserve(w->d.journal);
 	if (fl_report_pack(r, jid, &packed, err) != FL_OK) {
-		fl_log_error(r->tenant_id, "assignment %llu: cannot pack its report: %s",
-		             (unsigned long long)j->id, err);
+		fl_logger_error(&j->log, NULL, "assignment %llu: cannot pack its report: %s",
+		                (unsigned long long)j->id, err);
 		goto out;
 	}
 	/* the ledger first: a crash between the two is mended at the next start
 	 * (fl_worker_recover journals what the ledger has and the journal lacks) */
 	if (started && fl_ledger_finish(w->d.ledger, j->id, r->outcome, r->finished_at_ms, jid,
 	                                packed.data, packed.len, err) != FL_OK)
-		fl_log_error(r->tenant_id, "assignment %llu: %s", (unsigned long long)j->id, err);
+		fl_logger_error(&j->log, NULL, "assignment %llu: %s", (unsigned long long)j->id,
+		                err);
 	if (fl_journal_put(w->d.journal, jid, packed.data, packed.len, err) != FL_OK) {
-		fl_log_error(r->tenant_id, "assignment %llu: cannot journal its report: %s",
-		             (unsigned long long)j->id, err);
+		fl_logger_error(&j->log, NULL, "assignment %llu: cannot journal its report: %s",
+		                (unsigned long long)j->id, err);
 		goto out;
 	}
-	fl_log_at(r->outcome == O_REFUSED || r->outcome == O_FAILED ? FL_LOG_WARN : FL_LOG_INFO,
-	          r->tenant_id, "assignment %llu (%s, rollout '%s'): %s%s%s",
-	          (unsigned long long)j->id, fl_verify_kind_name(r->kind), r->rollout_id,
-	          fl_report_outcome_name(r->outcome), r->message[0] ? ": " : "", r->message);
+	fl_logger_at(&j->log,
+	             r->outcome == O_APPLIED || r->outcome == O_ROLLED_BACK ||
+	                     r->outcome == O_HEALTHY || r->outcome == O_SKIPPED
+	                 ? FL_LOG_INFO
+	                 : FL_LOG_WARN,
+	             NULL, "assignment %llu (%s, rollout '%s'): %s%s%s", (unsigned long long)j->id,
+	             fl_verify_kind_name(r->kind), r->rollout_id,
+	             fl_report_outcome_name(r->outcome), r->message[0] ? ": " : "", r->message);
 	if (w->d.hooks.reported)
 		w->d.hooks.reported(w->d.hooks.arg);
 out:
@@ -385,19 +390,19 @@ static bool prepare(struct fl_worker *w, struct job *j)
 	/* never run twice: an id in the ledger is answered with its report */
 	if (fl_ledger_find(w->d.ledger, j->id, &e)) {
 		if (e.finished && e.report != NULL) {
-			fl_log_warn(
-			    j->report.tenant_id,
+			fl_logger_warn(
+			    &j->log, NULL,
 			    "assignment %llu was run before: sending its report (journal id "
 			    "%llu) again, running nothing",
 			    (unsigned long long)j->id, (unsigned long long)e.journal_id);
 			if (fl_journal_put(w->d.journal, e.journal_id, e.report, e.report_len,
 			                   err) != FL_OK)
-				fl_log_error(j->report.tenant_id, "%s", err);
+				fl_logger_error(&j->log, NULL, "%s", err);
 			else if (w->d.hooks.reported)
 				w->d.hooks.reported(w->d.hooks.arg);
 		} else {
-			fl_log_warn(
-			    j->report.tenant_id,
+			fl_logger_warn(
+			    &j->log, NULL,
 			    "assignment %llu was started before and is not finished: running "
 			    "nothing",
 			    (unsigned long long)j->id);
@@ -826,8 +831,8 @@ static void *watchdog_main(void *arg)
 		for (struct job *j = w->jobs; j != NULL; j = j->next)
 			if (j->state == J_RUNNING && j->deadline_ms != 0 && now >= j->deadline_ms &&
 			    j->why == WHY_NONE) {
-				fl_log_warn(
-				    j->report.tenant_id,
+				fl_logger_warn(
+				    &j->log, NULL,
 				    "assignment %llu: past the policy's max_duration: canceling",
 				    (unsigned long long)j->id);
 				cancel_job(j, WHY_DEADLINE, NULL);
