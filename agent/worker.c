@@ -269,9 +269,9 @@ static void canceled_outcome(struct job *j, enum cancel_why why, const char *wha
 		    j, O_FAILED, "%s: canceled after the policy's max_duration (%llds)", what,
 		    (long long)(j->v.order ? j->v.order->policy.max_duration_ms / 1000 : 0));
 	else if (why == WHY_HALT)
-		set_outcome(j, O_CANCELED, "%s: halted: %s", what, j->why_text);
+		set_outcome(j, O_CANCELED, "halted: %s (%s)", j->why_text, what);
 	else
-		set_outcome(j, O_CANCELED, "%s: %s", what, why_name(why));
+		set_outcome(j, O_CANCELED, "%s (%s)", why_name(why), what);
 }
 
 /* ---- the engine's events and log lines ---- */

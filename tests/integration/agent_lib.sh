@@ -26,6 +26,9 @@ ag_stop_all() {
 	[ -z "$AG_ROGUE_PID" ] || kill -TERM "$AG_ROGUE_PID" 2>/dev/null || true
 }
 fl_on_exit ag_stop_all
+# on failure, what the agent and the rogue said (rc is _fl_exit's)
+# shellcheck disable=SC2016
+fl_on_exit '[ "${rc:-0}" = 0 ] || { echo "--- agent log (tail) ---"; tail -n 80 "$AG_LOG"; echo "--- rogue ---"; tail -n 20 "$AG/rogue.log"; } >&2 2>/dev/null'
 
 # ag_pub KEYFILE: its public key.
 ag_pub() {
