@@ -35,6 +35,7 @@
 
 #include <sodium.h>
 
+#include "agent_config.h"
 #include "buf.h"
 #include "config.h"
 #include "duration.h"
@@ -1155,7 +1156,7 @@ static const struct documented documented[] = {
      "## Wire and trust",
      true,
      true,
-     {"deploy/examples/agent.yaml", "deploy/examples/coordinator.yaml"}},
+     {NULL}},
     {"policy",
      fl_policy_config_table,
      "docs/POLICY.md",
@@ -1165,6 +1166,13 @@ static const struct documented documented[] = {
      {"deploy/examples/policies/standard-canary.yaml",
       "deploy/examples/policies/expand-contract-friendly.yaml",
       "deploy/examples/policies/fast-staging.yaml"}},
+    {"agent",
+     fl_agent_config_table,
+     "docs/CONFIG.md",
+     "## Agent",
+     true,
+     true,
+     {"deploy/examples/agent.yaml", "deploy/examples/agent-schemas.yaml"}},
 };
 #define N_DOCUMENTED ((int)(sizeof(documented) / sizeof(documented[0])))
 
