@@ -221,22 +221,9 @@ enum fl_err fl_pull_hello(struct fl_agent *a, char *errbuf)
 		Flotilla__V1__Message msg = FLOTILLA__V1__MESSAGE__INIT, *reply = NULL;
 		Flotilla__V1__Hello hello = FLOTILLA__V1__HELLO__INIT;
 		struct fl_report_arena arena = {NULL, 0};
-		size_t to = from, bytes = 0;
 
-		/* as many tenants as fit one part */
-		while (to < n) {
-			Flotilla__V1__Hello one = FLOTILLA__V1__HELLO__INIT;
-			struct fl_report_arena tmp = {NULL, 0};
-			size_t sz;
+		size_t to = fl_report_hello_part(snap.tenants, from, ptrs, seqs, HELLO_PART_BYTES);
 
-			fl_report_hello_tenants(&one, snap.tenants, to, to + 1, ptrs, seqs, &tmp);
-			sz = protobuf_c_message_get_packed_size(&one.tenants[0]->base) + 8;
-			fl_report_arena_free(&tmp);
-			if (to > from && bytes + sz > HELLO_PART_BYTES)
-				break;
-			bytes += sz;
-			to++;
-		}
 		msg.body_case = FLOTILLA__V1__MESSAGE__BODY_HELLO;
 		msg.hello = &hello;
 		hello.agent_id = a->agent_id;
