@@ -30,6 +30,12 @@ int64_t fl_pull_backoff(unsigned n, int64_t max_ms)
 	return d / 2 + (int64_t)randombytes_uniform((uint32_t)(d / 2 + 1));
 }
 
+/* Text from the coordinator, quoted for logs and messages. */
+static const char *q(char *buf, size_t size, const char *s)
+{
+	return fl_err_quote(buf, size, s ? s : "", s ? strlen(s) : 0);
+}
+
 static const char *status_name(int code)
 {
 	static const char *const names[] = {"unspecified",         "ok",
@@ -196,6 +202,7 @@ static bool write_enrolled(struct fl_agent *a)
 
 enum fl_err fl_pull_hello(struct fl_agent *a, char *errbuf)
 {
+	char shown[256];
 	struct fl_agent_snapshot snap;
 	struct fl_tenant_state *states;
 	const struct fl_tenant_state **ptrs;
@@ -240,7 +247,8 @@ enum fl_err fl_pull_hello(struct fl_agent *a, char *errbuf)
 			break;
 		if (reply->body_case == FLOTILLA__V1__MESSAGE__BODY_ERROR) {
 			rv = fl_errf(errbuf, FL_EAUTH, "hello refused: %s: %s",
-			             status_name(reply->error->code), reply->error->message);
+			             status_name(reply->error->code),
+			             q(shown, sizeof(shown), reply->error->message));
 		} else if (reply->body_case != FLOTILLA__V1__MESSAGE__BODY_HELLO_REPLY) {
 			rv = fl_errf(errbuf, FL_EPARSE, "hello answered with %s",
 			             fl_wire_body_name(reply->body_case));
@@ -249,7 +257,7 @@ enum fl_err fl_pull_hello(struct fl_agent *a, char *errbuf)
 			redirected = true; /* the loop says Hello there */
 		} else if (!reply->hello_reply->accepted) {
 			rv = fl_errf(errbuf, FL_EAUTH, "hello refused: %s",
-			             reply->hello_reply->reason);
+			             q(shown, sizeof(shown), reply->hello_reply->reason));
 		} else if (!hello.more_tenants) {
 			const Flotilla__V1__HelloReply *hr = reply->hello_reply;
 			int64_t skew = hr->coordinator_time_ms - fl_report_now_ms();
@@ -297,6 +305,7 @@ enum fl_err fl_pull_hello(struct fl_agent *a, char *errbuf)
 static enum fl_err send_report(struct fl_agent *a, uint64_t id, const struct fl_buf *packed,
                                char *errbuf)
 {
+	char shown[256];
 	Flotilla__V1__Message *req = NULL, *reply = NULL;
 	enum fl_err rv;
 	bool acked = false;
@@ -324,7 +333,7 @@ static enum fl_err send_report(struct fl_agent *a, uint64_t id, const struct fl_
 	} else if (rv == FL_OK && reply->body_case == FLOTILLA__V1__MESSAGE__BODY_ERROR) {
 		rv = fl_errf(errbuf, FL_ESTATE, "report %llu refused: %s: %s",
 		             (unsigned long long)id, status_name(reply->error->code),
-		             reply->error->message);
+		             q(shown, sizeof(shown), reply->error->message));
 	} else if (rv == FL_OK) {
 		rv = fl_errf(errbuf, FL_EPARSE, "report answered with %s",
 		             fl_wire_body_name(reply->body_case));
@@ -419,6 +428,7 @@ void fl_pull_flush(struct fl_agent *a, int64_t timeout_ms)
 
 enum fl_err fl_pull_fetch(void *arg, const uint8_t hash[32], struct fl_buf *out, char *errbuf)
 {
+	char shown[256];
 	struct fl_agent *a = arg;
 	Flotilla__V1__Message msg = FLOTILLA__V1__MESSAGE__INIT, *reply = NULL;
 	Flotilla__V1__FetchRelease fr = FLOTILLA__V1__FETCH_RELEASE__INIT;
@@ -445,7 +455,7 @@ enum fl_err fl_pull_fetch(void *arg, const uint8_t hash[32], struct fl_buf *out,
 		                 ? FL_ENOENT
 		                 : FL_ESTATE,
 		             "fetching the release: %s: %s", status_name(reply->error->code),
-		             reply->error->message);
+		             q(shown, sizeof(shown), reply->error->message));
 	} else {
 		rv = fl_errf(errbuf, FL_EPARSE, "fetching the release: answered with %s",
 		             reply->body_case == FLOTILLA__V1__MESSAGE__BODY_RELEASE_BUNDLE_REPLY
@@ -461,6 +471,7 @@ enum fl_err fl_pull_fetch(void *arg, const uint8_t hash[32], struct fl_buf *out,
 /* One long poll. FL_OK: answered (work, halts or nothing). */
 static enum fl_err poll_once(struct fl_agent *a, char *errbuf)
 {
+	char shown[256];
 	Flotilla__V1__Message msg = FLOTILLA__V1__MESSAGE__INIT, *reply = NULL;
 	Flotilla__V1__Poll poll = FLOTILLA__V1__POLL__INIT;
 	uint64_t *running = NULL;
@@ -489,7 +500,8 @@ static enum fl_err poll_once(struct fl_agent *a, char *errbuf)
 		return rv;
 	if (reply->body_case == FLOTILLA__V1__MESSAGE__BODY_ERROR) {
 		rv = fl_errf(errbuf, FL_ESTATE, "poll refused: %s: %s",
-		             status_name(reply->error->code), reply->error->message);
+		             status_name(reply->error->code),
+		             q(shown, sizeof(shown), reply->error->message));
 		pthread_mutex_lock(&a->mu);
 		a->need_hello = true;
 		pthread_mutex_unlock(&a->mu);

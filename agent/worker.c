@@ -93,6 +93,7 @@ struct job {
 
 	struct fl_logger log;
 	char log_context[300];
+	char rollout_shown[128]; /* rollout_id quoted for logs: the coordinator's text */
 	struct fl_report report;
 	struct fl_migration_report *current; /* the migration being worked on */
 	int64_t current_started_ms;
@@ -238,7 +239,7 @@ static void finish(struct fl_worker *w, struct job *j, bool started)
 	                 ? FL_LOG_INFO
 	                 : FL_LOG_WARN,
 	             NULL, "assignment %llu (%s, rollout '%s'): %s%s%s", (unsigned long long)j->id,
-	             fl_verify_kind_name(r->kind), r->rollout_id,
+	             fl_verify_kind_name(r->kind), j->rollout_shown,
 	             fl_report_outcome_name(r->outcome), r->message[0] ? ": " : "", r->message);
 	if (w->d.hooks.reported)
 		w->d.hooks.reported(w->d.hooks.arg);
@@ -359,7 +360,14 @@ static void report_basics(struct fl_worker *w, struct job *j)
 	r->tenant_id = fl_strdup(j->a && j->a->tenant_id ? j->a->tenant_id : "");
 	r->kind = j->a ? (int)j->a->kind : 0;
 	r->started_at_ms = fl_report_now_ms();
-	snprintf(j->log_context, sizeof(j->log_context), "tenant '%.200s'", r->tenant_id);
+	{
+		char q[200];
+
+		snprintf(j->log_context, sizeof(j->log_context), "tenant '%s'",
+		         fl_err_quote(q, sizeof(q), r->tenant_id, strlen(r->tenant_id)));
+		fl_err_quote(j->rollout_shown, sizeof(j->rollout_shown), j->rollout_id,
+		             strlen(j->rollout_id));
+	}
 	j->log.level = fl_log_threshold;
 	j->log.sink = NULL;
 	j->log.arg = NULL;
@@ -705,7 +713,7 @@ static void run(struct fl_worker *w, struct job *j)
 	}
 	fl_logger_info(&j->log, NULL, "assignment %llu: %s%s%s (rollout '%s', wave '%s')",
 	               (unsigned long long)j->id, fl_verify_kind_name(j->v.kind),
-	               j->v.target ? " to " : "", j->v.target ? j->v.target : "", j->rollout_id,
+	               j->v.target ? " to " : "", j->v.target ? j->v.target : "", j->rollout_shown,
 	               j->v.wave->name);
 
 	db = fl_agent_config_database(j->snap.cfg, j->v.tenant->server);
@@ -935,8 +943,14 @@ void fl_worker_halt(struct fl_worker *w, const char *rollout_id, const char *rea
 	}
 	pthread_cond_broadcast(&w->work);
 	pthread_mutex_unlock(&w->mu);
-	fl_log_warn("agent", "rollout '%s' halted (%s): %zu assignment%s stopped", rollout_id,
-	            reason, n, n == 1 ? "" : "s");
+	{
+		char qr[128], qw[256];
+
+		fl_log_warn("agent", "rollout '%s' halted (%s): %zu assignment%s stopped",
+		            fl_err_quote(qr, sizeof(qr), rollout_id, strlen(rollout_id)),
+		            fl_err_quote(qw, sizeof(qw), reason, strlen(reason)), n,
+		            n == 1 ? "" : "s");
+	}
 }
 
 size_t fl_worker_free_slots(struct fl_worker *w)

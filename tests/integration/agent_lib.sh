@@ -79,7 +79,7 @@ ag_config() {
 	cat >"$AG/agent.yaml" <<EOF
 key_file: $AG/agent.key
 coordinator_url: $(cat "$AG_ROGUE_DIR/url" 2>/dev/null || echo tcp://127.0.0.1:1)
-coordinator_public_keys: [$(ag_pub "$AG/coord.key")]
+coordinator_public_keys: [${AG_PINNED:-$(ag_pub "$AG/coord.key")}]
 trusted_release_keys: [$(ag_pub "$AG/release.key")]
 peers_state_file: $AG/peers.seq
 project_id: acme-app

@@ -20,6 +20,7 @@
  *         halt ROLLOUT REASON...  halt a rollout at the next poll
  *         ack on|off            acknowledge reports (default on)
  *         hello accept|refuse   accept Hellos (default) or refuse them
+ *         redirect URL PUBKEY   answer the next Hello or Poll with a Redirect there
  *       Appends what it hears, one event per line of key=value fields (the last,
  *       message or error, may hold spaces): DIR/reports.log ("report assignment=N
  *       journal=J tenant=T kind=K outcome=NAME applied=N head=ID failed=N
@@ -328,6 +329,8 @@ struct rogue {
 	char *halts[MAX_ITEMS][2];
 	int n_halts;
 	bool ack, refuse_hello;
+	char *redirect_url; /* the next Hello or Poll is answered with a Redirect */
+	uint8_t redirect_key[32];
 	long consumed; /* bytes of DIR/commands read */
 };
 
@@ -343,6 +346,15 @@ static void append(const char *dir, const char *name, const struct fl_buf *line)
 	fwrite(line->data, 1, line->len, f);
 	fputc('\n', f);
 	fclose(f);
+}
+
+static void append_line(const char *dir, const char *name, const char *text)
+{
+	struct fl_buf b = FL_BUF_INIT;
+
+	fl_buf_puts(&b, text);
+	append(dir, name, &b);
+	fl_buf_fini(&b);
 }
 
 static bool hex32(const char *hex, uint8_t out[32])
@@ -448,6 +460,11 @@ static void command(struct rogue *r, char *line)
 		r->n_halts++;
 	} else if (strcmp(argv[0], "ack") == 0 && argc == 2) {
 		r->ack = strcmp(argv[1], "on") == 0;
+	} else if (strcmp(argv[0], "redirect") == 0 && argc == 3) {
+		if (fl_key_public_parse(argv[2], r->redirect_key, err) != FL_OK)
+			die("redirect", err);
+		free(r->redirect_url);
+		r->redirect_url = fl_strdup(argv[1]);
 	} else if (strcmp(argv[0], "hello") == 0 && argc == 2) {
 		r->refuse_hello = strcmp(argv[1], "refuse") == 0;
 	} else {
@@ -574,6 +591,8 @@ static void serve_request(struct rogue *r, const void *data, size_t len, struct 
 	Flotilla__V1__ReportAck ack = FLOTILLA__V1__REPORT_ACK__INIT;
 	Flotilla__V1__ReleaseBundleReply rb = FLOTILLA__V1__RELEASE_BUNDLE_REPLY__INIT;
 	Flotilla__V1__Status st = FLOTILLA__V1__STATUS__INIT;
+	Flotilla__V1__Redirect redirect = FLOTILLA__V1__REDIRECT__INIT;
+	bool redirect_sent = false;
 	Flotilla__V1__WorkAssignment *as[MAX_ITEMS];
 	Flotilla__V1__Halt hs[MAX_ITEMS], *hp[MAX_ITEMS];
 	struct fl_envelope_opened o;
@@ -653,10 +672,28 @@ static void serve_request(struct rogue *r, const void *data, size_t len, struct 
 		st.message = "not here";
 		break;
 	}
+	if (r->redirect_url != NULL && (req->body_case == FLOTILLA__V1__MESSAGE__BODY_HELLO ||
+	                                req->body_case == FLOTILLA__V1__MESSAGE__BODY_POLL)) {
+		redirect.coordinator_url = r->redirect_url;
+		redirect.leader_public_key.data = r->redirect_key;
+		redirect.leader_public_key.len = 32;
+		if (req->body_case == FLOTILLA__V1__MESSAGE__BODY_HELLO) {
+			hr.redirect = &redirect;
+		} else {
+			pr.redirect = &redirect;
+			pr.n_assignments = 0; /* nothing else then */
+			pr.n_halts = 0;
+		}
+		redirect_sent = true;
+	}
 	if (fl_rpc_seal_reply(r->ep, o.sender.pk, o.seq, &reply, out, err) != FL_OK) {
 		fprintf(stderr, "rogue_coordinator: cannot seal a reply: %s\n", err);
 		if (fl_envelope_refusal(out) != FL_OK)
 			abort();
+	} else if (redirect_sent) {
+		free(r->redirect_url);
+		r->redirect_url = NULL;
+		append_line(r->dir, "polls.log", "redirect sent");
 	} else if (req->body_case == FLOTILLA__V1__MESSAGE__BODY_POLL) {
 		/* handed out once; a test replays by asking again */
 		for (i = 0; i < r->n_work; i++) {
