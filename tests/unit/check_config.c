@@ -38,6 +38,7 @@
 #include "agent_config.h"
 #include "buf.h"
 #include "config.h"
+#include "coordinator_config.h"
 #include "duration.h"
 #include "mem.h"
 #include "policy.h"
@@ -1157,6 +1158,13 @@ static const struct documented documented[] = {
      true,
      true,
      {NULL}},
+    {"coordinator",
+     fl_coordinator_config_table,
+     "docs/CONFIG.md",
+     "## Coordinator",
+     true,
+     true,
+     {"deploy/examples/coordinator.yaml"}},
     {"policy",
      fl_policy_config_table,
      "docs/POLICY.md",
