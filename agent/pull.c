@@ -351,9 +351,21 @@ static enum fl_err send_pending(struct fl_agent *a, char *errbuf)
 	enum fl_err rv = FL_OK;
 
 	while (fl_journal_next(a->journal, after, &id, &packed)) {
-		if ((rv = send_report(a, id, &packed, errbuf)) != FL_OK)
-			break;
+		char err[FL_ERRBUF_SIZE] = "";
+		enum fl_err one = send_report(a, id, &packed, err);
+
 		after = id;
+		if (one == FL_OK)
+			continue;
+		if (rv == FL_OK) {
+			rv = one;
+			snprintf(errbuf, FL_ERRBUF_SIZE, "%s", err);
+		}
+		/* the coordinator answered, refusing this one: it stays in the
+		 * journal (tried again later), the others still go; anything
+		 * else (unreachable, no answer) ends the round */
+		if (one != FL_ESTATE && one != FL_EPARSE)
+			break;
 	}
 	fl_buf_fini(&packed);
 	return rv;
