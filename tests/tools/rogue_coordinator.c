@@ -24,7 +24,7 @@
  *       Appends what it hears, one event per line of key=value fields (the last,
  *       message or error, may hold spaces): DIR/reports.log ("report assignment=N
  *       journal=J tenant=T kind=K outcome=NAME applied=N head=ID failed=N
- *       fingerprint=HEX acked=0|1 migrations=ID:OUTCOME,... health=NAME:ok|failed|
+ *       fingerprint=HEX acked=0|1 ms=DURATION migrations=ID:OUTCOME,... health=NAME:ok|failed|
  *       inconclusive,... message=..."), DIR/hellos.log ("hello agent=... token=...
  *       more=0|1 tenants=N", then a "tenant id=... applied=N head=ID failed=N
  *       sequence=S fingerprint=HEX schema=S error=..." line per tenant) and
@@ -551,11 +551,12 @@ static void on_report(struct rogue *r, const Flotilla__V1__Report *rep,
 
 	fl_buf_printf(&j,
 	              "report assignment=%llu journal=%llu tenant=%s kind=%d outcome=%s applied=%u "
-	              "head=%s failed=%zu fingerprint=%s acked=%d migrations=",
+	              "head=%s failed=%zu fingerprint=%s acked=%d ms=%lld migrations=",
 	              (unsigned long long)rep->assignment_id, (unsigned long long)rep->journal_id,
 	              rep->tenant_id, rep->kind, outcome_name(rep->outcome), rep->applied_count,
 	              rep->head_migration_id[0] ? rep->head_migration_id : "-", rep->n_failed,
-	              rep->fingerprint[0] ? rep->fingerprint : "-", r->ack ? 1 : 0);
+	              rep->fingerprint[0] ? rep->fingerprint : "-", r->ack ? 1 : 0,
+	              (long long)(rep->finished_at_ms - rep->started_at_ms));
 	for (i = 0; i < rep->n_migrations; i++)
 		fl_buf_printf(&j, "%s%s:%s", i ? "," : "", rep->migrations[i]->migration_id,
 		              outcome_name(rep->migrations[i]->outcome));
