@@ -1151,13 +1151,7 @@ struct documented {
 };
 
 static const struct documented documented[] = {
-    {"wire",
-     fl_wire_config_table,
-     "docs/CONFIG.md",
-     "## Wire and trust",
-     true,
-     true,
-     {NULL}},
+    {"wire", fl_wire_config_table, "docs/CONFIG.md", "## Wire and trust", true, true, {NULL}},
     {"coordinator",
      fl_coordinator_config_table,
      "docs/CONFIG.md",
