@@ -449,15 +449,15 @@ static void *housekeeping_main(void *arg)
 
 			pthread_mutex_lock(&a->mu);
 			stopping = a->stopping;
+			if (!stopping)
+				fl_log_info("agent", "%s: stopping: taking no more work",
+				            sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			a->stopping = true;
 			l = a->poll;
 			pthread_cond_broadcast(&a->changed);
 			pthread_mutex_unlock(&a->mu);
-			if (!stopping) {
-				fl_log_info("agent", "%s: stopping: taking no more work",
-				            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			if (!stopping)
 				fl_client_close(l->client); /* ends the long poll now */
-			}
 		} else if (sig == SIGHUP) {
 			if (fl_agent_reload(a, err) == FL_OK)
 				fl_log_info("agent", "SIGHUP: reloaded '%s'", a->config_path);

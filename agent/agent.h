@@ -32,7 +32,7 @@
 #include <stdint.h>
 
 #include "client.h"
-#include "config.h"
+#include "agent_config.h"
 #include "envelope.h"
 #include "identity.h"
 #include "journal.h"

@@ -24,7 +24,7 @@
 
 #include <stdbool.h>
 
-#include "config.h"
+#include "agent_config.h"
 #include "err.h"
 #include "log.h"
 #include "tenants.h"

@@ -30,6 +30,12 @@ int64_t fl_pull_backoff(unsigned n, int64_t max_ms)
 	return d / 2 + (int64_t)randombytes_uniform((uint32_t)(d / 2 + 1));
 }
 
+/* Text from the coordinator, quoted for logs and messages. */
+static const char *q(char *buf, size_t size, const char *s)
+{
+	return fl_err_quote(buf, size, s ? s : "", s ? strlen(s) : 0);
+}
+
 static const char *status_name(int code)
 {
 	static const char *const names[] = {"unspecified",         "ok",
@@ -52,7 +58,9 @@ static enum fl_err call(struct fl_agent *a, bool poll, Flotilla__V1__Message *re
 	*reply = NULL;
 	if (l == NULL)
 		return fl_errf(errbuf, FL_ECANCELED, "the agent is stopping");
-	rv = fl_client_call(l->client, req, max, 0, timeout_ms, reply, errbuf);
+	/* every request the agent sends may be sent again: polls and fetches
+	 * change nothing, a Hello says the same, a report has its journal id */
+	rv = fl_client_call(l->client, req, max, FL_CLIENT_IDEMPOTENT, timeout_ms, reply, errbuf);
 	fl_agent_link_unref(l);
 	return rv;
 }
@@ -194,6 +202,7 @@ static bool write_enrolled(struct fl_agent *a)
 
 enum fl_err fl_pull_hello(struct fl_agent *a, char *errbuf)
 {
+	char shown[256];
 	struct fl_agent_snapshot snap;
 	struct fl_tenant_state *states;
 	const struct fl_tenant_state **ptrs;
@@ -219,22 +228,9 @@ enum fl_err fl_pull_hello(struct fl_agent *a, char *errbuf)
 		Flotilla__V1__Message msg = FLOTILLA__V1__MESSAGE__INIT, *reply = NULL;
 		Flotilla__V1__Hello hello = FLOTILLA__V1__HELLO__INIT;
 		struct fl_report_arena arena = {NULL, 0};
-		size_t to = from, bytes = 0;
 
-		/* as many tenants as fit one part */
-		while (to < n) {
-			Flotilla__V1__Hello one = FLOTILLA__V1__HELLO__INIT;
-			struct fl_report_arena tmp = {NULL, 0};
-			size_t sz;
+		size_t to = fl_report_hello_part(snap.tenants, from, ptrs, seqs, HELLO_PART_BYTES);
 
-			fl_report_hello_tenants(&one, snap.tenants, to, to + 1, ptrs, seqs, &tmp);
-			sz = protobuf_c_message_get_packed_size(&one.tenants[0]->base) + 8;
-			fl_report_arena_free(&tmp);
-			if (to > from && bytes + sz > HELLO_PART_BYTES)
-				break;
-			bytes += sz;
-			to++;
-		}
 		msg.body_case = FLOTILLA__V1__MESSAGE__BODY_HELLO;
 		msg.hello = &hello;
 		hello.agent_id = a->agent_id;
@@ -251,7 +247,8 @@ enum fl_err fl_pull_hello(struct fl_agent *a, char *errbuf)
 			break;
 		if (reply->body_case == FLOTILLA__V1__MESSAGE__BODY_ERROR) {
 			rv = fl_errf(errbuf, FL_EAUTH, "hello refused: %s: %s",
-			             status_name(reply->error->code), reply->error->message);
+			             status_name(reply->error->code),
+			             q(shown, sizeof(shown), reply->error->message));
 		} else if (reply->body_case != FLOTILLA__V1__MESSAGE__BODY_HELLO_REPLY) {
 			rv = fl_errf(errbuf, FL_EPARSE, "hello answered with %s",
 			             fl_wire_body_name(reply->body_case));
@@ -260,7 +257,7 @@ enum fl_err fl_pull_hello(struct fl_agent *a, char *errbuf)
 			redirected = true; /* the loop says Hello there */
 		} else if (!reply->hello_reply->accepted) {
 			rv = fl_errf(errbuf, FL_EAUTH, "hello refused: %s",
-			             reply->hello_reply->reason);
+			             q(shown, sizeof(shown), reply->hello_reply->reason));
 		} else if (!hello.more_tenants) {
 			const Flotilla__V1__HelloReply *hr = reply->hello_reply;
 			int64_t skew = hr->coordinator_time_ms - fl_report_now_ms();
@@ -308,6 +305,7 @@ enum fl_err fl_pull_hello(struct fl_agent *a, char *errbuf)
 static enum fl_err send_report(struct fl_agent *a, uint64_t id, const struct fl_buf *packed,
                                char *errbuf)
 {
+	char shown[256];
 	Flotilla__V1__Message *req = NULL, *reply = NULL;
 	enum fl_err rv;
 	bool acked = false;
@@ -335,7 +333,7 @@ static enum fl_err send_report(struct fl_agent *a, uint64_t id, const struct fl_
 	} else if (rv == FL_OK && reply->body_case == FLOTILLA__V1__MESSAGE__BODY_ERROR) {
 		rv = fl_errf(errbuf, FL_ESTATE, "report %llu refused: %s: %s",
 		             (unsigned long long)id, status_name(reply->error->code),
-		             reply->error->message);
+		             q(shown, sizeof(shown), reply->error->message));
 	} else if (rv == FL_OK) {
 		rv = fl_errf(errbuf, FL_EPARSE, "report answered with %s",
 		             fl_wire_body_name(reply->body_case));
@@ -353,9 +351,21 @@ static enum fl_err send_pending(struct fl_agent *a, char *errbuf)
 	enum fl_err rv = FL_OK;
 
 	while (fl_journal_next(a->journal, after, &id, &packed)) {
-		if ((rv = send_report(a, id, &packed, errbuf)) != FL_OK)
-			break;
+		char err[FL_ERRBUF_SIZE] = "";
+		enum fl_err one = send_report(a, id, &packed, err);
+
 		after = id;
+		if (one == FL_OK)
+			continue;
+		if (rv == FL_OK) {
+			rv = one;
+			snprintf(errbuf, FL_ERRBUF_SIZE, "%s", err);
+		}
+		/* the coordinator answered, refusing this one: it stays in the
+		 * journal (tried again later), the others still go; anything
+		 * else (unreachable, no answer) ends the round */
+		if (one != FL_ESTATE && one != FL_EPARSE)
+			break;
 	}
 	fl_buf_fini(&packed);
 	return rv;
@@ -430,6 +440,7 @@ void fl_pull_flush(struct fl_agent *a, int64_t timeout_ms)
 
 enum fl_err fl_pull_fetch(void *arg, const uint8_t hash[32], struct fl_buf *out, char *errbuf)
 {
+	char shown[256];
 	struct fl_agent *a = arg;
 	Flotilla__V1__Message msg = FLOTILLA__V1__MESSAGE__INIT, *reply = NULL;
 	Flotilla__V1__FetchRelease fr = FLOTILLA__V1__FETCH_RELEASE__INIT;
@@ -456,7 +467,7 @@ enum fl_err fl_pull_fetch(void *arg, const uint8_t hash[32], struct fl_buf *out,
 		                 ? FL_ENOENT
 		                 : FL_ESTATE,
 		             "fetching the release: %s: %s", status_name(reply->error->code),
-		             reply->error->message);
+		             q(shown, sizeof(shown), reply->error->message));
 	} else {
 		rv = fl_errf(errbuf, FL_EPARSE, "fetching the release: answered with %s",
 		             reply->body_case == FLOTILLA__V1__MESSAGE__BODY_RELEASE_BUNDLE_REPLY
@@ -472,6 +483,7 @@ enum fl_err fl_pull_fetch(void *arg, const uint8_t hash[32], struct fl_buf *out,
 /* One long poll. FL_OK: answered (work, halts or nothing). */
 static enum fl_err poll_once(struct fl_agent *a, char *errbuf)
 {
+	char shown[256];
 	Flotilla__V1__Message msg = FLOTILLA__V1__MESSAGE__INIT, *reply = NULL;
 	Flotilla__V1__Poll poll = FLOTILLA__V1__POLL__INIT;
 	uint64_t *running = NULL;
@@ -500,7 +512,8 @@ static enum fl_err poll_once(struct fl_agent *a, char *errbuf)
 		return rv;
 	if (reply->body_case == FLOTILLA__V1__MESSAGE__BODY_ERROR) {
 		rv = fl_errf(errbuf, FL_ESTATE, "poll refused: %s: %s",
-		             status_name(reply->error->code), reply->error->message);
+		             status_name(reply->error->code),
+		             q(shown, sizeof(shown), reply->error->message));
 		pthread_mutex_lock(&a->mu);
 		a->need_hello = true;
 		pthread_mutex_unlock(&a->mu);

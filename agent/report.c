@@ -355,6 +355,29 @@ void fl_report_hello_tenants(Flotilla__V1__Hello *hello, const struct fl_tenants
 	}
 }
 
+size_t fl_report_hello_part(const struct fl_tenants *t, size_t from,
+                            const struct fl_tenant_state *const *states, const uint64_t *seqs,
+                            size_t max_bytes)
+{
+	size_t to = from, bytes = 0;
+
+	while (to < t->n) {
+		Flotilla__V1__Hello one = FLOTILLA__V1__HELLO__INIT;
+		struct fl_report_arena tmp = {NULL, 0};
+		size_t sz;
+
+		fl_report_hello_tenants(&one, t, to, to + 1, states, seqs, &tmp);
+		/* the tenant and its field tag and length */
+		sz = protobuf_c_message_get_packed_size(&one.tenants[0]->base) + 8;
+		fl_report_arena_free(&tmp);
+		if (to > from && bytes + sz > max_bytes)
+			break;
+		bytes += sz;
+		to++;
+	}
+	return to;
+}
+
 enum fl_err fl_report_pack(const struct fl_report *r, uint64_t journal_id, struct fl_buf *out,
                            char *errbuf)
 {

@@ -115,6 +115,12 @@ void fl_report_hello_tenants(Flotilla__V1__Hello *hello, const struct fl_tenants
                              size_t to, const struct fl_tenant_state *const *states,
                              const uint64_t *seqs, struct fl_report_arena *arena);
 void fl_report_arena_free(struct fl_report_arena *a);
+/* Where the Hello part starting at tenant `from` ends: as many tenants as
+ * fit max_bytes packed (at least one), so that a large agent's Hello is
+ * split into parts (more_tenants) that each fit a message. */
+size_t fl_report_hello_part(const struct fl_tenants *t, size_t from,
+                            const struct fl_tenant_state *const *states, const uint64_t *seqs,
+                            size_t max_bytes);
 
 /* Wall clock, ms since the epoch. */
 int64_t fl_report_now_ms(void);

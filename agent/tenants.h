@@ -5,7 +5,7 @@
  * without holding a lock while they use it.
  *
  * And how to reach a tenant: its libpq URL, built from its server's settings
- * (agent/config.h), with the password read at that moment from the server's
+ * (agent/agent_config.h), with the password read at that moment from the server's
  * password_file or password_env. A URL holding a password is a secret: the
  * caller wipes it (fl_tenants_url_free) and never logs it; messages use
  * fl_driver_redact_url.
@@ -19,7 +19,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-#include "config.h"
+#include "agent_config.h"
 #include "err.h"
 #include "label.h"
 

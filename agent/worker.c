@@ -93,6 +93,7 @@ struct job {
 
 	struct fl_logger log;
 	char log_context[300];
+	char rollout_shown[128]; /* rollout_id quoted for logs: the coordinator's text */
 	struct fl_report report;
 	struct fl_migration_report *current; /* the migration being worked on */
 	int64_t current_started_ms;
@@ -217,24 +218,29 @@ static void finish(struct fl_worker *w, struct job *j, bool started)
 		r->started_at_ms = r->finished_at_ms;
 	jid = fl_journal_reserve(w->d.journal);
 	if (fl_report_pack(r, jid, &packed, err) != FL_OK) {
-		fl_log_error(r->tenant_id, "assignment %llu: cannot pack its report: %s",
-		             (unsigned long long)j->id, err);
+		fl_logger_error(&j->log, NULL, "assignment %llu: cannot pack its report: %s",
+		                (unsigned long long)j->id, err);
 		goto out;
 	}
 	/* the ledger first: a crash between the two is mended at the next start
 	 * (fl_worker_recover journals what the ledger has and the journal lacks) */
 	if (started && fl_ledger_finish(w->d.ledger, j->id, r->outcome, r->finished_at_ms, jid,
 	                                packed.data, packed.len, err) != FL_OK)
-		fl_log_error(r->tenant_id, "assignment %llu: %s", (unsigned long long)j->id, err);
+		fl_logger_error(&j->log, NULL, "assignment %llu: %s", (unsigned long long)j->id,
+		                err);
 	if (fl_journal_put(w->d.journal, jid, packed.data, packed.len, err) != FL_OK) {
-		fl_log_error(r->tenant_id, "assignment %llu: cannot journal its report: %s",
-		             (unsigned long long)j->id, err);
+		fl_logger_error(&j->log, NULL, "assignment %llu: cannot journal its report: %s",
+		                (unsigned long long)j->id, err);
 		goto out;
 	}
-	fl_log_at(r->outcome == O_REFUSED || r->outcome == O_FAILED ? FL_LOG_WARN : FL_LOG_INFO,
-	          r->tenant_id, "assignment %llu (%s, rollout '%s'): %s%s%s",
-	          (unsigned long long)j->id, fl_verify_kind_name(r->kind), r->rollout_id,
-	          fl_report_outcome_name(r->outcome), r->message[0] ? ": " : "", r->message);
+	fl_logger_at(&j->log,
+	             r->outcome == O_APPLIED || r->outcome == O_ROLLED_BACK ||
+	                     r->outcome == O_HEALTHY || r->outcome == O_SKIPPED
+	                 ? FL_LOG_INFO
+	                 : FL_LOG_WARN,
+	             NULL, "assignment %llu (%s, rollout '%s'): %s%s%s", (unsigned long long)j->id,
+	             fl_verify_kind_name(r->kind), j->rollout_shown,
+	             fl_report_outcome_name(r->outcome), r->message[0] ? ": " : "", r->message);
 	if (w->d.hooks.reported)
 		w->d.hooks.reported(w->d.hooks.arg);
 out:
@@ -264,9 +270,9 @@ static void canceled_outcome(struct job *j, enum cancel_why why, const char *wha
 		    j, O_FAILED, "%s: canceled after the policy's max_duration (%llds)", what,
 		    (long long)(j->v.order ? j->v.order->policy.max_duration_ms / 1000 : 0));
 	else if (why == WHY_HALT)
-		set_outcome(j, O_CANCELED, "%s: halted: %s", what, j->why_text);
+		set_outcome(j, O_CANCELED, "halted: %s (%s)", j->why_text, what);
 	else
-		set_outcome(j, O_CANCELED, "%s: %s", what, why_name(why));
+		set_outcome(j, O_CANCELED, "%s (%s)", why_name(why), what);
 }
 
 /* ---- the engine's events and log lines ---- */
@@ -354,7 +360,14 @@ static void report_basics(struct fl_worker *w, struct job *j)
 	r->tenant_id = fl_strdup(j->a && j->a->tenant_id ? j->a->tenant_id : "");
 	r->kind = j->a ? (int)j->a->kind : 0;
 	r->started_at_ms = fl_report_now_ms();
-	snprintf(j->log_context, sizeof(j->log_context), "tenant '%.200s'", r->tenant_id);
+	{
+		char q[200];
+
+		snprintf(j->log_context, sizeof(j->log_context), "tenant '%s'",
+		         fl_err_quote(q, sizeof(q), r->tenant_id, strlen(r->tenant_id)));
+		fl_err_quote(j->rollout_shown, sizeof(j->rollout_shown), j->rollout_id,
+		             strlen(j->rollout_id));
+	}
 	j->log.level = fl_log_threshold;
 	j->log.sink = NULL;
 	j->log.arg = NULL;
@@ -385,19 +398,19 @@ static bool prepare(struct fl_worker *w, struct job *j)
 	/* never run twice: an id in the ledger is answered with its report */
 	if (fl_ledger_find(w->d.ledger, j->id, &e)) {
 		if (e.finished && e.report != NULL) {
-			fl_log_warn(
-			    j->report.tenant_id,
+			fl_logger_warn(
+			    &j->log, NULL,
 			    "assignment %llu was run before: sending its report (journal id "
 			    "%llu) again, running nothing",
 			    (unsigned long long)j->id, (unsigned long long)e.journal_id);
 			if (fl_journal_put(w->d.journal, e.journal_id, e.report, e.report_len,
 			                   err) != FL_OK)
-				fl_log_error(j->report.tenant_id, "%s", err);
+				fl_logger_error(&j->log, NULL, "%s", err);
 			else if (w->d.hooks.reported)
 				w->d.hooks.reported(w->d.hooks.arg);
 		} else {
-			fl_log_warn(
-			    j->report.tenant_id,
+			fl_logger_warn(
+			    &j->log, NULL,
 			    "assignment %llu was started before and is not finished: running "
 			    "nothing",
 			    (unsigned long long)j->id);
@@ -700,7 +713,7 @@ static void run(struct fl_worker *w, struct job *j)
 	}
 	fl_logger_info(&j->log, NULL, "assignment %llu: %s%s%s (rollout '%s', wave '%s')",
 	               (unsigned long long)j->id, fl_verify_kind_name(j->v.kind),
-	               j->v.target ? " to " : "", j->v.target ? j->v.target : "", j->rollout_id,
+	               j->v.target ? " to " : "", j->v.target ? j->v.target : "", j->rollout_shown,
 	               j->v.wave->name);
 
 	db = fl_agent_config_database(j->snap.cfg, j->v.tenant->server);
@@ -826,8 +839,8 @@ static void *watchdog_main(void *arg)
 		for (struct job *j = w->jobs; j != NULL; j = j->next)
 			if (j->state == J_RUNNING && j->deadline_ms != 0 && now >= j->deadline_ms &&
 			    j->why == WHY_NONE) {
-				fl_log_warn(
-				    j->report.tenant_id,
+				fl_logger_warn(
+				    &j->log, NULL,
 				    "assignment %llu: past the policy's max_duration: canceling",
 				    (unsigned long long)j->id);
 				cancel_job(j, WHY_DEADLINE, NULL);
@@ -930,8 +943,14 @@ void fl_worker_halt(struct fl_worker *w, const char *rollout_id, const char *rea
 	}
 	pthread_cond_broadcast(&w->work);
 	pthread_mutex_unlock(&w->mu);
-	fl_log_warn("agent", "rollout '%s' halted (%s): %zu assignment%s stopped", rollout_id,
-	            reason, n, n == 1 ? "" : "s");
+	{
+		char qr[128], qw[256];
+
+		fl_log_warn("agent", "rollout '%s' halted (%s): %zu assignment%s stopped",
+		            fl_err_quote(qr, sizeof(qr), rollout_id, strlen(rollout_id)),
+		            fl_err_quote(qw, sizeof(qw), reason, strlen(reason)), n,
+		            n == 1 ? "" : "s");
+	}
 }
 
 size_t fl_worker_free_slots(struct fl_worker *w)

@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "agent_config.h"
 #include "err.h"
 #include "flotilla.pb-c.h"
 #include "journal.h"

@@ -567,7 +567,7 @@ static void history_of(struct fl_history *h, const char *const *ids, const char 
 	h->rows = fl_calloc(n + 1, sizeof(*h->rows));
 	for (size_t i = 0; i < n; i++) {
 		const struct fl_migration *m = fl_migration_set_find(&set, ids[i]);
-		char id[8];
+		char id[32];
 
 		snprintf(id, sizeof(id), "row%zu", i);
 		h->rows[i].id = fl_strdup(id);
