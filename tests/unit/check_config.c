@@ -37,6 +37,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "coordinator_config.h"
 #include "duration.h"
 #include "mem.h"
 #include "policy.h"
@@ -1155,7 +1156,14 @@ static const struct documented documented[] = {
      "## Wire and trust",
      true,
      true,
-     {"deploy/examples/agent.yaml", "deploy/examples/coordinator.yaml"}},
+     {"deploy/examples/agent.yaml"}},
+    {"coordinator",
+     fl_coordinator_config_table,
+     "docs/CONFIG.md",
+     "## Coordinator",
+     true,
+     true,
+     {"deploy/examples/coordinator.yaml"}},
     {"policy",
      fl_policy_config_table,
      "docs/POLICY.md",
