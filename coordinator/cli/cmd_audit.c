@@ -111,7 +111,7 @@ static void entry_json(struct jw *w, const Flotilla__V1__AuditEntry *e)
 
 static void entry_text(const Flotilla__V1__AuditEntry *e)
 {
-	char tm[32], b[CLI_ENUM_NAME_MAX], r[CLI_ENUM_NAME_MAX], q[512], who[96];
+	char tm[32], b[CLI_ENUM_NAME_MAX], r[CLI_ENUM_NAME_MAX], q[512], who[96], subject[300];
 
 	fl_err_quote(q, sizeof(q), e->detail, strlen(e->detail));
 	if (*e->actor_key_id)
@@ -120,8 +120,13 @@ static void entry_text(const Flotilla__V1__AuditEntry *e)
 		         cli_enum_name(&flotilla__v1__role__descriptor, e->role, r, sizeof(r)));
 	else
 		snprintf(who, sizeof(who), "%s", *e->actor_name ? e->actor_name : "coordinator");
-	printf("%s  %-40s %-18s %-16s %s%s%s\n", cli_time(e->at_ms, tm, sizeof(tm)), who,
-	       e->command, *e->subject ? e->subject : "-",
+	/* A 64-digit hash as subject: its first 12 digits, as everywhere else. */
+	if (strlen(e->subject) == 64 && strspn(e->subject, "0123456789abcdef") == 64)
+		snprintf(subject, sizeof(subject), "%.12s", e->subject);
+	else
+		snprintf(subject, sizeof(subject), "%s", *e->subject ? e->subject : "-");
+	printf("%s  %-44s %-24s %-16s %s%s%s\n", cli_time(e->at_ms, tm, sizeof(tm)), who,
+	       e->command, subject,
 	       cli_enum_name(&flotilla__v1__status_code__descriptor, e->code, b, sizeof(b)),
 	       *q ? "  " : "", q);
 }

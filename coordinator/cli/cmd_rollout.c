@@ -777,6 +777,7 @@ static void plan_json(struct jw *w, const char *key, const Flotilla__V1__Rollout
 	for (size_t i = 0; i < p->n_warnings; i++)
 		jw_str(w, NULL, p->warnings[i]);
 	jw_end(w);
+	jw_int(w, "eta_ms", p->eta_ms);
 	jw_int(w, "min_duration_ms", plan_min_ms(p, &gates));
 	jw_uint(w, "manual_gates", gates);
 	jw_end(w);
@@ -851,8 +852,15 @@ static void plan_text(const Flotilla__V1__RolloutPlan *p, const struct rel *r,
 	for (size_t i = 0; i < p->n_warnings; i++)
 		printf("warning: %s\n", p->warnings[i]);
 	min = plan_min_ms(p, &gates);
-	fl_duration_format(min, d, sizeof(d));
-	printf("time: at least %s of bake%s", d, min > 0 ? ", plus the time to apply" : "");
+	if (p->eta_ms > 0) {
+		fl_duration_format(p->eta_ms - p->eta_ms % 1000, d, sizeof(d));
+		printf("time: about %s, from how long earlier applies took",
+		       p->eta_ms >= 1000 ? d : "1s");
+	} else {
+		fl_duration_format(min, d, sizeof(d));
+		printf("time: at least %s of bake%s", d,
+		       min > 0 ? ", plus the time to apply (no apply timed yet)" : "");
+	}
 	if (gates > 0)
 		printf("; waits for 'rollout promote' %zu time%s", gates, gates == 1 ? "" : "s");
 	printf("\n");
