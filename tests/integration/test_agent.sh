@@ -39,6 +39,14 @@ assert_contains "$OUT" "acme  server=main database=acme  ring=canary"
 assert_contains "$OUT" "beta  server=main database=beta  ring=main"
 assert_exit 2 "$FLOTILLA_AGENT" --config "$AG/nope.yaml" --check-config
 assert_contains "$ERR" "nope.yaml"
+# a discovery on a server that cannot be reached: said so, the rest listed
+sed '/^    user: /a\  - {name: gone, host: 127.0.0.1, port: 1, connect_timeout: 1s}' \
+	"$AG/agent.yaml" >"$AG/unreachable.yaml"
+printf '%s\n' "discovery:" "  - {server: gone, like: 'tenant%'}" >>"$AG/unreachable.yaml"
+chmod 600 "$AG/unreachable.yaml"
+assert_exit 0 "$FLOTILLA_AGENT" --config "$AG/unreachable.yaml" --check-config
+assert_contains "$OUT" "1 discovery rule could not reach its database"
+assert_contains "$OUT" "acme  server=main"
 
 fl_log "hello: both tenants, nothing applied yet"
 ag_start
