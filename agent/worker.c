@@ -419,6 +419,11 @@ static bool prepare(struct fl_worker *w, struct job *j)
 		return false;
 	}
 
+	if ((why = job_why(w, j)) != WHY_NONE) { /* halted or stopping already */
+		canceled_outcome(j, why, "not started");
+		finish(w, j, false);
+		return false;
+	}
 	w->d.hooks.acquire(w->d.hooks.arg, &j->snap);
 	j->have_snap = true;
 	ctx.trusted =
