@@ -55,6 +55,10 @@ assert_eq "$(ag_field "$hello" applied)" 0 "acme applied"
 assert_eq "$(ag_field "$hello" error)" "" "acme error"
 assert_contains "$(grep '^hello ' "$AG_ROGUE_DIR/hellos.log")" "agent=test-agent project=acme-app"
 
+fl_log "a second agent on the same state_dir is refused"
+assert_exit 1 "$FLOTILLA_AGENT" --config "$AG/agent.yaml"
+assert_contains "$ERR" "is in use by another flotilla-agent"
+
 fl_log "apply: three migrations, then the health checks"
 ag_cmd "release $AG/rel.release"
 ag_cmd "assign 1 apply acme 0 order 20250103000000_projects $AG/order.bin r-1"
