@@ -293,7 +293,8 @@ enum fl_err fl_fleet_drift(struct fl_core *core, const Flotilla__V1__FleetDriftR
 	rv = fl_store_tenant_each(fl_core_store(core), "", false, drift_one, &w, errbuf);
 	if (rv != FL_OK)
 		goto out;
-	qsort(w.items, w.n, sizeof(*w.items), cmp_drift);
+	if (w.n > 1)
+		qsort(w.items, w.n, sizeof(*w.items), cmp_drift);
 	while (i < w.n) { /* one head at a time */
 		size_t end = i, first_group, best = 0, best_count = 0, groups = 0;
 

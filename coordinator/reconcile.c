@@ -206,7 +206,8 @@ static enum fl_err reconcile_all(struct fl_core *core, struct fl_core_agent *age
 			n_listed++;
 		}
 	}
-	qsort(listed, n_listed, sizeof(*listed), cmp_listed);
+	if (n_listed > 1)
+		qsort(listed, n_listed, sizeof(*listed), cmp_listed);
 	for (size_t i = 0; i < n_listed && rv == FL_OK; i++) {
 		if (i > 0 && strcmp(listed[i - 1].id, listed[i].id) == 0) {
 			fl_log_warn(agent->name, "tenant '%s' listed twice: the first one counts",

@@ -56,8 +56,9 @@ stop() {
 	assert_eq "$rc" 0 "coordinator exit status after SIGTERM"
 	CPID=''
 }
-# shellcheck disable=SC2016 # expanded at exit
-fl_on_exit '[ -z "$CPID" ] || kill -KILL "$CPID" 2>/dev/null'
+# shellcheck disable=SC2016 # expanded at exit ($rc: the script's status, lib.sh)
+fl_on_exit '[ -z "$CPID" ] || kill -KILL "$CPID" 2>/dev/null
+	[ "$rc" = 0 ] || { echo "--- coord.log (end) ---"; tail -n 60 "$dir/coord.log"; } >&2'
 
 # agent KEY ARGS...; op KEY ARGS...: fl-testclient on either endpoint.
 agent() {

@@ -97,6 +97,7 @@
 #include "envelope.h"
 #include "file.h"
 #include "identity.h"
+#include "arena.h"
 #include "json.h"
 #include "keys.h"
 #include "label.h"
@@ -131,6 +132,14 @@ struct globals {
 };
 
 static struct globals g = {.timeout_ms = 10000, .times = 0, .threads = 1};
+
+/* What requests are built of lives until exit, in one arena. */
+static struct fl_arena mem;
+
+static void free_mem(void)
+{
+	fl_arena_fini(&mem);
+}
 
 static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die_usage(const char *fmt, ...)
@@ -569,12 +578,12 @@ static Flotilla__V1__Label **labels_from(const char *text, size_t *n)
 
 	if (fl_labels_parse(text, &l, err) != FL_OK)
 		die_usage("labels: %s", err);
-	out = fl_calloc(l.n + 1, sizeof(*out));
+	out = fl_arena_alloc(&mem, (l.n + 1) * sizeof(*out));
 	for (size_t i = 0; i < l.n; i++) {
-		out[i] = fl_calloc(1, sizeof(**out));
+		out[i] = fl_arena_alloc(&mem, sizeof(**out));
 		flotilla__v1__label__init(out[i]);
-		out[i]->key = fl_strdup(l.items[i].key);
-		out[i]->value = fl_strdup(l.items[i].value);
+		out[i]->key = fl_arena_strdup(&mem, l.items[i].key);
+		out[i]->value = fl_arena_strdup(&mem, l.items[i].value);
 	}
 	*n = l.n;
 	fl_labels_fini(&l);
@@ -585,15 +594,16 @@ static Flotilla__V1__Label **labels_from(const char *text, size_t *n)
 static char **split(const char *text, size_t *n)
 {
 	char **out = NULL;
-	size_t cap = 0;
 	const char *p = text, *comma;
 
 	*n = 0;
 	while (p && *p) {
 		size_t len = (comma = strchr(p, ',')) ? (size_t)(comma - p) : strlen(p);
 
-		out = fl_grow(out, &cap, *n + 1, sizeof(*out));
-		out[(*n)++] = fl_strndup(p, len);
+		char *item = fl_arena_alloc(&mem, len + 1);
+
+		memcpy(item, p, len);
+		fl_arena_push(&mem, &out, n, item);
 		p = comma ? comma + 1 : NULL;
 	}
 	return out;
@@ -609,7 +619,7 @@ static bool hex32(const char *text, uint8_t out[32])
 
 static Flotilla__V1__Tenant *tenant_from(char *line)
 {
-	Flotilla__V1__Tenant *t = fl_calloc(1, sizeof(*t));
+	Flotilla__V1__Tenant *t = fl_arena_alloc(&mem, sizeof(*t));
 	char *p = line, *tok;
 
 	flotilla__v1__tenant__init(t);
@@ -620,8 +630,8 @@ static Flotilla__V1__Tenant *tenant_from(char *line)
 		p++;
 	if (*p)
 		*p++ = '\0';
-	t->id = fl_strdup(tok);
-	t->database = fl_strdup(tok);
+	t->id = fl_arena_strdup(&mem, tok);
+	t->database = fl_arena_strdup(&mem, tok);
 	while (*p) {
 		char *eq;
 
@@ -630,7 +640,7 @@ static Flotilla__V1__Tenant *tenant_from(char *line)
 		if (*p == '\0')
 			break;
 		if (strncmp(p, "error=", 6) == 0) { /* to the end of the line */
-			t->error = fl_strdup(p + 6);
+			t->error = fl_arena_strdup(&mem, p + 6);
 			break;
 		}
 		tok = p;
@@ -642,13 +652,13 @@ static Flotilla__V1__Tenant *tenant_from(char *line)
 			die_usage("tenant '%s': expected key=value, got '%s'", t->id, tok);
 		*eq++ = '\0';
 		if (strcmp(tok, "db") == 0) {
-			t->database = fl_strdup(eq);
+			t->database = fl_arena_strdup(&mem, eq);
 		} else if (strcmp(tok, "schema") == 0) {
-			t->schema = fl_strdup(eq);
+			t->schema = fl_arena_strdup(&mem, eq);
 		} else if (strcmp(tok, "labels") == 0) {
 			t->labels = labels_from(eq, &t->n_labels);
 		} else if (strcmp(tok, "fingerprint") == 0) {
-			t->fingerprint = fl_strdup(eq);
+			t->fingerprint = fl_arena_strdup(&mem, eq);
 		} else if (strcmp(tok, "sequence") == 0) {
 			t->release_sequence = (uint64_t)num(eq, "sequence");
 		} else if (strcmp(tok, "applied") == 0 || strcmp(tok, "failed") == 0) {
@@ -662,31 +672,27 @@ static Flotilla__V1__Tenant *tenant_from(char *line)
 				fl_checksum_compute(ids[i], strlen(ids[i]), sum);
 				if (applied) {
 					Flotilla__V1__AppliedMigration *a =
-					    fl_calloc(1, sizeof(*a));
+					    fl_arena_alloc(&mem, sizeof(*a));
 
 					flotilla__v1__applied_migration__init(a);
 					a->id = ids[i];
-					a->checksum = fl_strdup(sum);
+					a->checksum = fl_arena_strdup(&mem, sum);
 					a->started_at_ms = (int64_t)(i + 1) * 1000 - 500;
 					a->finished_at_ms = (int64_t)(i + 1) * 1000;
 					a->applied_steps_count = 1;
-					t->applied =
-					    fl_realloc(t->applied, (t->n_applied + 1) * sizeof(a));
-					t->applied[t->n_applied++] = a;
+					fl_arena_push(&mem, &t->applied, &t->n_applied, a);
 				} else {
-					Flotilla__V1__FailedMigration *f = fl_calloc(1, sizeof(*f));
+					Flotilla__V1__FailedMigration *f =
+					    fl_arena_alloc(&mem, sizeof(*f));
 
 					flotilla__v1__failed_migration__init(f);
 					f->id = ids[i];
-					f->checksum = fl_strdup(sum);
+					f->checksum = fl_arena_strdup(&mem, sum);
 					f->started_at_ms = 1;
 					f->logs = "failed in a test";
-					t->failed =
-					    fl_realloc(t->failed, (t->n_failed + 1) * sizeof(f));
-					t->failed[t->n_failed++] = f;
+					fl_arena_push(&mem, &t->failed, &t->n_failed, f);
 				}
 			}
-			free(ids);
 		} else {
 			die_usage("tenant '%s': unknown key '%s'", t->id, tok);
 		}
@@ -702,7 +708,7 @@ static int cmd_hello(int argc, char **argv)
 	    {"tenants", 1, 0, 'f'},  {"tenant", 1, 0, 'T'},  {0, 0, 0, 0},
 	};
 	Flotilla__V1__Message m = FLOTILLA__V1__MESSAGE__INIT;
-	Flotilla__V1__Hello *h = fl_calloc(1, sizeof(*h)); /* lives until exit */
+	Flotilla__V1__Hello *h = fl_arena_alloc(&mem, sizeof(*h));
 	int c;
 
 	flotilla__v1__hello__init(h);
@@ -738,9 +744,10 @@ static int cmd_hello(int argc, char **argv)
 			if (c == 'f') {
 				if (fl_file_read(optarg, 1 << 20, 0, &b, err) != FL_OK)
 					die(EXIT_USAGE, "%s", err);
-				text = fl_buf_detach(&b);
+				text = fl_arena_strdup(&mem, fl_buf_str(&b));
+				fl_buf_fini(&b);
 			} else {
-				text = fl_strdup(optarg);
+				text = fl_arena_strdup(&mem, optarg);
 			}
 			for (line = text; line && *line; line = save) {
 				save = strchr(line, '\n');
@@ -750,9 +757,7 @@ static int cmd_hello(int argc, char **argv)
 					*strchr(line, '#') = '\0';
 				if (strspn(line, " \t") == strlen(line))
 					continue;
-				h->tenants =
-				    fl_realloc(h->tenants, (h->n_tenants + 1) * sizeof(void *));
-				h->tenants[h->n_tenants++] = tenant_from(line);
+				fl_arena_push(&mem, &h->tenants, &h->n_tenants, tenant_from(line));
 			}
 			break;
 		}
@@ -790,7 +795,7 @@ static int cmd_poll(int argc, char **argv)
 			size_t n;
 			char **ids = split(optarg, &n);
 
-			p.running_assignment_ids = fl_calloc(n + 1, sizeof(uint64_t));
+			p.running_assignment_ids = fl_arena_alloc(&mem, (n + 1) * sizeof(uint64_t));
 			for (size_t i = 0; i < n; i++)
 				p.running_assignment_ids[i] = (uint64_t)num(ids[i], "--running");
 			p.n_running_assignment_ids = n;
@@ -900,9 +905,9 @@ static int cmd_report(int argc, char **argv)
 		size_t n;
 		char **ids = split(migs, &n);
 
-		r.migrations = fl_calloc(n + 1, sizeof(*r.migrations));
+		r.migrations = fl_arena_alloc(&mem, (n + 1) * sizeof(*r.migrations));
 		for (size_t i = 0; i < n; i++) {
-			Flotilla__V1__MigrationResult *mr = fl_calloc(1, sizeof(*mr));
+			Flotilla__V1__MigrationResult *mr = fl_arena_alloc(&mem, sizeof(*mr));
 
 			flotilla__v1__migration_result__init(mr);
 			mr->migration_id = ids[i];
@@ -1032,7 +1037,7 @@ static int cmd_admin(const char *cmd, int argc, char **argv)
 			die_usage("%s: expected %d argument(s)", cmd, (n));                        \
 	} while (0)
 	if (strcmp(cmd, "release-push") == 0) {
-		Flotilla__V1__ReleasePushRequest *r = fl_calloc(1, sizeof(*r));
+		Flotilla__V1__ReleasePushRequest *r = fl_arena_alloc(&mem, sizeof(*r));
 		struct fl_buf b = FL_BUF_INIT;
 		char err[FL_ERRBUF_SIZE];
 
@@ -1041,13 +1046,14 @@ static int cmd_admin(const char *cmd, int argc, char **argv)
 		if (fl_file_read(pos[0], FL_WIRE_MAX_RELEASE, 0, &b, err) != FL_OK)
 			die(EXIT_USAGE, "%s", err);
 		r->signed_release.len = b.len;
-		r->signed_release.data = (uint8_t *)fl_buf_detach(&b);
+		r->signed_release.data = fl_arena_memdup(&mem, b.data, b.len);
+		fl_buf_fini(&b);
 		r->name = (char *)(name ? name : "");
 		a.command_case = FLOTILLA__V1__ADMIN_REQUEST__COMMAND_RELEASE_PUSH;
 		a.release_push = r;
 		max = FL_WIRE_MAX_RELEASE_MESSAGE;
 	} else if (strcmp(cmd, "release-list") == 0) {
-		Flotilla__V1__ReleaseListRequest *r = fl_calloc(1, sizeof(*r));
+		Flotilla__V1__ReleaseListRequest *r = fl_arena_alloc(&mem, sizeof(*r));
 
 		NEED(0);
 		flotilla__v1__release_list_request__init(r);
@@ -1055,7 +1061,7 @@ static int cmd_admin(const char *cmd, int argc, char **argv)
 		a.command_case = FLOTILLA__V1__ADMIN_REQUEST__COMMAND_RELEASE_LIST;
 		a.release_list = r;
 	} else if (strcmp(cmd, "agent-list") == 0) {
-		Flotilla__V1__AgentListRequest *r = fl_calloc(1, sizeof(*r));
+		Flotilla__V1__AgentListRequest *r = fl_arena_alloc(&mem, sizeof(*r));
 
 		NEED(0);
 		flotilla__v1__agent_list_request__init(r);
@@ -1063,7 +1069,7 @@ static int cmd_admin(const char *cmd, int argc, char **argv)
 		a.command_case = FLOTILLA__V1__ADMIN_REQUEST__COMMAND_AGENT_LIST;
 		a.agent_list = r;
 	} else if (strcmp(cmd, "agent-approve") == 0) {
-		Flotilla__V1__AgentApproveRequest *r = fl_calloc(1, sizeof(*r));
+		Flotilla__V1__AgentApproveRequest *r = fl_arena_alloc(&mem, sizeof(*r));
 
 		NEED(2);
 		flotilla__v1__agent_approve_request__init(r);
@@ -1074,7 +1080,7 @@ static int cmd_admin(const char *cmd, int argc, char **argv)
 		a.command_case = FLOTILLA__V1__ADMIN_REQUEST__COMMAND_AGENT_APPROVE;
 		a.agent_approve = r;
 	} else if (strcmp(cmd, "agent-revoke") == 0) {
-		Flotilla__V1__AgentRevokeRequest *r = fl_calloc(1, sizeof(*r));
+		Flotilla__V1__AgentRevokeRequest *r = fl_arena_alloc(&mem, sizeof(*r));
 
 		NEED(1);
 		flotilla__v1__agent_revoke_request__init(r);
@@ -1083,7 +1089,7 @@ static int cmd_admin(const char *cmd, int argc, char **argv)
 		a.command_case = FLOTILLA__V1__ADMIN_REQUEST__COMMAND_AGENT_REVOKE;
 		a.agent_revoke = r;
 	} else if (strcmp(cmd, "token-create") == 0) {
-		Flotilla__V1__EnrollmentTokenCreateRequest *r = fl_calloc(1, sizeof(*r));
+		Flotilla__V1__EnrollmentTokenCreateRequest *r = fl_arena_alloc(&mem, sizeof(*r));
 
 		NEED(1);
 		flotilla__v1__enrollment_token_create_request__init(r);
@@ -1094,7 +1100,7 @@ static int cmd_admin(const char *cmd, int argc, char **argv)
 		a.command_case = FLOTILLA__V1__ADMIN_REQUEST__COMMAND_ENROLLMENT_TOKEN_CREATE;
 		a.enrollment_token_create = r;
 	} else if (strcmp(cmd, "fleet-status") == 0) {
-		Flotilla__V1__FleetStatusRequest *r = fl_calloc(1, sizeof(*r));
+		Flotilla__V1__FleetStatusRequest *r = fl_arena_alloc(&mem, sizeof(*r));
 
 		NEED(0);
 		flotilla__v1__fleet_status_request__init(r);
@@ -1104,7 +1110,7 @@ static int cmd_admin(const char *cmd, int argc, char **argv)
 			size_t n;
 			char **names = split(states, &n);
 
-			r->states = fl_calloc(n + 1, sizeof(*r->states));
+			r->states = fl_arena_alloc(&mem, (n + 1) * sizeof(*r->states));
 			for (size_t i = 0; i < n; i++) {
 				char up[64];
 				const ProtobufCEnumValue *v;
@@ -1125,7 +1131,7 @@ static int cmd_admin(const char *cmd, int argc, char **argv)
 		a.command_case = FLOTILLA__V1__ADMIN_REQUEST__COMMAND_FLEET_STATUS;
 		a.fleet_status = r;
 	} else if (strcmp(cmd, "fleet-drift") == 0) {
-		Flotilla__V1__FleetDriftRequest *r = fl_calloc(1, sizeof(*r));
+		Flotilla__V1__FleetDriftRequest *r = fl_arena_alloc(&mem, sizeof(*r));
 
 		NEED(0);
 		flotilla__v1__fleet_drift_request__init(r);
@@ -1135,7 +1141,7 @@ static int cmd_admin(const char *cmd, int argc, char **argv)
 		a.command_case = FLOTILLA__V1__ADMIN_REQUEST__COMMAND_FLEET_DRIFT;
 		a.fleet_drift = r;
 	} else if (strcmp(cmd, "tenant-show") == 0) {
-		Flotilla__V1__TenantShowRequest *r = fl_calloc(1, sizeof(*r));
+		Flotilla__V1__TenantShowRequest *r = fl_arena_alloc(&mem, sizeof(*r));
 
 		NEED(1);
 		flotilla__v1__tenant_show_request__init(r);
@@ -1144,7 +1150,7 @@ static int cmd_admin(const char *cmd, int argc, char **argv)
 		a.command_case = FLOTILLA__V1__ADMIN_REQUEST__COMMAND_TENANT_SHOW;
 		a.tenant_show = r;
 	} else if (strcmp(cmd, "audit") == 0) {
-		Flotilla__V1__AuditQueryRequest *r = fl_calloc(1, sizeof(*r));
+		Flotilla__V1__AuditQueryRequest *r = fl_arena_alloc(&mem, sizeof(*r));
 
 		NEED(0);
 		flotilla__v1__audit_query_request__init(r);
@@ -1155,7 +1161,7 @@ static int cmd_admin(const char *cmd, int argc, char **argv)
 		a.command_case = FLOTILLA__V1__ADMIN_REQUEST__COMMAND_AUDIT_QUERY;
 		a.audit_query = r;
 	} else if (strcmp(cmd, "rollout-status") == 0) {
-		Flotilla__V1__RolloutStatusRequest *r = fl_calloc(1, sizeof(*r));
+		Flotilla__V1__RolloutStatusRequest *r = fl_arena_alloc(&mem, sizeof(*r));
 
 		if (npos > 1)
 			die_usage("rollout-status: at most one rollout id");
@@ -1524,6 +1530,8 @@ int main(int argc, char **argv)
 
 	if (sodium_init() < 0)
 		die(EXIT_FAIL, "cannot initialise libsodium");
+	fl_arena_init(&mem);
+	atexit(free_mem);
 	fl_log_set_level(FL_LOG_ERROR);
 	while ((c = getopt_long(argc, argv, "+", o, NULL)) != -1) {
 		switch (c) {

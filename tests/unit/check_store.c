@@ -295,7 +295,7 @@ static void tenant(struct fl_store_tenant *t, const char *id, int agent, size_t 
 {
 	static struct fl_store_applied applied[8];
 	static struct fl_store_failed failed[1] = {{"m9", "ff", 5, 1, "boom"}};
-	static char ids[8][8];
+	static char ids[8][32];
 
 	memset(t, 0, sizeof(*t));
 	t->id = (char *)id;
