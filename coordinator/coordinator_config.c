@@ -149,7 +149,9 @@ static bool whole_ok(const struct fl_config_scope *scope, const char **key, char
 		c->agent_listen =
 		    fl_strdup(c->wire.coordinator_url ? c->wire.coordinator_url
 		                                      : FL_COORDINATOR_DEFAULT_AGENT_LISTEN);
-	if (strcmp(c->agent_listen, c->admin_listen) == 0) {
+	if (strcmp(c->agent_listen, c->admin_listen) == 0 &&
+	    !(strlen(c->agent_listen) > 2 &&
+	      strcmp(c->agent_listen + strlen(c->agent_listen) - 2, ":0") == 0)) {
 		snprintf(why, FL_ERRBUF_SIZE, "the admin endpoint needs its own address");
 		*key = "admin_listen";
 		return false;

@@ -447,6 +447,12 @@ enum fl_err fl_store_token_add(struct fl_store *st, const struct fl_store_token 
 enum fl_err fl_store_token_get(struct fl_store *st, const uint8_t hash[FL_STORE_HASH_LEN],
                                struct fl_store_token *out, char *errbuf)
     __attribute__((warn_unused_result));
+/* Tokens not used and expiring after now_ms, oldest first (to restore the
+ * in-memory view, proto/enroll.h, at start). Free with fl_store_tokens_free. */
+enum fl_err fl_store_token_outstanding(struct fl_store *st, int64_t now_ms,
+                                       struct fl_store_token **items, size_t *n, char *errbuf)
+    __attribute__((warn_unused_result));
+void fl_store_tokens_free(struct fl_store_token *items, size_t n);
 /* Mark used by agent pk at at_ms; FL_ESTATE if it was used already. */
 enum fl_err fl_store_token_use(struct fl_store *st, const uint8_t hash[FL_STORE_HASH_LEN],
                                const uint8_t pk[FL_STORE_KEY_LEN], int64_t at_ms, char *errbuf)

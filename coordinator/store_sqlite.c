@@ -1961,6 +1961,55 @@ enum fl_err fl_store_token_get(struct fl_store *st, const uint8_t hash[FL_STORE_
 	                         : fail(st, rc, "cannot read the token", false, errbuf);
 }
 
+void fl_store_tokens_free(struct fl_store_token *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fl_store_token_fini(&items[i]);
+	free(items);
+}
+
+enum fl_err fl_store_token_outstanding(struct fl_store *st, int64_t now_ms,
+                                       struct fl_store_token **items, size_t *n, char *errbuf)
+{
+	static const char SQL[] =
+	    "SELECT hash, name, labels, created_at, expires_at, created_by FROM enrollment_tokens"
+	    " WHERE used_at = 0 AND expires_at > ?1 ORDER BY created_at";
+	sqlite3_stmt *s = prep(st, SQL, errbuf);
+	size_t cap = 0;
+	int rc;
+
+	*items = NULL;
+	*n = 0;
+	if (s == NULL)
+		return FL_EDB;
+	sqlite3_bind_int64(s, 1, now_ms);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct fl_store_token *t;
+		char *labels;
+
+		*items = fl_grow(*items, &cap, *n + 1, sizeof(**items));
+		t = &(*items)[(*n)++];
+		memset(t, 0, sizeof(*t));
+		fl_store_sqlite_blob_into(s, 0, t->hash, FL_STORE_HASH_LEN);
+		t->name = text(s, 1);
+		labels = text(s, 2);
+		if (!fl_store_sqlite_labels_decode(labels, &t->labels))
+			fl_labels_init(&t->labels);
+		free(labels);
+		t->created_at_ms = sqlite3_column_int64(s, 3);
+		t->expires_at_ms = sqlite3_column_int64(s, 4);
+		t->created_by = text(s, 5);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		fl_store_tokens_free(*items, *n);
+		*items = NULL;
+		*n = 0;
+		return fail(st, rc, "cannot list enrollment tokens", false, errbuf);
+	}
+	return FL_OK;
+}
+
 enum fl_err fl_store_token_use(struct fl_store *st, const uint8_t hash[FL_STORE_HASH_LEN],
                                const uint8_t pk[FL_STORE_KEY_LEN], int64_t at_ms, char *errbuf)
 {

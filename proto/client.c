@@ -13,6 +13,7 @@
 #include "keys.h"
 #include "mem.h"
 #include "retry.h"
+#include "rpc.h"
 #include "wire.h"
 
 /* Replies may carry a whole release (ReleaseBundleReply). */
@@ -257,29 +258,25 @@ enum fl_err fl_client_send_raw(struct fl_client *c, const void *data, size_t len
 
 static enum fl_err seal_for(struct fl_client *c, const uint8_t *key,
                             const Flotilla__V1__Message *req, size_t max_request,
-                            struct fl_buf *packed, struct fl_buf *out, uint64_t *seq, char *errbuf)
+                            struct fl_buf *out, uint64_t *seq, char *errbuf)
 {
-	enum fl_err rv;
+	enum fl_err rv = fl_rpc_seal_request(c->ep, key, req, out, seq, errbuf);
 
-	if (req->reply_to_seq != 0)
-		return fl_errf(errbuf, FL_EINVAL, "a request has no reply_to_seq");
-	fl_buf_reset(packed);
-	if ((rv = fl_wire_pack(req, packed, max_request, errbuf)) != FL_OK)
-		return rv;
-	return fl_envelope_seal_seq(c->ep, key, packed->data, packed->len, out, seq, errbuf);
+	if (rv == FL_OK && out->len - FL_ENVELOPE_OVERHEAD > max_request) {
+		fl_buf_reset(out);
+		return fl_errf(errbuf, FL_EINVAL, "a %s of %zu bytes exceeds the limit of %zu",
+		               fl_wire_body_name(req->body_case), out->len, max_request);
+	}
+	return rv;
 }
 
 enum fl_err fl_client_seal(struct fl_client *c, const Flotilla__V1__Message *req,
                            size_t max_request, struct fl_buf *out, uint64_t *seq, char *errbuf)
 {
-	struct fl_buf packed = FL_BUF_INIT;
 	uint8_t key[FL_PEER_KEY_LEN];
-	enum fl_err rv;
 
 	fl_client_current_key(c, key);
-	rv = seal_for(c, key, req, max_request, &packed, out, seq, errbuf);
-	fl_buf_fini(&packed);
-	return rv;
+	return seal_for(c, key, req, max_request, out, seq, errbuf);
 }
 
 /* The one place a reply is checked against its request: it opens, comes from
@@ -290,7 +287,6 @@ static enum fl_err open_reply(struct fl_client *c, const uint8_t *key, const voi
                               enum fl_envelope_reason *reason, char *errbuf)
 {
 	struct fl_envelope_opened o;
-	Flotilla__V1__Message *m = NULL;
 	char eb[FL_ERRBUF_SIZE] = "", id[FL_KEY_ID_LEN + 1];
 	enum fl_err rv;
 
@@ -302,32 +298,19 @@ static enum fl_err open_reply(struct fl_client *c, const uint8_t *key, const voi
 		               "the coordinator at '%s' (key %s) refused the request", c->url, id);
 	}
 	fl_envelope_opened_init(&o);
-	rv = fl_envelope_open(c->ep, data, len, REPLY_MAX, &o, reason, eb);
-	if (rv != FL_OK) {
-		rv = fl_errf(errbuf, FL_EAUTH, "reply from '%s' refused: %s", c->url, eb);
-		goto out;
+	rv = fl_rpc_open_reply(c->ep, data, len, REPLY_MAX, key, seq, &o, reply, reason, eb);
+	if (rv == FL_OK && o.sender.role != FL_PEER_COORDINATOR) {
+		fl_wire_free(*reply);
+		*reply = NULL;
+		rv = fl_errf(eb, FL_EAUTH, "sealed by a key of role '%s'",
+		             fl_peer_role_name(o.sender.role));
 	}
-	if (memcmp(o.sender.pk, key, FL_PEER_KEY_LEN) != 0 ||
-	    o.sender.role != FL_PEER_COORDINATOR) {
-		rv = fl_errf(errbuf, FL_EAUTH, "reply from '%s' sealed by %s, not the key asked",
-		             c->url, o.sender.id);
-		goto out;
-	}
-	if ((rv = fl_wire_unpack_from(FL_PEER_COORDINATOR, o.body, o.body_len, &m, eb)) != FL_OK) {
-		rv = fl_errf(errbuf, FL_EPARSE, "malformed reply from '%s': %s", c->url, eb);
-		goto out;
-	}
-	if (m->reply_to_seq != seq) {
-		rv = fl_errf(errbuf, FL_EPARSE,
-		             "reply from '%s' answers request %llu, not ours (%llu)", c->url,
-		             (unsigned long long)m->reply_to_seq, (unsigned long long)seq);
-		fl_wire_free(m);
-		goto out;
-	}
-	*reply = m;
-out:
 	fl_envelope_opened_fini(&o);
-	return rv;
+	if (rv == FL_EAUTH || *reason != FL_ENVELOPE_OK)
+		return fl_errf(errbuf, FL_EAUTH, "reply from '%s' refused: %s", c->url, eb);
+	if (rv != FL_OK)
+		return fl_errf(errbuf, FL_EPARSE, "malformed reply from '%s': %s", c->url, eb);
+	return FL_OK;
 }
 
 enum fl_err fl_client_open_reply(struct fl_client *c, const void *data, size_t len, uint64_t seq,
@@ -340,11 +323,18 @@ enum fl_err fl_client_open_reply(struct fl_client *c, const void *data, size_t l
 	return open_reply(c, key, data, len, seq, reply, &reason, errbuf);
 }
 
+/* Tries per call: each pinned key once, plus one more (a request overtaken
+ * by another of ours is refused as a replay, and goes through sealed anew). */
+static size_t attempts(const struct fl_client *c)
+{
+	return c->n_keys + 1 < FL_CLIENT_ATTEMPTS ? c->n_keys + 1 : FL_CLIENT_ATTEMPTS;
+}
+
 enum fl_err fl_client_call(struct fl_client *c, const Flotilla__V1__Message *req,
                            size_t max_request, unsigned flags, int64_t timeout_ms,
                            Flotilla__V1__Message **reply, char *errbuf)
 {
-	struct fl_buf packed = FL_BUF_INIT, sealed = FL_BUF_INIT, raw = FL_BUF_INIT;
+	struct fl_buf sealed = FL_BUF_INIT, raw = FL_BUF_INIT;
 	int64_t deadline = fl_now_ms() + timeout_ms;
 	enum fl_envelope_reason reason;
 	uint8_t key[FL_PEER_KEY_LEN];
@@ -352,18 +342,19 @@ enum fl_err fl_client_call(struct fl_client *c, const Flotilla__V1__Message *req
 	struct xchg x;
 	uint64_t seq;
 	size_t cur;
+	bool refused;
 
 	*reply = NULL;
 	if (timeout_ms <= 0)
 		return fl_errf(errbuf, FL_EINVAL, "timeout of %lld ms", (long long)timeout_ms);
 	fl_buf_init(&raw, REPLY_MAX);
-	for (int attempt = 0; attempt < FL_CLIENT_ATTEMPTS; attempt++) {
+	for (size_t attempt = 0; attempt < attempts(c); attempt++) {
 		if (attempt > 0 && remaining(deadline) == 0)
 			break; /* rv and errbuf say why the last try failed */
 		pthread_mutex_lock(&c->mtx);
 		cur = atomic_load(&c->cur) % c->n_keys;
 		memcpy(key, c->keys[cur], FL_PEER_KEY_LEN);
-		rv = seal_for(c, key, req, max_request, &packed, &sealed, &seq, errbuf);
+		rv = seal_for(c, key, req, max_request, &sealed, &seq, errbuf);
 		if (rv == FL_OK)
 			rv = xchg_start(c, &x, sealed.data, sealed.len, deadline, errbuf);
 		pthread_mutex_unlock(&c->mtx);
@@ -371,10 +362,11 @@ enum fl_err fl_client_call(struct fl_client *c, const Flotilla__V1__Message *req
 			break;
 		if ((rv = xchg_finish(c, &x, deadline, &raw, errbuf)) != FL_OK)
 			break;
+		refused = fl_envelope_is_refusal(raw.data, raw.len);
 		rv = open_reply(c, key, raw.data, raw.len, seq, reply, &reason, errbuf);
 		if (rv == FL_OK)
 			break;
-		if (rv == FL_EAUTH && reason == FL_ENVELOPE_OK) {
+		if (refused) {
 			/* The refusal: the coordinator did not act on it. Try the
 			 * next pinned key, sealed anew. */
 			atomic_compare_exchange_strong(&c->cur, &cur, (cur + 1) % c->n_keys);
@@ -385,7 +377,6 @@ enum fl_err fl_client_call(struct fl_client *c, const Flotilla__V1__Message *req
 			continue;
 		break;
 	}
-	fl_buf_fini(&packed);
 	fl_buf_fini(&sealed);
 	fl_buf_fini(&raw);
 	return rv;

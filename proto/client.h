@@ -12,19 +12,19 @@
  *   2. sends it on a context of its own (nng_ctx: one per call, so several
  *      threads may each have a call in flight, e.g. an agent's long poll
  *      while it sends a report) and waits for the reply until the deadline;
- *   3. opens the reply: it must be an envelope from the very key we sealed
- *      for (a coordinator peer), decode as a reply a coordinator may send
- *      (fl_wire_unpack_from), and name our request's sequence number in
- *      reply_to_seq, so a reply cannot be replayed as the answer to another
- *      request.
+ *   3. opens the reply (proto/rpc.h, fl_rpc_open_reply): it must be an
+ *      envelope from the very key we sealed for (a coordinator peer), decode
+ *      as a reply a coordinator may send, and name our request's sequence
+ *      number in reply_to_seq, so a reply cannot be replayed as the answer
+ *      to another request.
  *
  * nng's automatic resend is off (NNG_OPT_REQ_RESENDTIME =
  * NNG_DURATION_INFINITE, on the socket and every context): a byte-identical
  * resend would be refused as a replay. A request is retried only by sealing
  * it again, and only when the coordinator answered with the refusal (which
- * proves it did not act on it: it could not open it): at most
- * FL_CLIENT_ATTEMPTS times in all, moving on to the next pinned key each time
- * (several coordinators, each with its own key, may sit behind one URL).
+ * proves it did not act on it: it could not open it), moving on to the next
+ * pinned key each time (several coordinators, each with its own key, may
+ * sit behind one URL): each key once, plus one more try.
  * nng itself still resends the same bytes once if the connection drops
  * while a request is out; the coordinator then refuses the copy as a replay
  * if it had the first, and the client seals the request again: a request
@@ -45,9 +45,9 @@
  * Errors, the same for every call: FL_ECONNECT (the coordinator is
  * unreachable: no connection to the URL before the deadline), FL_ETIMEDOUT
  * (connected and sent, but no reply before the deadline), FL_EAUTH (the
- * coordinator refused the request every time, or its reply did not open:
- * another key, a replay, a bad signature), FL_EPARSE (the reply opened but
- * is malformed: not a Message, not a reply, reply_to_seq not ours),
+ * coordinator refused the request every time, or its reply did not open or
+ * is not ours: another key, a replay, a bad signature, another request's
+ * number), FL_EPARSE (the reply opened but is malformed),
  * FL_EINVAL (the request breaks a rule of flotilla.proto, or is over max),
  * FL_ECANCELED (fl_client_close was called), FL_EIO (nng failed otherwise).
  * errbuf says which URL and what happened.
@@ -65,7 +65,7 @@
 #include "peers.h"
 
 #define FL_CLIENT_MAX_KEYS 16 /* pinned coordinator keys (FL_WIRE_MAX_COORDINATOR_KEYS) */
-#define FL_CLIENT_ATTEMPTS 3  /* tries per call, each sealed anew */
+#define FL_CLIENT_ATTEMPTS 17 /* at most, tries per call: each key once, plus one */
 
 /* fl_client_call flags. */
 #define FL_CLIENT_IDEMPOTENT 1u /* may be sent again after a reply refused as replay */

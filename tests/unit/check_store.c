@@ -295,7 +295,7 @@ static void tenant(struct fl_store_tenant *t, const char *id, int agent, size_t 
 {
 	static struct fl_store_applied applied[8];
 	static struct fl_store_failed failed[1] = {{"m9", "ff", 5, 1, "boom"}};
-	static char ids[8][8];
+	static char ids[8][32];
 
 	memset(t, 0, sizeof(*t));
 	t->id = (char *)id;
@@ -582,9 +582,29 @@ START_TEST(tokens_once)
 	ck_assert(fl_store_token_add(st, &t, err) == FL_OK);
 	ck_assert_int_eq(fl_store_token_add(st, &t, err), FL_ESTATE);
 	fl_labels_fini(&t.labels);
+	{
+		struct fl_store_token *list;
+		size_t n;
+
+		ck_assert(fl_store_token_outstanding(st, 999, &list, &n, err) == FL_OK);
+		ck_assert_uint_eq(n, 1);
+		ck_assert_str_eq(list[0].name, "new-agent");
+		fl_store_tokens_free(list, n);
+		ck_assert(fl_store_token_outstanding(st, 1000, &list, &n, err) == FL_OK);
+		ck_assert_uint_eq(n, 0); /* expired at 1000 */
+		free(list);
+	}
 	key(pk, 4);
 	ck_assert(fl_store_token_use(st, t.hash, pk, 50, err) == FL_OK);
 	ck_assert_int_eq(fl_store_token_use(st, t.hash, pk, 51, err), FL_ESTATE);
+	{
+		struct fl_store_token *list;
+		size_t n;
+
+		ck_assert(fl_store_token_outstanding(st, 0, &list, &n, err) == FL_OK);
+		ck_assert_uint_eq(n, 0); /* used */
+		free(list);
+	}
 	ck_assert(fl_store_token_get(st, t.hash, &got, err) == FL_OK);
 	ck_assert_int_eq(got.used_at_ms, 50);
 	ck_assert_mem_eq(got.used_by, pk, 32);
