@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "keys.h"
 #include "lint.h"
 #include "log.h"
@@ -41,34 +42,22 @@
 #define ETA_SAMPLES  200
 #define REASON_MAX   512
 
-/* ---- an arena for a reply ---- */
+/* ---- replies: protobuf structs in the request's arena ---- */
 
-struct arena {
-	void **p;
-	size_t n, cap;
+/* One command being answered. */
+struct cmd {
+	struct fl_arena *a;
+	Flotilla__V1__AdminResponse *resp;
+	const char *subject; /* for the audit log: the rollout's id */
 };
 
-static void *anew(struct arena *a, size_t size)
-{
-	void *x = fl_calloc(1, size ? size : 1);
+#define anew   fl_arena_alloc
+#define astr   fl_arena_strdup
+#define abytes fl_arena_memdup
 
-	a->p = fl_grow(a->p, &a->cap, a->n + 1, sizeof(*a->p));
-	a->p[a->n++] = x;
-	return x;
-}
+static char *afmt(struct fl_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static char *astr(struct arena *a, const char *s)
-{
-	size_t len = strlen(s ? s : "");
-	char *x = anew(a, len + 1);
-
-	memcpy(x, s ? s : "", len);
-	return x;
-}
-
-static char *afmt(struct arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static char *afmt(struct arena *a, const char *fmt, ...)
+static char *afmt(struct fl_arena *a, const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
@@ -79,40 +68,19 @@ static char *afmt(struct arena *a, const char *fmt, ...)
 	return astr(a, buf);
 }
 
-static void *abytes(struct arena *a, const void *p, size_t len)
+static void set_status(struct cmd *out, int code, const char *msg)
 {
-	void *x = anew(a, len);
-
-	memcpy(x, p, len);
-	return x;
-}
-
-void fl_rollout_reply_fini(struct fl_rollout_reply *r)
-{
-	struct arena *a = r->priv;
-
-	if (a != NULL) {
-		for (size_t i = 0; i < a->n; i++)
-			free(a->p[i]);
-		free(a->p);
-		free(a);
-	}
-	memset(r, 0, sizeof(*r));
-}
-
-static void set_status(struct fl_rollout_reply *out, int code, const char *msg)
-{
-	struct arena *a = out->priv;
-	Flotilla__V1__Status *st = out->response.status;
+	struct fl_arena *a = out->a;
+	Flotilla__V1__Status *st = out->resp->status;
 
 	st->code = (Flotilla__V1__StatusCode)code;
 	st->message = astr(a, msg);
 }
 
-static void refuse(struct fl_rollout_reply *out, int code, const char *fmt, ...)
+static void refuse(struct cmd *out, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void refuse(struct fl_rollout_reply *out, int code, const char *fmt, ...)
+static void refuse(struct cmd *out, int code, const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
@@ -159,7 +127,7 @@ static void hex(const uint8_t *p, size_t n, char *out)
 
 /* ---- building messages ---- */
 
-static Flotilla__V1__Label **labels_msg(struct arena *a, const struct fl_labels *l, size_t *n)
+static Flotilla__V1__Label **labels_msg(struct fl_arena *a, const struct fl_labels *l, size_t *n)
 {
 	Flotilla__V1__Label **v = anew(a, (l->n ? l->n : 1) * sizeof(*v));
 
@@ -173,7 +141,7 @@ static Flotilla__V1__Label **labels_msg(struct arena *a, const struct fl_labels 
 	return v;
 }
 
-static Flotilla__V1__TenantSelector *selector_msg(struct arena *a, const struct fl_selector *s)
+static Flotilla__V1__TenantSelector *selector_msg(struct fl_arena *a, const struct fl_selector *s)
 {
 	Flotilla__V1__TenantSelector *m = anew(a, sizeof(*m));
 
@@ -202,7 +170,7 @@ static void count_cb(void *arg, uint32_t wave, int state, uint32_t count)
 }
 
 /* Why the current wave waits, when something beyond work in progress holds it. */
-static const char *waiting_reason(struct arena *a, const struct sched_rollout *r,
+static const char *waiting_reason(struct fl_arena *a, const struct sched_rollout *r,
                                   const struct sched_wave *w, int64_t now_ms)
 {
 	int minute = (int)((now_ms / 60000) % 1440);
@@ -229,7 +197,7 @@ static const char *waiting_reason(struct arena *a, const struct sched_rollout *r
 	return NULL;
 }
 
-static Flotilla__V1__RolloutInfo *info_msg(struct arena *a, const struct sched_rollout *r,
+static Flotilla__V1__RolloutInfo *info_msg(struct fl_arena *a, const struct sched_rollout *r,
                                            const struct counts *cnt, int64_t now_ms)
 {
 	const struct fl_order *o = r->order;
@@ -290,10 +258,9 @@ static Flotilla__V1__RolloutInfo *info_msg(struct arena *a, const struct sched_r
 
 /* The RolloutInfo of rollout id, live or finished; NULL with a refusal set. */
 static Flotilla__V1__RolloutInfo *info_of(struct fl_scheduler *s, const char *id, int64_t now_ms,
-                                          struct fl_rollout_reply *out, enum fl_err *e,
-                                          char *errbuf)
+                                          struct cmd *out, enum fl_err *e, char *errbuf)
 {
-	struct arena *a = out->priv;
+	struct fl_arena *a = out->a;
 	struct sched_rollout *r = fl_sched_find(s, id);
 	Flotilla__V1__RolloutInfo *m;
 
@@ -394,7 +361,7 @@ static long release_pos(const struct fl_store_release *rel, const char *id)
  * missing...) go to out with *ok false; store failures are returned.
  */
 static enum fl_err plan_build(struct fl_scheduler *s, const struct fl_order *o, int64_t now_ms,
-                              struct plan *p, struct fl_rollout_reply *out, bool *ok, char *errbuf)
+                              struct plan *p, struct cmd *out, bool *ok, char *errbuf)
 {
 	struct fl_store_agent *agents = NULL;
 	struct fl_waves_tenant *wt = NULL;
@@ -508,10 +475,10 @@ static int64_t apply_mean_ms(struct fl_scheduler *s, size_t *samples)
 	return *samples ? sum / (int64_t)*samples : 0;
 }
 
-static void warn(struct arena *a, Flotilla__V1__RolloutPlan *m, const char *fmt, ...)
+static void warn(struct fl_arena *a, Flotilla__V1__RolloutPlan *m, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void warn(struct arena *a, Flotilla__V1__RolloutPlan *m, const char *fmt, ...)
+static void warn(struct fl_arena *a, Flotilla__V1__RolloutPlan *m, const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
@@ -525,7 +492,7 @@ static void warn(struct arena *a, Flotilla__V1__RolloutPlan *m, const char *fmt,
 }
 
 /* Lint findings and contract steps among the migrations the rollout applies. */
-static void lint_warnings(struct fl_scheduler *s, struct arena *a, const struct plan *p,
+static void lint_warnings(struct fl_scheduler *s, struct fl_arena *a, const struct plan *p,
                           Flotilla__V1__RolloutPlan *m)
 {
 	struct fl_store_release rel = {0};
@@ -564,7 +531,7 @@ out:
 }
 
 /* The RolloutPlan of p. */
-static Flotilla__V1__RolloutPlan *plan_msg(struct fl_scheduler *s, struct arena *a,
+static Flotilla__V1__RolloutPlan *plan_msg(struct fl_scheduler *s, struct fl_arena *a,
                                            const struct fl_order *o, const struct plan *p,
                                            int64_t now_ms)
 {
@@ -677,9 +644,9 @@ static Flotilla__V1__RolloutPlan *plan_msg(struct fl_scheduler *s, struct arena 
 /* ---- the commands ---- */
 
 static enum fl_err cmd_plan(struct fl_scheduler *s, const Flotilla__V1__RolloutPlanRequest *rq,
-                            int64_t now_ms, struct fl_rollout_reply *out, char *errbuf)
+                            int64_t now_ms, struct cmd *out, char *errbuf)
 {
-	struct arena *a = out->priv;
+	struct fl_arena *a = out->a;
 	struct fl_order *o = NULL;
 	Flotilla__V1__RolloutPlanResponse *res;
 	struct plan p;
@@ -703,8 +670,8 @@ static enum fl_err cmd_plan(struct fl_scheduler *s, const Flotilla__V1__RolloutP
 		res = anew(a, sizeof(*res));
 		flotilla__v1__rollout_plan_response__init(res);
 		res->plan = plan_msg(s, a, o, &p, now_ms);
-		out->response.result_case = RESULT(ROLLOUT_PLAN);
-		out->response.rollout_plan = res;
+		out->resp->result_case = RESULT(ROLLOUT_PLAN);
+		out->resp->rollout_plan = res;
 		set_status(out, SC(OK), "");
 	}
 	plan_fini(&p);
@@ -719,9 +686,9 @@ static const char *verify_problem(enum fl_err e)
 
 static enum fl_err cmd_start(struct fl_scheduler *s, const struct fl_rollout_caller *who,
                              const Flotilla__V1__RolloutStartRequest *rq, int64_t now_ms,
-                             struct fl_rollout_reply *out, char *errbuf)
+                             struct cmd *out, char *errbuf)
 {
-	struct arena *a = out->priv;
+	struct fl_arena *a = out->a;
 	struct fl_order *o = NULL;
 	Flotilla__V1__RolloutStartResponse *res = anew(a, sizeof(*res));
 	struct fl_store_rollout row = {0};
@@ -734,8 +701,8 @@ static enum fl_err cmd_start(struct fl_scheduler *s, const struct fl_rollout_cal
 
 	flotilla__v1__rollout_start_response__init(res);
 	res->rollout_id = astr(a, "");
-	out->response.result_case = RESULT(ROLLOUT_START);
-	out->response.rollout_start = res;
+	out->resp->result_case = RESULT(ROLLOUT_START);
+	out->resp->rollout_start = res;
 	v = fl_order_verify(rq->signed_order.data, rq->signed_order.len, FL_ORDER_ROLLOUT,
 	                    (const uint8_t(*)[FL_KEY_PUBLIC_BYTES])s->trusted, s->n_trusted,
 	                    s->project_id, now_ms, &o, err);
@@ -854,6 +821,7 @@ static enum fl_err cmd_start(struct fl_scheduler *s, const struct fl_rollout_cal
 	            who && who->name ? who->name : "?", rh, o->target_migration_id, p.n,
 	            o->policy.n_waves);
 	res->rollout_id = astr(a, id);
+	out->subject = res->rollout_id;
 	set_status(out, SC(OK), "");
 	goto out;
 empty_plan:
@@ -872,9 +840,9 @@ out:
 }
 
 static enum fl_err cmd_status(struct fl_scheduler *s, const Flotilla__V1__RolloutStatusRequest *rq,
-                              int64_t now_ms, struct fl_rollout_reply *out, char *errbuf)
+                              int64_t now_ms, struct cmd *out, char *errbuf)
 {
-	struct arena *a = out->priv;
+	struct fl_arena *a = out->a;
 	Flotilla__V1__RolloutStatusResponse *res = anew(a, sizeof(*res));
 	struct fl_store_rollout *rows = NULL;
 	size_t n = 0;
@@ -955,16 +923,16 @@ static enum fl_err cmd_status(struct fl_scheduler *s, const Flotilla__V1__Rollou
 		if (e != FL_OK)
 			return e;
 	}
-	out->response.result_case = RESULT(ROLLOUT_STATUS);
-	out->response.rollout_status = res;
+	out->resp->result_case = RESULT(ROLLOUT_STATUS);
+	out->resp->rollout_status = res;
 	set_status(out, SC(OK), "");
 	return FL_OK;
 }
 
 /* The live rollout named, or NULL with a refusal (not found, or finished). */
 static struct sched_rollout *live_or_refuse(struct fl_scheduler *s, const char *id,
-                                            const char *verb, struct fl_rollout_reply *out,
-                                            enum fl_err *e, char *errbuf)
+                                            const char *verb, struct cmd *out, enum fl_err *e,
+                                            char *errbuf)
 {
 	struct sched_rollout *r = fl_sched_find(s, id ? id : "");
 	struct fl_store_rollout row;
@@ -994,22 +962,22 @@ static void who_reason(char *buf, size_t n, const struct fl_rollout_caller *who,
 }
 
 /* Finish a state command: the rollout's info as the result (field by case). */
-static void info_result(struct fl_rollout_reply *out, struct fl_scheduler *s,
-                        struct sched_rollout *r, int64_t now_ms,
-                        Flotilla__V1__AdminRequest__CommandCase c)
+static void info_result(struct cmd *out, struct fl_scheduler *s, struct sched_rollout *r,
+                        int64_t now_ms, Flotilla__V1__AdminRequest__CommandCase c)
 {
-	struct arena *a = out->priv;
+	struct fl_arena *a = out->a;
 	Flotilla__V1__RolloutInfo *m = info_msg(a, r, NULL, now_ms);
 
 	(void)s;
+	out->subject = m->id;
 	switch (c) {
 	case CMD(ROLLOUT_PAUSE): {
 		Flotilla__V1__RolloutPauseResponse *x = anew(a, sizeof(*x));
 
 		flotilla__v1__rollout_pause_response__init(x);
 		x->rollout = m;
-		out->response.result_case = RESULT(ROLLOUT_PAUSE);
-		out->response.rollout_pause = x;
+		out->resp->result_case = RESULT(ROLLOUT_PAUSE);
+		out->resp->rollout_pause = x;
 		break;
 	}
 	case CMD(ROLLOUT_RESUME): {
@@ -1017,8 +985,8 @@ static void info_result(struct fl_rollout_reply *out, struct fl_scheduler *s,
 
 		flotilla__v1__rollout_resume_response__init(x);
 		x->rollout = m;
-		out->response.result_case = RESULT(ROLLOUT_RESUME);
-		out->response.rollout_resume = x;
+		out->resp->result_case = RESULT(ROLLOUT_RESUME);
+		out->resp->rollout_resume = x;
 		break;
 	}
 	case CMD(ROLLOUT_PROMOTE): {
@@ -1026,8 +994,8 @@ static void info_result(struct fl_rollout_reply *out, struct fl_scheduler *s,
 
 		flotilla__v1__rollout_promote_response__init(x);
 		x->rollout = m;
-		out->response.result_case = RESULT(ROLLOUT_PROMOTE);
-		out->response.rollout_promote = x;
+		out->resp->result_case = RESULT(ROLLOUT_PROMOTE);
+		out->resp->rollout_promote = x;
 		break;
 	}
 	case CMD(ROLLOUT_HALT): {
@@ -1035,8 +1003,8 @@ static void info_result(struct fl_rollout_reply *out, struct fl_scheduler *s,
 
 		flotilla__v1__rollout_halt_response__init(x);
 		x->rollout = m;
-		out->response.result_case = RESULT(ROLLOUT_HALT);
-		out->response.rollout_halt = x;
+		out->resp->result_case = RESULT(ROLLOUT_HALT);
+		out->resp->rollout_halt = x;
 		break;
 	}
 	case CMD(ROLLOUT_ROLLBACK): {
@@ -1044,8 +1012,8 @@ static void info_result(struct fl_rollout_reply *out, struct fl_scheduler *s,
 
 		flotilla__v1__rollout_rollback_response__init(x);
 		x->rollout = m;
-		out->response.result_case = RESULT(ROLLOUT_ROLLBACK);
-		out->response.rollout_rollback = x;
+		out->resp->result_case = RESULT(ROLLOUT_ROLLBACK);
+		out->resp->rollout_rollback = x;
 		break;
 	}
 	default:
@@ -1056,7 +1024,7 @@ static void info_result(struct fl_rollout_reply *out, struct fl_scheduler *s,
 
 static enum fl_err cmd_pause(struct fl_scheduler *s, const struct fl_rollout_caller *who,
                              const Flotilla__V1__RolloutPauseRequest *rq, int64_t now_ms,
-                             struct fl_rollout_reply *out, char *errbuf)
+                             struct cmd *out, char *errbuf)
 {
 	struct sched_rollout *r;
 	char reason[REASON_MAX];
@@ -1086,12 +1054,13 @@ static enum fl_err cmd_pause(struct fl_scheduler *s, const struct fl_rollout_cal
 
 static enum fl_err cmd_resume(struct fl_scheduler *s, const struct fl_rollout_caller *who,
                               const Flotilla__V1__RolloutResumeRequest *rq, int64_t now_ms,
-                              struct fl_rollout_reply *out, char *errbuf)
+                              struct cmd *out, char *errbuf)
 {
 	struct sched_rollout *r;
+	struct sched_wave *w;
 	char reason[REASON_MAX];
 	enum fl_err e;
-	bool own, expired;
+	bool own;
 
 	if ((r = live_or_refuse(s, rq->rollout_id, "resume", out, &e, errbuf)) == NULL)
 		return e;
@@ -1105,37 +1074,32 @@ static enum fl_err cmd_resume(struct fl_scheduler *s, const struct fl_rollout_ca
 		       r->row.state == RS_HALTED ? " (retry goes on after a halt)" : "");
 		return FL_OK;
 	}
-	expired = now_ms >= r->row.expires_at_ms;
+	if (now_ms >= r->row.expires_at_ms) {
+		/* nothing written: a refusal's transaction is rolled back; the tick halts it */
+		refuse(out, SC(FAILED_PRECONDITION),
+		       "cannot resume rollout '%s': its order expired (start a new one)",
+		       r->row.id);
+		return FL_OK;
+	}
 	who_reason(reason, sizeof(reason), who, "resumed", rq->reason);
 	if ((e = fl_sched_tx_begin(s, &own, errbuf)) != FL_OK)
 		return e;
-	if (expired) {
-		e = fl_sched_halt(s, r, "order expired", true, now_ms, errbuf);
-	} else {
-		struct sched_wave *w =
-		    r->row.current_wave < r->n_w ? &r->w[r->row.current_wave] : NULL;
-
-		e = fl_sched_set_rollout(s, r, RS_RUNNING, reason, now_ms, errbuf);
-		if (e == FL_OK && w != NULL && strstr(w->row.state_reason, "inconclusive") != NULL)
-			e = fl_sched_set_wave(s, r, w, w->row.state, "", now_ms, errbuf);
-		if (e == FL_OK)
-			e = fl_sched_advance(s, r, now_ms, errbuf);
-		fl_sched_wake_rollout(s, r);
-	}
+	w = r->row.current_wave < r->n_w ? &r->w[r->row.current_wave] : NULL;
+	e = fl_sched_set_rollout(s, r, RS_RUNNING, reason, now_ms, errbuf);
+	if (e == FL_OK && w != NULL && strstr(w->row.state_reason, "inconclusive") != NULL)
+		e = fl_sched_set_wave(s, r, w, w->row.state, "", now_ms, errbuf);
+	if (e == FL_OK)
+		e = fl_sched_advance(s, r, now_ms, errbuf);
+	fl_sched_wake_rollout(s, r);
 	if ((e = fl_sched_tx_end(s, own, e, errbuf)) != FL_OK)
 		return e;
-	if (expired) {
-		refuse(out, SC(FAILED_PRECONDITION),
-		       "rollout '%s': the order expired, the rollout is halted", r->row.id);
-		return FL_OK;
-	}
 	info_result(out, s, r, now_ms, CMD(ROLLOUT_RESUME));
 	return FL_OK;
 }
 
 static enum fl_err cmd_promote(struct fl_scheduler *s, const struct fl_rollout_caller *who,
                                const Flotilla__V1__RolloutPromoteRequest *rq, int64_t now_ms,
-                               struct fl_rollout_reply *out, char *errbuf)
+                               struct cmd *out, char *errbuf)
 {
 	struct sched_rollout *r;
 	struct sched_wave *w;
@@ -1179,7 +1143,7 @@ static enum fl_err cmd_promote(struct fl_scheduler *s, const struct fl_rollout_c
 
 static enum fl_err cmd_halt(struct fl_scheduler *s, const struct fl_rollout_caller *who,
                             const Flotilla__V1__RolloutHaltRequest *rq, int64_t now_ms,
-                            struct fl_rollout_reply *out, char *errbuf)
+                            struct cmd *out, char *errbuf)
 {
 	struct sched_rollout *r;
 	char reason[REASON_MAX];
@@ -1204,9 +1168,9 @@ static enum fl_err cmd_halt(struct fl_scheduler *s, const struct fl_rollout_call
 
 static enum fl_err cmd_retry(struct fl_scheduler *s, const struct fl_rollout_caller *who,
                              const Flotilla__V1__RolloutRetryRequest *rq, int64_t now_ms,
-                             struct fl_rollout_reply *out, char *errbuf)
+                             struct cmd *out, char *errbuf)
 {
-	struct arena *a = out->priv;
+	struct fl_arena *a = out->a;
 	Flotilla__V1__RolloutRetryResponse *res;
 	struct sched_rollout *r;
 	struct sched_wave *w;
@@ -1294,8 +1258,9 @@ static enum fl_err cmd_retry(struct fl_scheduler *s, const struct fl_rollout_cal
 	flotilla__v1__rollout_retry_response__init(res);
 	res->rollout = info_msg(a, r, NULL, now_ms);
 	res->tenants_requeued = n;
-	out->response.result_case = RESULT(ROLLOUT_RETRY);
-	out->response.rollout_retry = res;
+	out->subject = res->rollout->id;
+	out->resp->result_case = RESULT(ROLLOUT_RETRY);
+	out->resp->rollout_retry = res;
 	set_status(out, SC(OK), "");
 out:
 	free(pick);
@@ -1304,7 +1269,7 @@ out:
 
 static enum fl_err cmd_rollback(struct fl_scheduler *s, const struct fl_rollout_caller *who,
                                 const Flotilla__V1__RolloutRollbackRequest *rq, int64_t now_ms,
-                                struct fl_rollout_reply *out, char *errbuf)
+                                struct cmd *out, char *errbuf)
 {
 	struct sched_rollout *r = fl_sched_find(s, rq->rollout_id ? rq->rollout_id : "");
 	struct fl_store_release rel = {0};
@@ -1444,22 +1409,20 @@ out:
 	return e;
 }
 
-enum fl_err fl_rollout_admin(struct fl_scheduler *s, const struct fl_rollout_caller *who,
-                             const Flotilla__V1__AdminRequest *req, int64_t now_ms,
-                             struct fl_rollout_reply *out, char *errbuf)
+enum fl_err fl_rollout_admin_run(struct fl_scheduler *s, const struct fl_rollout_caller *who,
+                                 const Flotilla__V1__AdminRequest *req, int64_t now_ms,
+                                 struct fl_arena *arena, Flotilla__V1__AdminResponse *resp,
+                                 const char **subject, char *errbuf)
 {
-	struct arena *a = fl_calloc(1, sizeof(*a));
 	char local[FL_ERRBUF_SIZE] = "";
+	struct cmd c = {arena, resp, ""}, *out = &c;
 	enum fl_err e;
 
 	if (errbuf == NULL)
 		errbuf = local;
-	memset(out, 0, sizeof(*out));
-	out->priv = a;
-	flotilla__v1__admin_response__init(&out->response);
-	out->response.request_id = req->request_id;
-	out->response.status = anew(a, sizeof(*out->response.status));
-	flotilla__v1__status__init(out->response.status);
+	resp->request_id = req->request_id;
+	resp->status = anew(arena, sizeof(*resp->status));
+	flotilla__v1__status__init(resp->status);
 	refuse(out, SC(INTERNAL), "no result");
 	if ((e = fl_sched_ensure(s, now_ms, errbuf)) != FL_OK)
 		goto failed;
@@ -1493,16 +1456,45 @@ enum fl_err fl_rollout_admin(struct fl_scheduler *s, const struct fl_rollout_cal
 		break;
 	default:
 		refuse(out, SC(UNIMPLEMENTED), "not a rollout command");
-		return FL_OK;
+		e = FL_OK;
+		break;
 	}
+	if (subject)
+		*subject = c.subject ? c.subject : "";
 	if (e == FL_OK)
 		return FL_OK;
 failed:
-	/* The store failed: nothing of it was kept (rolled back, model reloaded). */
+	/* The store failed: nothing of it is kept (rolled back, model reloaded). */
 	s->dirty = true;
-	out->response.result_case = FLOTILLA__V1__ADMIN_RESPONSE__RESULT__NOT_SET;
+	resp->result_case = FLOTILLA__V1__ADMIN_RESPONSE__RESULT__NOT_SET;
 	refuse(out, SC(UNAVAILABLE), "the coordinator's store failed: %s", errbuf);
 	fl_log_error("scheduler", "%s: %s", fl_wire_admin_command_name((int)req->command_case),
 	             errbuf);
+	if (subject)
+		*subject = "";
 	return e;
+}
+
+enum fl_err fl_rollout_admin(struct fl_scheduler *s, const struct fl_rollout_caller *who,
+                             const Flotilla__V1__AdminRequest *req, int64_t now_ms,
+                             struct fl_rollout_reply *out, char *errbuf)
+{
+	struct fl_arena *a = fl_calloc(1, sizeof(*a));
+
+	fl_arena_init(a);
+	memset(out, 0, sizeof(*out));
+	out->priv = a;
+	flotilla__v1__admin_response__init(&out->response);
+	return fl_rollout_admin_run(s, who, req, now_ms, a, &out->response, NULL, errbuf);
+}
+
+void fl_rollout_reply_fini(struct fl_rollout_reply *r)
+{
+	struct fl_arena *a = r->priv;
+
+	if (a != NULL) {
+		fl_arena_fini(a);
+		free(a);
+	}
+	memset(r, 0, sizeof(*r));
 }

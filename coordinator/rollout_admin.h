@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "err.h"
 #include "flotilla.pb-c.h"
 #include "scheduler.h"
@@ -59,5 +60,16 @@ enum fl_err fl_rollout_admin(struct fl_scheduler *s, const struct fl_rollout_cal
                              struct fl_rollout_reply *out, char *errbuf)
     __attribute__((warn_unused_result));
 void fl_rollout_reply_fini(struct fl_rollout_reply *r);
+
+/*
+ * The same into memory the caller owns: resp (initialised by the caller)
+ * gets request_id, status and result, all of it in arena; *subject (if not
+ * NULL) the rollout the command was about, for the audit log ("" if none).
+ */
+enum fl_err fl_rollout_admin_run(struct fl_scheduler *s, const struct fl_rollout_caller *who,
+                                 const Flotilla__V1__AdminRequest *req, int64_t now_ms,
+                                 struct fl_arena *arena, Flotilla__V1__AdminResponse *resp,
+                                 const char **subject, char *errbuf)
+    __attribute__((warn_unused_result));
 
 #endif

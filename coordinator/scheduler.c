@@ -756,6 +756,13 @@ void fl_scheduler_invalidate(struct fl_scheduler *s)
 	s->dirty = true;
 }
 
+/* A transaction was rolled back: whatever the model took from it is gone
+ * from the store, so the model is read again before it is used. */
+static void on_rollback(void *arg)
+{
+	((struct fl_scheduler *)arg)->dirty = true;
+}
+
 /* Drop finished rollouts from the live list (after an entry point's work:
  * nothing refers to them then but assignments, which hold their blobs). */
 static void sweep(struct fl_scheduler *s)
@@ -898,6 +905,29 @@ enum fl_err fl_scheduler_hello(struct fl_scheduler *s, const uint8_t agent_pk[FL
 	a = agent_get(s, agent_pk, now_ms);
 	a->hello_at_ms = now_ms;
 	e = agent_seen(s, a, now_ms, errbuf);
+	return fl_sched_tx_end(s, own, e, errbuf);
+}
+
+enum fl_err fl_scheduler_agent_state(struct fl_scheduler *s,
+                                     const uint8_t agent_pk[FL_STORE_KEY_LEN], bool online,
+                                     int64_t last_seen_ms, int64_t now_ms, char *errbuf)
+{
+	struct sched_agent *a;
+	enum fl_err e;
+	bool own;
+
+	if ((e = fl_sched_ensure(s, now_ms, errbuf)) != FL_OK)
+		return e;
+	if ((e = fl_sched_tx_begin(s, &own, errbuf)) != FL_OK)
+		return e;
+	a = agent_get(s, agent_pk, now_ms);
+	if (online) {
+		e = agent_seen(s, a, now_ms, errbuf);
+	} else {
+		if (last_seen_ms > 0)
+			a->last_seen_ms = last_seen_ms;
+		e = agent_offline(s, a, now_ms, errbuf);
+	}
 	return fl_sched_tx_end(s, own, e, errbuf);
 }
 
@@ -1748,10 +1778,9 @@ static enum fl_err on_revert(struct fl_scheduler *s, struct sched_rollout *r,
 	return fl_sched_set_tenant(s, r, t, FL_SCHED_FAILED, now_ms, errbuf);
 }
 
-enum fl_err fl_scheduler_report(struct fl_scheduler *s, const uint8_t agent_pk[FL_STORE_KEY_LEN],
+enum fl_err fl_scheduler_report(struct fl_scheduler *s, const struct fl_store_assignment *as,
                                 const Flotilla__V1__Report *rp, int64_t now_ms, char *errbuf)
 {
-	struct fl_store_assignment as = {0};
 	struct sched_rollout *r;
 	struct sched_tenant *t = NULL;
 	struct sched_agent *a;
@@ -1763,55 +1792,42 @@ enum fl_err fl_scheduler_report(struct fl_scheduler *s, const uint8_t agent_pk[F
 		return e;
 	if ((e = fl_sched_tx_begin(s, &own, errbuf)) != FL_OK)
 		return e;
-	a = agent_get(s, agent_pk, now_ms);
+	a = agent_get(s, as->agent_pk, now_ms);
 	if ((e = agent_seen(s, a, now_ms, errbuf)) != FL_OK)
 		goto out;
-	if ((e = fl_store_assignment_get(s->st, rp->assignment_id, &as, errbuf)) != FL_OK)
+	if (as->state == FL_STORE_ASSIGNMENT_ISSUED &&
+	    (e = fl_store_assignment_set_state(s->st, as->id, FL_STORE_ASSIGNMENT_REPORTED,
+	                                       rp->outcome, now_ms, errbuf)) != FL_OK)
 		goto out;
-	if (memcmp(as.agent_pk, agent_pk, FL_STORE_KEY_LEN) != 0 ||
-	    strcmp(as.tenant_id, rp->tenant_id) != 0) {
-		e = fl_errf(errbuf, FL_EINVAL,
-		            "report for assignment %" PRIu64
-		            " not issued to this agent for tenant '%s'",
-		            rp->assignment_id, rp->tenant_id);
-		goto out;
-	}
-	r = fl_sched_find(s, as.rollout_id);
-	if (r != NULL && (ti = fl_sched_tenant_index(r, as.tenant_id)) >= 0)
+	r = fl_sched_find(s, as->rollout_id);
+	if (r != NULL && (ti = fl_sched_tenant_index(r, as->tenant_id)) >= 0)
 		t = &r->t[ti];
-	if (as.state != FL_STORE_ASSIGNMENT_ISSUED || t == NULL || t->out_id != as.id) {
+	if (t == NULL || t->out_id != as->id) {
 		/* Reported already, or withdrawn: only what it proves applied counts. */
-		if (as.state == FL_STORE_ASSIGNMENT_ISSUED &&
-		    (e = fl_store_assignment_set_state(s->st, as.id, FL_STORE_ASSIGNMENT_REPORTED,
-		                                       rp->outcome, now_ms, errbuf)) != FL_OK)
-			goto out;
-		if (t != NULL && !t->row.changed && as.kind == WK_APPLY && report_changed(rp)) {
+		if (t != NULL && !t->row.changed && as->kind == WK_APPLY && report_changed(rp)) {
 			t->row.changed = true;
 			e = put_tenant(s, r, t, now_ms, errbuf);
 		}
 		goto out;
 	}
-	if ((e = fl_store_assignment_set_state(s->st, as.id, FL_STORE_ASSIGNMENT_REPORTED,
-	                                       rp->outcome, now_ms, errbuf)) != FL_OK)
-		goto out;
 	out_clear(s, r, (uint32_t)ti);
-	if (as.kind == WK_APPLY && report_changed(rp))
+	if (as->kind == WK_APPLY && report_changed(rp))
 		t->row.changed = true;
 	if (rp->outcome == OC(REFUSED)) {
 		char detail[REASON_MAX];
 
 		snprintf(detail, sizeof(detail),
 		         "agent '%s' refused assignment %" PRIu64 " for tenant '%s': %s", a->name,
-		         as.id, as.tenant_id, rp->message ? rp->message : "");
+		         as->id, as->tenant_id, rp->message ? rp->message : "");
 		fl_log_error(r->row.id, "%s", detail);
 		if ((e = fl_sched_audit(s, "work_refused", r->row.id,
 		                        FLOTILLA__V1__STATUS_CODE__STATUS_CODE_PERMISSION_DENIED,
 		                        detail, now_ms, errbuf)) != FL_OK)
 			goto out;
 	}
-	if (as.kind == WK_APPLY)
+	if (as->kind == WK_APPLY)
 		e = on_apply(s, r, t, rp, now_ms, errbuf);
-	else if (as.kind == WK_CHECK)
+	else if (as->kind == WK_CHECK)
 		e = on_check(s, r, t, rp, now_ms, errbuf);
 	else
 		e = on_revert(s, r, t, rp, now_ms, errbuf);
@@ -1820,7 +1836,6 @@ enum fl_err fl_scheduler_report(struct fl_scheduler *s, const uint8_t agent_pk[F
 	/* freed slots: the agent may have more to do (here or in other rollouts) */
 	wake(s, a);
 out:
-	fl_store_assignment_fini(&as);
 	e = fl_sched_tx_end(s, own, e, errbuf);
 	sweep(s);
 	return e;
@@ -2006,6 +2021,7 @@ enum fl_err fl_scheduler_new(struct fl_store *st, const struct fl_scheduler_conf
 		fl_scheduler_free(s);
 		return e;
 	}
+	fl_store_on_rollback(st, on_rollback, s);
 	*out = s;
 	return FL_OK;
 }
@@ -2014,6 +2030,8 @@ void fl_scheduler_free(struct fl_scheduler *s)
 {
 	if (s == NULL)
 		return;
+	if (s->st != NULL)
+		fl_store_on_rollback(s->st, NULL, NULL);
 	free_all(s);
 	for (size_t i = 0; i < s->n_agents; i++) {
 		free(s->agents[i]->name);

@@ -24,8 +24,9 @@
  * (fl_store_in_transaction), else in one of its own that it commits before
  * it returns: either way, work it returns is committed (or will be, by the
  * caller) before the caller sends it. If the caller's transaction is then
- * rolled back, the caller must call fl_scheduler_invalidate, and the model
- * is reloaded from the store at the next call. An entry point that fails
+ * rolled back, the model is reloaded from the store at the next call (the
+ * scheduler watches the store's rollbacks: fl_store_on_rollback; one may
+ * also say so with fl_scheduler_invalidate). An entry point that fails
  * leaves the model to be reloaded the same way (and, in its own
  * transaction, rolls back).
  *
@@ -116,6 +117,17 @@ enum fl_err fl_scheduler_hello(struct fl_scheduler *s, const uint8_t agent_pk[FL
                                int64_t now_ms, char *errbuf) __attribute__((warn_unused_result));
 
 /*
+ * The agent went silent (online false: last heard from at last_seen_ms) or
+ * came back (true). The scheduler also notices silence itself at its tick
+ * (agent_offline_after_ms): either way its tenants with work to do in a
+ * current wave become unreachable, and back when it is heard from again.
+ */
+enum fl_err fl_scheduler_agent_state(struct fl_scheduler *s,
+                                     const uint8_t agent_pk[FL_STORE_KEY_LEN], bool online,
+                                     int64_t last_seen_ms, int64_t now_ms, char *errbuf)
+    __attribute__((warn_unused_result));
+
+/*
  * What to send an agent that polls: work and halts. Assignment and halt
  * messages are owned by the struct (fl_scheduler_work_fini frees them),
  * their bytes included, and stay valid whatever the scheduler does next.
@@ -145,14 +157,14 @@ enum fl_err fl_scheduler_poll(struct fl_scheduler *s, const uint8_t agent_pk[FL_
     __attribute__((warn_unused_result));
 
 /*
- * A report, after the agent endpoint bound it (issued to this agent, for
- * this tenant) and stored it once per (agent, journal_id). The assignment
- * is marked reported, the tenant moves on, the wave's budget is checked. A
- * report for an assignment no longer outstanding (reported already,
- * withdrawn) changes nothing but what it proves applied. FL_ENOENT when no
- * such assignment exists.
+ * A report about assignment a, after the agent endpoint bound it (issued to
+ * this agent, for this tenant) and stored it once per (agent, journal_id).
+ * a is the assignment as stored: if still ISSUED, it is marked REPORTED
+ * here. The tenant moves on and the wave's budget is checked. A report for
+ * an assignment no longer outstanding (reported already, withdrawn) changes
+ * nothing but what it proves applied.
  */
-enum fl_err fl_scheduler_report(struct fl_scheduler *s, const uint8_t agent_pk[FL_STORE_KEY_LEN],
+enum fl_err fl_scheduler_report(struct fl_scheduler *s, const struct fl_store_assignment *a,
                                 const Flotilla__V1__Report *r, int64_t now_ms, char *errbuf)
     __attribute__((warn_unused_result));
 

@@ -170,6 +170,18 @@ enum fl_err fl_store_rollout_tenant_counts(struct fl_store *st, const char *roll
                                            fl_store_rollout_count_fn fn, void *arg, char *errbuf)
     __attribute__((warn_unused_result));
 
+/* ---- transactions ---- */
+
+/*
+ * Call fn(arg) whenever a transaction on st is rolled back: an explicit
+ * rollback (fl_store_rollback, by anyone) or one a failed commit caused.
+ * For the scheduler, whose in-memory model runs ahead of the store while a
+ * transaction is open and must be reloaded if it never commits. One
+ * watcher per store; fn NULL removes it. fn must not call into the store.
+ */
+typedef void (*fl_store_rollback_fn)(void *arg);
+void fl_store_on_rollback(struct fl_store *st, fl_store_rollback_fn fn, void *arg);
+
 /* ---- assignments and reports ---- */
 
 /* The rollout's assignments still ISSUED (outstanding), by id. */

@@ -442,6 +442,13 @@ enum fl_err fl_store_rollout_tenant_counts(struct fl_store *st, const char *roll
 	           : fail(st, rc, "cannot count the rollout's tenants", false, errbuf);
 }
 
+/* ---- transactions ---- */
+
+void fl_store_on_rollback(struct fl_store *st, fl_store_rollback_fn fn, void *arg)
+{
+	sqlite3_rollback_hook(fl_store_sqlite_db(st), fn, fn ? arg : NULL);
+}
+
 /* ---- assignments and reports ---- */
 
 enum fl_err fl_store_assignment_issued_in(struct fl_store *st, const char *rollout_id,

@@ -532,6 +532,7 @@ static void report_at(size_t i, int outcome)
 {
 	Flotilla__V1__Report r = FLOTILLA__V1__REPORT__INIT;
 	Flotilla__V1__MigrationResult mr = FLOTILLA__V1__MIGRATION_RESULT__INIT, *mrs[] = {&mr};
+	struct fl_store_assignment as, as2;
 	struct asg a = fx.out[i];
 
 	r.agent_id = "agent";
@@ -551,7 +552,15 @@ static void report_at(size_t i, int outcome)
 		r.n_migrations = 1;
 	}
 	fx.out[i] = fx.out[--fx.n_out];
-	ck_assert_msg(fl_scheduler_report(fx.s, fx.apk[a.agent], &r, now, err) == FL_OK, "%s", err);
+	/* as the agent endpoint does: bound to the assignment issued to this agent */
+	ck_assert_msg(fl_store_assignment_get(fx.st, a.id, &as, err) == FL_OK, "%s", err);
+	ck_assert(memcmp(as.agent_pk, fx.apk[a.agent], 32) == 0);
+	ck_assert_str_eq(as.tenant_id, a.tenant);
+	ck_assert_msg(fl_scheduler_report(fx.s, &as, &r, now, err) == FL_OK, "%s", err);
+	ck_assert(fl_store_assignment_get(fx.st, a.id, &as2, err) == FL_OK);
+	ck_assert_int_eq(as2.state, FL_STORE_ASSIGNMENT_REPORTED);
+	fl_store_assignment_fini(&as);
+	fl_store_assignment_fini(&as2);
 }
 
 /* Report everything outstanding, the outcome by fn (NULL: success). */
