@@ -728,7 +728,15 @@ static enum fl_err load_all(struct fl_scheduler *s, int64_t now_ms, char *errbuf
 	for (size_t i = n; i-- > 0;) {
 		struct sched_rollout *r;
 
-		if ((e = fl_sched_load(s, rows[i].id, true, now_ms, &r, errbuf)) != FL_OK)
+		e = fl_sched_load(s, rows[i].id, true, now_ms, &r, errbuf);
+		if (e == FL_EPARSE) {
+			/* A row that does not make sense (edited by hand, written by a
+			 * tool) stops that rollout, not the coordinator. */
+			fl_log_error(rows[i].id, "cannot schedule this rollout: %s", errbuf);
+			e = FL_OK;
+			continue;
+		}
+		if (e != FL_OK)
 			break;
 		fl_sched_attach(s, r);
 	}

@@ -1818,6 +1818,62 @@ START_TEST(status_lists)
 }
 END_TEST
 
+/* A rollout row that does not decode stops that rollout, not the scheduler. */
+START_TEST(bad_row_skipped)
+{
+	struct fl_store_rollout row = {0};
+	uint8_t junk = 0;
+	char id[32];
+
+	fx_up(true);
+	fx_fleet(1, 3, 0, 0);
+	row.id = "r-9";
+	row.created_seq = 9;
+	memset(row.order_hash, 7, 32);
+	row.signed_order = &junk;
+	row.signed_order_len = 1;
+	memcpy(row.release_hash, fx.rhash, 32);
+	row.project_id = PROJECT;
+	row.target_migration_id = M3;
+	row.state = RS(RUNNING);
+	row.state_reason = "";
+	row.created_by = row.signed_by = "x";
+	row.expires_at_ms = now + DAY;
+	ck_assert_msg(fl_store_rollout_add(fx.st, &row, err) == FL_OK, "%s", err);
+	fx_restart();
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 3}\n", ""), id);
+	ck_assert_str_eq(id, "r-10");
+	run(NULL, 3, 10);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	fx_down();
+}
+END_TEST
+
+/* The caller's transaction rolled back after a poll: the model follows the
+ * store, and the work it never sent is handed out again. */
+START_TEST(rollback_reloads_model)
+{
+	char id[32];
+
+	fx_up(true);
+	fx_fleet(1, 4, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 4}\n", ""), id);
+	ck_assert(fl_store_begin(fx.st, err) == FL_OK);
+	poll_agent(0, 2);
+	ck_assert_uint_eq(fx.n_out, 2);
+	fl_store_rollback(fx.st); /* e.g. the core's commit failed: nothing was sent */
+	fx.n_out = 0;
+	fx.n_seen = 0;
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_ASSIGNED, -1), 0);
+	/* reloaded first: room for 2 (per_agent_parallel), not 0 as the stale model has */
+	poll_agent(0, 4);
+	ck_assert_uint_eq(fx.n_out, 2);
+	run(NULL, 4, 10);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	fx_down();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("scheduler");
@@ -1857,6 +1913,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, manual_rollback);
 	tcase_add_test(tc, manual_rollback_needs_down);
 	tcase_add_test(tc, status_lists);
+	tcase_add_test(tc, bad_row_skipped);
+	tcase_add_test(tc, rollback_reloads_model);
 	suite_add_tcase(s, tc);
 	return s;
 }
