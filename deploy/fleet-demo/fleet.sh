@@ -49,7 +49,7 @@ _fleet_bin() { # VAR NAME: $VAR, else the binary NAME under $BUILD
 	path=${!var:-}
 	if [ -z "$path" ]; then
 		path=$(find "${BUILD:-$FLEET_SELF_DIR/../../build}" -type f -name "$name" -perm -u+x \
-			2>/dev/null | head -n 1)
+			2>/dev/null | awk 'NR == 1')
 	fi
 	[ -n "$path" ] && [ -x "$path" ] || _fleet_die "no $name binary (set $var or BUILD)"
 	printf -v "$var" '%s' "$path"
@@ -254,7 +254,7 @@ fleet_release() {
 # fleet_tenant_count: the tenants the coordinator knows.
 fleet_tenant_count() {
 	fleet_cli fleet status --json --timeout 5s 2>/dev/null |
-		grep -o '"total_count":[0-9]*' | head -n 1 | cut -d: -f2
+		grep -o '"total_count":[0-9]*' | awk 'NR == 1' | cut -d: -f2
 }
 
 _fleet_wait() { # SECONDS CMD...: poll until CMD succeeds

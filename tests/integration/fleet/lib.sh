@@ -81,7 +81,7 @@ fleet_migration() {
 # gets the rollout's id.
 fleet_start() {
 	assert_exit 0 fleet_cli rollout start --json --release-key "$FLEET_RELEASE_KEY" "$@"
-	FLEET_ROLLOUT=$(printf '%s' "$OUT" | grep -o '"rollout_id":"[^"]*"' | head -n 1 | cut -d'"' -f4)
+	FLEET_ROLLOUT=$(printf '%s' "$OUT" | grep -o '"rollout_id":"[^"]*"' | awk 'NR == 1' | cut -d'"' -f4)
 	[ -n "$FLEET_ROLLOUT" ] || fl_fail "no rollout id in: $OUT"
 }
 
@@ -101,7 +101,7 @@ fleet_wave_field() {
 	local json w
 	json=$(fleet_rollout_json "${3:-$FLEET_ROLLOUT}") || return 1
 	w=$(printf '%s' "$json" | sed 's/},{"index":/}\n{"index":/g' | grep "\"index\":$1,\"name\"")
-	printf '%s' "$w" | grep -o "\"$2\":\\(\"[^\"]*\"\\|[0-9]*\\)" | head -n 1 | cut -d: -f2 | tr -d '"'
+	printf '%s' "$w" | grep -o "\"$2\":\\(\"[^\"]*\"\\|[0-9]*\\)" | awk 'NR == 1' | cut -d: -f2 | tr -d '"'
 }
 
 _fleet_state_is() {
