@@ -100,6 +100,7 @@ fleet_rollout_state() {
 fleet_wave_field() {
 	local json w
 	json=$(fleet_rollout_json "${3:-$FLEET_ROLLOUT}") || return 1
+	json=${json#*\"waves\":\[} # the waves only, not the rollout's own fields
 	w=$(printf '%s' "$json" | sed 's/},{"index":/}\n{"index":/g' | grep "\"index\":$1,\"name\"")
 	printf '%s' "$w" | grep -o "\"$2\":\\(\"[^\"]*\"\\|[0-9]*\\)" | awk 'NR == 1' | cut -d: -f2 | tr -d '"'
 }
