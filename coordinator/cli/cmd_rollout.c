@@ -1291,6 +1291,8 @@ out:
 
 /* ---- the subcommands ---- */
 
+static int one_id(struct cli *c);
+
 static int do_plan(struct cli *c, struct args *a)
 {
 	Flotilla__V1__AdminRequest req = FLOTILLA__V1__ADMIN_REQUEST__INIT;
@@ -1440,6 +1442,8 @@ static int do_status(struct cli *c, struct args *a)
 	Flotilla__V1__Message *reply = NULL;
 	int code;
 
+	if (c->nargs == 1 && (code = one_id(c)) != CLI_OK)
+		return code;
 	if ((code = cli_admin_connect(&a->adm, c)) != CLI_OK ||
 	    (code = status_request(a, c->nargs ? c->args[0] : NULL, false, &reply, &st)) != CLI_OK)
 		return code;
@@ -1529,9 +1533,7 @@ static int do_watch(struct cli *c, struct args *a)
 {
 	int code;
 
-	if (c->nargs != 1)
-		return cli_usage_error(c, "expected the rollout ID");
-	if ((code = cli_admin_connect(&a->adm, c)) != CLI_OK)
+	if ((code = one_id(c)) != CLI_OK || (code = cli_admin_connect(&a->adm, c)) != CLI_OK)
 		return code;
 	return watch_rollout(c, a, c->args[0], false);
 }
@@ -1560,7 +1562,7 @@ static int show_changed(struct cli *c, const char *verb, const Flotilla__V1__Rol
 
 static int one_id(struct cli *c)
 {
-	if (c->nargs != 1)
+	if (c->nargs != 1 || c->args[0][0] == '\0')
 		return cli_usage_error(c, "expected the rollout ID");
 	return CLI_OK;
 }

@@ -582,6 +582,8 @@ START_TEST(usage_errors_send_nothing)
 	    {"rollout", "plan", "--release", "abcdef", "--all", NULL},
 	    {"rollout", "status", "--wave", "1", NULL},
 	    {"rollout", "pause", NULL},
+	    {"rollout", "status", "", NULL},
+	    {"rollout", "watch", "", NULL},
 	    {"rollout", "frobnicate", NULL},
 	    {"agents", "approve", "--name", "a1", NULL},
 	    {"audit", "--since", "yesterday", NULL},
