@@ -13,7 +13,8 @@
 #                                     the same with N schemas of one database DB
 #   fleet_start_coordinator           start it and wait until it answers
 #   fleet_start_agent NAME            start it (fleet_wait_tenants: until it reported)
-#   fleet_stop NAME [SIGNAL]          stop "coordinator" or an agent (default SIGTERM)
+#   fleet_stop NAME [SIGNAL]          stop "coordinator" or an agent (default SIGTERM);
+#                                     FLEET_EXIT[NAME] is then its exit status
 #   fleet_cli ARGS...                 flotilla with this fleet's coordinator and operator key
 #   fleet_release DIR SEQUENCE [NAME] build, sign and push a release: FLEET_RELEASE_FILE,
 #                                     FLEET_RELEASE_HASH
@@ -33,6 +34,7 @@ FLEET_DIR=''
 FLEET_PROJECT=''
 FLEET_AGENTS=()
 declare -A FLEET_PID=()
+declare -A FLEET_EXIT=() # how each daemon ended when fleet_stop stopped it
 FLEET_POLL_HOLD=${FLEET_POLL_HOLD:-5s}
 FLEET_OFFLINE_AFTER=${FLEET_OFFLINE_AFTER:-15s}
 FLEET_MAX_PARALLEL=${FLEET_MAX_PARALLEL:-8}
@@ -218,7 +220,8 @@ fleet_stop() {
 		echo "fleet: $name did not stop within 10s of SIG$sig; killing it" >&2
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
-	wait "$pid" 2>/dev/null || true
+	FLEET_EXIT[$name]=0
+	wait "$pid" 2>/dev/null || FLEET_EXIT[$name]=$?
 	unset "FLEET_PID[$name]"
 }
 

@@ -39,4 +39,4 @@ for t in $tenants; do
 	assert_eq "$(fleet_applied "$t" 20250320000000_slow_one)" 1 "slow_one applied on $t"
 done
 
-fl_pass
+fleet_pass

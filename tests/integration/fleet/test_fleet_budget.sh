@@ -68,4 +68,4 @@ for t in b1_t001 b1_t005 b1_t006 b1_t007 b1_t008; do
 done
 assert_eq "$n" "$applied" "tenants holding gadgets, by their own history"
 fl_log "halted after 2 failures with $applied of 5 healthy tenants done"
-fl_pass
+fleet_pass

@@ -47,4 +47,4 @@ for t in $tenants; do
 		"$FLEET_DIR/logs/$a.log" || true)
 	assert_eq "$n" 1 "applies of $r3 that $a started on $t"
 done
-fl_pass
+fleet_pass

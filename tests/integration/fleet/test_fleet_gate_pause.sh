@@ -77,4 +77,4 @@ for t in $(fleet_tenants g1 6); do
 	assert_eq "$(fleet_rows "$t" "$slow")" 1 "history rows of $slow on $t"
 	assert_eq "$(fleet_applied "$t" "$slow")" 1 "$slow applied on $t"
 done
-fl_pass
+fleet_pass

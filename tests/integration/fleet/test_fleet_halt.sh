@@ -76,4 +76,4 @@ for a in h1 h2 h3 h4; do
 		assert_eq "$(fleet_applied "$t" 20250320000000_slow)" 0 "the slow migration on $t"
 	done
 done
-fl_pass
+fleet_pass

@@ -44,4 +44,4 @@ for t in $tenants; do
 	assert_eq "$n" 1 "apply reports of $r2 the coordinator holds for $t"
 done
 
-fl_pass
+fleet_pass

@@ -49,4 +49,4 @@ peak=$(psql -X -A -t -q -d shared -c "SELECT max(n) FROM (SELECT (SELECT count(*
 fl_log "at most $peak schemas migrated at once"
 [ "$peak" -ge 2 ] || fl_fail "the schemas were migrated one at a time"
 [ "$overlap" = t ] || fl_log "(not all 6 at once: fine, the agent caps its own work)"
-fl_pass
+fleet_pass

@@ -80,4 +80,4 @@ for t in $(fleet_tenants a1 3); do
 	assert_eq "$(fleet_tenant_psql "$t" "SELECT count(*) FROM pg_tables
 		WHERE tablename = 'users'")" 0 "users on $t after the rollback"
 done
-fl_pass
+fleet_pass

@@ -61,4 +61,4 @@ fleet_migrations 3
 fleet_release "$FLEET_MIGS" 3 v3
 start_wait 17 --expires 1m
 assert_contains "$ERR" "its order expired"
-fl_pass
+fleet_pass
