@@ -769,12 +769,19 @@ void fl_pg_conn_close(struct fl_conn *c)
 
 /* The session we lost may live on in the server (a half-open TCP
  * connection), holding the migration lock or still running our SQL. End it,
- * so what follows waits on nothing of ours and finds a settled state. */
+ * and wait (within the connect deadline) until it is gone, so what follows
+ * waits on nothing of ours and finds a settled state: pg_terminate_backend
+ * only signals, and a backend lets go of its advisory locks on its way out,
+ * before it leaves pg_stat_activity. Without the wait, taking the lock again
+ * at once (--lock-wait 0) would find our own old session holding it. */
 static void end_orphan(struct fl_conn *c, int pid, const char *started)
 {
 	char spid[16];
-	const char *params[2] = {spid, started};
+	const char *params[2] = {spid, started}, *v;
 	struct fl_pg_error e;
+	PGresult *r = NULL;
+	int64_t end;
+	bool signaled;
 
 	if (pid <= 0 || started[0] == '\0' || pid == c->backend_pid)
 		return;
@@ -782,9 +789,38 @@ static void end_orphan(struct fl_conn *c, int pid, const char *started)
 	if (fl_pg_conn_query(c,
 	                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
 	                     "WHERE pid = $1::int AND backend_start = $2::timestamptz",
-	                     2, params, NULL, &e) != FL_OK)
+	                     2, params, &r, &e) != FL_OK) {
 		fl_logger_debug(c->log, c->db, "cannot end our previous session (pid %d): %s", pid,
 		                e.message);
+		return;
+	}
+	signaled = (v = value_at(r, 0, 0)) != NULL && strcmp(v, "t") == 0;
+	PQclear(r);
+	end = fl_now_ms() + c->connect_timeout_ms;
+	while (signaled && !atomic_load(&c->canceled)) {
+		bool gone;
+
+		if (fl_pg_conn_query(
+		        c,
+		        "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1::int "
+		        "AND backend_start = $2::timestamptz "
+		        "/* flotilla: waiting for our previous session to end */",
+		        2, params, &r, &e) != FL_OK)
+			return;
+		gone = (v = value_at(r, 0, 0)) != NULL && strcmp(v, "t") == 0;
+		PQclear(r);
+		if (gone)
+			return;
+		if (fl_now_ms() >= end) {
+			fl_logger_warn(
+			    c->log, c->db,
+			    "our previous session (pid %d) has not ended yet: it may still "
+			    "hold the migration lock",
+			    pid);
+			return;
+		}
+		(void)poll(NULL, 0, SLICE_MS);
+	}
 }
 
 enum fl_err fl_pg_conn_reset(struct fl_conn *c, char *errbuf)

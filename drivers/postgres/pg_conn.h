@@ -109,7 +109,8 @@ enum fl_err fl_pg_conn_open(const char *url, const struct fl_conn_opts *opts, st
 void fl_pg_conn_close(struct fl_conn *c); /* NULL is a no-op */
 
 /* Reconnect after a lost connection, within the connect deadline: same
- * parameters, search_path again, our orphaned backend ended, and the
+ * parameters, search_path again, our orphaned backend ended and waited for
+ * (at most the connect deadline again: it may hold the lock), and the
  * migration lock re-taken if it was held.
  * Errors: FL_ECONNLOST, FL_ELOCKED, FL_ECANCELED. */
 enum fl_err fl_pg_conn_reset(struct fl_conn *c, char *errbuf);

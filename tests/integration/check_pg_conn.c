@@ -19,6 +19,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -765,6 +766,85 @@ START_TEST(reconnect_takes_both_keys_again)
 }
 END_TEST
 
+/* Resumes the lost session (stopped with SIGSTOP) once the reconnect is
+ * seen waiting for it to end, or once the reconnect has returned. */
+struct orphan {
+	const char *db;
+	int pid;
+	atomic_bool done;
+	atomic_bool seen_waiting;
+};
+
+static void *resume_orphan(void *arg)
+{
+	struct orphan *o = arg;
+	char info[512];
+	PGconn *pg;
+
+	snprintf(info, sizeof(info), "host='%s' port=%s user=postgres dbname='%s'",
+	         getenv("FL_PG_HOST"), getenv("FL_PG_PORT"), o->db);
+	pg = PQconnectdb(info);
+	for (int i = 0; i < 6000 && !atomic_load(&o->done); i++) {
+		PGresult *r = PQexec(pg, "SELECT count(*) FROM pg_stat_activity WHERE "
+		                         "application_name = 'flotilla' AND query LIKE "
+		                         "'%our previous session to end%'");
+
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+		    strcmp(PQgetvalue(r, 0, 0), "0") != 0)
+			atomic_store(&o->seen_waiting, true);
+		PQclear(r);
+		if (atomic_load(&o->seen_waiting))
+			break;
+		fl_sleep_ms(5);
+	}
+	kill(o->pid, SIGCONT);
+	PQfinish(pg);
+	return NULL;
+}
+
+/* A lost session can live on in the server, holding both keys: a reconnect
+ * ends it and waits until it is gone before it takes the lock again, so the
+ * lock it finds taken is never its own (here with --lock-wait 0: try once). */
+START_TEST(reconnect_waits_for_its_old_session_to_let_go)
+{
+	struct tdb t;
+	struct fl_pg_error e;
+	struct fl_conn *c;
+	struct orphan o;
+	char errbuf[FL_ERRBUF_SIZE];
+	pthread_t th;
+	enum fl_err rv;
+
+	tdb_open(&t);
+	c = conn_to(t.url, NULL);
+	ck_assert_int_eq(fl_pg_conn_lock(c, 0, errbuf), FL_OK);
+	o.db = t.name;
+	o.pid = c->backend_pid;
+	atomic_init(&o.done, false);
+	atomic_init(&o.seen_waiting, false);
+	/* The old backend stays, frozen, holding its locks; we lose it. */
+	ck_assert_int_eq(kill(o.pid, SIGSTOP), 0);
+	shutdown(PQsocket(c->pg), SHUT_RDWR);
+	ck_assert_int_eq(fl_pg_conn_run(c, "SELECT 1", NULL, &e), FL_ECONNLOST);
+	ck_assert_int_eq(pthread_create(&th, NULL, resume_orphan, &o), 0);
+	rv = fl_pg_conn_reset(c, errbuf);
+	atomic_store(&o.done, true);
+	pthread_join(th, NULL);
+	ck_assert_msg(rv == FL_OK, "%s", errbuf);
+	ck_assert(atomic_load(&o.seen_waiting));
+	ck_assert_int_ne(c->backend_pid, o.pid);
+	ck_assert_int_eq(raw_count(t.pg,
+	                           "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+	                           "granted AND pid = %d",
+	                           c->backend_pid),
+	                 2);
+	ck_assert_int_eq(
+	    raw_count(t.pg, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", o.pid), 0);
+	fl_pg_conn_close(c);
+	tdb_close(&t);
+}
+END_TEST
+
 /* ---- the same session state for every migration ---- */
 
 START_TEST(clean_undoes_what_a_migration_left_behind)
@@ -1054,6 +1134,7 @@ static Suite *pg_conn_suite(void)
 	tcase_add_test(tc, session_cancel_at_any_moment);
 	tcase_add_test(tc, schemas_of_one_database_lock_side_by_side);
 	tcase_add_test(tc, reconnect_takes_both_keys_again);
+	tcase_add_test(tc, reconnect_waits_for_its_old_session_to_let_go);
 	tcase_add_test(tc, clean_undoes_what_a_migration_left_behind);
 	tcase_add_test(tc, libpq_environment_is_kept_out);
 	tcase_add_test(tc, scrub_hides_password_fields_only);
