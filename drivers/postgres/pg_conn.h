@@ -105,7 +105,7 @@ struct fl_conn *fl_pg_conn_new(const struct fl_conn_opts *opts);
 enum fl_err fl_pg_conn_connect(struct fl_conn *c, const char *url, char *errbuf);
 /* new + connect; on error *out is NULL and nothing is left. */
 enum fl_err fl_pg_conn_open(const char *url, const struct fl_conn_opts *opts, struct fl_conn **out,
-                            char *errbuf);
+                            char *errbuf) __attribute__((warn_unused_result));
 void fl_pg_conn_close(struct fl_conn *c); /* NULL is a no-op */
 
 /* Reconnect after a lost connection, within the connect deadline: same
@@ -113,15 +113,17 @@ void fl_pg_conn_close(struct fl_conn *c); /* NULL is a no-op */
  * (at most the connect deadline again: it may hold the lock), and the
  * migration lock re-taken if it was held.
  * Errors: FL_ECONNLOST, FL_ELOCKED, FL_ECANCELED. */
-enum fl_err fl_pg_conn_reset(struct fl_conn *c, char *errbuf);
+enum fl_err fl_pg_conn_reset(struct fl_conn *c, char *errbuf) __attribute__((warn_unused_result));
 
 /* The migration lock (see driver.h), waiting at most wait_ms in all (<= 0:
  * try once). Errors: FL_ELOCKED, FL_ECONNLOST, FL_ECANCELED, FL_ESQL. */
-enum fl_err fl_pg_conn_lock(struct fl_conn *c, int64_t wait_ms, char *errbuf);
+enum fl_err fl_pg_conn_lock(struct fl_conn *c, int64_t wait_ms, char *errbuf)
+    __attribute__((warn_unused_result));
 enum fl_err fl_pg_conn_unlock(struct fl_conn *c, char *errbuf);
 /* Whether another backend holds our schema's key, or Prisma's key
  * exclusively, in this database. */
-enum fl_err fl_pg_conn_lock_held(struct fl_conn *c, bool *held, char *errbuf);
+enum fl_err fl_pg_conn_lock_held(struct fl_conn *c, bool *held, char *errbuf)
+    __attribute__((warn_unused_result));
 
 /* Any thread: ask the server to cancel what runs now, abandon a connect in
  * progress, and make every later connect, reset, apply, revert or lock on
