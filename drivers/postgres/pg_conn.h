@@ -53,6 +53,8 @@
 #define FL_PG_CANCEL_GRACE_MS  5000 /* after a cancel, how long a statement may still run */
 #define FL_PG_CANCEL_RESEND_MS 1000 /* ...and when we send the cancel again ourselves */
 
+struct fl_pg_cancel; /* pg_conn.c: a cancel handle and its reference count */
+
 struct fl_conn {
 	PGconn *pg;
 	struct fl_conn_opts opts;
@@ -76,9 +78,9 @@ struct fl_conn {
 	char backend_start[64];
 
 	pthread_mutex_t cancel_mu;
-	PGcancel *cancel;     /* guarded by cancel_mu */
-	atomic_bool canceled; /* set by fl_pg_conn_cancel(); sticky */
-	bool abandoned;       /* we closed the socket after a cancel went unanswered */
+	struct fl_pg_cancel *cancel; /* guarded by cancel_mu; shared with cancel senders */
+	atomic_bool canceled;        /* set by fl_pg_conn_cancel(); sticky */
+	bool abandoned;              /* we closed the socket after a cancel went unanswered */
 };
 
 /*
@@ -127,7 +129,8 @@ enum fl_err fl_pg_conn_lock_held(struct fl_conn *c, bool *held, char *errbuf)
 
 /* Any thread: ask the server to cancel what runs now, abandon a connect in
  * progress, and make every later connect, reset, apply, revert or lock on
- * this connection stop with FL_ECANCELED. */
+ * this connection stop with FL_ECANCELED. Returns at once: the request is
+ * sent by a thread of its own (PQcancel may block without a bound). */
 void fl_pg_conn_cancel(struct fl_conn *c);
 
 /*

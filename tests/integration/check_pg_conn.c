@@ -571,6 +571,89 @@ START_TEST(cancel_abandons_a_server_that_does_not_answer)
 }
 END_TEST
 
+struct timed_runner {
+	struct runner r;
+	atomic_bool done;
+};
+
+static void *run_sql_timed(void *arg)
+{
+	struct timed_runner *tr = arg;
+
+	run_sql(&tr->r);
+	atomic_store(&tr->done, true);
+	return NULL;
+}
+
+struct canceller {
+	struct fl_conn *c;
+	atomic_bool returned;
+};
+
+static void *cancel_conn(void *arg)
+{
+	struct canceller *k = arg;
+
+	fl_pg_conn_cancel(k->c);
+	atomic_store(&k->returned, true);
+	return NULL;
+}
+
+/* Wait up to ms for flag; whether it came. */
+static bool wait_flag(atomic_bool *flag, int ms)
+{
+	for (int i = 0; i < ms / 10 && !atomic_load(flag); i++)
+		fl_sleep_ms(10);
+	return atomic_load(flag);
+}
+
+/* A middlebox that accepts the cancel request's own connection and never
+ * answers or closes it (PQcancel then waits for ever for the server to close
+ * it): neither the thread that cancels nor the one that runs the statement
+ * is held up. The statement is abandoned after the grace period. */
+START_TEST(a_cancel_request_that_hangs_holds_nobody_up)
+{
+	struct tdb t;
+	struct proxy px;
+	struct timed_runner tr;
+	struct canceller k;
+	struct fl_conn *c;
+	char url[256];
+	pthread_t th, kt;
+	bool returned, done;
+	int64_t t0;
+
+	tdb_open(&t);
+	proxy_start(&px);
+	proxy_url(&px, t.name, url, sizeof(url));
+	c = conn_to(url, NULL);
+	tr.r = (struct runner){c, "SELECT pg_sleep(60) AS flc_hung_cancel", FL_OK, {0}};
+	atomic_init(&tr.done, false);
+	pthread_create(&th, NULL, run_sql_timed, &tr);
+	wait_count(t.pg, 1,
+	           "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE "
+	           "'%flc_hung_cancel%' AND pid <> pg_backend_pid()");
+	atomic_store(&px.hang_new, true);
+	k.c = c;
+	atomic_init(&k.returned, false);
+	t0 = fl_now_ms();
+	pthread_create(&kt, NULL, cancel_conn, &k);
+	returned = wait_flag(&k.returned, 10000);
+	done = wait_flag(&tr.done, FL_PG_CANCEL_GRACE_MS + 15000);
+	/* Stopping the proxy closes the hung connections: whatever waited on
+	 * them ends, so the threads can be joined either way. */
+	proxy_stop(&px);
+	pthread_join(kt, NULL);
+	pthread_join(th, NULL);
+	ck_assert_msg(returned, "fl_pg_conn_cancel blocked on the hung cancel request");
+	ck_assert_msg(done, "the statement was not abandoned: blocked behind the cancel");
+	ck_assert_int_eq(tr.r.rv, FL_ECANCELED);
+	ck_assert_int_ge(fl_now_ms() - t0, FL_PG_CANCEL_GRACE_MS - 100);
+	fl_pg_conn_close(c);
+	tdb_close(&t);
+}
+END_TEST
+
 static void *cancel_session_when_waiting(void *arg)
 {
 	struct later_cancel *k = arg;
@@ -1130,6 +1213,7 @@ static Suite *pg_conn_suite(void)
 	tcase_add_test(tc, cancel_stops_a_connect_in_progress);
 	tcase_add_test(tc, reset_has_a_deadline);
 	tcase_add_test(tc, cancel_abandons_a_server_that_does_not_answer);
+	tcase_add_test(tc, a_cancel_request_that_hangs_holds_nobody_up);
 	tcase_add_test(tc, session_cancel_ends_a_lock_wait);
 	tcase_add_test(tc, session_cancel_at_any_moment);
 	tcase_add_test(tc, schemas_of_one_database_lock_side_by_side);
