@@ -31,6 +31,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "checksum.h"
 #include "driver.h"
 #include "pg_conn.h"
 #include "pg_url.h"
@@ -759,6 +760,51 @@ START_TEST(session_cancel_at_any_moment)
 }
 END_TEST
 
+/* A history table whose rows lack what Prisma's DDL makes NOT NULL (a table
+ * someone else created, or altered): the session refuses the history, as
+ * Prisma refuses it, rather than crash on it (the agent serves every other
+ * tenant from the same process). */
+START_TEST(history_rows_with_nulls_are_refused)
+{
+	static const char *const cols[] = {"migration_name", "checksum", "started_at", "id"};
+	struct fl_migration ms[2] = {{.id = "20250101000000_a", .sql = "SELECT 1", .sql_len = 8},
+	                             {.id = "20250102000000_b", .sql = "SELECT 2", .sql_len = 8}};
+	struct fl_migration_set set = {.dir = "m", .items = ms, .count = 2};
+	struct fl_engine_opts o;
+	struct tdb t;
+
+	for (size_t i = 0; i < 2; i++)
+		fl_checksum_compute(ms[i].sql, ms[i].sql_len, ms[i].checksum);
+	tdb_open(&t);
+	raw_exec(t.pg, "CREATE TABLE _prisma_migrations (id varchar(36), checksum varchar(64), "
+	               "finished_at timestamptz, migration_name varchar(255), logs text, "
+	               "rolled_back_at timestamptz, started_at timestamptz, "
+	               "applied_steps_count int)");
+	fl_engine_opts_init(&o);
+	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+		char errbuf[FL_ERRBUF_SIZE] = "", want[64];
+		struct fl_session *s;
+		enum fl_err rv;
+
+		raw_exec(t.pg, "DELETE FROM _prisma_migrations");
+		raw_exec(t.pg, "INSERT INTO _prisma_migrations VALUES ('2a1e', 'abc', now(), "
+		               "'20250101000000_a', NULL, NULL, now(), 1), ('7f0c', 'def', NULL, "
+		               "'20250102000000_b', 'boom', NULL, now(), 0)");
+		raw_exec(t.pg, "UPDATE _prisma_migrations SET %s = NULL WHERE id = '7f0c'",
+		         cols[i]);
+		for (int lock = 0; lock < 2; lock++) {
+			s = fl_session_new(&o, NULL);
+			rv = fl_session_open(s, t.url, &set, lock == 1, errbuf);
+			fl_session_free(s);
+			ck_assert_msg(rv == FL_EDB, "%s NULL: %d: %s", cols[i], rv, errbuf);
+			fl_test_fmt(want, sizeof(want), "without a %s", cols[i]);
+			ck_assert_msg(strstr(errbuf, want) != NULL, "%s", errbuf);
+		}
+	}
+	tdb_close(&t);
+}
+END_TEST
+
 /* ---- the migration lock: Prisma's key shared, ours per schema ---- */
 
 static const char held_sql[] =
@@ -1216,6 +1262,7 @@ static Suite *pg_conn_suite(void)
 	tcase_add_test(tc, a_cancel_request_that_hangs_holds_nobody_up);
 	tcase_add_test(tc, session_cancel_ends_a_lock_wait);
 	tcase_add_test(tc, session_cancel_at_any_moment);
+	tcase_add_test(tc, history_rows_with_nulls_are_refused);
 	tcase_add_test(tc, schemas_of_one_database_lock_side_by_side);
 	tcase_add_test(tc, reconnect_takes_both_keys_again);
 	tcase_add_test(tc, reconnect_waits_for_its_old_session_to_let_go);
