@@ -17,7 +17,9 @@
 
 #define HELLO_PART_BYTES (3u << 20) /* below FL_WIRE_MAX_HELLO, with room to spare */
 #define POLL_AGAIN_MAX   60000
-#define FETCH_FACTOR     4 /* a release may take longer than other requests */
+#define POLL_WAIT_MIN    100 /* ms: the shortest long poll, whatever the coordinator says */
+#define POLL_EMPTY_MIN   50  /* ms between polls answered with nothing at once */
+#define FETCH_FACTOR     4   /* a release may take longer than other requests */
 
 int64_t fl_pull_backoff(unsigned n, int64_t max_ms)
 {
@@ -496,6 +498,8 @@ static enum fl_err poll_once(struct fl_agent *a, char *errbuf)
 	wait = a->cfg->c.poll_wait_ms;
 	if (a->max_poll_wait_ms > 0 && wait > a->max_poll_wait_ms)
 		wait = a->max_poll_wait_ms;
+	if (wait < POLL_WAIT_MIN) /* a coordinator's tiny cap would make us spin */
+		wait = POLL_WAIT_MIN;
 	timeout = wait + a->cfg->c.request_timeout_ms;
 	pthread_mutex_unlock(&a->mu);
 	fl_worker_running(a->worker, &running, &n_running);
@@ -531,9 +535,12 @@ static enum fl_err poll_once(struct fl_agent *a, char *errbuf)
 		for (i = 0; i < pr->n_assignments; i++)
 			if (fl_worker_submit(a->worker, pr->assignments[i]) != FL_OK)
 				break; /* stopping: the coordinator sends it again */
-		if (pr->n_assignments == 0 && pr->n_halts == 0)
+		if (pr->n_assignments == 0 && pr->n_halts == 0) {
 			again =
 			    pr->poll_again_ms > POLL_AGAIN_MAX ? POLL_AGAIN_MAX : pr->poll_again_ms;
+			if (again < POLL_EMPTY_MIN) /* nothing, at once, again and again: pace it */
+				again = POLL_EMPTY_MIN;
+		}
 	}
 	fl_wire_free(reply);
 	if (again > 0)

@@ -419,6 +419,11 @@ static bool prepare(struct fl_worker *w, struct job *j)
 		return false;
 	}
 
+	if ((why = job_why(w, j)) != WHY_NONE) { /* halted or stopping already */
+		canceled_outcome(j, why, "not started");
+		finish(w, j, false);
+		return false;
+	}
 	w->d.hooks.acquire(w->d.hooks.arg, &j->snap);
 	j->have_snap = true;
 	ctx.trusted =
@@ -738,8 +743,15 @@ out:
 
 /* ---- threads ---- */
 
+/* A job may start when its server and its order have room, and no other job
+ * works on its tenant (one connection per tenant at work; two would only
+ * wait on each other's migration lock). */
 static bool limits_allow(struct fl_worker *w, const struct job *j)
 {
+	for (const struct job *o = w->jobs; o != NULL; o = o->next)
+		if (o != j && o->state == J_RUNNING && o->v.tenant != NULL &&
+		    strcmp(o->v.tenant->id, j->v.tenant->id) == 0)
+			return false;
 	return count_of(w, j->server, NULL)->n < j->server_limit &&
 	       count_of(w, NULL, j->order_hash)->n < j->order_limit;
 }

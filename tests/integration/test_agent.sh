@@ -39,6 +39,14 @@ assert_contains "$OUT" "acme  server=main database=acme  ring=canary"
 assert_contains "$OUT" "beta  server=main database=beta  ring=main"
 assert_exit 2 "$FLOTILLA_AGENT" --config "$AG/nope.yaml" --check-config
 assert_contains "$ERR" "nope.yaml"
+# a discovery on a server that cannot be reached: said so, the rest listed
+sed '/^    user: /a\  - {name: gone, host: 127.0.0.1, port: 1, connect_timeout: 1s}' \
+	"$AG/agent.yaml" >"$AG/unreachable.yaml"
+printf '%s\n' "discovery:" "  - {server: gone, like: 'tenant%'}" >>"$AG/unreachable.yaml"
+chmod 600 "$AG/unreachable.yaml"
+assert_exit 0 "$FLOTILLA_AGENT" --config "$AG/unreachable.yaml" --check-config
+assert_contains "$OUT" "1 discovery rule could not reach its database"
+assert_contains "$OUT" "acme  server=main"
 
 fl_log "hello: both tenants, nothing applied yet"
 ag_start
@@ -46,6 +54,10 @@ hello=$(grep '^tenant id=acme ' "$AG_ROGUE_DIR/hellos.log" | tail -n 1)
 assert_eq "$(ag_field "$hello" applied)" 0 "acme applied"
 assert_eq "$(ag_field "$hello" error)" "" "acme error"
 assert_contains "$(grep '^hello ' "$AG_ROGUE_DIR/hellos.log")" "agent=test-agent project=acme-app"
+
+fl_log "a second agent on the same state_dir is refused"
+assert_exit 1 "$FLOTILLA_AGENT" --config "$AG/agent.yaml"
+assert_contains "$ERR" "is in use by another flotilla-agent"
 
 fl_log "apply: three migrations, then the health checks"
 ag_cmd "release $AG/rel.release"

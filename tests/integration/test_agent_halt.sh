@@ -28,9 +28,14 @@ health:
 ag_order "$AG/cancel.bin" "$AG/rel.release" cancel $M1 --all
 ag_order "$AG/finish.bin" "$AG/rel.release" finish $M1 --all
 ag_order "$AG/short.bin" "$AG/rel.release" short $M1 --all
+ag_policy wide 'name: wide
+waves:
+  - {name: all, select: {percent: 100}}
+per_agent_parallel: 4'
+ag_order "$AG/wide.bin" "$AG/rel.release" wide $M1 --all
 
 tenants='tenants:'
-for t in h1 h2 h3 h4 h5 h6; do
+for t in h1 h2 h3 h4 h5 h6 h7; do
 	ag_tenant_db "$t" >/dev/null
 	tenants+="
   - {id: $t, server: main, database: $t}"
@@ -96,6 +101,12 @@ r=$(ag_report 6)
 assert_eq "$(ag_field "$r" outcome)" failed "h6 ($r)"
 assert_contains "$(ag_field "$r" message)" "max_duration"
 assert_eq "$(ag_has_table "$(url h6)" slow)" f "h6 rolled back"
+fl_log "two assignments for one tenant: one after the other, never both at once"
+ag_cmd "assign 7 apply h7 0 order $M1 $AG/wide.bin r-wide"
+ag_cmd "assign 8 apply h7 0 order $M1 $AG/wide.bin r-wide"
+o7=$(ag_field "$(ag_report 7)" outcome)
+o8=$(ag_field "$(ag_report 8)" outcome)
+assert_eq "$(printf '%s\n' "$o7" "$o8" | sort | tr '\n' ' ')" "applied skipped " "h7 outcomes"
 ag_stop TERM
 assert_eq "$AG_RC" 0 "exit status"
 fl_pass

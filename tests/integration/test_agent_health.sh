@@ -35,7 +35,7 @@ policy shape '    - {name: shape, sql: "SELECT 1", timeout: 5s}
 policy backup '    - {name: one-user, sql: "SELECT count(*) = 1 FROM users", timeout: 5s}' \
 	', backup: true'
 
-for t in h1 h2 h3 h4 h5 h6 h7 h8 h9; do
+for t in h1 h2 h3 h4 h5 h6 h7 h8 h9 h10; do
 	ag_tenant_db "$t" >/dev/null
 done
 fl_psql "$DATABASE_URL" "CREATE ROLE flotilla_health NOLOGIN; GRANT flotilla_health TO CURRENT_USER"
@@ -50,7 +50,7 @@ EOF
 chmod 755 "$AG/backup.sh"
 
 tenants='tenants:'
-for t in h1 h2 h3 h4 h5 h6 h7 h8 h9; do
+for t in h1 h2 h3 h4 h5 h6 h7 h8 h9 h10; do
 	tenants+="
   - {id: $t, server: main, database: $t}"
 done
@@ -154,6 +154,21 @@ r=$(run 11 h8 backup)
 assert_eq "$(ag_field "$r" outcome)" backup_failed "no command ($r)"
 assert_contains "$(ag_field "$r" message)" "no backup.command"
 assert_eq "$(ag_has_table "$(fl_url_db "$DATABASE_URL" h8)" users)" f "h8 still untouched"
+
+fl_log "verify.sql that is not true: verify failed, the migration rolled back"
+mkdir -p "$AG/verify/20250101000000_checked"
+echo "CREATE TABLE checked (id int);" >"$AG/verify/20250101000000_checked/migration.sql"
+echo "SELECT count(*) = 1 FROM checked;" >"$AG/verify/20250101000000_checked/verify.sql"
+"$FLOTILLA" release build --dir "$AG/verify" --project acme-app --sequence 3 \
+	--out "$AG/verify.release" >/dev/null
+"$FLOTILLA" release sign --key "$AG/release.key" "$AG/verify.release" >/dev/null
+ag_order "$AG/verify.bin" "$AG/verify.release" ok 20250101000000_checked --all
+ag_cmd "release $AG/verify.release"
+ag_cmd "assign 13 apply h10 0 order 20250101000000_checked $AG/verify.bin r-13"
+r=$(ag_report 13)
+assert_eq "$(ag_field "$r" outcome)" verify_failed "verify ($r)"
+assert_eq "$(ag_field "$r" migrations)" "20250101000000_checked:verify_failed" "verify migration"
+assert_eq "$(ag_has_table "$(fl_url_db "$DATABASE_URL" h10)" checked)" f "h10 rolled back"
 
 fl_log "a check that cannot connect: inconclusive"
 fl_psql "$DATABASE_URL" "ALTER DATABASE h1 WITH ALLOW_CONNECTIONS false"

@@ -199,6 +199,16 @@ fl_log "every refusal is in the agent's log"
 for id in 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25; do
 	assert_contains "$(grep "assignment $id " "$AG_LOG")" "refused" "log of assignment $id"
 done
+fl_log "SIGHUP drops a release key: its orders and releases are refused from then on"
+sed -i "s|^trusted_release_keys: .*|trusted_release_keys: [$(ag_pub "$AG/evil.key")]|" "$AG/agent.yaml"
+kill -HUP "$AG_PID"
+wait_for 30 grep -q "SIGHUP: reloaded" "$AG_LOG"
+ag_cmd "assign 40 apply main 1 order $M2 $AG/ord.bin r-1"
+refused 40 "rollout order:"
+# the order the evil key signed is trusted now, but not the release (cached before): refused
+ag_cmd "assign 41 apply main 1 order $M2 $AG/ord_untrusted.bin r-1"
+refused 41 "release:"
+untouched main
 ag_stop TERM
 assert_eq "$AG_RC" 0 "exit status"
 fl_pass

@@ -16,9 +16,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "ledger.h"
 #include "log.h"
 #include "testutil.h"
+#include "worker.h"
 
 #define APPLY    1
 #define REVERT   2
@@ -406,6 +408,43 @@ START_TEST(sigkill_while_writing)
 }
 END_TEST
 
+/* A crash between the ledger's FINISH and the journal's REPORT: the next
+ * start journals the report the ledger holds, under its own journal id, and
+ * gives no later report that id. */
+START_TEST(recover_journals_a_lost_report)
+{
+	char err[FL_ERRBUF_SIZE] = "", jpath[600];
+	struct fl_ledger *l = open_ledger();
+	struct fl_journal *j = NULL;
+	struct fl_worker_deps d;
+	struct fl_buf b = FL_BUF_INIT;
+	uint64_t id;
+
+	fl_test_fmt(jpath, sizeof(jpath), "%s.journal", path);
+	ck_assert_int_eq(fl_journal_open(jpath, &j, err), FL_OK);
+	ck_assert_int_eq(start(l, 1, "acme", 1, APPLY, 1), FL_OK);
+	finish(l, 1, APPLIED, 5); /* journal id 5, never journaled */
+	ck_assert_int_eq(start(l, 2, "acme", 1, APPLY, 1), FL_OK);
+	finish(l, 2, APPLIED, 4); /* id 4 journaled and acknowledged long ago */
+	ck_assert_int_eq(fl_journal_put(j, 4, "report of 2", 11, err), FL_OK);
+	ck_assert_int_eq(fl_journal_ack(j, 4, err), FL_OK);
+	memset(&d, 0, sizeof(d));
+	d.journal = j;
+	d.ledger = l;
+	d.agent_id = "agent";
+	fl_worker_recover(&d);
+	ck_assert(fl_journal_pending(j, 5));
+	ck_assert(!fl_journal_pending(j, 4));
+	ck_assert(fl_journal_next(j, 0, &id, &b));
+	ck_assert_uint_eq(id, 5);
+	ck_assert_mem_eq(b.data, "report of 1", b.len);
+	ck_assert_uint_eq(fl_journal_reserve(j), 6);
+	fl_buf_fini(&b);
+	fl_journal_close(j);
+	fl_ledger_close(l);
+}
+END_TEST
+
 static Suite *ledger_suite(void)
 {
 	Suite *s = suite_create("ledger");
@@ -420,6 +459,7 @@ static Suite *ledger_suite(void)
 	tcase_add_test(tc, unfinished_after_crash);
 	tcase_add_test(tc, torn_tail_every_offset);
 	tcase_add_test(tc, sigkill_while_writing);
+	tcase_add_test(tc, recover_journals_a_lost_report);
 	suite_add_tcase(s, tc);
 	return s;
 }
