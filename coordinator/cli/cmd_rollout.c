@@ -783,10 +783,38 @@ static void plan_json(struct jw *w, const char *key, const Flotilla__V1__Rollout
 	jw_end(w);
 }
 
-static void plan_text(const Flotilla__V1__RolloutPlan *p, const struct rel *r,
-                      const struct mig_note *notes)
+/* "budget 0 failures", "budget 2% failed", "budget 1 failure or 2% failed": from the policy
+ * file when there is one (it says what is unset), else from the plan. */
+static void budget_text(const Flotilla__V1__WavePlan *wp, const struct fl_wave *w, char *buf,
+                        size_t n)
 {
-	char b[CLI_ENUM_NAME_MAX], d[32], rate[32];
+	int64_t mf = w != NULL ? w->max_failures : (int64_t)wp->max_failures;
+	double rate = w != NULL                  ? w->max_failure_rate
+	              : wp->max_failure_rate > 0 ? wp->max_failure_rate
+	                                         : -1;
+
+	if (mf < 0 && rate < 0)
+		mf = 0; /* neither given: max_failures 0 */
+	if (mf >= 0 && rate >= 0)
+		snprintf(buf, n, "budget %lld failure%s or %.3g%% failed", (long long)mf,
+		         mf == 1 ? "" : "s", rate * 100);
+	else if (mf >= 0)
+		snprintf(buf, n, "budget %lld failure%s", (long long)mf, mf == 1 ? "" : "s");
+	else
+		snprintf(buf, n, "budget %.3g%% failed", rate * 100);
+}
+
+/* Warnings the plan already shows otherwise: the ETA, and lint when it was run here. */
+static bool shown_elsewhere(const char *warning, const struct rel *r)
+{
+	return strncmp(warning, "eta:", 4) == 0 ||
+	       (r->file != NULL && strncmp(warning, "lint:", 5) == 0);
+}
+
+static void plan_text(const Flotilla__V1__RolloutPlan *p, const struct rel *r,
+                      const struct mig_note *notes, const struct fl_policy *pol)
+{
+	char b[CLI_ENUM_NAME_MAX], d[32], budget[96];
 	size_t gates;
 	int64_t min;
 
@@ -799,16 +827,12 @@ static void plan_text(const Flotilla__V1__RolloutPlan *p, const struct rel *r,
 	for (size_t i = 0; i < p->n_waves; i++) {
 		const Flotilla__V1__WavePlan *wp = p->waves[i];
 
-		if (wp->max_failure_rate > 0)
-			snprintf(rate, sizeof(rate), ", failure rate %.3g", wp->max_failure_rate);
-		else
-			rate[0] = '\0';
+		budget_text(wp, pol != NULL && i < pol->n_waves ? &pol->waves[i] : NULL, budget,
+		            sizeof(budget));
 		fl_duration_format(wp->bake_ms, d, sizeof(d));
-		printf("  %zu/%zu %-12s %5u tenant%s  max_parallel %u, max_failures %u%s, bake %s, "
-		       "gate %s\n",
-		       i + 1, p->n_waves, wp->name, wp->tenant_count,
-		       wp->tenant_count == 1 ? " " : "s", wp->max_parallel, wp->max_failures, rate,
-		       d, gate_name(wp->gate, b));
+		printf("  %zu/%zu %-12s %5u tenant%s  %u at once, %s, bake %s, gate %s\n", i + 1,
+		       p->n_waves, wp->name, wp->tenant_count, wp->tenant_count == 1 ? " " : "s",
+		       wp->max_parallel, budget, d, gate_name(wp->gate, b));
 		if (wp->n_tenant_ids > 0 && wp->n_tenant_ids <= 10) {
 			printf("        ");
 			for (size_t k = 0; k < wp->n_tenant_ids; k++)
@@ -850,10 +874,11 @@ static void plan_text(const Flotilla__V1__RolloutPlan *p, const struct rel *r,
 		printf("; on failure: %s\n", failure_name(p->on_failure, b));
 	}
 	for (size_t i = 0; i < p->n_warnings; i++)
-		printf("warning: %s\n", p->warnings[i]);
+		if (!shown_elsewhere(p->warnings[i], r))
+			printf("warning: %s\n", p->warnings[i]);
 	min = plan_min_ms(p, &gates);
 	if (p->eta_ms > 0) {
-		fl_duration_format(p->eta_ms - p->eta_ms % 1000, d, sizeof(d));
+		fl_duration_format((p->eta_ms + 500) / 1000 * 1000, d, sizeof(d));
 		printf("time: about %s, from how long earlier applies took",
 		       p->eta_ms >= 1000 ? d : "1s");
 	} else {
@@ -1295,7 +1320,7 @@ static int do_plan(struct cli *c, struct args *a)
 		jw_print(&w);
 		jw_fini(&w);
 	} else {
-		plan_text(resp->rollout_plan->plan, &o.rel, notes);
+		plan_text(resp->rollout_plan->plan, &o.rel, notes, &o.policy);
 	}
 	code = CLI_OK;
 out:
@@ -1362,7 +1387,7 @@ static int do_start(struct cli *c, struct args *a)
 	} else {
 		printf("started rollout %s (order %.12s, signed by %s)\n",
 		       resp->rollout_start->rollout_id, o.order_hash, kid);
-		plan_text(resp->rollout_start->plan, &o.rel, notes);
+		plan_text(resp->rollout_start->plan, &o.rel, notes, &o.policy);
 		fflush(stdout);
 	}
 	code = CLI_OK;

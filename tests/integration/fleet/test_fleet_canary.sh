@@ -25,7 +25,7 @@ waves:
   - {name: rest, select: {percent: 100}, max_parallel: 16}
 per_agent_parallel: 4
 health:
-  interval: 500ms
+  interval: 1s
   checks:
     - {name: users-email-readable, sql: "SELECT count(email) >= 0 FROM users", timeout: 2s}
 on_failure: rollback-wave
