@@ -35,6 +35,7 @@
 
 #include <sodium.h>
 
+#include "agent_config.h"
 #include "buf.h"
 #include "config.h"
 #include "coordinator_config.h"
@@ -1150,13 +1151,7 @@ struct documented {
 };
 
 static const struct documented documented[] = {
-    {"wire",
-     fl_wire_config_table,
-     "docs/CONFIG.md",
-     "## Wire and trust",
-     true,
-     true,
-     {"deploy/examples/agent.yaml"}},
+    {"wire", fl_wire_config_table, "docs/CONFIG.md", "## Wire and trust", true, true, {NULL}},
     {"coordinator",
      fl_coordinator_config_table,
      "docs/CONFIG.md",
@@ -1173,6 +1168,13 @@ static const struct documented documented[] = {
      {"deploy/examples/policies/standard-canary.yaml",
       "deploy/examples/policies/expand-contract-friendly.yaml",
       "deploy/examples/policies/fast-staging.yaml"}},
+    {"agent",
+     fl_agent_config_table,
+     "docs/CONFIG.md",
+     "## Agent",
+     true,
+     true,
+     {"deploy/examples/agent.yaml", "deploy/examples/agent-schemas.yaml"}},
 };
 #define N_DOCUMENTED ((int)(sizeof(documented) / sizeof(documented[0])))
 
