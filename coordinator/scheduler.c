@@ -1883,6 +1883,27 @@ static enum fl_err fail_unreachable(struct fl_scheduler *s, struct sched_rollout
 	return FL_OK;
 }
 
+/* The order authorising the rollback expired: agents would refuse every
+ * REVERT. What is left to revert fails (a new signed rollback order picks it
+ * up); once nothing is out, the rollout halts. */
+static enum fl_err rollback_expired(struct fl_scheduler *s, struct sched_rollout *r, int64_t now_ms,
+                                    char *errbuf)
+{
+	enum fl_err e;
+
+	for (size_t i = 0; i < r->n_t; i++) {
+		struct sched_tenant *t = &r->t[i];
+
+		if (t->row.state != FL_SCHED_REVERTING || t->out_id != 0)
+			continue;
+		set_str(&t->row.last_error, "not reverted: the order authorising it expired");
+		t->row.revert_failed = true;
+		if ((e = fl_sched_set_tenant(s, r, t, FL_SCHED_FAILED, now_ms, errbuf)) != FL_OK)
+			return e;
+	}
+	return fl_sched_advance(s, r, now_ms, errbuf);
+}
+
 static enum fl_err tick_rollout(struct fl_scheduler *s, struct sched_rollout *r, int64_t now_ms,
                                 bool new_minute, char *errbuf)
 {
@@ -1892,6 +1913,11 @@ static enum fl_err tick_rollout(struct fl_scheduler *s, struct sched_rollout *r,
 	if ((r->row.state == RS_RUNNING || r->row.state == RS_PAUSED) &&
 	    now_ms >= r->row.expires_at_ms)
 		return fl_sched_halt(s, r, "order expired", true, now_ms, errbuf);
+	if (r->row.state == RS_ROLLING_BACK &&
+	    (r->row.rollback_kind == FL_STORE_ROLLBACK_MANUAL
+	         ? (r->rb == NULL || now_ms >= r->rb->expires_at_ms)
+	         : now_ms >= r->row.expires_at_ms))
+		return rollback_expired(s, r, now_ms, errbuf);
 	if ((r->row.state == RS_RUNNING || r->row.state == RS_PAUSED) &&
 	    p->unreachable == FL_UNREACHABLE_FAIL)
 		for (size_t i = 0; i < r->n_ra; i++) {
@@ -1967,6 +1993,10 @@ int64_t fl_scheduler_next_tick(struct fl_scheduler *s)
 		const struct fl_policy *p = policy_of(r);
 
 		at_most(&next, r->next_busy_ms);
+		if (r->row.state == RS_ROLLING_BACK)
+			at_most(&next, r->row.rollback_kind == FL_STORE_ROLLBACK_MANUAL && r->rb
+			                   ? r->rb->expires_at_ms
+			                   : r->row.expires_at_ms);
 		if (r->row.state != RS_RUNNING && r->row.state != RS_PAUSED)
 			continue;
 		at_most(&next, r->row.expires_at_ms);

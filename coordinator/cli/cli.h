@@ -28,13 +28,13 @@ enum cli_exit {
 	CLI_UNTRUSTED = 10, /* release: no signature by a trusted key verifies */
 	CLI_RUNNING = 11,   /* status: a migration is running (another session holds the lock) */
 	/* the coordinator's answers (coordinator/cli/admin.h) */
-	CLI_DENIED = 12,      /* the operator key's role may not run the command */
-	CLI_NOT_FOUND = 13,   /* no such rollout, release, tenant or agent */
-	CLI_CONFLICT = 14,    /* not in the current state (failed precondition, exists, a race) */
-	CLI_HALTED = 15,      /* rollout watch/--wait: the rollout halted */
-	CLI_ROLLED_BACK = 16, /* rollout watch/--wait: the rollout was rolled back */
-	CLI_EXPIRED = 17,     /* rollout watch/--wait: its order expired before it completed */
-	CLI_BLOCKED = 18,     /* rollout watch --exit-on-blocked: waiting for a human */
+	CLI_DENIED = 12,       /* the operator key's role may not run the command */
+	CLI_NOT_FOUND = 13,    /* no such rollout, release, tenant or agent */
+	CLI_CONFLICT = 14,     /* not in the current state (failed precondition, exists, a race) */
+	CLI_HALTED = 15,       /* rollout watch/--wait: the rollout halted */
+	CLI_ROLLED_BACK = 16,  /* rollout watch/--wait: the rollout was rolled back */
+	CLI_EXPIRED = 17,      /* rollout watch/--wait: its order expired before it completed */
+	CLI_BLOCKED = 18,      /* rollout watch --exit-on-blocked: waiting for a human */
 	CLI_WAIT_TIMEOUT = 19, /* rollout watch --wait-timeout: still going when it ran out */
 	/* 128 + the signal's number (130 SIGINT, 143 SIGTERM): interrupted, the
 	 * work canceled on the server, the lock released */

@@ -1874,6 +1874,35 @@ START_TEST(rollback_reloads_model)
 }
 END_TEST
 
+/* The order expires during an automatic rollback: what is left fails, the
+ * rollout halts (a signed rollback order can finish the job). */
+START_TEST(rollback_order_expires)
+{
+	char id[32];
+
+	fx_up(true);
+	fx_fleet(1, 4, 0, 0);
+	ck_assert_int_eq(start(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 4, "
+	                              "max_failures: 0}\n",
+	                              "on_failure: rollback-all\n"),
+	                       NULL, now + HOUR, id),
+	                 SC(OK));
+	poll_agent(0, 2);
+	report_at(0, OC(APPLIED));
+	report_at(0, OC(FAILED));
+	ck_assert_int_eq(rstate(id), RS(ROLLING_BACK));
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_REVERTING, -1), 1);
+	ck_assert_int_le(fl_scheduler_next_tick(fx.s), now + HOUR);
+	now += HOUR;
+	poll_agent(0, 2); /* nothing: agents would refuse it */
+	ck_assert_uint_eq(fx.n_out, 0);
+	ck_assert(fl_scheduler_tick(fx.s, now, err) == FL_OK);
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_FAILED, -1), 2);
+	fx_down();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("scheduler");
@@ -1915,6 +1944,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, status_lists);
 	tcase_add_test(tc, bad_row_skipped);
 	tcase_add_test(tc, rollback_reloads_model);
+	tcase_add_test(tc, rollback_order_expires);
 	suite_add_tcase(s, tc);
 	return s;
 }
