@@ -1018,6 +1018,16 @@ static int term_width(void)
 	return 80;
 }
 
+/* Waves drawn at most: the frame must fit the screen to be redrawn in place. */
+static size_t term_waves(void)
+{
+	struct winsize ws;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row >= 6)
+		return (size_t)ws.ws_row - 3; /* the head line, a "more" line, the cursor's */
+	return 20;
+}
+
 /* Append n copies of glyph (in color) to buf. */
 static void bar_part(struct fl_buf *b, const struct watch *w, int n, const char *glyph,
                      const char *ascii, const char *color)
@@ -1077,6 +1087,7 @@ static void draw_tty(struct watch *w, const Flotilla__V1__RolloutInfo *r, const 
 	char line[512], counts[160];
 	int64_t now = cli_now_ms();
 	int width = term_width(), n = 0;
+	size_t max, first, last;
 
 	if (w->lines > 0)
 		fl_buf_printf(&b, "\033[%dA", w->lines);
@@ -1088,7 +1099,17 @@ static void draw_tty(struct watch *w, const Flotilla__V1__RolloutInfo *r, const 
 	fl_buf_printf(&b, "\r\033[2K%s%s%s\n", w->color ? "\033[1m" : "", line,
 	              w->color ? "\033[0m" : "");
 	n++;
-	for (size_t i = 0; i < r->n_waves; i++) {
+	/* Too many waves for the screen: the current one, one before, and those after. */
+	max = term_waves();
+	first = 0;
+	last = r->n_waves;
+	if (r->n_waves > max) {
+		first = r->current_wave > 0 ? r->current_wave - 1 : 0;
+		if (first + max > r->n_waves)
+			first = r->n_waves - max;
+		last = first + max;
+	}
+	for (size_t i = first; i < last; i++) {
 		const Flotilla__V1__WaveStatus *ws = r->waves[i];
 		char text[768];
 
@@ -1102,6 +1123,12 @@ static void draw_tty(struct watch *w, const Flotilla__V1__RolloutInfo *r, const 
 		if ((int)strlen(text) > width - (BAR_WIDTH + 21))
 			text[width - (BAR_WIDTH + 21) > 0 ? width - (BAR_WIDTH + 21) : 0] = '\0';
 		fl_buf_printf(&b, "%s\n", text);
+		n++;
+	}
+	if (first > 0 || last < r->n_waves) {
+		fl_buf_printf(&b, "\r\033[2K  (%zu more wave%s not shown)\n",
+		              r->n_waves - (last - first),
+		              r->n_waves - (last - first) == 1 ? "" : "s");
 		n++;
 	}
 	/* Lines left over from a taller frame. */
