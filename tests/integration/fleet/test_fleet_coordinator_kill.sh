@@ -36,10 +36,19 @@ fleet_migration "$FLEET_MIGS" 20250322000000_slow_three "SELECT 'slow_three', pg
 fleet_release "$FLEET_MIGS" 1 v1
 fleet_start --release "$FLEET_RELEASE_FILE" --policy "$FLEET_POLICY" --all
 r3=$FLEET_ROLLOUT
+# A release manager watching it sees the coordinator go and come back, and the end.
+w=$(fl_tmpdir)
+fleet_cli rollout watch "$r3" --interval 200ms --timeout 2s >"$w/out" 2>"$w/err" &
+watcher=$!
 wait_for 60 "[ \"\$(sleeping slow_three)\" = 2 ]"
 fleet_stop coordinator KILL
+wait_for 30 grep -q "still trying" "$w/err"
 fleet_start_coordinator
 fleet_wait_rollout completed -t 120
+rc=0
+wait "$watcher" || rc=$?
+assert_eq "$rc" 0 "rollout watch's exit across the coordinator's restart"
+assert_contains "$(cat "$w/err")" "the coordinator answers again"
 for t in $tenants; do
 	assert_eq "$(fleet_rows "$t" 20250322000000_slow_three)" 1 "history rows of slow_three on $t"
 	a=${t%%_*}
