@@ -25,6 +25,7 @@ enum cli_exit {
 	CLI_LINT = 8,       /* lint found errors */
 	CLI_PENDING = 9,    /* status: migrations are waiting to be applied */
 	CLI_UNTRUSTED = 10, /* release: no signature by a trusted key verifies */
+	CLI_BUSY = 11,      /* tables stayed locked past the retries; nothing applied: run again */
 };
 
 /* Long options shared by commands, returned by getopt_long as these codes. */
