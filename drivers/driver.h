@@ -78,6 +78,10 @@ struct fl_apply_result {
 	int attempts;                 /* tries made, 1 when nothing was retried */
 	int64_t duration_us;          /* wall time of the last try */
 	char message[FL_ERRBUF_SIZE]; /* one line for humans; also what went into logs */
+	/* The connection was lost and re-established during the call: other
+	 * deployers may have changed the history meanwhile, so read it again
+	 * before the next step (with FL_OK too: the commit may have landed). */
+	bool reconnected;
 };
 
 struct fl_driver_ops {
