@@ -483,6 +483,7 @@ enum fl_err fl_sql_split(const char *sql, struct fl_sql_script *out, char *errbu
 		out->flags |= st->flags;
 	}
 
+	out->parsed = true;
 out:
 	if (rv != FL_OK)
 		fl_sql_script_fini(out);

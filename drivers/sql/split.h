@@ -49,6 +49,7 @@ struct fl_sql_script {
 	struct fl_sql_stmt *stmts; /* owned */
 	size_t count;              /* 0 for a file of only comments, blanks and ';' */
 	unsigned flags;            /* OR of all statements' flags */
+	bool parsed;               /* fl_sql_split read it; false: nothing is known of it */
 };
 
 /*
