@@ -25,6 +25,15 @@ const struct fl_driver_ops *fl_driver_for_url(const char *url)
 	return NULL;
 }
 
+void fl_conn_opts_init(struct fl_conn_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->connect_timeout_ms = FL_DEFAULT_CONNECT_TIMEOUT_MS;
+	o->tcp_timeout_ms = FL_DEFAULT_TCP_TIMEOUT_MS;
+	o->use_libpq_env = false;
+	o->log = NULL;
+}
+
 char *fl_driver_redact_url(const char *url)
 {
 	return fl_pg_url_redact(url != NULL ? url : "");

@@ -9,7 +9,12 @@
  * resolves) in a table of its own.
  *
  * Threads: a connection is used by one thread at a time; only cancel() may be
- * called from another thread while an operation runs.
+ * called from another thread, at any moment from conn_new() until close()
+ * begins (the engine's session serialises the two).
+ *
+ * Bounds: every operation ends by itself. Connecting and reconnecting have a
+ * deadline; a silent peer is given up by TCP keepalives and tcp_user_timeout;
+ * a canceled statement whose server does not answer is abandoned.
  */
 #ifndef FL_DRIVER_H
 #define FL_DRIVER_H
@@ -20,14 +25,39 @@
 
 #include "buf.h"
 #include "err.h"
+#include "log.h"
 #include "migration.h"
 #include "retry.h"
 #include "split.h"
 
-#define FL_DEFAULT_LOCK_TIMEOUT_MS 500   /* as pgroll chose: never queue the app for long */
-#define FL_DEFAULT_LOCK_WAIT_MS    60000 /* waiting for another deployer's migration lock */
+#define FL_DEFAULT_LOCK_TIMEOUT_MS    500   /* as pgroll chose: never queue the app for long */
+#define FL_DEFAULT_LOCK_WAIT_MS       60000 /* waiting for another deployer's migration lock */
+#define FL_DEFAULT_CONNECT_TIMEOUT_MS 10000 /* connect or reconnect, handshake included */
+#define FL_DEFAULT_TCP_TIMEOUT_MS     60000 /* a silent peer is given up after this */
 
 struct fl_conn; /* a driver's connection; opaque */
+
+/* How a connection is made and bounded. fl_conn_opts_init() gives the defaults. */
+struct fl_conn_opts {
+	/* The whole of connecting (and of each reconnect): TCP, TLS,
+	 * authentication. Host names are resolved by the system resolver within
+	 * its own timeouts (resolv.conf), before this clock runs out or not. A
+	 * `connect_timeout` in the URL (seconds, as Prisma reads it) wins. */
+	int64_t connect_timeout_ms;
+	/* TCP keepalives and tcp_user_timeout: a peer that stops answering is
+	 * given up after about this long, even while we wait for a lock. Not
+	 * used on unix sockets. URL parameters of the same names win. */
+	int64_t tcp_timeout_ms;
+	/* Let libpq read its environment (PGHOST, PGPASSWORD, PGOPTIONS,
+	 * PGSSLMODE, PGSERVICE...), ~/.pgpass and pg_service.conf. When false
+	 * (the default), only the URL decides where and how we connect. */
+	bool use_libpq_env;
+	/* Where the driver's warnings and infos go; NULL: the process-wide
+	 * logger. Borrowed: it must outlive the connection. */
+	const struct fl_logger *log;
+};
+
+void fl_conn_opts_init(struct fl_conn_opts *o);
 
 /* One row of _prisma_migrations. Strings are owned by the history. */
 struct fl_history_row {
@@ -87,16 +117,29 @@ struct fl_apply_result {
 struct fl_driver_ops {
 	const char *name;
 
-	/* Open a connection. FL_ECONNECT or FL_EAUTH with a one-line reason that
-	 * never contains the password. */
-	enum fl_err (*connect)(const char *url, struct fl_conn **out, char *errbuf);
-	void (*close)(struct fl_conn *c); /* NULL is a no-op */
+	/* A connection object, not connected yet, so that cancel() can reach a
+	 * connect in progress. No I/O; opts are copied (opts->log borrowed);
+	 * NULL opts: the defaults. Aborts only on out-of-memory. */
+	struct fl_conn *(*conn_new)(const struct fl_conn_opts *opts);
+	/* Connect c to url, once. Errors: FL_EINVAL (malformed URL, or a libpq
+	 * environment variable that cannot be kept out), FL_ECONNECT (unreachable,
+	 * timed out), FL_EAUTH, FL_ECANCELED; a one-line reason that never
+	 * contains the password. On error c is left for close(). */
+	enum fl_err (*connect)(struct fl_conn *c, const char *url, char *errbuf);
+	void (*close)(struct fl_conn *c); /* frees; NULL is a no-op */
 
-	/* Prisma's migration lock (pg_advisory_lock(72707369) on PostgreSQL),
-	 * held by this connection until unlock or close; waits up to wait_ms,
-	 * then FL_ELOCKED. Re-taken by the driver after a reconnect. */
+	/* The migration lock, held by this connection until unlock or close;
+	 * waits up to wait_ms (<= 0: tries once), then FL_ELOCKED. On
+	 * PostgreSQL: Prisma's key in shared mode (pg_advisory_lock_shared
+	 * (72707369)), so `prisma migrate deploy` (exclusive) and flotilla
+	 * exclude each other, plus an exclusive key for the target schema, so
+	 * flotilla deployers of different schemas of one database run side by
+	 * side. Re-taken by the driver after a reconnect. */
 	enum fl_err (*lock)(struct fl_conn *c, int64_t wait_ms, char *errbuf);
 	enum fl_err (*unlock)(struct fl_conn *c, char *errbuf);
+	/* Whether another session holds the migration lock of c's schema (or
+	 * Prisma's, exclusively): a deploy is running there. */
+	enum fl_err (*lock_held)(struct fl_conn *c, bool *held, char *errbuf);
 
 	/* Read _prisma_migrations; a missing table is FL_OK with no rows. */
 	enum fl_err (*history_read)(struct fl_conn *c, struct fl_history *out, char *errbuf);
@@ -156,9 +199,11 @@ struct fl_driver_ops {
 	enum fl_err (*fingerprint)(struct fl_conn *c, struct fl_buf *dump,
 	                           char hex[FL_CHECKSUM_HEX_LEN + 1], char *errbuf);
 
-	/* Ask the server to cancel what this connection runs now. Any thread.
-	 * Sticky: afterwards lock, apply and revert on this connection return
-	 * FL_ECANCELED (retries stop too); close it. */
+	/* Any thread: abandon a connect in progress, ask the server to cancel
+	 * what this connection runs now. Sticky: afterwards connect, lock,
+	 * apply and revert on this connection return FL_ECANCELED (retries and
+	 * reconnects stop too); bookkeeping queries still run, bounded. May
+	 * block until the cancel request is delivered (TCP bounds apply). */
 	void (*cancel)(struct fl_conn *c);
 };
 

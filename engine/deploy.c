@@ -7,6 +7,7 @@
 #include "mem.h"
 #include "mode.h"
 #include "retry.h"
+#include "session_internal.h"
 
 struct step {
 	const struct fl_migration *m;
@@ -90,8 +91,8 @@ enum fl_err fl_deploy(struct fl_session *s, const char *to, struct fl_deploy_sum
 	    (rv = targets(s, to, &last, errbuf)) != FL_OK)
 		return rv;
 	for (i = 0; i < s->plan.n_missing; i++)
-		fl_log_warn(s->plan.missing[i]->migration_name,
-		            "applied to the database but not in '%s'", s->set->dir);
+		fl_logger_warn(s->log, s->plan.missing[i]->migration_name,
+		               "applied to the database but not in '%s'", s->set->dir);
 	for (i = 0; i < s->plan.count; i++)
 		if (s->plan.entries[i].state != FL_MSTATE_PENDING)
 			latest_applied = i + 1;
@@ -108,7 +109,7 @@ enum fl_err fl_deploy(struct fl_session *s, const char *to, struct fl_deploy_sum
 		st->index = i;
 		n++;
 		if ((rv = fl_mode_choose(st->m, st->m->sql, "migration.sql", &st->script, &st->mode,
-		                         errbuf)) != FL_OK)
+		                         s->log, errbuf)) != FL_OK)
 			goto out;
 	}
 
@@ -123,9 +124,9 @@ enum fl_err fl_deploy(struct fl_session *s, const char *to, struct fl_deploy_sum
 		if (s->plan.entries[st->index].state != FL_MSTATE_PENDING)
 			continue;
 		if (st->index < latest_applied)
-			fl_log_info(st->m->id,
-			            "applying out of order: later migrations are already "
-			            "applied");
+			fl_logger_info(s->log, st->m->id,
+			               "applying out of order: later migrations are already "
+			               "applied");
 		memset(&res, 0, sizeof(res));
 		fl_session_emit(s, FL_EVENT_START, false, st->m, st->mode, NULL, FL_OK);
 		rv = s->driver->apply(s->conn, st->m, st->mode, &st->script, &s->opts.apply, &res);
@@ -142,7 +143,8 @@ enum fl_err fl_deploy(struct fl_session *s, const char *to, struct fl_deploy_sum
 			continue;
 		}
 		/* Reconnected: the history may have moved while we were away. */
-		fl_log_info(st->m->id, "reconnected: reading the migration history again");
+		fl_logger_info(s->log, st->m->id,
+		               "reconnected: reading the migration history again");
 		if ((r2 = replan(s, errbuf)) != FL_OK) {
 			/* errbuf names what now blocks us: a failed row (maybe ours, when
 			 * the statement that was running may or may not have run), an

@@ -18,7 +18,8 @@ const char *fl_mode_name(enum fl_apply_mode mode)
 }
 
 enum fl_err fl_mode_choose(const struct fl_migration *m, const char *sql, const char *which,
-                           struct fl_sql_script *script, enum fl_apply_mode *mode, char *errbuf)
+                           struct fl_sql_script *script, enum fl_apply_mode *mode,
+                           const struct fl_logger *log, char *errbuf)
 {
 	char why[FL_ERRBUF_SIZE] = "";
 
@@ -30,9 +31,9 @@ enum fl_err fl_mode_choose(const struct fl_migration *m, const char *sql, const 
 			               "split into statements)",
 			               m->path, which, why);
 		/* Newer server syntax than our parser knows: run it as Prisma would. */
-		fl_log_warn(m->id,
-		            "%s does not parse (%s); running it as one script, as Prisma does",
-		            which, why);
+		fl_logger_warn(log, m->id,
+		               "%s does not parse (%s); running it as one script, as Prisma does",
+		               which, why);
 		*mode = FL_APPLY_SCRIPT;
 		return FL_OK;
 	}

@@ -13,16 +13,18 @@
 #define FL_MODE_H
 
 #include "driver.h"
+#include "log.h"
 #include "split.h"
 
 /*
  * Parse sql (migration.sql or down.sql of m; which names the file in messages)
  * into *script and choose *mode. *script is always initialised; the caller
- * finis it. FL_EPARSE for a file that cannot run safely, with errbuf saying
- * what to do about it.
+ * finis it. A warning (a file run as Prisma would) goes to log. FL_EPARSE for a file that cannot
+ * run safely, with errbuf saying what to do about it.
  */
 enum fl_err fl_mode_choose(const struct fl_migration *m, const char *sql, const char *which,
-                           struct fl_sql_script *script, enum fl_apply_mode *mode, char *errbuf)
+                           struct fl_sql_script *script, enum fl_apply_mode *mode,
+                           const struct fl_logger *log, char *errbuf)
     __attribute__((warn_unused_result));
 
 const char *fl_mode_name(enum fl_apply_mode mode);

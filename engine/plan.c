@@ -17,6 +17,8 @@ const char *fl_mstate_name(enum fl_mstate state)
 		return "modified";
 	case FL_MSTATE_FAILED:
 		return "failed";
+	case FL_MSTATE_RUNNING:
+		return "running";
 	}
 	return "unknown";
 }
@@ -88,6 +90,8 @@ void fl_plan_build(const struct fl_migration_set *set, const struct fl_history *
 		case FL_MSTATE_FAILED:
 			plan->n_failed++;
 			break;
+		case FL_MSTATE_RUNNING:
+			break; /* only fl_plan_mark_running sets it */
 		}
 	}
 
@@ -111,4 +115,35 @@ void fl_plan_fini(struct fl_plan *plan)
 	free(plan->missing);
 	free(plan->foreign_failed);
 	memset(plan, 0, sizeof(*plan));
+}
+
+void fl_plan_mark_running(struct fl_plan *plan, const struct fl_history *history)
+{
+	const struct fl_history_row *r = NULL;
+
+	for (size_t i = history->count; i-- > 0 && r == NULL;)
+		if (live(&history->rows[i]) && history->rows[i].finished_at == NULL)
+			r = &history->rows[i];
+	if (r == NULL || plan->n_running > 0)
+		return;
+	for (size_t i = 0; i < plan->count; i++) {
+		struct fl_plan_entry *e = &plan->entries[i];
+
+		if (e->row == r && e->state == FL_MSTATE_FAILED) {
+			e->state = FL_MSTATE_RUNNING;
+			plan->n_failed--;
+			plan->n_running++;
+			return;
+		}
+	}
+	for (size_t i = 0; i < plan->n_foreign_failed; i++) {
+		if (plan->foreign_failed[i] != r)
+			continue;
+		memmove(&plan->foreign_failed[i], &plan->foreign_failed[i + 1],
+		        (plan->n_foreign_failed - i - 1) * sizeof(plan->foreign_failed[0]));
+		plan->n_foreign_failed--;
+		plan->foreign_running = r;
+		plan->n_running++;
+		return;
+	}
 }

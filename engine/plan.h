@@ -11,6 +11,12 @@
  * Rows naming migrations that are not in the folder are listed as missing
  * (if applied) or as foreign failures (which block deploy just the same).
  *
+ * An unfinished row is also what a deploy leaves while it runs a migration
+ * that writes its row first (Prisma's way, and no-transaction files). Only
+ * the database's locks tell the two apart: when another session holds the
+ * migration lock, fl_plan_mark_running() calls the latest unfinished row
+ * running instead of failed.
+ *
  * Pure: no I/O. The plan points into the set and the history, which must
  * outlive it.
  */
@@ -27,6 +33,8 @@ enum fl_mstate {
 	FL_MSTATE_APPLIED,
 	FL_MSTATE_MODIFIED,
 	FL_MSTATE_FAILED,
+	FL_MSTATE_RUNNING, /* unfinished while another session holds the migration lock:
+	                      a deploy is at it now; set by fl_plan_mark_running */
 };
 
 struct fl_plan_entry {
@@ -43,12 +51,21 @@ struct fl_plan {
 	size_t n_missing;
 	const struct fl_history_row **foreign_failed;
 	size_t n_foreign_failed;
+	/* The running row of a migration absent from the folder, or NULL. */
+	const struct fl_history_row *foreign_running;
 	size_t n_pending, n_applied, n_modified, n_failed;
+	size_t n_running; /* 0 or 1: local entries RUNNING, plus foreign_running */
 };
 
 void fl_plan_build(const struct fl_migration_set *set, const struct fl_history *history,
                    struct fl_plan *plan);
 void fl_plan_fini(struct fl_plan *plan);
+/* A deploy holds the migration lock in another session: the latest
+ * unfinished row of history (in started_at order), failed so far, is the one
+ * it runs. Its entry becomes RUNNING (or, for a migration not in the folder,
+ * it moves from foreign_failed to foreign_running). Earlier unfinished rows
+ * stay failed: a deploy refuses to start beside them. */
+void fl_plan_mark_running(struct fl_plan *plan, const struct fl_history *history);
 const char *fl_mstate_name(enum fl_mstate state);
 
 #endif

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 
+#include "session_internal.h"
 #include "split.h"
 
 /* The failed row of plan entry e that would be called done, or NULL. */

@@ -6,6 +6,7 @@
 #include "buf.h"
 #include "mem.h"
 #include "mode.h"
+#include "session_internal.h"
 
 static bool applied(const struct fl_plan_entry *e)
 {
@@ -144,7 +145,7 @@ enum fl_err fl_rollback(struct fl_session *s, const char *to, size_t steps, size
 		const struct fl_migration *m = list[parsed]->migration;
 
 		if ((rv = fl_mode_choose(m, m->down_sql, "down.sql", &scripts[parsed],
-		                         &modes[parsed], errbuf)) != FL_OK)
+		                         &modes[parsed], s->log, errbuf)) != FL_OK)
 			goto out;
 	}
 

@@ -1,9 +1,10 @@
-#include "session.h"
+#include "session_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "mem.h"
 
 static enum fl_err refresh(struct fl_session *s, char *errbuf);
 
@@ -16,17 +17,54 @@ void fl_engine_opts_init(struct fl_engine_opts *o)
 	o->apply.statement_timeout_ms = -1;
 	o->apply.retry = retry;
 	o->lock_wait_ms = FL_DEFAULT_LOCK_WAIT_MS;
+	fl_conn_opts_init(&o->conn);
+}
+
+struct fl_session *fl_session_new(const struct fl_engine_opts *opts, const struct fl_logger *log)
+{
+	struct fl_session *s = fl_calloc(1, sizeof(*s));
+
+	s->opts = *opts;
+	if (log != NULL) {
+		s->logger = *log;
+		s->logger.context = log->context != NULL ? fl_strdup(log->context) : NULL;
+		s->log = &s->logger;
+	}
+	s->opts.conn.log = s->log;
+	pthread_mutex_init(&s->mu, NULL);
+	atomic_init(&s->canceled, false);
+	return s;
+}
+
+void fl_session_free(struct fl_session *s)
+{
+	if (s == NULL)
+		return;
+	fl_session_close(s);
+	fl_plan_fini(&s->plan);
+	fl_history_fini(&s->history);
+	pthread_mutex_destroy(&s->mu);
+	free((char *)s->logger.context);
+	free(s);
+}
+
+static void set_conn(struct fl_session *s, struct fl_conn *c)
+{
+	pthread_mutex_lock(&s->mu);
+	s->conn = c;
+	pthread_mutex_unlock(&s->mu);
 }
 
 enum fl_err fl_session_open(struct fl_session *s, const char *url,
-                            const struct fl_migration_set *set, const struct fl_engine_opts *opts,
-                            bool lock, char *errbuf)
+                            const struct fl_migration_set *set, bool lock, char *errbuf)
 {
+	struct fl_conn *c = NULL;
 	enum fl_err rv;
 
-	memset(s, 0, sizeof(*s));
+	if (s->opened)
+		return fl_errf(errbuf, FL_ESTATE, "the session was opened before");
+	s->opened = true;
 	s->set = set;
-	s->opts = *opts;
 	s->driver = fl_driver_for_url(url);
 	if (s->driver == NULL) {
 		char *shown = fl_driver_redact_url(url);
@@ -35,10 +73,16 @@ enum fl_err fl_session_open(struct fl_session *s, const char *url,
 		free(shown);
 		return rv;
 	}
-	if ((rv = s->driver->connect(url, &s->conn, errbuf)) != FL_OK)
+	/* Published before connecting, so that a cancel reaches the connect; a
+	 * cancel that came before finds the flag. */
+	c = s->driver->conn_new(&s->opts.conn);
+	set_conn(s, c);
+	if (atomic_load(&s->canceled))
+		s->driver->cancel(c);
+	if ((rv = s->driver->connect(c, url, errbuf)) != FL_OK)
 		goto out;
 	if (lock) {
-		if ((rv = s->driver->lock(s->conn, opts->lock_wait_ms, errbuf)) != FL_OK)
+		if ((rv = s->driver->lock(s->conn, s->opts.lock_wait_ms, errbuf)) != FL_OK)
 			goto out;
 		s->locked = true;
 	}
@@ -50,6 +94,14 @@ enum fl_err fl_session_open(struct fl_session *s, const char *url,
 		if ((rv = s->driver->schema_empty(s->conn, &empty, errbuf)) != FL_OK)
 			goto out;
 		s->unbaselined = !empty;
+	}
+	if (!lock && s->plan.n_failed + s->plan.n_foreign_failed > 0) {
+		bool held;
+
+		if ((rv = s->driver->lock_held(s->conn, &held, errbuf)) != FL_OK)
+			goto out;
+		if (held)
+			fl_plan_mark_running(&s->plan, &s->history);
 	}
 out:
 	if (rv != FL_OK)
@@ -71,18 +123,63 @@ static enum fl_err refresh(struct fl_session *s, char *errbuf)
 
 void fl_session_close(struct fl_session *s)
 {
-	if (s->conn != NULL) {
-		if (s->locked) {
-			char ignored[FL_ERRBUF_SIZE];
-			/* Closing the connection frees the lock anyway; unlock is a courtesy. */
-			(void)s->driver->unlock(s->conn, ignored);
-		}
-		s->driver->close(s->conn);
+	struct fl_conn *c = s->conn;
+
+	if (c == NULL)
+		return;
+	if (s->locked) {
+		char ignored[FL_ERRBUF_SIZE];
+		/* Closing the connection frees the lock anyway; unlock is a courtesy. */
+		(void)s->driver->unlock(c, ignored);
+		s->locked = false;
 	}
-	fl_plan_fini(&s->plan);
-	fl_history_fini(&s->history);
-	s->conn = NULL;
-	s->locked = false;
+	set_conn(s, NULL);
+	s->driver->close(c);
+}
+
+void fl_session_cancel(struct fl_session *s)
+{
+	if (s == NULL)
+		return;
+	atomic_store(&s->canceled, true);
+	pthread_mutex_lock(&s->mu);
+	if (s->conn != NULL)
+		s->driver->cancel(s->conn);
+	pthread_mutex_unlock(&s->mu);
+}
+
+bool fl_session_canceled(const struct fl_session *s)
+{
+	return atomic_load(&s->canceled);
+}
+
+void fl_session_on_event(struct fl_session *s, fl_event_fn fn, void *arg)
+{
+	s->on_event = fn;
+	s->event_arg = arg;
+}
+
+const struct fl_plan *fl_session_plan(const struct fl_session *s)
+{
+	return &s->plan;
+}
+
+const struct fl_history *fl_session_history(const struct fl_session *s)
+{
+	return &s->history;
+}
+
+const struct fl_logger *fl_session_logger(const struct fl_session *s)
+{
+	return s->log;
+}
+
+enum fl_err fl_session_fingerprint(struct fl_session *s, struct fl_buf *dump,
+                                   char hex[FL_CHECKSUM_HEX_LEN + 1], char *errbuf)
+{
+	if (s->conn == NULL)
+		return fl_errf(errbuf, FL_ESTATE, "the session is not open");
+	return fl_session_bookkeeping(s->driver->fingerprint(s->conn, dump, hex, errbuf));
 }
 
 static const char *first_line(const char *s, char *out, size_t outlen)

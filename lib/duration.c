@@ -114,3 +114,26 @@ void fl_duration_format(int64_t ms, char *out, unsigned outlen)
 	if (v && used < outlen)
 		snprintf(out + used, outlen - used, "%llums", (unsigned long long)v);
 }
+
+enum fl_err fl_duration_check_range(const char *what, int64_t ms, int64_t min, int64_t max,
+                                    char *errbuf)
+{
+	char v[48], lo[48], hi[48];
+
+	if (ms >= min && ms <= max)
+		return FL_OK;
+	fl_duration_format(ms, v, sizeof(v));
+	fl_duration_format(min, lo, sizeof(lo));
+	fl_duration_format(max, hi, sizeof(hi));
+	return fl_errf(errbuf, FL_EPARSE, "%s %s is out of range: give one from %s to %s", what, v,
+	               lo, hi);
+}
+
+enum fl_err fl_duration_check_lock_timeout(int64_t ms, char *errbuf)
+{
+	if (ms == 0)
+		return fl_errf(errbuf, FL_EPARSE,
+		               "lock timeout 0 would turn the lock timeout off: give one from 1ms "
+		               "to 1h");
+	return fl_duration_check_range("lock timeout", ms, 1, FL_LOCK_TIMEOUT_MAX_MS, errbuf);
+}

@@ -7,6 +7,8 @@
 #include "buf.h"
 #include "json.h"
 
+#define LINE_MAX_BYTES 2048
+
 enum fl_log_level fl_log_threshold = FL_LOG_WARN;
 static bool json_lines;
 
@@ -22,15 +24,11 @@ void fl_log_set_json(bool json)
 	json_lines = json;
 }
 
-void fl_log_emit(enum fl_log_level level, const char *about, const char *fmt, ...)
+/* The stderr sink: "flotilla: warning: context: about: msg", or a JSON line. */
+static void to_stderr(enum fl_log_level level, const char *context, const char *about,
+                      const char *msg)
 {
 	struct fl_buf line = FL_BUF_INIT;
-	char msg[2048];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 
 	if (json_lines) {
 		struct timespec ts;
@@ -42,6 +40,10 @@ void fl_log_emit(enum fl_log_level level, const char *about, const char *fmt, ..
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 		fl_buf_printf(&line, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\"", when,
 		              ts.tv_nsec / 1000000, level_names[level]);
+		if (context) {
+			fl_buf_puts(&line, ",\"context\":");
+			fl_json_string(&line, context);
+		}
 		if (about) {
 			fl_buf_puts(&line, ",\"about\":");
 			fl_json_string(&line, about);
@@ -53,10 +55,38 @@ void fl_log_emit(enum fl_log_level level, const char *about, const char *fmt, ..
 		fl_buf_puts(&line, "flotilla: ");
 		if (level != FL_LOG_INFO)
 			fl_buf_printf(&line, "%s: ", level_names[level]);
+		if (context)
+			fl_buf_printf(&line, "%s: ", context);
 		if (about)
 			fl_buf_printf(&line, "%s: ", about);
 		fl_buf_printf(&line, "%s\n", msg);
 	}
 	fputs(fl_buf_str(&line), stderr);
 	fl_buf_fini(&line);
+}
+
+void fl_log_emit(enum fl_log_level level, const char *about, const char *fmt, ...)
+{
+	char msg[LINE_MAX_BYTES];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	to_stderr(level, NULL, about, msg);
+}
+
+void fl_logger_emit(const struct fl_logger *lg, enum fl_log_level level, const char *about,
+                    const char *fmt, ...)
+{
+	char msg[LINE_MAX_BYTES];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (lg != NULL && lg->sink != NULL)
+		lg->sink(lg->arg, level, lg->context, about, msg);
+	else
+		to_stderr(level, lg != NULL ? lg->context : NULL, about, msg);
 }

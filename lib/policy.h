@@ -37,6 +37,10 @@
  * failed / tenants in the wave exceeds max_failure_rate. Neither given means
  * max_failures: 0.
  *
+ * Windows: a tenant that one or more windows select may start only while one
+ * of those is open; a tenant no window selects may start at any time
+ * (fl_policy_may_start).
+ *
  * Ownership: a policy owns every string in it; fl_policy_fini frees them.
  * No shared state; thread-compatible.
  */
@@ -47,16 +51,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "err.h"
 #include "label.h"
 #include "retry.h"
 
-#define FL_POLICY_MAX_WAVES      64
-#define FL_POLICY_MAX_CHECKS     64
-#define FL_POLICY_MAX_WINDOWS    64
-#define FL_POLICY_MAX_TENANTS    10000  /* explicit tenant ids in one wave */
-#define FL_POLICY_NAME_MAX       64     /* policy, wave and check names: [A-Za-z0-9._-] */
-#define FL_POLICY_CHECK_SQL_MAX  16384  /* bytes of one health check's SQL */
+#define FL_POLICY_MAX_WAVES     64
+#define FL_POLICY_MAX_CHECKS    64
+#define FL_POLICY_MAX_WINDOWS   64
+#define FL_POLICY_MAX_TENANTS   10000 /* explicit tenant ids in one wave */
+#define FL_POLICY_NAME_MAX      64    /* policy, wave and check names: [A-Za-z0-9._-] */
+#define FL_POLICY_CHECK_SQL_MAX 16384 /* bytes of one health check's SQL */
+#define FL_POLICY_TENANT_ID_MAX 255   /* bytes of one tenant id in a wave's selector */
+/* What `retry: {attempts, backoff}` leaves to the policy: each wait between
+ * tries is at most this long, and a statement is not tried again once this
+ * long has passed since its first try. */
+#define FL_POLICY_RETRY_MAX_DELAY_MS 60000
+#define FL_POLICY_RETRY_BUDGET_MS    600000
 
 enum fl_gate {
 	FL_GATE_AUTO = 0,   /* the next wave starts once this one is done and baked */
@@ -130,7 +141,8 @@ struct fl_policy {
 	/* how SQL runs */
 	int64_t lock_timeout_ms;      /* default 500ms; never 0 */
 	int64_t statement_timeout_ms; /* -1: the server's */
-	struct fl_retry_policy retry; /* attempts default 5, backoff (base delay) 2s */
+	struct fl_retry_policy retry; /* attempts default 5, backoff (base delay) 2s,
+	                                 max delay and budget FL_POLICY_RETRY_* */
 	/* what happens when things go wrong */
 	enum fl_on_failure on_failure;
 	enum fl_on_halt on_halt;
@@ -148,8 +160,9 @@ void fl_policy_fini(struct fl_policy *p);
  * Load a policy file (YAML, at most 1 MiB) into p, which the call
  * initialises. Unknown keys, wrong types, values out of bounds and rule
  * breaks (fl_policy_check) are FL_EPARSE with errbuf naming the file, line
- * and key: "'canary.yaml':4:7: waves[1].max_failure_rate: expected 0 to 1".
- * FL_EIO when it cannot be read. On error p is left initialised and empty.
+ * and key: "'canary.yaml':4:7: 'waves[1].max_failure_rate': 1.5 is above the
+ * maximum 1". FL_ENOENT when there is no such file, FL_EIO when it cannot be
+ * read. On error p is left initialised and empty.
  */
 enum fl_err fl_policy_load_file(const char *path, struct fl_policy *p, char *errbuf)
     __attribute__((warn_unused_result));
@@ -160,8 +173,10 @@ enum fl_err fl_policy_load_buffer(const char *text, size_t len, const char *name
 /*
  * The rules every policy obeys, however it arrived (a file, or decoded from a
  * signed order): at least one wave; names present, valid and unique (waves,
- * checks); percent waves not decreasing; each bound; a window's times valid.
- * FL_EPARSE naming the field ("waves[2].select.percent: ...").
+ * checks); percent waves not decreasing, none after one at 100; each bound;
+ * selectors (exactly one kind, valid labels, tenants sorted and unique); a
+ * window's times valid. FL_EPARSE naming the field
+ * ("'waves[2].select.percent': 5 is below 10, the percent of wave 'early'").
  */
 enum fl_err fl_policy_check(const struct fl_policy *p, char *errbuf)
     __attribute__((warn_unused_result));
@@ -176,7 +191,20 @@ bool fl_wave_budget_exceeded(const struct fl_wave *w, uint32_t failed, uint32_t 
 /* Whether minute-of-day m (UTC) is inside window w. */
 bool fl_window_open(const struct fl_window *w, int minute_of_day);
 
-const char *fl_gate_name(enum fl_gate g);                   /* "auto", "manual" */
-const char *fl_on_failure_name(enum fl_on_failure f);       /* "halt", "rollback-wave", ... */
+/* Whether a tenant with these labels may start at minute-of-day m (UTC):
+ * true when no window selects it, else when one of those that do is open. */
+bool fl_policy_may_start(const struct fl_policy *p, const struct fl_labels *tenant,
+                         int minute_of_day);
+
+/* Spellings as policy files write them; "?" for a value out of range. */
+const char *fl_gate_name(enum fl_gate g);                      /* "auto", "manual" */
+const char *fl_on_failure_name(enum fl_on_failure f);          /* "halt", "rollback-wave", ... */
+const char *fl_on_halt_name(enum fl_on_halt h);                /* "cancel", "finish" */
+const char *fl_unreachable_name(enum fl_unreachable_action a); /* "wait", "fail" */
+const char *fl_select_kind_name(enum fl_select_kind k);        /* "labels", "tenants", "percent" */
+
+/* The table policy files are read with, for the docs and example checks
+ * (tests/unit/check_config.c); load policies with fl_policy_load_*. */
+extern const struct fl_config_key fl_policy_config_table[];
 
 #endif

@@ -2,9 +2,13 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "duration.h"
@@ -19,15 +23,31 @@ void cli_init(struct cli *c, const char *cmd)
 	c->args = NULL;
 	c->nargs = 0;
 	c->help = false;
+	c->log = (struct fl_logger)FL_LOGGER_INIT;
 	fl_engine_opts_init(&c->opts);
 }
 
-static int duration_opt(struct cli *c, const char *name, const char *arg, int64_t *ms)
+/* A duration option within [min, max]; out of range is refused, not clamped. */
+static int duration_opt(struct cli *c, const char *name, const char *arg, int64_t min, int64_t max,
+                        int64_t *ms)
 {
-	char errbuf[FL_ERRBUF_SIZE];
+	char errbuf[FL_ERRBUF_SIZE], what[64];
+	enum fl_err rv;
+	int64_t v;
 
-	if (fl_duration_parse(arg, ms, errbuf) != FL_OK)
+	if (fl_duration_parse(arg, &v, errbuf) != FL_OK)
 		return cli_usage_error(c, "--%s: %s", name, errbuf);
+	snprintf(what, sizeof(what), "%s", name);
+	for (char *p = what; *p != '\0'; p++)
+		if (*p == '-')
+			*p = ' ';
+	if (strcmp(name, "lock-timeout") == 0)
+		rv = fl_duration_check_lock_timeout(v, errbuf);
+	else
+		rv = fl_duration_check_range(what, v, min, max, errbuf);
+	if (rv != FL_OK)
+		return cli_usage_error(c, "--%s: %s", name, errbuf);
+	*ms = v;
 	return CLI_OK;
 }
 
@@ -66,13 +86,23 @@ int cli_option(struct cli *c, int opt, const char *arg)
 		fl_log_set_json(true);
 		return CLI_OK;
 	case OPT_LOCK_TIMEOUT:
-		return duration_opt(c, "lock-timeout", arg, &a->lock_timeout_ms);
-	case OPT_STATEMENT_TIMEOUT:
-		return duration_opt(c, "statement-timeout", arg, &a->statement_timeout_ms);
-	case OPT_LOCK_WAIT:
-		return duration_opt(c, "lock-wait", arg, &c->opts.lock_wait_ms);
+		return duration_opt(c, "lock-timeout", arg, 1, FL_LOCK_TIMEOUT_MAX_MS,
+		                    &a->lock_timeout_ms);
+	case OPT_STATEMENT_TIMEOUT: /* 0 would mean none, which leaving it out says */
+		return duration_opt(c, "statement-timeout", arg, 1, FL_PG_TIMEOUT_MAX_MS,
+		                    &a->statement_timeout_ms);
+	case OPT_LOCK_WAIT: /* 0: try once */
+		return duration_opt(c, "lock-wait", arg, 0, FL_PG_TIMEOUT_MAX_MS,
+		                    &c->opts.lock_wait_ms);
 	case OPT_RETRY_BUDGET:
-		return duration_opt(c, "retry-budget", arg, &a->retry.budget_ms);
+		return duration_opt(c, "retry-budget", arg, 0, 24 * INT64_C(3600000),
+		                    &a->retry.budget_ms);
+	case OPT_CONNECT_TIMEOUT:
+		return duration_opt(c, "connect-timeout", arg, 1, FL_LOCK_TIMEOUT_MAX_MS,
+		                    &c->opts.conn.connect_timeout_ms);
+	case OPT_LIBPQ_ENV:
+		c->opts.conn.use_libpq_env = true;
+		return CLI_OK;
 	case OPT_RETRY_ATTEMPTS:
 		return count_opt(c, "retry-attempts", arg, &a->retry.attempts);
 	case '?':
@@ -165,10 +195,97 @@ int cli_exit_for(enum fl_err rv)
 	return CLI_ERROR;
 }
 
+/* ---- signals: a dedicated thread turns SIGINT and SIGTERM into a cancel ---- */
+
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct fl_session *watched; /* guarded by watch_mu */
+static pthread_t watcher;
+static bool watching;
+static atomic_int caught;    /* the first SIGINT or SIGTERM, 0 if none */
+static atomic_bool stopping; /* a SIGUSR1 now means: watcher, return */
+static atomic_bool told;     /* the interruption was reported */
+
+static void watch_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGUSR1);
+}
+
+static const char *signal_name(int sig)
+{
+	return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
+}
+
+/* No handler runs: the signals stay blocked in every thread and this one
+ * takes them with sigwait, so it may lock, log and cancel freely. */
+static void *watch_main(void *arg)
+{
+	sigset_t set;
+	int sig;
+
+	(void)arg;
+	watch_set(&set);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGUSR1) {
+			if (atomic_load(&stopping))
+				return NULL;
+			continue;
+		}
+		if (atomic_load(&caught) == 0) {
+			atomic_store(&caught, sig);
+			fprintf(stderr, "flotilla: %s: canceling\n", signal_name(sig));
+		}
+		pthread_mutex_lock(&watch_mu);
+		fl_session_cancel(watched);
+		pthread_mutex_unlock(&watch_mu);
+	}
+}
+
+static void watch_start(struct fl_session *s)
+{
+	sigset_t set;
+
+	watch_set(&set);
+	/* Blocked here before the thread exists, so every thread created from
+	 * now on (libpq makes none, but others might) inherits the mask. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pthread_mutex_lock(&watch_mu);
+	watched = s;
+	pthread_mutex_unlock(&watch_mu);
+	atomic_store(&stopping, false);
+	watching = pthread_create(&watcher, NULL, watch_main, NULL) == 0;
+}
+
+/* Stop the watcher and forget s. The signals stay blocked: one that comes
+ * now is ignored, the process is about to exit. */
+static void watch_stop(void)
+{
+	if (watching) {
+		atomic_store(&stopping, true);
+		pthread_kill(watcher, SIGUSR1);
+		pthread_join(watcher, NULL);
+		watching = false;
+	}
+	pthread_mutex_lock(&watch_mu);
+	watched = NULL;
+	pthread_mutex_unlock(&watch_mu);
+}
+
 int cli_fail(enum fl_err rv, const char *errbuf)
 {
-	fprintf(stderr, "flotilla: error: %s\n",
-	        errbuf != NULL && errbuf[0] != '\0' ? errbuf : fl_strerror(rv));
+	const char *what = errbuf != NULL && errbuf[0] != '\0' ? errbuf : fl_strerror(rv);
+	int sig = atomic_load(&caught);
+
+	if (sig != 0) {
+		fprintf(stderr, "flotilla: interrupted by %s: %s\n", signal_name(sig), what);
+		atomic_store(&told, true);
+		return CLI_SIGNALED + sig;
+	}
+	fprintf(stderr, "flotilla: error: %s\n", what);
 	return cli_exit_for(rv);
 }
 
@@ -204,15 +321,42 @@ int cli_load(struct cli *c, struct fl_migration_set *set)
 	return CLI_OK;
 }
 
-int cli_open(struct cli *c, const struct fl_migration_set *set, bool lock, struct fl_session *s)
+int cli_open(struct cli *c, const struct fl_migration_set *set, bool lock, struct fl_session **s)
 {
 	char errbuf[FL_ERRBUF_SIZE] = "";
 	enum fl_err rv;
+	int code;
 
+	*s = NULL;
 	if (c->url == NULL || c->url[0] == '\0')
 		return cli_usage_error(c, "no database: pass --database-url or set DATABASE_URL");
-	rv = fl_session_open(s, c->url, set, &c->opts, lock, errbuf);
-	return rv == FL_OK ? CLI_OK : cli_fail(rv, errbuf);
+	c->log.level = fl_log_threshold; /* as -v set it */
+	*s = fl_session_new(&c->opts, &c->log);
+	watch_start(*s);
+	rv = fl_session_open(*s, c->url, set, lock, errbuf);
+	if (rv == FL_OK)
+		return CLI_OK;
+	code = cli_close(c, *s, cli_fail(rv, errbuf));
+	*s = NULL;
+	return code;
+}
+
+int cli_close(struct cli *c, struct fl_session *s, int code)
+{
+	int sig;
+
+	(void)c;
+	if (s == NULL)
+		return code;
+	fl_session_close(s);
+	watch_stop();
+	fl_session_free(s);
+	if ((sig = atomic_load(&caught)) == 0)
+		return code;
+	if (!atomic_load(&told))
+		fprintf(stderr, "flotilla: interrupted by %s after the work was done\n",
+		        signal_name(sig));
+	return CLI_SIGNALED + sig;
 }
 
 void cli_print_event(const struct fl_event *ev, void *arg)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "err.h"
+#include "log.h"
 #include "migration.h"
 #include "session.h"
 
@@ -25,7 +26,11 @@ enum cli_exit {
 	CLI_LINT = 8,       /* lint found errors */
 	CLI_PENDING = 9,    /* status: migrations are waiting to be applied */
 	CLI_UNTRUSTED = 10, /* release: no signature by a trusted key verifies */
-	CLI_BUSY = 11,      /* tables stayed locked past the retries; nothing applied: run again */
+	CLI_RUNNING = 11,   /* status: a migration is running (another session holds the lock) */
+	CLI_BUSY = 12,      /* tables stayed locked past the retries; nothing applied: run again */
+	/* 128 + the signal's number (130 SIGINT, 143 SIGTERM): interrupted, the
+	 * work canceled on the server, the lock released */
+	CLI_SIGNALED = 128,
 };
 
 /* Long options shared by commands, returned by getopt_long as these codes. */
@@ -39,6 +44,8 @@ enum {
 	OPT_RETRY_ATTEMPTS,
 	OPT_RETRY_BUDGET,
 	OPT_LOG_JSON,
+	OPT_CONNECT_TIMEOUT,
+	OPT_LIBPQ_ENV,
 	OPT_FLAG, /* a command's one boolean option, handled by cli_own_flag */
 };
 
@@ -50,6 +57,8 @@ enum {
 #define CLI_DB_OPTIONS                                                                             \
 	CLI_DIR_OPTIONS, {"database-url", required_argument, NULL, OPT_DATABASE_URL},              \
 	    {"verbose", no_argument, NULL, 'v'},                                                   \
+	    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},                     \
+	    {"libpq-env", no_argument, NULL, OPT_LIBPQ_ENV},                                       \
 	{                                                                                          \
 		"log-json", no_argument, NULL, OPT_LOG_JSON                                        \
 	}
@@ -66,11 +75,14 @@ enum {
 	"  --database-url URL     PostgreSQL URL (default: $DATABASE_URL)\n"                       \
 	"  --dir DIR              migrations folder (default: ./migrations, else\n"                \
 	"                         ./prisma/migrations)\n"                                          \
+	"  --connect-timeout DUR  give up connecting after DUR (default 10s)\n"                    \
+	"  --libpq-env            let PG* variables, ~/.pgpass and pg_service.conf\n"              \
+	"                         apply (default: only the URL counts, as in Prisma)\n"            \
 	"  -v, --verbose          log progress and retries to stderr\n"                            \
 	"  --log-json             log as JSON lines\n"
 #define CLI_APPLY_HELP                                                                             \
-	"  --lock-timeout DUR     per-statement lock timeout (default 500ms); a lock\n"            \
-	"                         timeout is retried with backoff, not a failure\n"                \
+	"  --lock-timeout DUR     per-statement lock timeout, 1ms to 1h (default 500ms);\n"        \
+	"                         a lock timeout is retried with backoff, not a failure\n"         \
 	"  --statement-timeout DUR  per-statement time limit (default: none)\n"                    \
 	"  --lock-wait DUR        wait for another deployer's lock (default 60s)\n"                \
 	"  --retry-attempts N     tries per migration on transient errors (default 10)\n"          \
@@ -82,7 +94,8 @@ struct cli {
 	const char *dir;
 	bool json;
 	struct fl_engine_opts opts;
-	char **args; /* positional arguments after cli_parse */
+	struct fl_logger log; /* what the session logs through: stderr, as fl_log_* */
+	char **args;          /* positional arguments after cli_parse */
 	int nargs;
 	bool help; /* --help was printed: exit CLI_OK */
 };
@@ -108,7 +121,8 @@ int cli_parse(struct cli *c, int argc, char **argv, const struct option *options
 /* Print "flotilla <cmd>: <fmt>" and a hint, return CLI_USAGE. */
 int cli_usage_error(const struct cli *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Print errbuf (or the error's text) as one line; return the exit code for rv. */
+/* Print errbuf (or the error's text) as one line ("error: ..." or, after a
+ * signal, "interrupted by SIGINT: ..."); return the exit code for rv. */
 int cli_fail(enum fl_err rv, const char *errbuf);
 int cli_exit_for(enum fl_err rv);
 
@@ -116,8 +130,18 @@ int cli_exit_for(enum fl_err rv);
 const char *cli_default_dir(void);
 /* Load and check the migrations folder. CLI_OK or an exit code (printed). */
 int cli_load(struct cli *c, struct fl_migration_set *set);
-/* Open a session on the database (locked for writers). CLI_OK or an exit code. */
-int cli_open(struct cli *c, const struct fl_migration_set *set, bool lock, struct fl_session *s);
+/*
+ * Make a session and open it on the database (locked for writers): CLI_OK
+ * with *s to pass to cli_close, or an exit code (printed; *s is NULL).
+ * From here until cli_close, SIGINT and SIGTERM cancel the session (a
+ * dedicated thread waits for them with sigwait) instead of killing the
+ * process: the server stops the statement and rolls it back, the engine
+ * records what is true, the lock is released.
+ */
+int cli_open(struct cli *c, const struct fl_migration_set *set, bool lock, struct fl_session **s);
+/* Close and free s (NULL: nothing). Returns code, or CLI_SIGNALED + signal
+ * after saying so when a signal interrupted the work. */
+int cli_close(struct cli *c, struct fl_session *s, int code);
 
 /* The commands. */
 int cmd_deploy(int argc, char **argv);

@@ -28,7 +28,7 @@ int cmd_deploy(int argc, char **argv)
 	    CLI_DB_OPTIONS, CLI_APPLY_OPTIONS, {"to", required_argument, NULL, 't'}, {0}};
 	struct fl_migration_set set = {0};
 	struct fl_deploy_summary sum;
-	struct fl_session s;
+	struct fl_session *s;
 	char errbuf[FL_ERRBUF_SIZE] = "";
 	const char *to = NULL;
 	struct cli c;
@@ -44,18 +44,18 @@ int cmd_deploy(int argc, char **argv)
 		printf("no migration found in '%s'\n", c.dir); /* as Prisma: not an error */
 	if ((code = cli_open(&c, &set, true, &s)) != CLI_OK)
 		goto out;
-	s.on_event = cli_print_event;
-	rv = fl_deploy(&s, to, &sum, errbuf);
+	fl_session_on_event(s, cli_print_event, NULL);
+	rv = fl_deploy(s, to, &sum, errbuf);
 	if (rv != FL_OK) {
 		code = cli_fail(rv, errbuf);
 	} else if (sum.applied == 0) {
 		printf("nothing to deploy: %zu migrations applied, database is up to date%s\n",
-		       s.plan.n_applied, sum.pending ? " up to the target" : "");
+		       fl_session_plan(s)->n_applied, sum.pending ? " up to the target" : "");
 	} else {
 		printf("deployed %zu migration%s in %.1f ms\n", sum.applied,
 		       sum.applied == 1 ? "" : "s", (double)sum.duration_us / 1000.0);
 	}
-	fl_session_close(&s);
+	code = cli_close(&c, s, code);
 out:
 	fl_migration_set_fini(&set);
 	return code;

@@ -24,7 +24,7 @@ int cmd_fingerprint(int argc, char **argv)
 	static const struct fl_migration_set no_migrations = {0};
 	char errbuf[FL_ERRBUF_SIZE] = "", hex[FL_CHECKSUM_HEX_LEN + 1];
 	struct fl_buf dump = FL_BUF_INIT;
-	struct fl_session s;
+	struct fl_session *s;
 	struct cli c;
 	enum fl_err rv;
 	int code, want_dump = 0;
@@ -36,8 +36,7 @@ int cmd_fingerprint(int argc, char **argv)
 		return code;
 	if ((code = cli_open(&c, &no_migrations, false, &s)) != CLI_OK)
 		return code;
-	rv = fl_session_bookkeeping(
-	    s.driver->fingerprint(s.conn, want_dump ? &dump : NULL, hex, errbuf));
+	rv = fl_session_fingerprint(s, want_dump ? &dump : NULL, hex, errbuf);
 	if (rv != FL_OK)
 		code = cli_fail(rv, errbuf);
 	else if (c.json)
@@ -47,6 +46,5 @@ int cmd_fingerprint(int argc, char **argv)
 	else
 		printf("%s\n", hex);
 	fl_buf_fini(&dump);
-	fl_session_close(&s);
-	return code;
+	return cli_close(&c, s, code);
 }

@@ -49,7 +49,7 @@ int cmd_resolve(int argc, char **argv)
 	struct fl_migration_set set = {0};
 	struct request req = {NULL, NULL, false};
 	char errbuf[FL_ERRBUF_SIZE] = "";
-	struct fl_session s;
+	struct fl_session *s;
 	struct cli c;
 	enum fl_err rv;
 	int code;
@@ -66,15 +66,15 @@ int cmd_resolve(int argc, char **argv)
 	if ((code = cli_open(&c, &set, true, &s)) != CLI_OK)
 		goto out;
 	if (req.applied != NULL)
-		rv = fl_resolve_applied(&s, req.applied, req.force, errbuf);
+		rv = fl_resolve_applied(s, req.applied, req.force, errbuf);
 	else
-		rv = fl_resolve_rolled_back(&s, req.rolled_back, errbuf);
+		rv = fl_resolve_rolled_back(s, req.rolled_back, errbuf);
 	if (rv != FL_OK)
 		code = cli_fail(rv, errbuf);
 	else
 		printf("migration '%s' marked %s\n", req.applied ? req.applied : req.rolled_back,
 		       req.applied ? "applied" : "rolled back");
-	fl_session_close(&s);
+	code = cli_close(&c, s, code);
 out:
 	fl_migration_set_fini(&set);
 	return code;

@@ -47,7 +47,7 @@ int cmd_rollback(int argc, char **argv)
 	struct fl_migration_set set = {0};
 	struct request req = {NULL, NULL};
 	char errbuf[FL_ERRBUF_SIZE] = "";
-	struct fl_session s;
+	struct fl_session *s;
 	size_t reverted, steps = 0;
 	struct cli c;
 	enum fl_err rv;
@@ -72,15 +72,15 @@ int cmd_rollback(int argc, char **argv)
 		return code;
 	if ((code = cli_open(&c, &set, true, &s)) != CLI_OK)
 		goto out;
-	s.on_event = cli_print_event;
-	rv = fl_rollback(&s, req.to, steps, &reverted, errbuf);
+	fl_session_on_event(s, cli_print_event, NULL);
+	rv = fl_rollback(s, req.to, steps, &reverted, errbuf);
 	if (rv != FL_OK)
 		code = cli_fail(rv, errbuf);
 	else if (reverted == 0)
 		printf("nothing to roll back\n");
 	else
 		printf("rolled back %zu migration%s\n", reverted, reverted == 1 ? "" : "s");
-	fl_session_close(&s);
+	code = cli_close(&c, s, code);
 out:
 	fl_migration_set_fini(&set);
 	return code;

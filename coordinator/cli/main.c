@@ -2,6 +2,7 @@
  * `flotilla`: the command table. Each family lives in cmd_<family>.c and
  * parses its own options (getopt_long, --help everywhere), as git's builtins.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,6 +37,14 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	struct sigaction ignore;
+
+	/* A reader that goes away (| head) must not kill a deploy halfway:
+	 * writes fail with EPIPE instead, and the work goes on. */
+	memset(&ignore, 0, sizeof(ignore));
+	ignore.sa_handler = SIG_IGN;
+	sigemptyset(&ignore.sa_mask);
+	sigaction(SIGPIPE, &ignore, NULL);
 	if (argc < 2) {
 		usage(stderr);
 		return CLI_USAGE;

@@ -218,8 +218,9 @@ static enum fl_err reconnect(struct run *a, char *line, size_t size)
 			a->exhausted = true;
 			return FL_ECONNLOST;
 		}
-		fl_log_info(a->m->id, "%s; reconnecting in %lld ms (attempt %d of %d)", line,
-		            (long long)delay, a->retry.attempt + 1, a->retry.policy.attempts);
+		fl_logger_info(a->c->log, a->m->id,
+		               "%s; reconnecting in %lld ms (attempt %d of %d)", line,
+		               (long long)delay, a->retry.attempt + 1, a->retry.policy.attempts);
 		if (nap(a->c, delay))
 			return FL_ECANCELED;
 		a->session_set = false;
@@ -312,8 +313,9 @@ static int settle(struct run *a, enum fl_err rv, const struct fl_pg_error *e)
 			a->exhausted = true;
 			return rv;
 		}
-		fl_log_info(a->m->id, "%s; retrying in %lld ms (attempt %d of %d)", line,
-		            (long long)delay, a->retry.attempt + 1, a->retry.policy.attempts);
+		fl_logger_info(a->c->log, a->m->id, "%s; retrying in %lld ms (attempt %d of %d)",
+		               line, (long long)delay, a->retry.attempt + 1,
+		               a->retry.policy.attempts);
 		if (nap(a->c, delay))
 			return FL_ECANCELED;
 	}
@@ -389,7 +391,8 @@ static void record_failure(struct run *a, enum fl_err rv)
 	if (a->nothing_done || rv == FL_EBUSY || rv == FL_EDB)
 		return;
 	if (a->lock_lost) {
-		fl_log_warn(a->m->id, "not recording the failure: the migration lock is lost");
+		fl_logger_warn(a->c->log, a->m->id,
+		               "not recording the failure: the migration lock is lost");
 		return;
 	}
 	if (a->mode == FL_APPLY_TRANSACTION &&
@@ -397,8 +400,9 @@ static void record_failure(struct run *a, enum fl_err rv)
 		return;
 	if (PQstatus(a->c->pg) != CONNECTION_OK) {
 		if (fl_pg_conn_reset(a->c, errbuf) != FL_OK) {
-			fl_log_warn(a->m->id, "cannot record the failure in _prisma_migrations: %s",
-			            errbuf);
+			fl_logger_warn(a->c->log, a->m->id,
+			               "cannot record the failure in _prisma_migrations: %s",
+			               errbuf);
 			return;
 		}
 		a->res->reconnected = true;
@@ -413,8 +417,8 @@ static void record_failure(struct run *a, enum fl_err rv)
 	free(logs);
 	if (wr != FL_OK) {
 		fl_pg_error_line(&e, errbuf, sizeof(errbuf));
-		fl_log_warn(a->m->id, "cannot record the failure in _prisma_migrations: %s",
-		            errbuf);
+		fl_logger_warn(a->c->log, a->m->id,
+		               "cannot record the failure in _prisma_migrations: %s", errbuf);
 	}
 }
 
@@ -435,8 +439,8 @@ static enum fl_err busy(struct run *a, enum fl_err rv, bool nothing_applied)
 	if (!a->revert && a->mode != FL_APPLY_TRANSACTION &&
 	    fl_pg_history_discard(a->c, a->id, &e) != FL_OK) {
 		fl_pg_error_line(&e, line, sizeof(line));
-		fl_log_warn(a->m->id, "cannot remove the row of a try that applied nothing: %s",
-		            line);
+		fl_logger_warn(a->c->log, a->m->id,
+		               "cannot remove the row of a try that applied nothing: %s", line);
 		return rv;
 	}
 	return FL_EBUSY;
@@ -585,9 +589,9 @@ static enum fl_err tx_try(struct run *a, struct fl_pg_error *e)
 		goto out;
 	}
 	if (PQtransactionStatus(c->pg) == PQTRANS_IDLE)
-		fl_log_warn(a->m->id,
-		            "migration.sql ended flotilla's transaction with its own "
-		            "COMMIT: the rest ran outside it (use SCRIPT mode for such files)");
+		fl_logger_warn(a->c->log, a->m->id,
+		               "migration.sql ended flotilla's transaction with its own "
+		               "COMMIT: the rest ran outside it (use SCRIPT mode for such files)");
 	if (a->m->verify_sql != NULL && (rv = verify(a, e)) != FL_OK)
 		goto out;
 	if ((rv = fl_pg_history_finish(c, a->id, true, e)) != FL_OK)
@@ -620,8 +624,8 @@ static enum fl_err apply_tx(struct run *a)
 			break; /* flotilla may not write its bookkeeping: nothing ran */
 		s = settle(a, rv, &e);
 		if (s == DONE) {
-			fl_log_info(a->m->id,
-			            "the connection dropped after the commit went through");
+			fl_logger_info(a->c->log, a->m->id,
+			               "the connection dropped after the commit went through");
 			return FL_OK;
 		}
 		if (s != AGAIN) {
@@ -984,7 +988,8 @@ static enum fl_err revert_tx_try(struct run *a, const char *detail, bool *gone,
 		goto out;
 	}
 	if (PQtransactionStatus(c->pg) == PQTRANS_IDLE)
-		fl_log_warn(a->m->id, "down.sql ended flotilla's transaction with its own COMMIT");
+		fl_logger_warn(a->c->log, a->m->id,
+		               "down.sql ended flotilla's transaction with its own COMMIT");
 	if ((rv = fl_pg_history_forget(c, a->m->id, a->m->checksum, detail, &rows, e)) != FL_OK)
 		goto book;
 	if (PQtransactionStatus(c->pg) != PQTRANS_IDLE &&
@@ -1013,8 +1018,8 @@ static enum fl_err revert_tx(struct run *a)
 		if (rv == FL_OK && gone) {
 			if (first)
 				return nothing_to_revert(a);
-			fl_log_info(a->m->id,
-			            "the connection dropped after the commit went through");
+			fl_logger_info(a->c->log, a->m->id,
+			               "the connection dropped after the commit went through");
 			return FL_OK;
 		}
 		if (rv == FL_OK)
@@ -1093,6 +1098,6 @@ enum fl_err fl_pg_apply_revert(struct fl_conn *c, const struct fl_migration *m,
 	}
 	rv = finish(&a, rv);
 	if (rv == FL_OK)
-		fl_log_info(m->id, "rolled back");
+		fl_logger_info(c->log, m->id, "rolled back");
 	return rv;
 }

@@ -1,15 +1,34 @@
 #include "pg_conn.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 
+#include "buf.h"
+#include "duration.h"
 #include "log.h"
 #include "mem.h"
 #include "pg_url.h"
 #include "retry.h"
+
+#define SLICE_MS 50 /* how often a wait looks at the cancel flag */
+
+/* passfile for connections that keep libpq's environment out: a path that
+ * can never exist (/dev/null is no directory), so libpq reads no password
+ * file and says nothing about it. */
+#define NO_PASSFILE "/dev/null/flotilla-no-passfile"
+
+/* Environment variables libpq sends to the server in the startup packet,
+ * ahead of anything a connection string could override. */
+static const char *const startup_env[] = {"PGDATESTYLE", "PGTZ", "PGGEQO"};
+
+/* ---- errors ---- */
 
 void fl_pg_first_line(const char *s, char *buf, size_t size)
 {
@@ -61,6 +80,13 @@ static enum fl_err classify(struct fl_conn *c, const PGresult *res, struct fl_pg
 	const char *pos;
 
 	memset(e, 0, sizeof(*e));
+	if (c->abandoned) {
+		snprintf(e->message, sizeof(e->message),
+		         "canceled, and the server did not answer within %d ms: connection closed",
+		         FL_PG_CANCEL_GRACE_MS);
+		e->kind = FL_ECANCELED;
+		return e->kind;
+	}
 	if (res != NULL) {
 		copy_field(e->sqlstate, sizeof(e->sqlstate), res, PG_DIAG_SQLSTATE);
 		copy_field(e->message, sizeof(e->message), res, PG_DIAG_MESSAGE_PRIMARY);
@@ -87,17 +113,155 @@ static enum fl_err classify(struct fl_conn *c, const PGresult *res, struct fl_pg
 	return e->kind;
 }
 
-enum fl_err fl_pg_conn_run(struct fl_conn *c, const char *sql, PGresult **last,
-                           struct fl_pg_error *e)
+/* ---- waiting, always bounded ---- */
+
+/* Send the cancel request for what runs now, if we have a handle. */
+static void send_cancel(struct fl_conn *c)
+{
+	char buf[256];
+
+	pthread_mutex_lock(&c->cancel_mu);
+	if (c->cancel != NULL && !PQcancel(c->cancel, buf, sizeof(buf)))
+		fl_logger_debug(c->log, c->db, "cancel request failed: %s", buf);
+	pthread_mutex_unlock(&c->cancel_mu);
+}
+
+/* One statement's wait: when we first saw the cancel flag, and whether we
+ * have sent the cancel again ourselves. */
+struct wait {
+	int64_t seen_us;
+	bool resent;
+};
+
+/* The server did not answer a cancel: close the socket under libpq, which
+ * then sees the connection lost; the server ends the backend (and its
+ * transaction, and its locks) when it notices. */
+static enum fl_err abandon(struct fl_conn *c, struct fl_pg_error *e)
+{
+	int sock = PQsocket(c->pg);
+
+	if (sock >= 0)
+		(void)shutdown(sock, SHUT_RDWR);
+	c->abandoned = true;
+	(void)PQconsumeInput(c->pg);
+	fl_logger_warn(c->log, c->db,
+	               "canceled statement still running after %d ms: closing the connection",
+	               FL_PG_CANCEL_GRACE_MS);
+	return classify(c, NULL, e);
+}
+
+/* Wait until the socket is ready for events, in slices that watch the
+ * cancel flag: once canceled, send the cancel again after
+ * FL_PG_CANCEL_RESEND_MS (it may have reached the server before our
+ * statement did), and give up after FL_PG_CANCEL_GRACE_MS. */
+static enum fl_err wait_socket(struct fl_conn *c, short events, struct wait *w,
+                               struct fl_pg_error *e)
+{
+	int sock = PQsocket(c->pg);
+
+	if (sock < 0)
+		return classify(c, NULL, e);
+	for (;;) {
+		struct pollfd p = {sock, events, 0};
+		int n;
+
+		if (atomic_load(&c->canceled)) {
+			int64_t now = fl_now_us();
+
+			if (w->seen_us == 0)
+				w->seen_us = now;
+			if (!w->resent &&
+			    now - w->seen_us >= FL_PG_CANCEL_RESEND_MS * INT64_C(1000)) {
+				w->resent = true;
+				send_cancel(c);
+			}
+			if (now - w->seen_us >= FL_PG_CANCEL_GRACE_MS * INT64_C(1000))
+				return abandon(c, e);
+		}
+		n = poll(&p, 1, SLICE_MS);
+		if (n > 0)
+			return FL_OK;
+		if (n < 0 && errno != EINTR) {
+			(void)shutdown(sock, SHUT_RDWR);
+			(void)PQconsumeInput(c->pg);
+			return classify(c, NULL, e);
+		}
+	}
+}
+
+/* Send what is queued and wait until a result can be read without blocking. */
+static enum fl_err await_idle(struct fl_conn *c, struct wait *w, struct fl_pg_error *e)
+{
+	enum fl_err rv;
+
+	for (;;) {
+		int f = PQflush(c->pg);
+
+		if (f < 0)
+			return classify(c, NULL, e);
+		if (f == 0 && !PQisBusy(c->pg))
+			return FL_OK;
+		if ((rv = wait_socket(c, (short)(POLLIN | (f > 0 ? POLLOUT : 0)), w, e)) != FL_OK)
+			return rv;
+		if (!PQconsumeInput(c->pg))
+			return classify(c, NULL, e);
+	}
+}
+
+enum fl_err fl_pg_conn_await(struct fl_conn *c, struct fl_pg_error *e)
+{
+	struct wait w = {0, false};
+
+	memset(e, 0, sizeof(*e));
+	return await_idle(c, &w, e);
+}
+
+/* COPY FROM STDIN: no data to send; have the server fail the COPY, as
+ * Prisma's simple_query would. */
+static enum fl_err end_copy_in(struct fl_conn *c, struct wait *w, struct fl_pg_error *e)
+{
+	enum fl_err rv;
+	int n;
+
+	while ((n = PQputCopyEnd(c->pg, "COPY FROM STDIN is not supported in a migration")) == 0)
+		if ((rv = wait_socket(c, POLLOUT, w, e)) != FL_OK)
+			return rv;
+	return n < 0 ? classify(c, NULL, e) : FL_OK;
+}
+
+/* COPY TO STDOUT: read and drop the rows. */
+static enum fl_err drain_copy_out(struct fl_conn *c, struct wait *w, struct fl_pg_error *e)
+{
+	enum fl_err rv;
+	char *buf;
+	int n;
+
+	while ((n = PQgetCopyData(c->pg, &buf, 1)) >= 0) {
+		if (n > 0) {
+			PQfreemem(buf);
+			continue;
+		}
+		if ((rv = wait_socket(c, POLLIN, w, e)) != FL_OK)
+			return rv;
+		if (!PQconsumeInput(c->pg))
+			return classify(c, NULL, e);
+	}
+	return FL_OK; /* -1: done, -2: the error comes with the next result */
+}
+
+/* Read every result of what was sent: the last good one to *last, the first
+ * failure into e. Leaves the connection idle, or dead. */
+static enum fl_err collect(struct fl_conn *c, PGresult **last, struct fl_pg_error *e)
 {
 	PGresult *r, *keep = NULL, *failed = NULL;
+	struct wait w = {0, false};
+	enum fl_err rv = FL_OK;
 
-	if (last != NULL)
-		*last = NULL;
-	memset(e, 0, sizeof(*e));
-	if (!PQsendQuery(c->pg, sql))
-		return classify(c, NULL, e);
-	while ((r = PQgetResult(c->pg)) != NULL) {
+	for (;;) {
+		if ((rv = await_idle(c, &w, e)) != FL_OK)
+			goto out;
+		if ((r = PQgetResult(c->pg)) == NULL)
+			break;
 		switch (PQresultStatus(r)) {
 		case PGRES_COMMAND_OK:
 		case PGRES_TUPLES_OK:
@@ -107,19 +271,15 @@ enum fl_err fl_pg_conn_run(struct fl_conn *c, const char *sql, PGresult **last,
 			keep = r;
 			break;
 		case PGRES_COPY_IN:
-			/* No data to send: have the server fail the COPY, as Prisma's
-			 * simple_query would. */
 			PQclear(r);
-			PQputCopyEnd(c->pg, "COPY FROM STDIN is not supported in a migration");
+			if ((rv = end_copy_in(c, &w, e)) != FL_OK)
+				goto out;
 			break;
-		case PGRES_COPY_OUT: {
-			char *buf;
-
+		case PGRES_COPY_OUT:
 			PQclear(r);
-			while (PQgetCopyData(c->pg, &buf, 0) > 0)
-				PQfreemem(buf);
+			if ((rv = drain_copy_out(c, &w, e)) != FL_OK)
+				goto out;
 			break;
-		}
 		default:
 			if (failed == NULL)
 				failed = r;
@@ -128,52 +288,62 @@ enum fl_err fl_pg_conn_run(struct fl_conn *c, const char *sql, PGresult **last,
 			break;
 		}
 	}
-	if (failed != NULL) {
-		classify(c, failed, e);
-		PQclear(failed);
-		PQclear(keep);
-		return e->kind;
-	}
-	if (PQstatus(c->pg) == CONNECTION_BAD) {
-		PQclear(keep);
-		return classify(c, NULL, e);
-	}
-	if (last != NULL)
+	if (failed != NULL)
+		rv = classify(c, failed, e);
+	else if (PQstatus(c->pg) == CONNECTION_BAD)
+		rv = classify(c, NULL, e);
+out:
+	PQclear(failed);
+	if (rv == FL_OK && last != NULL)
 		*last = keep;
 	else
 		PQclear(keep);
-	return FL_OK;
+	return rv;
+}
+
+/* ---- running SQL ---- */
+
+enum fl_err fl_pg_conn_run(struct fl_conn *c, const char *sql, PGresult **last,
+                           struct fl_pg_error *e)
+{
+	if (last != NULL)
+		*last = NULL;
+	memset(e, 0, sizeof(*e));
+	if (!PQsendQuery(c->pg, sql))
+		return classify(c, NULL, e);
+	return collect(c, last, e);
 }
 
 enum fl_err fl_pg_conn_query(struct fl_conn *c, const char *sql, int nparams,
                              const char *const *params, PGresult **out, struct fl_pg_error *e)
 {
-	PGresult *r = PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
-
 	if (out != NULL)
 		*out = NULL;
 	memset(e, 0, sizeof(*e));
-	if (r == NULL)
+	if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0))
 		return classify(c, NULL, e);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-		classify(c, r, e);
-		PQclear(r);
-		return e->kind;
-	}
-	if (out != NULL)
-		*out = r;
-	else
-		PQclear(r);
-	return FL_OK;
+	return collect(c, out, e);
 }
 
 void fl_pg_conn_rollback(struct fl_conn *c)
 {
 	PGTransactionStatusType st = PQtransactionStatus(c->pg);
+	struct fl_pg_error ignored;
 
 	if (st == PQTRANS_INTRANS || st == PQTRANS_INERROR)
-		PQclear(PQexec(c->pg, "ROLLBACK"));
+		(void)fl_pg_conn_run(c, "ROLLBACK", NULL, &ignored);
 }
+
+/* One value of a result with the shape we asked for, or NULL: a server that
+ * answers otherwise is an error, never a crash. */
+static const char *value_at(const PGresult *r, int row, int col)
+{
+	if (r == NULL || row >= PQntuples(r) || col >= PQnfields(r) || PQgetisnull(r, row, col))
+		return NULL;
+	return PQgetvalue(r, row, col);
+}
+
+/* ---- the session ---- */
 
 static void on_notice(void *arg, const char *message)
 {
@@ -181,7 +351,7 @@ static void on_notice(void *arg, const char *message)
 	char line[512];
 
 	fl_pg_first_line(message, line, sizeof(line));
-	fl_log_debug(c->db, "server says: %s", line);
+	fl_logger_debug(c->log, c->db, "server says: %s", line);
 }
 
 static void refresh_cancel(struct fl_conn *c)
@@ -195,34 +365,30 @@ static void refresh_cancel(struct fl_conn *c)
 	PQfreeCancel(old);
 }
 
-/* Per-session state: search_path as Prisma sets it, who we are, how to cancel. */
+/* Per-session state, in one round trip: search_path as Prisma sets it, and
+ * who we are (to end this backend if we lose it); then the cancel handle. */
 static enum fl_err setup_session(struct fl_conn *c, struct fl_pg_error *e)
 {
+	static const char who[] = "SELECT pg_backend_pid(), backend_start FROM pg_stat_activity "
+	                          "WHERE pid = pg_backend_pid()";
+	struct fl_buf sql = FL_BUF_INIT;
+	const char *pid, *start;
 	PGresult *r = NULL;
 	enum fl_err rv;
 
-	if (c->schema_given) {
-		size_t n = strlen(c->qschema) + 32;
-		char *sql = fl_malloc(n);
-
-		snprintf(sql, n, "SET search_path = %s", c->qschema);
-		rv = fl_pg_conn_run(c, sql, NULL, e);
-		free(sql);
-		if (rv != FL_OK)
-			return rv;
-	}
-	rv = fl_pg_conn_query(c,
-	                      "SELECT pg_backend_pid(), backend_start FROM pg_stat_activity "
-	                      "WHERE pid = pg_backend_pid()",
-	                      0, NULL, &r, e);
+	if (PQsetnonblocking(c->pg, 1) != 0)
+		return classify(c, NULL, e);
+	if (c->schema_given)
+		fl_buf_printf(&sql, "SET search_path = %s; ", c->qschema);
+	fl_buf_puts(&sql, who);
+	rv = fl_pg_conn_run(c, fl_buf_str(&sql), &r, e);
+	fl_buf_fini(&sql);
 	if (rv != FL_OK)
 		return rv;
-	c->backend_pid = 0;
-	c->backend_start[0] = '\0';
-	if (PQntuples(r) == 1) {
-		c->backend_pid = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
-		snprintf(c->backend_start, sizeof(c->backend_start), "%s", PQgetvalue(r, 0, 1));
-	}
+	pid = value_at(r, 0, 0);
+	start = value_at(r, 0, 1);
+	c->backend_pid = pid != NULL ? (int)strtol(pid, NULL, 10) : 0;
+	snprintf(c->backend_start, sizeof(c->backend_start), "%s", start != NULL ? start : "");
 	PQclear(r);
 	refresh_cancel(c);
 	return FL_OK;
@@ -235,9 +401,19 @@ static bool is_auth_failure(const char *msg)
 	       (strstr(msg, "role \"") != NULL && strstr(msg, "\" does not exist") != NULL);
 }
 
-static char *quote_ident(PGconn *pg, const char *name)
+/* libpq refused an option before any I/O: a malformed URL, not a network
+ * problem ("invalid integer value", "invalid port number", "invalid
+ * sslmode value", "could not match 2 host names to 1 hostaddr values"). */
+static bool is_option_error(const char *msg)
 {
-	char *q = PQescapeIdentifier(pg, name, strlen(name)), *copy;
+	return strncmp(msg, "invalid ", 8) == 0 || strncmp(msg, "could not match ", 16) == 0;
+}
+
+static char *quote_with(PGconn *pg, const char *name, bool literal)
+{
+	char *q = literal ? PQescapeLiteral(pg, name, strlen(name))
+	                  : PQescapeIdentifier(pg, name, strlen(name)),
+	     *copy;
 
 	if (q == NULL)
 		return NULL;
@@ -255,85 +431,318 @@ static char *qualify(const char *qschema, const char *table)
 	return s;
 }
 
-static void scrub_password(const char *url, char *errbuf)
-{
-	char *decoded = NULL, *raw = fl_pg_url_password(url, &decoded);
+/* ---- connection parameters ---- */
 
-	if (raw != NULL) {
-		fl_pg_url_scrub(errbuf, FL_ERRBUF_SIZE, raw);
-		fl_pg_url_scrub(errbuf, FL_ERRBUF_SIZE, decoded);
-		sodium_memzero(raw, strlen(raw));
-		free(raw);
+/* key='value' for a libpq connection string. */
+static void put_option(struct fl_buf *b, const char *key, const char *value)
+{
+	fl_buf_printf(b, "%s%s='", b->len > 0 ? " " : "", key);
+	for (const char *p = value; *p != '\0'; p++) {
+		if (*p == '\'' || *p == '\\')
+			fl_buf_append(b, "\\", 1);
+		fl_buf_append(b, p, 1);
 	}
-	if (decoded != NULL) {
-		sodium_memzero(decoded, strlen(decoded));
-		free(decoded);
+	fl_buf_puts(b, "'");
+}
+
+static const PQconninfoOption *option(const PQconninfoOption *opts, const char *key)
+{
+	for (const PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
+		if (strcmp(o->keyword, key) == 0)
+			return o;
+	return NULL;
+}
+
+static bool given(const PQconninfoOption *opts, const char *key)
+{
+	const PQconninfoOption *o = option(opts, key);
+
+	return o != NULL && o->val != NULL;
+}
+
+/* What libpq would take from the environment against the caller's wish, and
+ * cannot be overridden from a connection string: refuse it. */
+static enum fl_err refuse_startup_env(const struct fl_conn *c, char *errbuf)
+{
+	for (size_t i = 0; i < sizeof(startup_env) / sizeof(startup_env[0]); i++) {
+		const char *v = getenv(startup_env[i]);
+
+		if (v != NULL && strcasecmp(v, "default") != 0)
+			return fl_errf(errbuf, FL_EINVAL,
+			               "cannot connect to '%s': %s is set in the environment, and "
+			               "libpq would send it to the server; flotilla keeps libpq's "
+			               "environment out unless told to use it (--libpq-env): unset "
+			               "it",
+			               c->shown, startup_env[i]);
+	}
+	return FL_OK;
+}
+
+/*
+ * The connection string: what the URL says (parsed by libpq itself), our
+ * bounds where the URL is silent, and, unless the environment is allowed,
+ * an explicit value for every option libpq would otherwise take from it.
+ */
+static enum fl_err conninfo(struct fl_conn *c, const char *lurl, struct fl_buf *out, char *errbuf)
+{
+	static const char *const ours[] = {
+	    "connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
+	    "keepalives_count", "tcp_user_timeout", "passfile"};
+	PQconninfoOption *opts, *defs = NULL;
+	int64_t tcp_s = c->opts.tcp_timeout_ms / 1000;
+	char *perr = NULL, num[32], line[FL_ERRBUF_SIZE];
+	enum fl_err rv = FL_OK;
+
+	if ((opts = PQconninfoParse(lurl, &perr)) == NULL) {
+		fl_pg_first_line(perr != NULL ? perr : "out of memory", line, sizeof(line));
+		PQfreemem(perr);
+		return fl_errf(errbuf, FL_EINVAL, "malformed database URL '%s': %s", c->shown,
+		               line);
+	}
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+		if (o->val != NULL)
+			put_option(out, o->keyword, o->val);
+
+	c->connect_timeout_ms = c->opts.connect_timeout_ms;
+	if (given(opts, "connect_timeout")) {
+		long s = strtol(option(opts, "connect_timeout")->val, NULL, 10);
+
+		if (s > 0 && s <= INT_MAX / 1000)
+			c->connect_timeout_ms = s * 1000;
+	} else {
+		/* Not libpq's clock (it runs only in blocking connects) but ours,
+		 * and a valid value in case PGCONNECT_TIMEOUT is set. */
+		snprintf(num, sizeof(num), "%lld", (long long)(c->connect_timeout_ms + 999) / 1000);
+		put_option(out, "connect_timeout", num);
+	}
+	if (tcp_s < 4)
+		tcp_s = 4;
+	if (!given(opts, "keepalives"))
+		put_option(out, "keepalives", "1");
+	/* Idle half the time, then 3 probes over the other half. */
+	snprintf(num, sizeof(num), "%lld", (long long)tcp_s / 2);
+	if (!given(opts, "keepalives_idle"))
+		put_option(out, "keepalives_idle", num);
+	snprintf(num, sizeof(num), "%lld", (long long)tcp_s / 6 > 0 ? (long long)tcp_s / 6 : 1);
+	if (!given(opts, "keepalives_interval"))
+		put_option(out, "keepalives_interval", num);
+	if (!given(opts, "keepalives_count"))
+		put_option(out, "keepalives_count", "3");
+	snprintf(num, sizeof(num), "%lld", (long long)tcp_s * 1000);
+	if (!given(opts, "tcp_user_timeout"))
+		put_option(out, "tcp_user_timeout", num);
+
+	if (c->opts.use_libpq_env)
+		goto out;
+	if (!given(opts, "passfile"))
+		put_option(out, "passfile", NO_PASSFILE);
+	if ((defs = PQconndefaults()) == NULL) {
+		rv = fl_errf(errbuf, FL_ECONNECT, "cannot read libpq's connection options");
+		goto out;
+	}
+	for (const PQconninfoOption *d = defs; d->keyword != NULL; d++) {
+		bool from_env =
+		    getenv("PGSERVICE") != NULL || /* a service may set anything */
+		    (d->envvar != NULL && getenv(d->envvar) != NULL) ||
+		    (strcmp(d->keyword, "sslmode") == 0 && getenv("PGREQUIRESSL") != NULL);
+		bool ours_already = false;
+
+		for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+			ours_already |= strcmp(ours[i], d->keyword) == 0;
+		/* `service` itself cannot be blanked (libpq looks up the empty name);
+		 * with every other option set, a service can change nothing. */
+		if (!from_env || ours_already || given(opts, d->keyword) ||
+		    strcmp(d->keyword, "service") == 0)
+			continue;
+		put_option(out, d->keyword, d->compiled != NULL ? d->compiled : "");
+	}
+out:
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+		if (o->val != NULL && strcmp(o->keyword, "password") == 0)
+			sodium_memzero(o->val, strlen(o->val));
+	PQconninfoFree(opts);
+	PQconninfoFree(defs);
+	return rv;
+}
+
+/* ---- connecting, with a deadline ---- */
+
+/*
+ * Drive PQconnectPoll (or PQresetPoll) until the connection is made, fails,
+ * runs out of time or is canceled. FL_OK, FL_ECANCELED, FL_ETIMEDOUT, or
+ * FL_ECONNECT (libpq's reason in PQerrorMessage).
+ */
+static enum fl_err poll_connect(struct fl_conn *c, bool reset)
+{
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	int64_t end = fl_now_ms() + c->connect_timeout_ms;
+
+	if (PQstatus(c->pg) == CONNECTION_BAD)
+		return FL_ECONNECT;
+	for (;;) {
+		struct pollfd p;
+		int64_t left;
+		int n;
+
+		if (st == PGRES_POLLING_OK)
+			return FL_OK;
+		if (st == PGRES_POLLING_FAILED)
+			return FL_ECONNECT;
+		if (atomic_load(&c->canceled))
+			return FL_ECANCELED;
+		if ((left = end - fl_now_ms()) <= 0)
+			return FL_ETIMEDOUT;
+		p.fd = PQsocket(c->pg);
+		p.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+		p.revents = 0;
+		if (p.fd < 0)
+			return FL_ECONNECT;
+		n = poll(&p, 1, (int)(left < SLICE_MS ? left : SLICE_MS));
+		if (n < 0 && errno != EINTR)
+			return FL_ECONNECT;
+		if (n > 0)
+			st = reset ? PQresetPoll(c->pg) : PQconnectPoll(c->pg);
 	}
 }
 
-enum fl_err fl_pg_conn_open(const char *url, struct fl_conn **out, char *errbuf)
+/* Why a connect failed, as one line into line. */
+static void connect_reason(struct fl_conn *c, enum fl_err rv, char *line, size_t size)
 {
-	struct fl_conn *c = NULL;
+	char ms[32];
+
+	if (rv == FL_ETIMEDOUT) {
+		fl_duration_format(c->connect_timeout_ms, ms, sizeof(ms));
+		snprintf(line, size, "timed out after %s", ms);
+	} else if (rv == FL_ECANCELED) {
+		snprintf(line, size, "canceled");
+	} else {
+		fl_pg_first_line(PQerrorMessage(c->pg), line, size);
+		if (line[0] == '\0')
+			snprintf(line, size, "connection failed");
+	}
+}
+
+struct fl_conn *fl_pg_conn_new(const struct fl_conn_opts *opts)
+{
+	struct fl_conn *c = fl_calloc(1, sizeof(*c));
+
+	if (opts != NULL)
+		c->opts = *opts;
+	else
+		fl_conn_opts_init(&c->opts);
+	c->log = c->opts.log;
+	c->connect_timeout_ms = c->opts.connect_timeout_ms;
+	pthread_mutex_init(&c->cancel_mu, NULL);
+	atomic_init(&c->canceled, false);
+	return c;
+}
+
+/* A hint when the password libpq would have used came from where we do not look. */
+static const char *auth_hint(const struct fl_conn *c)
+{
+	if (c->opts.use_libpq_env || (getenv("PGPASSWORD") == NULL &&
+	                              getenv("PGPASSFILE") == NULL && getenv("PGSERVICE") == NULL))
+		return "";
+	return " (PGPASSWORD, PGPASSFILE and PGSERVICE are ignored unless libpq's environment is "
+	       "allowed: put the password in the URL)";
+}
+
+enum fl_err fl_pg_conn_connect(struct fl_conn *c, const char *url, char *errbuf)
+{
+	struct fl_buf info = FL_BUF_INIT;
 	struct fl_pg_error e;
 	char *lurl = NULL, *schema = NULL, line[FL_ERRBUF_SIZE];
 	enum fl_err rv = FL_OK;
 
-	*out = NULL;
+	if (c->pg != NULL || c->shown != NULL)
+		return fl_errf(errbuf, FL_ESTATE, "the connection was opened before");
+	c->shown = fl_pg_url_redact(url);
+	if (atomic_load(&c->canceled))
+		return fl_errf(errbuf, FL_ECANCELED, "cannot connect to '%s': canceled", c->shown);
 	if (sodium_init() < 0)
 		return fl_errf(errbuf, FL_ECONNECT, "cannot initialise libsodium");
-	c = fl_calloc(1, sizeof(*c));
-	pthread_mutex_init(&c->cancel_mu, NULL);
-	atomic_init(&c->canceled, false);
-	c->shown = fl_pg_url_redact(url);
-	if ((rv = fl_pg_url_rewrite(url, &lurl, &schema, errbuf)) != FL_OK) {
-		fl_err_prefix(errbuf, "cannot connect to '%s'", c->shown);
+	if ((rv = fl_pg_url_rewrite(url, c->log, &lurl, &schema, errbuf)) != FL_OK) {
+		fl_err_prefix(errbuf, "malformed database URL '%s'", c->shown);
 		goto out;
 	}
 	c->schema_given = schema != NULL;
 	c->schema = schema != NULL ? schema : fl_strdup("public");
-	c->pg = PQconnectdb(lurl);
+	if (!c->opts.use_libpq_env && (rv = refuse_startup_env(c, errbuf)) != FL_OK)
+		goto out;
+	rv = conninfo(c, lurl, &info, errbuf);
 	sodium_memzero(lurl, strlen(lurl));
 	free(lurl);
+	if (rv != FL_OK)
+		goto out;
+	c->pg = PQconnectStart(fl_buf_str(&info));
 	if (c->pg == NULL) {
 		rv =
 		    fl_errf(errbuf, FL_ECONNECT, "cannot connect to '%s': out of memory", c->shown);
 		goto out;
 	}
-	if (PQstatus(c->pg) != CONNECTION_OK && fl_pg_url_userinfo_unencoded(url)) {
-		/* libpq read the URL another way; its message may quote the password. */
-		rv = fl_errf(errbuf, FL_ECONNECT,
-		             "cannot connect to '%s': the URL does not parse as meant: "
-		             "percent-encode '?', '#', '/' and '@' in the user name and password "
-		             "(e.g. '?' as %%3F)",
-		             c->shown);
-		goto out;
-	}
-	if (PQstatus(c->pg) != CONNECTION_OK) {
+	if (PQstatus(c->pg) == CONNECTION_BAD) {
 		fl_pg_first_line(PQerrorMessage(c->pg), line, sizeof(line));
-		rv = fl_errf(errbuf, is_auth_failure(line) ? FL_EAUTH : FL_ECONNECT,
-		             "cannot connect to '%s': %s", c->shown, line);
+		if (is_option_error(line)) {
+			rv = fl_errf(errbuf, FL_EINVAL, "malformed database URL '%s': %s", c->shown,
+			             line);
+			goto out;
+		}
+	}
+	rv = poll_connect(c, false);
+	if (rv != FL_OK) {
+		connect_reason(c, rv, line, sizeof(line));
+		if (rv == FL_ETIMEDOUT)
+			rv = FL_ECONNECT;
+		else if (rv == FL_ECONNECT && is_auth_failure(line))
+			rv = FL_EAUTH;
+		rv = fl_errf(errbuf, rv, "cannot connect to '%s': %s%s", c->shown, line,
+		             rv == FL_EAUTH ? auth_hint(c) : "");
 		goto out;
 	}
 	c->db = fl_strdup(PQdb(c->pg));
 	PQsetNoticeProcessor(c->pg, on_notice, c);
-	if ((c->qschema = quote_ident(c->pg, c->schema)) == NULL) {
-		rv =
-		    fl_errf(errbuf, FL_EINVAL, "cannot connect to '%s': bad schema name", c->shown);
+	if ((c->qschema = quote_with(c->pg, c->schema, false)) == NULL ||
+	    (c->lschema = quote_with(c->pg, c->schema, true)) == NULL) {
+		rv = fl_errf(errbuf, FL_EINVAL, "malformed database URL '%s': bad schema name",
+		             c->shown);
 		goto out;
 	}
 	c->qmig = qualify(c->qschema, FL_PG_MIGRATIONS_TABLE);
 	c->qevents = qualify(c->qschema, FL_PG_EVENTS_TABLE);
-	if (setup_session(c, &e) != FL_OK) {
+	if ((rv = setup_session(c, &e)) != FL_OK) {
 		fl_pg_error_line(&e, line, sizeof(line));
-		rv = fl_errf(errbuf, FL_ECONNECT, "cannot connect to '%s': %s", c->shown, line);
+		rv = fl_errf(errbuf, rv == FL_ECANCELED ? FL_ECANCELED : FL_ECONNECT,
+		             "cannot connect to '%s': %s", c->shown, line);
 		goto out;
 	}
-	*out = c;
-	c = NULL;
 out:
+	if (info.data != NULL)
+		sodium_memzero(info.data, info.cap);
+	fl_buf_fini(&info);
+	if (rv != FL_OK && rv != FL_ECANCELED && fl_pg_url_userinfo_unencoded(url))
+		/* We, or libpq, read the URL another way than meant; a message
+		 * about it may quote a piece of the password. */
+		rv = fl_errf(errbuf, FL_EINVAL,
+		             "malformed database URL '%s': it does not parse as meant: "
+		             "percent-encode '?', '#', '/' and '@' in the user name and password "
+		             "(e.g. '?' as %%3F)",
+		             c->shown);
 	if (rv != FL_OK)
-		scrub_password(url, errbuf);
-	fl_pg_conn_close(c);
+		fl_pg_url_scrub(errbuf, FL_ERRBUF_SIZE);
+	return rv;
+}
+
+enum fl_err fl_pg_conn_open(const char *url, const struct fl_conn_opts *opts, struct fl_conn **out,
+                            char *errbuf)
+{
+	struct fl_conn *c = fl_pg_conn_new(opts);
+	enum fl_err rv = fl_pg_conn_connect(c, url, errbuf);
+
+	if (rv != FL_OK) {
+		fl_pg_conn_close(c);
+		c = NULL;
+	}
+	*out = c;
 	return rv;
 }
 
@@ -345,10 +754,12 @@ void fl_pg_conn_close(struct fl_conn *c)
 	PQfreeCancel(c->cancel);
 	c->cancel = NULL;
 	pthread_mutex_unlock(&c->cancel_mu);
-	PQfinish(c->pg);
+	if (c->pg != NULL)
+		PQfinish(c->pg);
 	pthread_mutex_destroy(&c->cancel_mu);
 	free(c->schema);
 	free(c->qschema);
+	free(c->lschema);
 	free(c->qmig);
 	free(c->qevents);
 	free(c->shown);
@@ -372,7 +783,8 @@ static void end_orphan(struct fl_conn *c, int pid, const char *started)
 	                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
 	                     "WHERE pid = $1::int AND backend_start = $2::timestamptz",
 	                     2, params, NULL, &e) != FL_OK)
-		fl_log_debug(c->db, "cannot end our previous session (pid %d): %s", pid, e.message);
+		fl_logger_debug(c->log, c->db, "cannot end our previous session (pid %d): %s", pid,
+		                e.message);
 }
 
 enum fl_err fl_pg_conn_reset(struct fl_conn *c, char *errbuf)
@@ -380,23 +792,35 @@ enum fl_err fl_pg_conn_reset(struct fl_conn *c, char *errbuf)
 	struct fl_pg_error e;
 	char old_start[sizeof(c->backend_start)], line[FL_ERRBUF_SIZE];
 	int old_pid = c->backend_pid;
+	enum fl_err rv;
 
 	if (atomic_load(&c->canceled))
 		return fl_errf(errbuf, FL_ECANCELED, "canceled");
 	memcpy(old_start, c->backend_start, sizeof(old_start));
-	PQreset(c->pg);
-	if (PQstatus(c->pg) != CONNECTION_OK) {
-		fl_pg_first_line(PQerrorMessage(c->pg), line, sizeof(line));
+	/* No handle for a session that is gone: a cancel now must not reach
+	 * whichever backend reuses its pid. */
+	pthread_mutex_lock(&c->cancel_mu);
+	PQfreeCancel(c->cancel);
+	c->cancel = NULL;
+	pthread_mutex_unlock(&c->cancel_mu);
+	c->abandoned = false;
+	rv = PQresetStart(c->pg) ? poll_connect(c, true) : FL_ECONNECT;
+	if (rv == FL_ECANCELED)
+		return fl_errf(errbuf, FL_ECANCELED, "canceled while reconnecting to '%s'",
+		               c->shown);
+	if (rv != FL_OK) {
+		connect_reason(c, rv, line, sizeof(line));
+		fl_pg_url_scrub(line, sizeof(line));
 		return fl_errf(errbuf, FL_ECONNLOST, "cannot reconnect to '%s': %s", c->shown,
 		               line);
 	}
-	if (setup_session(c, &e) != FL_OK) {
+	if ((rv = setup_session(c, &e)) != FL_OK) {
 		fl_pg_error_line(&e, line, sizeof(line));
-		return fl_errf(errbuf, FL_ECONNLOST, "cannot reconnect to '%s': %s", c->shown,
-		               line);
+		return fl_errf(errbuf, rv == FL_ECANCELED ? FL_ECANCELED : FL_ECONNLOST,
+		               "cannot reconnect to '%s': %s", c->shown, line);
 	}
 	end_orphan(c, old_pid, old_start);
-	fl_log_info(c->db, "reconnected to '%s'", c->shown);
+	fl_logger_info(c->log, c->db, "reconnected to '%s'", c->shown);
 	if (c->locked) {
 		c->locked = false;
 		return fl_pg_conn_lock(c, c->lock_wait_ms, errbuf);
@@ -404,79 +828,132 @@ enum fl_err fl_pg_conn_reset(struct fl_conn *c, char *errbuf)
 	return FL_OK;
 }
 
-static enum fl_err lock_error(struct fl_conn *c, const struct fl_pg_error *e, char *errbuf)
+/* ---- the migration lock ---- */
+
+static enum fl_err lock_error(struct fl_conn *c, const struct fl_pg_error *e, bool schema_key,
+                              char *errbuf)
 {
 	char line[FL_ERRBUF_SIZE];
 
 	if (e->kind == FL_ECANCELED)
 		return fl_errf(errbuf, FL_ECANCELED,
 		               "canceled while waiting for the migration lock");
-	if (strcmp(e->sqlstate, "57014") == 0 || strcmp(e->sqlstate, "55P03") == 0)
+	if (strcmp(e->sqlstate, "57014") == 0 || strcmp(e->sqlstate, "55P03") == 0) {
+		if (schema_key)
+			return fl_errf(errbuf, FL_ELOCKED,
+			               "another deployer holds the migration lock of schema '%s' "
+			               "(pg_advisory_lock(%d, hashtext(%s))) on '%s'",
+			               c->schema, FL_PG_SCHEMA_LOCK_CLASS, c->lschema, c->db);
 		return fl_errf(errbuf, FL_ELOCKED,
 		               "another deployer holds the migration lock (pg_advisory_lock %d) on "
 		               "'%s'",
 		               FL_PG_LOCK_KEY, c->db);
+	}
 	fl_pg_error_line(e, line, sizeof(line));
 	return fl_errf(errbuf, e->kind, "cannot take the migration lock on '%s': %s", c->db, line);
 }
 
+/* Run sql, whose one result is one boolean; *yes gets it. */
+static enum fl_err ask(struct fl_conn *c, const char *sql, bool *yes, struct fl_pg_error *e)
+{
+	const char *v;
+	PGresult *r = NULL;
+	enum fl_err rv;
+
+	*yes = false;
+	if ((rv = fl_pg_conn_run(c, sql, &r, e)) != FL_OK)
+		return rv;
+	v = value_at(r, 0, 0);
+	*yes = v != NULL && strcmp(v, "t") == 0;
+	PQclear(r);
+	return FL_OK;
+}
+
+/* Wait for one key, at most wait_ms; with wait_ms <= 0, try once. */
+static enum fl_err take(struct fl_conn *c, const char *key, int64_t wait_ms, bool *got,
+                        struct fl_pg_error *e)
+{
+	char sql[512];
+
+	if (wait_ms <= 0) {
+		snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock%s", key);
+		return ask(c, sql, got, e);
+	}
+	/* Prisma waits on pg_advisory_lock() under a client-side timeout; a
+	 * statement_timeout does the same and wakes us the moment it frees. */
+	snprintf(sql, sizeof(sql),
+	         "SET statement_timeout = %lld; SET lock_timeout = 0; SELECT pg_advisory_lock%s",
+	         (long long)(wait_ms > INT_MAX ? INT_MAX : wait_ms), key);
+	*got = fl_pg_conn_run(c, sql, NULL, e) == FL_OK;
+	return *got ? FL_OK : e->kind;
+}
+
 enum fl_err fl_pg_conn_lock(struct fl_conn *c, int64_t wait_ms, char *errbuf)
 {
-	struct fl_pg_error e;
-	PGresult *r = NULL;
-	char sql[96];
+	struct fl_pg_error e, ignored;
+	char shared[64], mine[256];
+	int64_t t0 = fl_now_ms(), left;
+	bool got = false, got_shared = false;
 	enum fl_err rv;
-	bool got;
 
 	if (c->locked)
 		return FL_OK;
 	if (atomic_load(&c->canceled))
 		return fl_errf(errbuf, FL_ECANCELED, "canceled");
 	c->lock_wait_ms = wait_ms;
-	if (wait_ms <= 0) {
-		rv = fl_pg_conn_query(c, "SELECT pg_try_advisory_lock(72707369)", 0, NULL, &r, &e);
-	} else {
-		/* Prisma waits on pg_advisory_lock() under a client-side timeout; a
-		 * statement_timeout does the same and wakes us the moment it frees. */
-		snprintf(sql, sizeof(sql), "SET statement_timeout = %lld; SET lock_timeout = 0",
-		         (long long)(wait_ms > INT_MAX ? INT_MAX : wait_ms));
-		if ((rv = fl_pg_conn_run(c, sql, NULL, &e)) == FL_OK) {
-			rv = fl_pg_conn_query(c, "SELECT pg_advisory_lock(72707369)::text", 0, NULL,
-			                      &r, &e);
-			if (PQstatus(c->pg) == CONNECTION_OK) {
-				struct fl_pg_error ignored;
-
-				(void)fl_pg_conn_run(c,
-				                     "RESET statement_timeout; RESET lock_timeout",
-				                     NULL, &ignored);
-			}
-		}
+	snprintf(shared, sizeof(shared), "_shared(%d)", FL_PG_LOCK_KEY);
+	snprintf(mine, sizeof(mine), "(%d, hashtext(%s))", FL_PG_SCHEMA_LOCK_CLASS, c->lschema);
+	if ((rv = take(c, shared, wait_ms, &got_shared, &e)) != FL_OK || !got_shared) {
+		if (rv == FL_OK)
+			rv = fl_errf(errbuf, FL_ELOCKED,
+			             "another deployer holds the migration lock (pg_advisory_lock "
+			             "%d) on '%s'",
+			             FL_PG_LOCK_KEY, c->db);
+		else
+			rv = lock_error(c, &e, false, errbuf);
+		goto out;
 	}
-	if (rv != FL_OK)
-		return lock_error(c, &e, errbuf);
-	got = wait_ms > 0 || (PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0);
-	PQclear(r);
-	if (!got)
-		return fl_errf(errbuf, FL_ELOCKED,
-		               "another deployer holds the migration lock (pg_advisory_lock %d) on "
-		               "'%s'",
-		               FL_PG_LOCK_KEY, c->db);
+	left = wait_ms > 0 ? wait_ms - (fl_now_ms() - t0) : 0;
+	if (wait_ms > 0 && left < 1)
+		left = 1;
+	if ((rv = take(c, mine, left, &got, &e)) != FL_OK || !got) {
+		if (rv == FL_OK)
+			rv = fl_errf(errbuf, FL_ELOCKED,
+			             "another deployer holds the migration lock of schema '%s' "
+			             "(pg_advisory_lock(%d, hashtext(%s))) on '%s'",
+			             c->schema, FL_PG_SCHEMA_LOCK_CLASS, c->lschema, c->db);
+		else
+			rv = lock_error(c, &e, true, errbuf);
+		goto out;
+	}
 	c->locked = true;
-	return FL_OK;
+out:
+	if (wait_ms > 0 && PQstatus(c->pg) == CONNECTION_OK)
+		(void)fl_pg_conn_run(c, "RESET statement_timeout; RESET lock_timeout", NULL,
+		                     &ignored);
+	if (rv != FL_OK && got_shared && PQstatus(c->pg) == CONNECTION_OK) {
+		char sql[64];
+
+		snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock_shared(%d)", FL_PG_LOCK_KEY);
+		(void)fl_pg_conn_run(c, sql, NULL, &ignored);
+	}
+	return rv;
 }
 
 enum fl_err fl_pg_conn_unlock(struct fl_conn *c, char *errbuf)
 {
 	struct fl_pg_error e;
-	char line[FL_ERRBUF_SIZE];
+	char line[FL_ERRBUF_SIZE], sql[256];
 
 	if (!c->locked)
 		return FL_OK;
 	c->locked = false;
 	if (PQstatus(c->pg) != CONNECTION_OK)
 		return FL_OK; /* the session, and its lock, are gone */
-	if (fl_pg_conn_query(c, "SELECT pg_advisory_unlock(72707369)", 0, NULL, NULL, &e) !=
-	    FL_OK) {
+	snprintf(sql, sizeof(sql),
+	         "SELECT pg_advisory_unlock(%d, hashtext(%s)), pg_advisory_unlock_shared(%d)",
+	         FL_PG_SCHEMA_LOCK_CLASS, c->lschema, FL_PG_LOCK_KEY);
+	if (fl_pg_conn_run(c, sql, NULL, &e) != FL_OK) {
 		fl_pg_error_line(&e, line, sizeof(line));
 		return fl_errf(errbuf, e.kind, "cannot release the migration lock on '%s': %s",
 		               c->db, line);
@@ -484,15 +961,63 @@ enum fl_err fl_pg_conn_unlock(struct fl_conn *c, char *errbuf)
 	return FL_OK;
 }
 
+enum fl_err fl_pg_conn_lock_held(struct fl_conn *c, bool *held, char *errbuf)
+{
+	const char *params[1] = {c->schema};
+	struct fl_pg_error e;
+	char sql[1024], line[FL_ERRBUF_SIZE];
+	const char *v;
+	PGresult *r = NULL;
+
+	*held = false;
+	/* A two-int4 key shows as classid = key1, objid = key2 (as an oid),
+	 * objsubid 2; Prisma's bigint key as classid 0, objid = key, objsubid 1. */
+	snprintf(sql, sizeof(sql),
+	         "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+	         "AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database "
+	         "WHERE datname = current_database()) AND ((classid = %d AND objid = "
+	         "(hashtext($1)::bigint & 4294967295)::oid AND objsubid = 2) OR (classid = 0 AND "
+	         "objid = %d AND objsubid = 1 AND mode = 'ExclusiveLock')))",
+	         FL_PG_SCHEMA_LOCK_CLASS, FL_PG_LOCK_KEY);
+	if (fl_pg_conn_query(c, sql, 1, params, &r, &e) != FL_OK) {
+		fl_pg_error_line(&e, line, sizeof(line));
+		return fl_errf(errbuf, e.kind, "cannot read the locks of '%s': %s", c->db, line);
+	}
+	v = value_at(r, 0, 0);
+	*held = v != NULL && strcmp(v, "t") == 0;
+	PQclear(r);
+	return FL_OK;
+}
+
+/* ---- between migrations ---- */
+
+enum fl_err fl_pg_conn_clean(struct fl_conn *c, struct fl_pg_error *e)
+{
+	struct fl_buf sql = FL_BUF_INIT;
+	PGTransactionStatusType st = PQtransactionStatus(c->pg);
+	enum fl_err rv;
+
+	/* DISCARD ALL less pg_advisory_unlock_all(), which would drop our lock;
+	 * and not DISCARD ALL itself, which cannot run in the implicit
+	 * transaction of a multi-statement query. */
+	if (st == PQTRANS_INTRANS || st == PQTRANS_INERROR)
+		fl_buf_puts(&sql, "ROLLBACK; ");
+	fl_buf_puts(&sql, "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; "
+	                  "DEALLOCATE ALL; UNLISTEN *; DISCARD PLANS; DISCARD SEQUENCES; "
+	                  "DISCARD TEMP");
+	if (c->schema_given)
+		fl_buf_printf(&sql, "; SET search_path = %s", c->qschema);
+	rv = fl_pg_conn_run(c, fl_buf_str(&sql), NULL, e);
+	fl_buf_fini(&sql);
+	return rv;
+}
+
+/* ---- cancel ---- */
+
 void fl_pg_conn_cancel(struct fl_conn *c)
 {
-	char buf[256];
-
 	if (c == NULL)
 		return;
 	atomic_store(&c->canceled, true);
-	pthread_mutex_lock(&c->cancel_mu);
-	if (c->cancel != NULL && !PQcancel(c->cancel, buf, sizeof(buf)))
-		fl_log_debug(c->db, "cancel request failed: %s", buf);
-	pthread_mutex_unlock(&c->cancel_mu);
+	send_cancel(c);
 }

@@ -237,7 +237,8 @@ static enum fl_err move_legacy(struct fl_conn *c, struct fl_pg_error *e)
 	           1, params, &r, e);
 	if (rv != FL_OK)
 		goto out;
-	fl_log_info(c->db, "moved %s event(s) from %s to " EVENTS_QNAME, PQcmdTuples(r), legacy);
+	fl_logger_info(c->log, c->db, "moved %s event(s) from %s to " EVENTS_QNAME, PQcmdTuples(r),
+	               legacy);
 	PQclear(r);
 	if ((rv = runf(c, e, "DROP TABLE %s", legacy)) != FL_OK)
 		goto out;
@@ -330,16 +331,17 @@ static void legacy_events(struct fl_conn *c, bool present)
 	if (!present)
 		return;
 	if (!c->locked) {
-		fl_log_warn(c->db,
-		            "schema '%s' holds '" LEGACY_TABLE "' from an older flotilla: the next "
-		            "deploy, rollback or resolve moves its rows to '" EVENTS_SCHEMA
-		            ".events' and drops it",
-		            c->schema);
+		fl_logger_warn(c->log, c->db,
+		               "schema '%s' holds '" LEGACY_TABLE
+		               "' from an older flotilla: the next "
+		               "deploy, rollback or resolve moves its rows to '" EVENTS_SCHEMA
+		               ".events' and drops it",
+		               c->schema);
 		return;
 	}
 	if (fl_pg_history_ensure_events(c, errbuf) != FL_OK)
-		fl_log_warn(c->db, "'" LEGACY_TABLE "' stays in schema '%s': %s", c->schema,
-		            errbuf);
+		fl_logger_warn(c->log, c->db, "'" LEGACY_TABLE "' stays in schema '%s': %s",
+		               c->schema, errbuf);
 }
 
 enum fl_err fl_pg_history_read(struct fl_conn *c, struct fl_history *out, char *errbuf)
@@ -518,7 +520,7 @@ enum fl_err fl_pg_history_mark_rolled_back(struct fl_conn *c, const char *name, 
 		if ((rv = add_event(c, name, "resolved_rolled_back", NULL, detail, &e)) != FL_OK)
 			goto fail;
 	} else {
-		fl_log_info(name, "no failed rows left to mark rolled back");
+		fl_logger_info(c->log, name, "no failed rows left to mark rolled back");
 	}
 	if ((rv = fl_pg_conn_run(c, "COMMIT", NULL, &e)) != FL_OK)
 		goto fail;

@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 #include <sodium.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -124,7 +125,39 @@ static size_t scheme_len(const char *url)
 	return 0;
 }
 
-enum fl_err fl_pg_url_rewrite(const char *url, char **libpq_url, char **schema, char *errbuf)
+static bool userinfo_password(const char *url, const char **pw, size_t *len);
+
+/* Every percent-escape in the user info must decode: libpq would otherwise
+ * refuse the URL quoting the whole token, password included. */
+static enum fl_err check_userinfo(const char *url, size_t slen, char *errbuf)
+{
+	const char *a = url + slen, *pw, *end;
+	size_t len;
+	char *d;
+
+	if (userinfo_password(url, &pw, &len)) {
+		end = pw - 1; /* the user name ends at the ':' */
+		if ((d = decode(pw, len, false)) == NULL)
+			return fl_errf(errbuf, FL_EINVAL,
+			               "invalid percent-encoding in the URL's password");
+		sodium_memzero(d, strlen(d));
+		free(d);
+	} else {
+		const char *at = strchr(a, '@'), *stop = a + strcspn(a, "/?#");
+
+		if (at == NULL || at > stop)
+			return FL_OK; /* no user info */
+		end = at;
+	}
+	if ((d = decode(a, (size_t)(end - a), false)) == NULL)
+		return fl_errf(errbuf, FL_EINVAL,
+		               "invalid percent-encoding in the URL's user name");
+	free(d);
+	return FL_OK;
+}
+
+enum fl_err fl_pg_url_rewrite(const char *url, const struct fl_logger *log, char **libpq_url,
+                              char **schema, char *errbuf)
 {
 	struct param ps[MAX_PARAMS];
 	struct fl_buf out = FL_BUF_INIT;
@@ -140,6 +173,8 @@ enum fl_err fl_pg_url_rewrite(const char *url, char **libpq_url, char **schema, 
 	if (slen == 0)
 		return fl_errf(errbuf, FL_EINVAL,
 		               "not a PostgreSQL URL: expected postgresql:// or postgres://");
+	if ((rv = check_userinfo(url, slen, errbuf)) != FL_OK)
+		return rv;
 	q = query_of(url, slen);
 	fl_buf_append(&out, url, q ? (size_t)(q - url) : strlen(url));
 	if ((defs = PQconndefaults()) == NULL) {
@@ -174,6 +209,20 @@ enum fl_err fl_pg_url_rewrite(const char *url, char **libpq_url, char **schema, 
 		pp->value = klen < len ? p + klen + 1 : p + len;
 		pp->value_len = klen < len ? len - klen - 1 : 0;
 		pp->keep = false;
+		{
+			char *v = decode(pp->value, pp->value_len, false);
+
+			if (v == NULL) {
+				rv = fl_errf(
+				    errbuf, FL_EINVAL,
+				    "invalid percent-encoding in the value of URL parameter "
+				    "'%.64s'",
+				    pp->key);
+				goto out;
+			}
+			sodium_memzero(v, strlen(v));
+			free(v);
+		}
 		p += len;
 		if (*p == '&')
 			p++;
@@ -196,15 +245,15 @@ enum fl_err fl_pg_url_rewrite(const char *url, char **libpq_url, char **schema, 
 			strict = value_is(pp, "strict");
 		} else if (strcmp(pp->key, "sslidentity") == 0 ||
 		           (identity && strcmp(pp->key, "sslpassword") == 0)) {
-			fl_log_warn(NULL,
-			            "ignoring URL parameter '%s': PKCS#12 identities are not "
-			            "supported by libpq; use sslcert and sslkey files",
-			            pp->key);
+			fl_logger_warn(log, NULL,
+			               "ignoring URL parameter '%s': PKCS#12 identities are not "
+			               "supported by libpq; use sslcert and sslkey files",
+			               pp->key);
 		} else if (strcmp(pp->key, "sslcert") == 0 && !libpq_tls) {
 			pp->keep = true; /* written as sslrootcert below */
 		} else if (is_prisma_only(pp->key) || !libpq_knows(defs, pp->key)) {
-			fl_log_debug(NULL, "ignoring URL parameter '%s': not a libpq option",
-			             pp->key);
+			fl_logger_debug(log, NULL,
+			                "ignoring URL parameter '%s': not a libpq option", pp->key);
 		} else {
 			pp->keep = true;
 		}
@@ -239,12 +288,8 @@ enum fl_err fl_pg_url_rewrite(const char *url, char **libpq_url, char **schema, 
 			fl_buf_printf(&out, "%csslmode=verify-full", sep);
 			sep = '&';
 		}
-		if (find(ps, n, "application_name") == NULL) {
+		if (find(ps, n, "application_name") == NULL)
 			fl_buf_printf(&out, "%capplication_name=flotilla", sep);
-			sep = '&';
-		}
-		if (find(ps, n, "connect_timeout") == NULL)
-			fl_buf_printf(&out, "%cconnect_timeout=5", sep);
 	}
 
 	if (sch != NULL && sch[0] == '\0') {
@@ -409,22 +454,77 @@ char *fl_pg_url_password(const char *url, char **decoded)
 	return raw;
 }
 
-void fl_pg_url_scrub(char *buf, size_t size, const char *secret)
+/* Where a URL's password ends in a message: the authority stops at a
+ * character no host name has. */
+static size_t authority_len(const char *a)
 {
-	size_t slen;
-	char *p;
+	return strcspn(a, "/?# \t\r\n\"'`<>()[],;");
+}
 
-	(void)size; /* the text only ever shrinks or keeps its length */
-	if (buf == NULL || secret == NULL || (slen = strlen(secret)) == 0)
-		return;
-	for (p = buf; (p = strstr(p, secret)) != NULL;) {
-		if (slen >= 3) {
-			memcpy(p, "***", 3);
-			memmove(p + 3, p + slen, strlen(p + slen) + 1);
-			p += 3;
-		} else {
-			memset(p, '*', slen);
-			p += slen;
-		}
+static bool word_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '_';
+}
+
+/* The length of a key's value at v: quoted to its closing quote, else to
+ * white space, '&' or the end. */
+static size_t value_len(const char *v)
+{
+	size_t n;
+
+	if (*v == '\'' || *v == '"') {
+		for (n = 1; v[n] != '\0' && v[n] != v[0]; n++)
+			if (v[n] == '\\' && v[n + 1] != '\0')
+				n++;
+		return v[n] == v[0] ? n + 1 : n;
 	}
+	return strcspn(v, " \t\r\n&");
+}
+
+void fl_pg_url_scrub(char *buf, size_t size)
+{
+	struct fl_buf out = FL_BUF_INIT;
+	const char *p;
+
+	if (buf == NULL || size == 0)
+		return;
+	for (p = buf; *p != '\0';) {
+		size_t klen;
+
+		if (strncmp(p, "://", 3) == 0) {
+			const char *a = p + 3, *at = NULL, *colon;
+			size_t alen = authority_len(a);
+
+			fl_buf_append(&out, p, 3);
+			for (size_t i = 0; i < alen; i++)
+				if (a[i] == '@')
+					at = a + i;
+			colon = at != NULL ? memchr(a, ':', (size_t)(at - a)) : NULL;
+			if (colon != NULL) {
+				fl_buf_append(&out, a, (size_t)(colon - a) + 1);
+				fl_buf_puts(&out, "***");
+				p = at;
+			} else {
+				p = a;
+			}
+			continue;
+		}
+		klen = (p == buf || !word_char(p[-1])) && strncasecmp(p, "password=", 9) == 0 ? 9
+		       : (p == buf || !word_char(p[-1])) && strncasecmp(p, "sslpassword=", 12) == 0
+		           ? 12
+		           : 0;
+		if (klen > 0) {
+			fl_buf_append(&out, p, klen);
+			fl_buf_puts(&out, "***");
+			p += klen + value_len(p + klen);
+			continue;
+		}
+		fl_buf_append(&out, p, 1);
+		p++;
+	}
+	snprintf(buf, size, "%s", fl_buf_str(&out));
+	if (out.data != NULL)
+		sodium_memzero(out.data, out.cap);
+	fl_buf_fini(&out);
 }

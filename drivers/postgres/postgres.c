@@ -5,9 +5,14 @@
 #include "pg_fingerprint.h"
 #include "pg_history.h"
 
-static enum fl_err pg_connect(const char *url, struct fl_conn **out, char *errbuf)
+static struct fl_conn *pg_conn_new(const struct fl_conn_opts *opts)
 {
-	return fl_pg_conn_open(url, out, errbuf);
+	return fl_pg_conn_new(opts);
+}
+
+static enum fl_err pg_connect(struct fl_conn *c, const char *url, char *errbuf)
+{
+	return fl_pg_conn_connect(c, url, errbuf);
 }
 
 static void pg_close(struct fl_conn *c)
@@ -23,6 +28,11 @@ static enum fl_err pg_lock(struct fl_conn *c, int64_t wait_ms, char *errbuf)
 static enum fl_err pg_unlock(struct fl_conn *c, char *errbuf)
 {
 	return fl_pg_conn_unlock(c, errbuf);
+}
+
+static enum fl_err pg_lock_held(struct fl_conn *c, bool *held, char *errbuf)
+{
+	return fl_pg_conn_lock_held(c, held, errbuf);
 }
 
 static enum fl_err pg_history_read(struct fl_conn *c, struct fl_history *out, char *errbuf)
@@ -78,10 +88,12 @@ static void pg_cancel(struct fl_conn *c)
 
 const struct fl_driver_ops fl_postgres_driver = {
     .name = "postgresql",
+    .conn_new = pg_conn_new,
     .connect = pg_connect,
     .close = pg_close,
     .lock = pg_lock,
     .unlock = pg_unlock,
+    .lock_held = pg_lock_held,
     .history_read = pg_history_read,
     .history_ensure = pg_history_ensure,
     .schema_empty = pg_schema_empty,

@@ -19,6 +19,7 @@
 #include "driver.h"
 #include "log.h"
 #include "mode.h"
+#include "pg_conn.h"
 #include "pg_url.h"
 #include "postgres.h"
 #include "retry.h"
@@ -129,7 +130,7 @@ static struct fl_conn *dconnect(const char *url)
 {
 	char errbuf[FL_ERRBUF_SIZE] = "";
 	struct fl_conn *c = NULL;
-	enum fl_err rv = drv->connect(url, &c, errbuf);
+	enum fl_err rv = fl_pg_conn_open(url, NULL, &c, errbuf);
 
 	ck_assert_msg(rv == FL_OK, "connect: %s", errbuf);
 	return c;
@@ -251,24 +252,24 @@ START_TEST(url_rewrite_and_redact)
 	ck_assert_int_eq(fl_pg_url_rewrite("postgresql://u:p@h:5432/db?schema=tenant%5F1&"
 	                                   "connection_limit=5&pool_timeout=2&pgbouncer=true&"
 	                                   "sslmode=require&sslcert=ca.pem&statement_cache_size=0",
-	                                   &u, &schema, errbuf),
+	                                   NULL, &u, &schema, errbuf),
 	                 FL_OK);
 	ck_assert_str_eq(schema, "tenant_1");
 	ck_assert_str_eq(u, "postgresql://u:p@h:5432/db?sslmode=require&sslrootcert=ca.pem&"
-	                    "application_name=flotilla&connect_timeout=5");
+	                    "application_name=flotilla");
 	free(u);
 	free(schema);
 
 	ck_assert_int_eq(fl_pg_url_rewrite("postgres://h/db?application_name=me&connect_timeout=9&"
 	                                   "sslaccept=strict",
-	                                   &u, &schema, errbuf),
+	                                   NULL, &u, &schema, errbuf),
 	                 FL_OK);
 	ck_assert_ptr_null(schema);
 	ck_assert_str_eq(u, "postgres://h/db?application_name=me&connect_timeout=9&"
 	                    "sslmode=verify-full");
 	free(u);
-	ck_assert_int_eq(fl_pg_url_rewrite("mysql://h/db", &u, &schema, errbuf), FL_EINVAL);
-	ck_assert_int_eq(fl_pg_url_rewrite("postgres://h/db?schema=%zz", &u, &schema, errbuf),
+	ck_assert_int_eq(fl_pg_url_rewrite("mysql://h/db", NULL, &u, &schema, errbuf), FL_EINVAL);
+	ck_assert_int_eq(fl_pg_url_rewrite("postgres://h/db?schema=%zz", NULL, &u, &schema, errbuf),
 	                 FL_EINVAL);
 
 	r = fl_driver_redact_url("postgresql://alice:s3cr%40t@db.example:5432/app?schema=x&"
@@ -310,7 +311,7 @@ START_TEST(connect_auth_failure_and_unreachable)
 
 	snprintf(want, sizeof(want), "%s:Wrong-Pw-0815", user);
 	url = make_url(want, t.name, "");
-	ck_assert_int_eq(drv->connect(url, &c, errbuf), FL_EAUTH);
+	ck_assert_int_eq(fl_pg_conn_open(url, NULL, &c, errbuf), FL_EAUTH);
 	ck_assert_ptr_null(c);
 	ck_assert_msg(strstr(errbuf, "Wrong-Pw-0815") == NULL, "password in '%s'", errbuf);
 	snprintf(want, sizeof(want), "cannot connect to 'postgresql://%s:***@", user);
@@ -326,11 +327,11 @@ START_TEST(connect_auth_failure_and_unreachable)
 	free(url);
 
 	url = make_url(user, t.name, ""); /* no password at all */
-	ck_assert_int_eq(drv->connect(url, &c, errbuf), FL_EAUTH);
+	ck_assert_int_eq(fl_pg_conn_open(url, NULL, &c, errbuf), FL_EAUTH);
 	free(url);
 
 	url = strdup("postgresql://bob:Right-Pw-4711@/x?host=/nonexistent/flotilla&port=1");
-	ck_assert_int_eq(drv->connect(url, &c, errbuf), FL_ECONNECT);
+	ck_assert_int_eq(fl_pg_conn_open(url, NULL, &c, errbuf), FL_ECONNECT);
 	ck_assert_msg(strstr(errbuf, "Right-Pw-4711") == NULL, "password in '%s'", errbuf);
 	ck_assert_msg(strstr(errbuf, "cannot connect to 'postgresql://bob:***@/x?") == errbuf, "%s",
 	              errbuf);
@@ -1018,7 +1019,8 @@ START_TEST(advisory_lock_excludes_a_second_deployer)
 	ck_assert_int_eq(drv->lock(a, 1000, errbuf), FL_OK); /* held: no-op */
 	ck_assert_int_eq(drv->lock(b, 100, errbuf), FL_ELOCKED);
 	snprintf(want, sizeof(want),
-	         "another deployer holds the migration lock (pg_advisory_lock 72707369) on '%s'",
+	         "another deployer holds the migration lock of schema 'public' "
+	         "(pg_advisory_lock(1718382452, hashtext('public'))) on '%s'",
 	         t.name);
 	ck_assert_str_eq(errbuf, want);
 	ck_assert_int_eq(drv->lock(b, 0, errbuf), FL_ELOCKED);
@@ -1286,7 +1288,8 @@ START_TEST(unparsed_script_is_never_retried)
 	enum fl_err rv;
 	char *v;
 
-	ck_assert_int_eq(fl_mode_choose(&m, m.sql, "migration.sql", &script, &mode, errbuf), FL_OK);
+	ck_assert_int_eq(fl_mode_choose(&m, m.sql, "migration.sql", &script, &mode, NULL, errbuf),
+	                 FL_OK);
 	ck_assert_int_eq(mode, FL_APPLY_SCRIPT);
 	ck_assert(!script.parsed);
 	tdb_open(&t, "");

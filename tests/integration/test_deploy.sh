@@ -163,14 +163,14 @@ printf -- '-- flotilla:no-transaction\nALTER TABLE hot ADD COLUMN y int;\nCREATE
 assert_exit 0 "$FLOTILLA" deploy --dir "$m" --database-url "$url" --to 20250101000000_hot
 fl_psql_bg "$url" holder "BEGIN; LOCK TABLE hot IN ACCESS SHARE MODE; SELECT pg_sleep(600)"
 wait_for 10 "[ \"\$(fl_psql '$url' \"SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'holder' AND l.relation = 'hot'::regclass AND l.granted\")\" = 1 ]"
-assert_exit 11 "$FLOTILLA" deploy --dir "$m" --database-url "$url" --lock-timeout 50ms --retry-attempts 2
+assert_exit 12 "$FLOTILLA" deploy --dir "$m" --database-url "$url" --lock-timeout 50ms --retry-attempts 2
 assert_contains "$ERR" "migration '20250102000000_alter' was not applied: gave up after 2 attempts"
 assert_contains "$ERR" "run deploy again"
 assert_eq "$(fl_psql "$url" "SELECT count(*) FROM _prisma_migrations")" 1
 assert_exit 9 "$FLOTILLA" status --dir "$m" --database-url "$url"
 # The same for a no-transaction migration whose first statement never ran.
 assert_exit 0 "$FLOTILLA" resolve --applied 20250102000000_alter --dir "$m" --database-url "$url"
-assert_exit 11 "$FLOTILLA" deploy --dir "$m" --database-url "$url" --lock-timeout 50ms --retry-attempts 2
+assert_exit 12 "$FLOTILLA" deploy --dir "$m" --database-url "$url" --lock-timeout 50ms --retry-attempts 2
 assert_contains "$ERR" "'20250103000000_steps' was not applied"
 assert_eq "$(fl_psql "$url" "SELECT count(*) FROM _prisma_migrations WHERE migration_name = '20250103000000_steps'")" 0
 fl_psql "$url" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'holder'" >/dev/null
@@ -201,7 +201,7 @@ wait_for 30 "[ -n \"\$(fl_psql '$url' \"$running\")\" ]"
 pid=$(fl_psql "$url" "$running")
 "$FLOTILLA" deploy --dir "$m" --database-url "$url" >"$dir/second.out" 2>"$dir/second.err" &
 second=$!
-wait_for 30 "[ \"\$(fl_psql '$url' \"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 72707369 AND NOT granted\")\" = 1 ]"
+wait_for 30 "[ \"\$(fl_psql '$url' \"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1718382452 AND NOT granted\")\" = 1 ]"
 fl_psql "$url" "SELECT pg_terminate_backend($pid)" >/dev/null
 fl_psql "$url" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'gate'" >/dev/null
 wait $second || fl_fail "second deploy failed: $(cat "$dir/second.err")"
