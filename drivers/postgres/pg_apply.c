@@ -906,10 +906,26 @@ static enum fl_err start(struct run *a, struct fl_conn *c, const struct fl_migra
 	fl_pg_history_new_id(a->id);
 	if (atomic_load(&c->canceled))
 		return fl_errf(res->message, FL_ECANCELED, "canceled before %s started", a->file);
-	/* TODO(A1): call fl_pg_conn_clean(c) here once it is on main, so that every
-	 * apply and revert starts from the same session state (no SET search_path
-	 * or SET ROLE left by the migration before). */
 	return FL_OK;
+}
+
+/* Start from the session state right after connecting: a SET search_path or
+ * SET ROLE of the migration before must not leak into this one, so that the
+ * result never depends on how migrations were batched into deploys. */
+static enum fl_err clean(struct run *a)
+{
+	struct fl_pg_error e;
+	int s;
+
+	while ((s = settle(a, fl_pg_conn_clean(a->c, &e), &e)) == AGAIN)
+		;
+	if (s == FL_OK || s == DONE)
+		return FL_OK;
+	if (!a->nothing_done) {
+		note(a, "resetting the session", NULL, &e);
+		return s == FL_ESQL ? FL_EDB : (enum fl_err)s;
+	}
+	return (enum fl_err)s;
 }
 
 /* What every apply and revert does at its end. */
@@ -935,6 +951,8 @@ enum fl_err fl_pg_apply_run(struct fl_conn *c, const struct fl_migration *m,
 
 	if ((rv = start(&a, c, m, mode, script, opts, res, false)) != FL_OK)
 		return rv;
+	if ((rv = clean(&a)) != FL_OK)
+		return finish(&a, rv);
 	switch (mode) {
 	case FL_APPLY_TRANSACTION:
 		rv = apply_tx(&a);
@@ -1081,6 +1099,8 @@ enum fl_err fl_pg_apply_revert(struct fl_conn *c, const struct fl_migration *m,
 
 	if ((rv = start(&a, c, m, mode, down, opts, res, true)) != FL_OK)
 		return rv;
+	if ((rv = clean(&a)) != FL_OK)
+		return finish(&a, rv);
 	/* The rollback is recorded in our own table: make sure we may write
 	 * there before down.sql changes anything. */
 	if ((rv = fl_pg_history_ensure_events(c, res->message)) != FL_OK)

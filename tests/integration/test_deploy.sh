@@ -212,4 +212,38 @@ assert_contains "$(cat "$dir/first.out")" "nothing to deploy"
 assert_eq "$(fl_psql "$url" "SELECT string_agg(migration_name || ':' || (finished_at IS NOT NULL), ' ' ORDER BY migration_name) FROM _prisma_migrations")" \
 	"20250101000000_gated:true 20250102000000_b:true 20250103000000_c:true"
 assert_exit 0 "$FLOTILLA" status --dir "$m" --database-url "$url"
+
+# --- every migration starts from the same session state: a SET search_path
+# or SET ROLE in one does not leak into the next, so one deploy and the same
+# history in two steps give the same schema ---
+m="$dir/leaky"
+mkdir -p "$m/20250101000000_leak" "$m/20250102000000_next"
+cat >"$m/20250101000000_leak/migration.sql" <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'fl_leaky_role') THEN
+    CREATE ROLE fl_leaky_role;
+  END IF;
+END $$;
+GRANT USAGE, CREATE ON SCHEMA public TO fl_leaky_role;
+GRANT SELECT, INSERT, UPDATE ON _prisma_migrations TO fl_leaky_role;
+CREATE SCHEMA side AUTHORIZATION fl_leaky_role;
+CREATE TABLE first_one (id int);
+SET search_path = side, public;
+SET ROLE fl_leaky_role;
+SQL
+# Unqualified, and named after whoever runs it.
+cat >"$m/20250102000000_next/migration.sql" <<'SQL'
+DO $$ BEGIN EXECUTE format('CREATE TABLE %I (id int)', 'made_by_' || current_user); END $$;
+CREATE TABLE second_one (id int);
+SQL
+one=$(fl_newdb leaky_one)
+two=$(fl_newdb leaky_two)
+assert_exit 0 "$FLOTILLA" deploy --dir "$m" --database-url "$one"
+assert_exit 0 "$FLOTILLA" deploy --dir "$m" --database-url "$two" --to 20250101000000_leak
+assert_exit 0 "$FLOTILLA" deploy --dir "$m" --database-url "$two"
+assert_exit 0 "$FLOTILLA" fingerprint --database-url "$one"
+fp_one=$OUT
+assert_exit 0 "$FLOTILLA" fingerprint --database-url "$two"
+assert_eq "$fp_one" "$OUT" "fingerprint of one deploy vs two"
+assert_eq "$(fl_psql "$one" "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('second_one', 'made_by_' || current_user)")" 2
 fl_pass
