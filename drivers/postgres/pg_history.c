@@ -48,6 +48,15 @@
 /* What older flotilla kept in the application's schema, as it created it. */
 #define LEGACY_TABLE "_flotilla_events"
 
+/* Cell (row, col) of r, "" when r has no such cell (or it is NULL): a server
+ * that answers otherwise than asked gives wrong data here, never a crash. */
+static const char *val(const PGresult *r, int row, int col)
+{
+	if (r == NULL || row < 0 || row >= PQntuples(r) || col < 0 || col >= PQnfields(r))
+		return "";
+	return PQgetvalue(r, row, col);
+}
+
 static char *sqlf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static char *sqlf(const char *fmt, ...)
@@ -109,7 +118,7 @@ static enum fl_err exists(struct fl_conn *c, const char *qname, bool *yes, struc
 	rv = fl_pg_conn_query(c, "SELECT to_regclass($1) IS NOT NULL", 1, params, &r, e);
 	if (rv != FL_OK)
 		return rv;
-	*yes = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	*yes = strcmp(val(r, 0, 0), "t") == 0;
 	PQclear(r);
 	return FL_OK;
 }
@@ -135,8 +144,8 @@ enum fl_err fl_pg_history_ensure(struct fl_conn *c, char *errbuf)
 	                      2, params, &r, &e);
 	if (rv != FL_OK)
 		goto out;
-	have_schema = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-	have_table = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+	have_schema = strcmp(val(r, 0, 0), "t") == 0;
+	have_table = strcmp(val(r, 0, 1), "t") == 0;
 	PQclear(r);
 	if (have_schema && have_table)
 		return FL_OK;
@@ -174,18 +183,18 @@ static const char events_state_sql[] =
 /* The privilege the role lacks to record events, as a message; FL_OK if none. */
 static enum fl_err events_refusal(const PGresult *r, char *errbuf)
 {
-	bool schema = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-	bool table = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
-	bool db_create = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
-	bool usage = strcmp(PQgetvalue(r, 0, 3), "t") == 0;
-	bool schema_create = strcmp(PQgetvalue(r, 0, 4), "t") == 0;
-	bool insert = strcmp(PQgetvalue(r, 0, 5), "t") == 0;
+	bool schema = strcmp(val(r, 0, 0), "t") == 0;
+	bool table = strcmp(val(r, 0, 1), "t") == 0;
+	bool db_create = strcmp(val(r, 0, 2), "t") == 0;
+	bool usage = strcmp(val(r, 0, 3), "t") == 0;
+	bool schema_create = strcmp(val(r, 0, 4), "t") == 0;
+	bool insert = strcmp(val(r, 0, 5), "t") == 0;
 	char db[200], role[200];
 	const char *v;
 
-	v = PQgetvalue(r, 0, 6);
+	v = val(r, 0, 6);
 	fl_err_quote(db, sizeof(db), v, strlen(v));
-	v = PQgetvalue(r, 0, 7);
+	v = val(r, 0, 7);
 	fl_err_quote(role, sizeof(role), v, strlen(v));
 	if (!schema && !db_create)
 		return fl_errf(errbuf, FL_EDB,
@@ -259,7 +268,7 @@ static enum fl_err create_events(struct fl_conn *c, const PGresult *r, struct fl
 	 * only ask for what is missing. */
 	if ((rv = fl_pg_conn_run(c, "BEGIN", NULL, e)) != FL_OK)
 		goto out;
-	if (strcmp(PQgetvalue(r, 0, 0), "t") != 0 &&
+	if (strcmp(val(r, 0, 0), "t") != 0 &&
 	    (rv = fl_pg_conn_run(c, "CREATE SCHEMA IF NOT EXISTS \"" EVENTS_SCHEMA "\"", NULL,
 	                         e)) != FL_OK)
 		goto out;
@@ -288,7 +297,7 @@ enum fl_err fl_pg_history_ensure_events(struct fl_conn *c, char *errbuf)
 			goto fail;
 		if ((rv = events_refusal(r, errbuf)) != FL_OK)
 			goto out;
-		ready = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+		ready = strcmp(val(r, 0, 1), "t") == 0;
 		if (!ready && (rv = create_events(c, r, &e)) != FL_OK &&
 		    (tries > 0 ||
 		     (strcmp(e.sqlstate, "23505") != 0 && strcmp(e.sqlstate, "42P06") != 0 &&
@@ -313,13 +322,13 @@ out:
 
 static char *dup_value(const PGresult *r, int row, int col)
 {
-	return PQgetisnull(r, row, col) ? NULL : fl_strdup(PQgetvalue(r, row, col));
+	return PQgetisnull(r, row, col) ? NULL : fl_strdup(val(r, row, col));
 }
 
 /* A column Prisma declares NOT NULL: "" should a foreign table hold a NULL. */
 static char *dup_text(const PGresult *r, int row, int col)
 {
-	return fl_strdup(PQgetvalue(r, row, col));
+	return fl_strdup(val(r, row, col));
 }
 
 /* An older flotilla's table in the application's schema: writers (under the
@@ -360,8 +369,8 @@ enum fl_err fl_pg_history_read(struct fl_conn *c, struct fl_history *out, char *
 	free(legacy);
 	if (rv != FL_OK)
 		return fail(errbuf, &e, "read the migration history of", c->db);
-	have = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-	have_legacy = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+	have = strcmp(val(r, 0, 0), "t") == 0;
+	have_legacy = strcmp(val(r, 0, 1), "t") == 0;
 	PQclear(r);
 	legacy_events(c, have_legacy);
 	if (!have)
@@ -387,7 +396,7 @@ enum fl_err fl_pg_history_read(struct fl_conn *c, struct fl_history *out, char *
 		row->started_at = dup_text(r, i, 4);
 		row->finished_at = dup_value(r, i, 5);
 		row->rolled_back_at = dup_value(r, i, 6);
-		row->applied_steps_count = (int)strtol(PQgetvalue(r, i, 7), NULL, 10);
+		row->applied_steps_count = (int)strtol(val(r, i, 7), NULL, 10);
 	}
 	PQclear(r);
 	return FL_OK;
@@ -428,7 +437,7 @@ enum fl_err fl_pg_history_mark_applied(struct fl_conn *c, const char *name, cons
 	           1, params, &r, &e);
 	if (rv != FL_OK)
 		goto fail;
-	finished = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	finished = strtol(val(r, 0, 0), NULL, 10);
 	PQclear(r);
 	if (finished > 0) {
 		fl_pg_conn_rollback(c);
@@ -493,8 +502,8 @@ enum fl_err fl_pg_history_mark_rolled_back(struct fl_conn *c, const char *name, 
 	           1, params, &r, &e);
 	if (rv != FL_OK)
 		goto fail;
-	total = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-	unfinished = strtol(PQgetvalue(r, 0, 1), NULL, 10);
+	total = strtol(val(r, 0, 0), NULL, 10);
+	unfinished = strtol(val(r, 0, 1), NULL, 10);
 	PQclear(r);
 	if (total == 0 || unfinished == 0) {
 		fl_pg_conn_rollback(c);
@@ -559,7 +568,7 @@ enum fl_err fl_pg_history_start(struct fl_conn *c, const char *id, const char *n
 	if (rv != FL_OK)
 		return rv;
 	if (PQntuples(r) == 1)
-		snprintf(started_at, 64, "%s", PQgetvalue(r, 0, 0));
+		snprintf(started_at, 64, "%s", val(r, 0, 0));
 	PQclear(r);
 	return FL_OK;
 }
@@ -636,9 +645,9 @@ enum fl_err fl_pg_history_row(struct fl_conn *c, const char *id, struct fl_pg_ro
 		return rv;
 	if (PQntuples(r) == 1) {
 		st->exists = true;
-		st->finished = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-		st->steps = (int)strtol(PQgetvalue(r, 0, 1), NULL, 10);
-		st->rolled_back = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
+		st->finished = strcmp(val(r, 0, 0), "t") == 0;
+		st->steps = (int)strtol(val(r, 0, 1), NULL, 10);
+		st->rolled_back = strcmp(val(r, 0, 2), "t") == 0;
 	}
 	PQclear(r);
 	return FL_OK;
@@ -656,7 +665,7 @@ enum fl_err fl_pg_history_count(struct fl_conn *c, const char *name, long *count
 	           &r, e);
 	if (rv != FL_OK)
 		return rv;
-	*count = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	*count = strtol(val(r, 0, 0), NULL, 10);
 	PQclear(r);
 	return FL_OK;
 }
@@ -682,7 +691,7 @@ enum fl_err fl_pg_history_forget(struct fl_conn *c, const char *name, const char
 	           4, params, &r, e);
 	if (rv != FL_OK)
 		return rv;
-	*deleted = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	*deleted = strtol(val(r, 0, 0), NULL, 10);
 	PQclear(r);
 	return FL_OK;
 }

@@ -13,7 +13,6 @@
  */
 #include "split.h"
 
-#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -342,7 +341,11 @@ void fl_sql_error_message(const char *message, char *out, size_t outsz)
 	static const char more[] = "...";
 	size_t o = 0;
 
-	assert(outsz > sizeof(more));
+	if (outsz <= sizeof(more)) { /* too small for anything useful: say nothing */
+		if (outsz > 0)
+			out[0] = '\0';
+		return;
+	}
 	for (const char *p = message; *p != '\0'; p++) {
 		char esc = *p == '\n' ? 'n' : *p == '\r' ? 'r' : *p == '\t' ? 't' : 0;
 		size_t need = esc ? 2 : 1;

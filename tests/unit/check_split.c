@@ -200,6 +200,9 @@ START_TEST(error_message_is_one_line_and_capped)
 	ck_assert_str_eq(out, "0123456789a...");
 	fl_sql_error_message("0123456789é-rest", out, sizeof(out));
 	ck_assert_str_eq(out, "0123456789é...");
+	/* A buffer too small for "..." gets nothing, and no abort. */
+	fl_sql_error_message("abc", out, 4);
+	ck_assert_str_eq(out, "");
 }
 END_TEST
 
