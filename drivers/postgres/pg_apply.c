@@ -610,6 +610,92 @@ out:
 	return rv;
 }
 
+/* Whether TRANSACTION tries go as one batch: the script's statements are
+ * counted (it parsed), no verify.sql result must be read in between, and the
+ * script is small enough to copy into the batch. */
+static bool batched(const struct run *a)
+{
+	return a->mode == FL_APPLY_TRANSACTION && !a->revert && a->script != NULL &&
+	       a->script->parsed && a->m->verify_sql == NULL && a->m->sql_len <= FL_SQL_PIECE_MAX;
+}
+
+/* Characters (UTF-8) in s[0, n): error positions count them. */
+static int chars_in(const char *s, size_t n)
+{
+	int k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += ((unsigned char)s[i] & 0xc0) != 0x80;
+	return k;
+}
+
+/*
+ * One TRANSACTION try in one round trip: BEGIN, the session cleaned (as
+ * fl_pg_conn_clean, inside the transaction: rolled back with it, and done
+ * again by the next try), the timeouts, the history row, the script, the row
+ * finished, COMMIT, all in one simple query, which the server stops at the
+ * first error. How many statements completed says whose error it was. The
+ * rules are tx_try's; only the round trips differ. FL_EINVAL (nothing sent):
+ * the migration's name cannot be quoted; use tx_try.
+ */
+static enum fl_err tx_batch(struct run *a, struct fl_pg_error *e)
+{
+	struct fl_buf q = FL_BUF_INIT;
+	PGresult *row = NULL;
+	int clean_n, head, done = 0, n = (int)a->script->count;
+	size_t script_at;
+	enum fl_err rv;
+
+	memset(e, 0, sizeof(*e));
+	fl_buf_puts(&q, "BEGIN; ");
+	clean_n = fl_pg_conn_clean_sql(a->c, &q);
+	head = 1 + clean_n;
+	if (a->lock_ms >= 0) {
+		fl_buf_printf(&q, "; SET LOCAL lock_timeout = %lld", clamp_ms(a->lock_ms));
+		head++;
+	}
+	if (a->stmt_ms >= 0) {
+		fl_buf_printf(&q, "; SET LOCAL statement_timeout = %lld", clamp_ms(a->stmt_ms));
+		head++;
+	}
+	fl_buf_puts(&q, "; ");
+	if (fl_pg_history_start_sql(a->c, a->id, a->m->id, a->m->checksum, &q) != FL_OK) {
+		fl_buf_fini(&q);
+		return FL_EINVAL;
+	}
+	/* The newlines end a trailing "--" comment before our ';'. */
+	fl_buf_puts(&q, ";\n");
+	script_at = q.len;
+	fl_buf_append(&q, a->sql, a->m->sql_len);
+	fl_buf_puts(&q, "\n;\n");
+	fl_pg_history_finish_sql(a->c, a->id, &q);
+	fl_buf_puts(&q, ";\nCOMMIT");
+	rv = fl_pg_conn_run_counted(a->c, fl_buf_str(&q), head, &row, &done, e);
+	if (row != NULL && PQntuples(row) == 1 && PQnfields(row) == 1)
+		snprintf(a->started_at, sizeof(a->started_at), "%s", PQgetvalue(row, 0, 0));
+	PQclear(row);
+	if (rv != FL_OK) {
+		if (done < 1 + clean_n) {
+			note(a, "resetting the session", NULL, e);
+			rv = rv == FL_ESQL ? FL_EDB : rv;
+		} else if (done <= head) {
+			rv = book(a, rv, e); /* the timeouts, the history row */
+		} else if (done <= head + n) {
+			e->position -= e->position > 0 ? chars_in(q.data, script_at) : 0;
+			e->position = e->position > 0 ? e->position : 0;
+			note(a, a->file, a->sql, e);
+		} else if (done == head + n + 1) {
+			rv = book(a, rv, e); /* finishing the history row */
+		} else {
+			note(a, "COMMIT", NULL, e); /* deferred constraints fail here */
+		}
+		if (PQstatus(a->c->pg) == CONNECTION_OK)
+			fl_pg_conn_rollback(a->c);
+	}
+	fl_buf_fini(&q);
+	return rv;
+}
+
 static enum fl_err apply_tx(struct run *a)
 {
 	struct fl_pg_error e;
@@ -617,7 +703,9 @@ static enum fl_err apply_tx(struct run *a)
 	int s;
 
 	for (;;) {
-		rv = tx_try(a, &e);
+		rv = batched(a) ? tx_batch(a, &e) : FL_EINVAL;
+		if (rv == FL_EINVAL)
+			rv = tx_try(a, &e);
 		if (rv == FL_OK)
 			return FL_OK;
 		if (rv == FL_EDB)
@@ -951,7 +1039,8 @@ enum fl_err fl_pg_apply_run(struct fl_conn *c, const struct fl_migration *m,
 
 	if ((rv = start(&a, c, m, mode, script, opts, res, false)) != FL_OK)
 		return rv;
-	if ((rv = clean(&a)) != FL_OK)
+	/* A batched TRANSACTION try cleans the session itself. */
+	if (!batched(&a) && (rv = clean(&a)) != FL_OK)
 		return finish(&a, rv);
 	switch (mode) {
 	case FL_APPLY_TRANSACTION:

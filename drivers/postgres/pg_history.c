@@ -573,6 +573,32 @@ enum fl_err fl_pg_history_start(struct fl_conn *c, const char *id, const char *n
 	return FL_OK;
 }
 
+enum fl_err fl_pg_history_start_sql(struct fl_conn *c, const char *id, const char *name,
+                                    const char *checksum, struct fl_buf *out)
+{
+	char *lname = PQescapeLiteral(c->pg, name, strlen(name));
+
+	/* id and checksum are ours: hex digits and dashes, safe as literals. The
+	 * name libpq quotes, or refuses (not valid in the client encoding). */
+	if (lname == NULL)
+		return FL_EINVAL;
+	fl_buf_printf(out,
+	              "INSERT INTO %s (id, checksum, migration_name) VALUES ('%s', '%s', %s) "
+	              "ON CONFLICT (id) DO NOTHING RETURNING started_at",
+	              c->qmig, id, checksum, lname);
+	PQfreemem(lname);
+	return FL_OK;
+}
+
+void fl_pg_history_finish_sql(struct fl_conn *c, const char *id, struct fl_buf *out)
+{
+	fl_buf_printf(out,
+	              "UPDATE %s SET finished_at = clock_timestamp(), "
+	              "applied_steps_count = applied_steps_count + 1 "
+	              "WHERE id = '%s' AND finished_at IS NULL",
+	              c->qmig, id);
+}
+
 char *fl_pg_history_steps_sql(struct fl_conn *c, const char *id, int steps)
 {
 	/* id is our own UUID: hex digits and dashes, safe as a literal. */

@@ -66,6 +66,14 @@ enum fl_err fl_pg_history_start(struct fl_conn *c, const char *id, const char *n
 /* applied_steps_count = steps. */
 enum fl_err fl_pg_history_set_steps(struct fl_conn *c, const char *id, int steps,
                                     struct fl_pg_error *e);
+/* The INSERT of fl_pg_history_start (RETURNING started_at) and the UPDATE of
+ * fl_pg_history_finish (one step counted) as SQL text, appended to out, for
+ * a batch sent as one simple query. FL_EINVAL: name cannot be quoted in the
+ * client encoding (out unchanged); use the functions above then. */
+enum fl_err fl_pg_history_start_sql(struct fl_conn *c, const char *id, const char *name,
+                                    const char *checksum, struct fl_buf *out)
+    __attribute__((warn_unused_result));
+void fl_pg_history_finish_sql(struct fl_conn *c, const char *id, struct fl_buf *out);
 /* SQL (heap) that sets applied_steps_count = steps, to send in the same
  * simple query as the statement it counts. */
 char *fl_pg_history_steps_sql(struct fl_conn *c, const char *id, int steps);

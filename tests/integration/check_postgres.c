@@ -1265,6 +1265,69 @@ START_TEST(fingerprint_ignores_the_schema_name)
 }
 END_TEST
 
+/* ---- TRANSACTION in one round trip ---- */
+
+/* A parsed script goes as one batch (BEGIN ... COMMIT in one simple query):
+ * the same rows and the same messages as statement by statement, errors
+ * placed in the script, the bookkeeping or the COMMIT. */
+START_TEST(tx_batch_says_whose_error)
+{
+	struct tdb t;
+	struct fl_migration ok =
+	    mig("20240101000000_it's ok", "-- CreateTable\n"
+	                                  "CREATE TABLE a (id int PRIMARY KEY);\n"
+	                                  "INSERT INTO a VALUES (1) -- one");
+	struct fl_migration bad = mig("20240101000001_bad", "CREATE TABLE b (id int);\n"
+	                                                    "-- a comment\n"
+	                                                    "SELECT * FROM nope;\n");
+	struct fl_migration late =
+	    mig("20240101000002_late", "CREATE TABLE c (id int REFERENCES a DEFERRABLE "
+	                               "INITIALLY DEFERRED);\nINSERT INTO c VALUES (2);\n");
+	struct fl_apply_opts o = opts();
+	struct fl_apply_result res;
+	struct fl_sql_script s1, s2, s3;
+	char errbuf[FL_ERRBUF_SIZE];
+	struct fl_conn *c;
+	char *v;
+
+	ck_assert_int_eq(fl_sql_split(ok.sql, &s1, errbuf), FL_OK);
+	ck_assert_int_eq(fl_sql_split(bad.sql, &s2, errbuf), FL_OK);
+	ck_assert_int_eq(fl_sql_split(late.sql, &s3, errbuf), FL_OK);
+	tdb_open(&t, "");
+	c = dconnect(t.url);
+	ensure(c);
+	ck_assert_int_eq(drv->apply(c, &ok, FL_APPLY_TRANSACTION, &s1, &o, &res), FL_OK);
+	v = raw_value(t.pg, "SELECT (finished_at IS NOT NULL)::text || applied_steps_count || "
+	                    "coalesce(logs, 'null') FROM _prisma_migrations WHERE migration_name = "
+	                    "'20240101000000_it''s ok'");
+	ck_assert_str_eq(v, "true1null");
+	free(v);
+	v = raw_value(t.pg, "SELECT count(*) FROM a");
+	ck_assert_str_eq(v, "1");
+	free(v);
+
+	ck_assert_int_eq(drv->apply(c, &bad, FL_APPLY_TRANSACTION, &s2, &o, &res), FL_ESQL);
+	ck_assert_msg(strstr(res.message, "migration.sql line 3: relation \"nope\" does not exist "
+	                                  "(SQLSTATE 42P01)") != NULL,
+	              "%s", res.message);
+	ck_assert(!relation_exists(&t, "b"));
+	v = row_field(&t, bad.id, "(finished_at IS NULL)::text || applied_steps_count");
+	ck_assert_str_eq(v, "true0");
+	free(v);
+
+	ck_assert_int_eq(drv->apply(c, &late, FL_APPLY_TRANSACTION, &s3, &o, &res), FL_ESQL);
+	ck_assert_msg(strncmp(res.message, "COMMIT: ", 8) == 0, "%s", res.message);
+	ck_assert_str_eq(res.sqlstate, "23503");
+	ck_assert(!relation_exists(&t, "c"));
+
+	fl_sql_script_fini(&s1);
+	fl_sql_script_fini(&s2);
+	fl_sql_script_fini(&s3);
+	drv->close(c);
+	tdb_close(&t);
+}
+END_TEST
+
 /* ---- regressions ---- */
 
 /* A file our parser cannot read runs as one script; it is never known to be
@@ -1398,6 +1461,7 @@ static Suite *postgres_suite(void)
 	tcase_add_test(tc, resolve_both_ways_with_refusals);
 	tcase_add_test(tc, fingerprint_equal_then_drifts);
 	tcase_add_test(tc, fingerprint_ignores_the_schema_name);
+	tcase_add_test(tc, tx_batch_says_whose_error);
 	tcase_add_test(tc, unparsed_script_is_never_retried);
 	tcase_add_test(tc, interrupted_statements_say_how_far);
 	suite_add_tcase(s, tc);
