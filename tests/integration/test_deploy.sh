@@ -213,6 +213,26 @@ assert_eq "$(fl_psql "$url" "SELECT string_agg(migration_name || ':' || (finishe
 	"20250101000000_gated:true 20250102000000_b:true 20250103000000_c:true"
 assert_exit 0 "$FLOTILLA" status --dir "$m" --database-url "$url"
 
+# --- interrupted (SIGINT) in the middle of a no-transaction migration: the
+# error and the history row say how far it got, and resolve --applied wants
+# --force to call it done ---
+url=$(fl_newdb interrupted)
+m="$dir/interrupted"
+mkdir -p "$m/20250101000000_nt"
+printf -- '-- flotilla:no-transaction\nCREATE TABLE n1 (id int);\nCREATE TABLE n2 (id int);\nSELECT pg_sleep(600);\nCREATE TABLE n4 (id int);\n' >"$m/20250101000000_nt/migration.sql"
+"$FLOTILLA" deploy --dir "$m" --database-url "$url" >"$dir/int.out" 2>"$dir/int.err" &
+deployer=$!
+wait_for 30 "[ \"\$(fl_psql '$url' \"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'flotilla' AND query LIKE '%pg_sleep(600)%' AND state = 'active'\")\" = 1 ]"
+kill -INT "$deployer"
+rc=0
+wait "$deployer" || rc=$?
+assert_eq "$rc" 130 "exit status after SIGINT"
+want="interrupted during statement 3 of 4 (line 4): 2 applied; "
+assert_contains "$(cat "$dir/int.err")" "$want"
+assert_eq "$(fl_psql "$url" "SELECT applied_steps_count || ' ' || (logs LIKE '$want%') FROM _prisma_migrations")" "2 true"
+assert_exit 1 "$FLOTILLA" resolve --applied 20250101000000_nt --dir "$m" --database-url "$url"
+assert_contains "$ERR" "only partly applied: 2 of 4 statements ran"
+
 # --- every migration starts from the same session state: a SET search_path
 # or SET ROLE in one does not leak into the next, so one deploy and the same
 # history in two steps give the same schema ---
