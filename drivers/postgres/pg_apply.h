@@ -41,6 +41,14 @@
  *
  * Reverting records in flotilla's own table, which must be writable before
  * down.sql runs (fl_pg_history_ensure_events).
+ *
+ * Every apply and revert starts from a clean session (fl_pg_conn_clean). A
+ * TRANSACTION try whose script parsed (and has no verify.sql, and is at most
+ * FL_SQL_PIECE_MAX) is one round trip: BEGIN, the clean statements, the
+ * timeouts, the history row, the script, the row finished, COMMIT, in one
+ * simple query; the count of statements completed says whose an error was.
+ * It is one transaction like the other TRANSACTION tries, so every rule
+ * above holds for it unchanged.
  */
 #ifndef FL_PG_APPLY_H
 #define FL_PG_APPLY_H
