@@ -17,6 +17,16 @@ for p in "${packages[@]}"; do
 	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
 	[ "$status" = installed ] || missing+=("$p")
 done
+# Node.js and npm, for the real Prisma CLI of tests/compat (prisma 6 needs node >= 18.18;
+# Debian 12 has 18.20). Checked by command, not by package: a node from elsewhere (e.g.
+# NodeSource's nodejs, which bundles npm and conflicts with Debian's npm) is kept.
+node_ok() {
+	local v
+	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || return 1
+	v=$(node -p 'process.versions.node' 2>/dev/null) || return 1
+	[ "$(printf '%s\n' 18.18.0 "$v" | sort -V | head -n 1)" = 18.18.0 ]
+}
+node_ok || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=()

@@ -111,30 +111,43 @@ static void work_fini(struct work *w)
 	free(w->order);
 }
 
+/*
+ * deps[i]: the predecessor, then each required node once, in the order required.
+ * added[d] == i + 1 marks d as already among node i's deps, so a migration with r
+ * requires costs O(r log n), not O(r^2).
+ */
 static enum fl_err build_deps(struct work *w, const struct fl_migration *items, char *errbuf)
 {
-	size_t i, j, k;
+	size_t *added = fl_calloc(w->n, sizeof(size_t));
+	enum fl_err rv = FL_OK;
+	size_t i, j;
 
 	for (i = 0; i < w->n; i++) {
 		const struct fl_migration *m = &items[i];
 
 		w->deps[i] = fl_malloc((m->n_requires + 1) * sizeof(size_t));
-		if (i > 0)
+		if (i > 0) {
 			w->deps[i][w->n_deps[i]++] = i - 1;
+			added[i - 1] = i + 1;
+		}
 		for (j = 0; j < m->n_requires; j++) {
 			long d = lookup(w->ids, w->n, m->requires[j]);
 
-			if (d < 0)
-				return fl_errf(errbuf, FL_EGRAPH,
-				               "migration '%s' requires unknown '%s'", m->id,
-				               m->requires[j]);
-			for (k = 0; k < w->n_deps[i] && w->deps[i][k] != (size_t)d; k++)
-				;
-			if (k == w->n_deps[i])
+			if (d < 0) {
+				rv = fl_errf(errbuf, FL_EGRAPH,
+				             "migration '%s' requires unknown '%s'", m->id,
+				             m->requires[j]);
+				goto out;
+			}
+			if (added[(size_t)d] != i + 1) {
+				added[(size_t)d] = i + 1;
 				w->deps[i][w->n_deps[i]++] = (size_t)d;
+			}
 		}
 	}
-	return FL_OK;
+out:
+	free(added);
+	return rv;
 }
 
 static void kahn(struct work *w)
@@ -297,14 +310,19 @@ static void dot_quoted(struct fl_buf *out, const char *s)
 	fl_buf_puts(out, "\"");
 }
 
-static bool is_required(const struct fl_migration *m, const char *id)
+static int cmp_str(const void *x, const void *y)
 {
-	size_t i;
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
 
-	for (i = 0; i < m->n_requires; i++)
-		if (strcmp(m->requires[i], id) == 0)
-			return true;
-	return false;
+/* m's requires, sorted, in *sorted (caller frees), so that each lookup is O(log r). */
+static void sort_requires(const struct fl_migration *m, char ***sorted)
+{
+	*sorted = fl_malloc((m->n_requires ? m->n_requires : 1) * sizeof(char *));
+	if (m->n_requires == 0)
+		return;
+	memcpy(*sorted, m->requires, m->n_requires * sizeof(char *));
+	qsort(*sorted, m->n_requires, sizeof(char *), cmp_str);
 }
 
 void fl_graph_render(const struct fl_migration_set *set, int dot, struct fl_buf *out)
@@ -332,7 +350,9 @@ void fl_graph_render(const struct fl_migration_set *set, int dot, struct fl_buf 
 	/* Edges point the way migrations are applied: dependency -> dependent. */
 	for (i = 0; i < set->count; i++) {
 		const struct fl_migration *m = &set->items[i];
+		char **required;
 
+		sort_requires(m, &required);
 		for (k = 0; k < m->n_deps; k++) {
 			const char *from = set->items[m->deps[k]].id;
 
@@ -340,10 +360,12 @@ void fl_graph_render(const struct fl_migration_set *set, int dot, struct fl_buf 
 			dot_quoted(out, from);
 			fl_buf_puts(out, " -> ");
 			dot_quoted(out, m->id);
-			fl_buf_puts(out, is_required(m, from)
+			fl_buf_puts(out, bsearch(&from, required, m->n_requires, sizeof(char *),
+			                         cmp_str) != NULL
 			                     ? " [style=dashed, label=\"requires\"];\n"
 			                     : ";\n");
 		}
+		free(required);
 	}
 	fl_buf_puts(out, "}\n");
 }

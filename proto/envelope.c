@@ -18,6 +18,7 @@
 #include "envelope.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -29,6 +30,8 @@
 #include "log.h"
 #include "mem.h"
 #include "retry.h"
+#include "roles.h"
+#include "wire.h"
 
 #define CTX_LEN     21 /* "flotilla envelope v1" and its NUL */
 #define OUTER_LEN   61 /* magic 4, version 1, sender 32, nonce 24 */
@@ -50,6 +53,8 @@ static const uint8_t refusal[5] = {'F', 'L', 'T', 0x01, 0x00};
 
 _Static_assert(OUTER_LEN + MAC_LEN + INNER_FIXED + SIG_LEN == FL_ENVELOPE_OVERHEAD,
                "envelope overhead");
+_Static_assert(FL_ENVELOPE_MAX_SIZE_BUNDLE == FL_WIRE_MAX_RELEASE_MESSAGE + FL_ENVELOPE_OVERHEAD,
+               "an envelope holds the largest message with a release");
 _Static_assert(crypto_box_MACBYTES == MAC_LEN && crypto_box_NONCEBYTES == 24 &&
                    crypto_box_BEFORENMBYTES == 32 && crypto_sign_BYTES == SIG_LEN,
                "libsodium sizes");
@@ -67,6 +72,11 @@ struct fl_envelope {
 	atomic_int_least64_t log_window_ms;
 	atomic_uint_least64_t log_in_window;
 	atomic_uint_least64_t log_suppressed;
+	/* Enrollment: a token bucket in millionths of a token. */
+	pthread_mutex_t enroll_lock;
+	unsigned enroll_rate, enroll_burst; /* rate 0: enrollment off */
+	uint64_t enroll_tokens_u;
+	int64_t enroll_refill_us;
 };
 
 #define REFUSALS_LOGGED_PER_SECOND 10
@@ -88,8 +98,9 @@ static bool refusal_log_allowed(struct fl_envelope *ep, uint64_t *suppressed)
 }
 
 static const char *const reason_names[FL_ENVELOPE_REASON_COUNT] = {
-    "ok",      "truncated", "oversize",  "bad-magic", "version", "unknown-sender", "revoked",
-    "decrypt", "malformed", "recipient", "signature", "replay",  "skew",           "store",
+    "ok",      "truncated", "oversize",     "bad-magic",      "version",   "unknown-sender",
+    "revoked", "decrypt",   "malformed",    "recipient",      "signature", "replay",
+    "skew",    "store",     "rate-limited", "not-enrollment",
 };
 
 const char *fl_envelope_reason_name(enum fl_envelope_reason reason)
@@ -115,11 +126,15 @@ struct fl_envelope *fl_envelope_new(const struct fl_identity *self, struct fl_pe
 	atomic_init(&ep->log_window_ms, fl_now_ms());
 	atomic_init(&ep->log_in_window, 0);
 	atomic_init(&ep->log_suppressed, 0);
+	pthread_mutex_init(&ep->enroll_lock, NULL);
 	return ep;
 }
 
 void fl_envelope_free(struct fl_envelope *ep)
 {
+	if (ep == NULL)
+		return;
+	pthread_mutex_destroy(&ep->enroll_lock);
 	free(ep);
 }
 
@@ -139,6 +154,48 @@ void fl_envelope_set_clock(struct fl_envelope *ep, fl_wallclock_fn fn, void *arg
 {
 	ep->clock = fn ? fn : fl_wallclock_us;
 	ep->clock_arg = fn ? arg : NULL;
+}
+
+void fl_envelope_set_enroll_rate(struct fl_envelope *ep, unsigned per_second, unsigned burst)
+{
+	assert(per_second <= 1000000 && burst <= 1000000 && (per_second == 0 || burst > 0));
+	pthread_mutex_lock(&ep->enroll_lock);
+	ep->enroll_rate = per_second;
+	ep->enroll_burst = burst;
+	ep->enroll_tokens_u = (uint64_t)burst * 1000000; /* starts full */
+	ep->enroll_refill_us = ep->clock(ep->clock_arg);
+	pthread_mutex_unlock(&ep->enroll_lock);
+}
+
+/* Take one token from the enrollment bucket, if there is one. */
+static bool enroll_take(struct fl_envelope *ep)
+{
+	int64_t now = ep->clock(ep->clock_arg), elapsed;
+	uint64_t full;
+	bool ok = false;
+
+	pthread_mutex_lock(&ep->enroll_lock);
+	if (ep->enroll_rate == 0)
+		goto out;
+	full = (uint64_t)ep->enroll_burst * 1000000;
+	elapsed = now - ep->enroll_refill_us;
+	if (elapsed > 0) {
+		/* elapsed * rate would overflow long after the bucket is full. */
+		if ((uint64_t)elapsed >= full / ep->enroll_rate + 1)
+			ep->enroll_tokens_u = full;
+		else
+			ep->enroll_tokens_u += (uint64_t)elapsed * ep->enroll_rate;
+		if (ep->enroll_tokens_u > full)
+			ep->enroll_tokens_u = full;
+	}
+	ep->enroll_refill_us = now; /* a clock stepped back refills nothing */
+	if (ep->enroll_tokens_u >= 1000000) {
+		ep->enroll_tokens_u -= 1000000;
+		ok = true;
+	}
+out:
+	pthread_mutex_unlock(&ep->enroll_lock);
+	return ok;
 }
 
 uint64_t fl_envelope_count(const struct fl_envelope *ep, enum fl_envelope_reason reason)
@@ -164,6 +221,15 @@ bool fl_envelope_is_refusal(const void *data, size_t len)
 
 enum fl_err fl_envelope_seal(struct fl_envelope *ep, const uint8_t recipient[FL_PEER_KEY_LEN],
                              const void *body, size_t len, struct fl_buf *out, char *errbuf)
+{
+	uint64_t seq;
+
+	return fl_envelope_seal_seq(ep, recipient, body, len, out, &seq, errbuf);
+}
+
+enum fl_err fl_envelope_seal_seq(struct fl_envelope *ep, const uint8_t recipient[FL_PEER_KEY_LEN],
+                                 const void *body, size_t len, struct fl_buf *out,
+                                 uint64_t *seq_out, char *errbuf)
 {
 	uint8_t key[crypto_box_BEFORENMBYTES], mac[MAC_LEN], hdr[OUTER_LEN], inner[INNER_FIXED];
 	static const uint8_t nosig[SIG_LEN];
@@ -208,6 +274,7 @@ enum fl_err fl_envelope_seal(struct fl_envelope *ep, const uint8_t recipient[FL_
 	memmove(d + OUTER_LEN + MAC_LEN, d + SIGNED_PRE, n + SIG_LEN);
 	out->len = OUTER_LEN + MAC_LEN + n + SIG_LEN;
 	out->data[out->len] = '\0';
+	*seq_out = seq;
 out:
 	sodium_memzero(key, sizeof(key));
 	return rv;
@@ -267,7 +334,9 @@ static enum fl_err refuse(struct attempt *a, enum fl_envelope_reason r, const ch
 		snprintf(about, sizeof(about), "unidentified sender");
 	}
 	atomic_fetch_add_explicit(&a->ep->counts[r], 1, memory_order_relaxed);
-	if (refusal_log_allowed(a->ep, &suppressed)) {
+	if (r == FL_ENVELOPE_UNKNOWN_SENDER && a->ep->enroll_rate > 0) {
+		/* fl_envelope_open_enroll comes next and logs either way. */
+	} else if (refusal_log_allowed(a->ep, &suppressed)) {
 		if (suppressed > 0)
 			fl_log_warn(NULL, "%llu more envelope refusals were not logged",
 			            (unsigned long long)suppressed);
@@ -289,35 +358,109 @@ static enum fl_err refuse(struct attempt *a, enum fl_envelope_reason r, const ch
 	return r == FL_ENVELOPE_STORE ? FL_EIO : FL_EAUTH;
 }
 
+/* The checks of the outer header every open starts with. */
+static enum fl_err check_outer(struct attempt *a, const uint8_t *d, size_t len, size_t cap)
+{
+	if (d != NULL && len >= OFF_SENDER + FL_PEER_KEY_LEN)
+		a->sender = d + OFF_SENDER;
+	if (d == NULL || len < FL_ENVELOPE_OVERHEAD)
+		return refuse(a, FL_ENVELOPE_TRUNCATED,
+		              "%zu bytes, fewer than the %d of any envelope", len,
+		              FL_ENVELOPE_OVERHEAD);
+	if (len > cap)
+		return refuse(a, FL_ENVELOPE_OVERSIZE, "%zu bytes, over the limit of %zu", len,
+		              cap);
+	if (memcmp(d, magic, sizeof(magic)) != 0)
+		return refuse(a, FL_ENVELOPE_BAD_MAGIC, "not a flotilla envelope");
+	if (d[OFF_VERSION] != FL_PROTOCOL_VERSION)
+		return refuse(a, FL_ENVELOPE_VERSION, "protocol version %u, we speak %d",
+		              d[OFF_VERSION], FL_PROTOCOL_VERSION);
+	return FL_OK;
+}
+
+/* Decrypt with key (wiped here) into o->plain and check the inner part and
+ * the signature by the sender field's key. *p: the inner part in plain. */
+static enum fl_err decrypt_and_verify(struct attempt *a, const uint8_t *d, size_t len,
+                                      uint8_t key[crypto_box_BEFORENMBYTES], uint8_t **inner)
+{
+	struct fl_envelope_opened *o = a->o;
+	size_t ilen = len - OUTER_LEN - MAC_LEN;
+	uint32_t body_len;
+	uint8_t *p;
+	int failed;
+
+	/* plain = domain string || outer header || ciphertext, decrypted in place. */
+	fl_buf_reset(&o->plain);
+	if (fl_buf_append(&o->plain, ctx, CTX_LEN) != FL_OK ||
+	    fl_buf_append(&o->plain, d, OUTER_LEN) != FL_OK ||
+	    fl_buf_append(&o->plain, d + OUTER_LEN + MAC_LEN, ilen) != FL_OK) {
+		sodium_memzero(key, crypto_box_BEFORENMBYTES);
+		return refuse(a, FL_ENVELOPE_OVERSIZE, "%zu bytes do not fit the caller's buffer",
+		              len);
+	}
+	p = (uint8_t *)o->plain.data + SIGNED_PRE;
+	failed = crypto_box_open_detached_afternm(p, p, d + OUTER_LEN, ilen, d + OFF_NONCE, key);
+	sodium_memzero(key, crypto_box_BEFORENMBYTES);
+	if (failed)
+		return refuse(a, FL_ENVELOPE_DECRYPT, "authentication tag does not match");
+
+	body_len = fl_load_be32(p + IN_BODYLEN);
+	if (p[0] != d[OFF_VERSION])
+		return refuse(a, FL_ENVELOPE_MALFORMED, "inner version %u differs from outer %u",
+		              p[0], d[OFF_VERSION]);
+	if (body_len != ilen - INNER_FIXED - SIG_LEN)
+		return refuse(a, FL_ENVELOPE_MALFORMED, "body length %u, but %zu bytes hold it",
+		              (unsigned)body_len, ilen - INNER_FIXED - SIG_LEN);
+	if (memcmp(p + IN_RECIP, fl_identity_public_key(a->ep->self), FL_PEER_KEY_LEN) != 0) {
+		char id[FL_PEER_ID_LEN + 1];
+
+		fl_key_id(p + IN_RECIP, id);
+		return refuse(a, FL_ENVELOPE_RECIPIENT, "addressed to %s, we are %s", id,
+		              fl_identity_key_id(a->ep->self));
+	}
+	if (crypto_sign_ed25519_verify_detached(p + ilen - SIG_LEN, (uint8_t *)o->plain.data,
+	                                        SIGNED_PRE + ilen - SIG_LEN, d + OFF_SENDER) != 0)
+		return refuse(a, FL_ENVELOPE_SIGNATURE, "signature does not verify");
+	a->verified = true;
+	*inner = p;
+	return FL_OK;
+}
+
+/* |ts - now| in ms, without overflow: the unsigned difference is exact. */
+static uint64_t distance(int64_t ts, int64_t now_ms)
+{
+	return ts >= now_ms ? (uint64_t)ts - (uint64_t)now_ms : (uint64_t)now_ms - (uint64_t)ts;
+}
+
+static void accepted(struct attempt *a, const uint8_t *p, uint64_t seq, int64_t ts)
+{
+	struct fl_envelope_opened *o = a->o;
+
+	o->seq = seq;
+	o->timestamp_ms = ts;
+	o->body = p + INNER_FIXED;
+	o->body_len = fl_load_be32(p + IN_BODYLEN);
+	if (a->reason)
+		*a->reason = FL_ENVELOPE_OK;
+	atomic_fetch_add_explicit(&a->ep->counts[FL_ENVELOPE_OK], 1, memory_order_relaxed);
+}
+
 enum fl_err fl_envelope_open(struct fl_envelope *ep, const void *data, size_t len, size_t max_size,
                              struct fl_envelope_opened *o, enum fl_envelope_reason *reason,
                              char *errbuf)
 {
 	struct attempt a = {.ep = ep, .o = o, .reason = reason, .errbuf = errbuf};
 	const uint8_t *d = data;
-	size_t cap = max_size ? max_size : ep->max_size, ilen;
+	size_t cap = max_size ? max_size : ep->max_size, role_cap;
 	uint8_t key[crypto_box_BEFORENMBYTES], *p;
 	uint64_t seq, last = 0, dist;
 	int64_t ts, now_ms;
-	uint32_t body_len;
-	int failed;
+	enum fl_err rv;
 
 	o->body = NULL;
 	o->body_len = 0;
-	if (d != NULL && len >= OFF_SENDER + FL_PEER_KEY_LEN)
-		a.sender = d + OFF_SENDER;
-	if (d == NULL || len < FL_ENVELOPE_OVERHEAD)
-		return refuse(&a, FL_ENVELOPE_TRUNCATED,
-		              "%zu bytes, fewer than the %d of any envelope", len,
-		              FL_ENVELOPE_OVERHEAD);
-	if (len > cap)
-		return refuse(&a, FL_ENVELOPE_OVERSIZE, "%zu bytes, over the limit of %zu", len,
-		              cap);
-	if (memcmp(d, magic, sizeof(magic)) != 0)
-		return refuse(&a, FL_ENVELOPE_BAD_MAGIC, "not a flotilla envelope");
-	if (d[OFF_VERSION] != FL_PROTOCOL_VERSION)
-		return refuse(&a, FL_ENVELOPE_VERSION, "protocol version %u, we speak %d",
-		              d[OFF_VERSION], FL_PROTOCOL_VERSION);
+	if ((rv = check_outer(&a, d, len, cap)) != FL_OK)
+		return rv;
 
 	switch (fl_peers_recv_begin(ep->peers, d + OFF_SENDER, key, &o->sender)) {
 	case FL_PEER_OK:
@@ -329,47 +472,22 @@ enum fl_err fl_envelope_open(struct fl_envelope *ep, const void *data, size_t le
 		return refuse(&a, FL_ENVELOPE_UNKNOWN_SENDER, "key not approved");
 	}
 	a.known = true;
-
-	/* plain = domain string || outer header || ciphertext, decrypted in place. */
-	ilen = len - OUTER_LEN - MAC_LEN;
-	fl_buf_reset(&o->plain);
-	if (fl_buf_append(&o->plain, ctx, CTX_LEN) != FL_OK ||
-	    fl_buf_append(&o->plain, d, OUTER_LEN) != FL_OK ||
-	    fl_buf_append(&o->plain, d + OUTER_LEN + MAC_LEN, ilen) != FL_OK) {
+	/* What this sender's role may send at most (proto/roles.c), before a
+	 * byte of it is decrypted. */
+	role_cap = fl_roles_max_message(o->sender.role) + FL_ENVELOPE_OVERHEAD;
+	if (len > role_cap) {
 		sodium_memzero(key, sizeof(key));
-		return refuse(&a, FL_ENVELOPE_OVERSIZE, "%zu bytes do not fit the caller's buffer",
-		              len);
+		return refuse(&a, FL_ENVELOPE_OVERSIZE,
+		              "%zu bytes, over the limit of %zu for role %s", len, role_cap,
+		              fl_peer_role_name(o->sender.role));
 	}
-	p = (uint8_t *)o->plain.data + SIGNED_PRE;
-	failed = crypto_box_open_detached_afternm(p, p, d + OUTER_LEN, ilen, d + OFF_NONCE, key);
-	sodium_memzero(key, sizeof(key));
-	if (failed)
-		return refuse(&a, FL_ENVELOPE_DECRYPT, "authentication tag does not match");
-
-	body_len = fl_load_be32(p + IN_BODYLEN);
-	if (p[0] != d[OFF_VERSION])
-		return refuse(&a, FL_ENVELOPE_MALFORMED, "inner version %u differs from outer %u",
-		              p[0], d[OFF_VERSION]);
-	if (body_len != ilen - INNER_FIXED - SIG_LEN)
-		return refuse(&a, FL_ENVELOPE_MALFORMED, "body length %u, but %zu bytes hold it",
-		              (unsigned)body_len, ilen - INNER_FIXED - SIG_LEN);
-	if (memcmp(p + IN_RECIP, fl_identity_public_key(ep->self), FL_PEER_KEY_LEN) != 0) {
-		char id[FL_PEER_ID_LEN + 1];
-
-		fl_key_id(p + IN_RECIP, id);
-		return refuse(&a, FL_ENVELOPE_RECIPIENT, "addressed to %s, we are %s", id,
-		              fl_identity_key_id(ep->self));
-	}
-	if (crypto_sign_ed25519_verify_detached(p + ilen - SIG_LEN, (uint8_t *)o->plain.data,
-	                                        SIGNED_PRE + ilen - SIG_LEN, d + OFF_SENDER) != 0)
-		return refuse(&a, FL_ENVELOPE_SIGNATURE, "signature does not verify");
-	a.verified = true;
+	if ((rv = decrypt_and_verify(&a, d, len, key, &p)) != FL_OK)
+		return rv;
 
 	seq = fl_load_be64(p + IN_SEQ);
 	ts = (int64_t)fl_load_be64(p + IN_TS);
 	now_ms = ep->clock(ep->clock_arg) / 1000;
-	/* |ts - now| without overflow: the unsigned difference is exact. */
-	dist = ts >= now_ms ? (uint64_t)ts - (uint64_t)now_ms : (uint64_t)now_ms - (uint64_t)ts;
+	dist = distance(ts, now_ms);
 	switch (fl_peers_recv_commit(ep->peers, d + OFF_SENDER, seq, dist <= (uint64_t)ep->skew_ms,
 	                             &last)) {
 	case FL_PEER_OK:
@@ -389,13 +507,77 @@ enum fl_err fl_envelope_open(struct fl_envelope *ep, const void *data, size_t le
 		return refuse(&a, FL_ENVELOPE_STORE, "cannot record seq %llu in the sequence file",
 		              (unsigned long long)seq);
 	}
+	accepted(&a, p, seq, ts);
+	return FL_OK;
+}
 
-	o->seq = seq;
-	o->timestamp_ms = ts;
-	o->body = p + INNER_FIXED;
-	o->body_len = body_len;
-	if (reason)
-		*reason = FL_ENVELOPE_OK;
-	atomic_fetch_add_explicit(&ep->counts[FL_ENVELOPE_OK], 1, memory_order_relaxed);
+enum fl_err fl_envelope_open_enroll(struct fl_envelope *ep, const void *data, size_t len,
+                                    struct fl_envelope_opened *o, Flotilla__V1__Message **hello,
+                                    enum fl_envelope_reason *reason, char *errbuf)
+{
+	struct attempt a = {.ep = ep, .o = o, .reason = reason, .errbuf = errbuf};
+	const uint8_t *d = data;
+	uint8_t key[crypto_box_BEFORENMBYTES], *p;
+	struct fl_peer_info known;
+	Flotilla__V1__Message *m = NULL;
+	char eb[FL_ERRBUF_SIZE] = "";
+	uint64_t seq, dist;
+	int64_t ts, now_ms;
+	uint32_t body_len;
+	enum fl_err rv;
+
+	*hello = NULL;
+	o->body = NULL;
+	o->body_len = 0;
+	if (d != NULL && len >= OFF_SENDER + FL_PEER_KEY_LEN)
+		a.sender = d + OFF_SENDER;
+	/* Before anything costs a key exchange. */
+	if (!enroll_take(ep))
+		return refuse(&a, FL_ENVELOPE_RATE_LIMITED,
+		              ep->enroll_rate ? "more than %u enrollment attempts a second"
+		                              : "enrollment is off here (%u a second)",
+		              ep->enroll_rate);
+	if ((rv = check_outer(&a, d, len, FL_ENVELOPE_ENROLL_MAX)) != FL_OK)
+		return rv;
+	if (fl_peers_find(ep->peers, d + OFF_SENDER, &known) == FL_OK) {
+		if (known.revoked)
+			return refuse(&a, FL_ENVELOPE_REVOKED, "key revoked");
+		return refuse(&a, FL_ENVELOPE_NOT_ENROLLMENT, "key enrolled already");
+	}
+	memset(&o->sender, 0, sizeof(o->sender));
+	memcpy(o->sender.pk, d + OFF_SENDER, FL_PEER_KEY_LEN);
+	fl_key_id(o->sender.pk, o->sender.id);
+	/* Computed for this message only, never added to the registry. */
+	if (fl_identity_shared_key(ep->self, d + OFF_SENDER, key) != FL_OK) {
+		sodium_memzero(key, sizeof(key));
+		return refuse(&a, FL_ENVELOPE_UNKNOWN_SENDER, "not a usable public key");
+	}
+	if ((rv = decrypt_and_verify(&a, d, len, key, &p)) != FL_OK)
+		return rv;
+	seq = fl_load_be64(p + IN_SEQ);
+	ts = (int64_t)fl_load_be64(p + IN_TS);
+	now_ms = ep->clock(ep->clock_arg) / 1000;
+	dist = distance(ts, now_ms);
+	if (seq == 0)
+		return refuse(&a, FL_ENVELOPE_REPLAY, "seq 0 is never accepted");
+	if (dist > (uint64_t)ep->skew_ms)
+		return refuse(&a, FL_ENVELOPE_SKEW,
+		              "timestamp %lld is %llu ms %s our clock (window %lld ms)",
+		              (long long)ts, (unsigned long long)dist,
+		              ts > now_ms ? "ahead of" : "behind", (long long)ep->skew_ms);
+	body_len = fl_load_be32(p + IN_BODYLEN);
+	if (fl_wire_unpack_from(FL_PEER_AGENT, p + INNER_FIXED, body_len, &m, eb) != FL_OK)
+		return refuse(&a, FL_ENVELOPE_NOT_ENROLLMENT, "%s", eb);
+	if (m->body_case != FLOTILLA__V1__MESSAGE__BODY_HELLO ||
+	    m->hello->enrollment_token[0] == '\0') {
+		rv = refuse(&a, FL_ENVELOPE_NOT_ENROLLMENT, "a %s%s, not a hello with a token",
+		            fl_wire_body_name((int)m->body_case),
+		            m->body_case == FLOTILLA__V1__MESSAGE__BODY_HELLO ? " without a token"
+		                                                              : "");
+		fl_wire_free(m);
+		return rv;
+	}
+	accepted(&a, p, seq, ts);
+	*hello = m;
 	return FL_OK;
 }

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE /* F_OFD_SETLK */
 #include "peers.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "bytes.h"
+#include "file.h"
 #include "keys.h"
 #include "log.h"
 #include "mem.h"
@@ -29,12 +31,11 @@
 _Static_assert(FL_PEER_ID_LEN == FL_KEY_ID_LEN && FL_PEER_KEY_LEN == FL_KEY_PUBLIC_BYTES,
                "key sizes");
 
-#define REC_SIZE         64
-#define REC_CHECK_AT     48 /* BLAKE2b-128 of bytes 0..47 follows */
-#define FLAG_IN_USE      1u
-#define FLAG_REVOKED     2u
-#define NO_RECORD        UINT32_MAX
-#define TOKEN_TTL_MAX_MS (INT64_C(366) * 24 * 3600 * 1000)
+#define REC_SIZE     64
+#define REC_CHECK_AT 48 /* BLAKE2b-128 of bytes 0..47 follows */
+#define FLAG_IN_USE  1u
+#define FLAG_REVOKED 2u
+#define NO_RECORD    UINT32_MAX
 
 static const char seq_magic[16] = {'f', 'l', 'o', 't', 'i', 'l', 'l', 'a',
                                    ' ', 's', 'e', 'q', ' ', 'v', '1', '\n'};
@@ -50,11 +51,6 @@ struct entry {
 	uint32_t record;    /* index in peers.seq, NO_RECORD without a file */
 };
 
-struct token {
-	uint8_t hash[crypto_hash_sha256_BYTES];
-	int64_t expires_us;
-};
-
 struct fl_peers {
 	pthread_mutex_t lock;
 	const struct fl_identity *self;
@@ -68,11 +64,10 @@ struct fl_peers {
 	int fd; /* peers.seq, or -1 */
 	char *path;
 	uint32_t nrecords;
-	struct token tokens[FL_PEERS_TOKENS_MAX];
-	size_t ntokens;
-	fl_wallclock_fn clock;
-	void *clock_arg;
 };
+
+/* errno's text, thread-safe (strerror is not): into a buffer per call site. */
+#define ERRNO_TEXT(buf) fl_err_errno(errno, (buf), sizeof(buf))
 
 int64_t fl_wallclock_us(void *unused)
 {
@@ -115,7 +110,7 @@ static bool valid_role(enum fl_peer_role role)
 }
 
 /* Names go into log lines and JSON: a small safe alphabet, no escaping needed. */
-static bool valid_name(const char *s)
+bool fl_peer_name_valid(const char *s)
 {
 	size_t n;
 
@@ -249,6 +244,8 @@ static bool record_ok(const uint8_t rec[REC_SIZE])
 static enum fl_err write_at(struct fl_peers *p, const uint8_t *data, size_t len, off_t off,
                             char *errbuf)
 {
+	char eb[128];
+
 	while (len > 0) {
 		ssize_t w = pwrite(p->fd, data, len, off);
 
@@ -256,7 +253,7 @@ static enum fl_err write_at(struct fl_peers *p, const uint8_t *data, size_t len,
 			continue;
 		if (w <= 0)
 			return fl_errf(errbuf, FL_EIO, "cannot write sequence file '%s': %s",
-			               p->path, w < 0 ? strerror(errno) : "short write");
+			               p->path, w < 0 ? ERRNO_TEXT(eb) : "short write");
 		data += w;
 		len -= (size_t)w;
 		off += w;
@@ -331,22 +328,59 @@ static enum fl_err seq_load(struct fl_peers *p, const uint8_t *buf, size_t size,
 	return FL_OK;
 }
 
-static enum fl_err seq_open(struct fl_peers *p, const char *path, char *errbuf)
+/* For tests: called by seq_open between opening the file and locking it,
+ * where another process may still be writing it. */
+static void (*before_lock_hook)(void *);
+static void *before_lock_arg;
+
+void fl_peers_test_hook_before_lock(void (*fn)(void *), void *arg)
+{
+	before_lock_hook = fn;
+	before_lock_arg = arg;
+}
+
+static enum fl_err seq_open(struct fl_peers *p, const char *path, unsigned flags, char *errbuf)
 {
 	struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 	struct stat st;
 	uint8_t *buf = NULL;
 	size_t size, got = 0;
 	enum fl_err rv = FL_OK;
+	char eb[128];
+	int oflags = O_RDWR | O_CLOEXEC | O_NOFOLLOW;
 
 	p->path = fl_strdup(path);
-	p->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (!(flags & FL_PEERS_MUST_EXIST))
+		oflags |= O_CREAT;
+	p->fd = open(path, oflags, 0600);
+	if (p->fd < 0 && errno == ENOENT && (flags & FL_PEERS_MUST_EXIST))
+		return fl_errf(
+		    errbuf, FL_ENOENT,
+		    "sequence file '%s' is missing, yet this process ran before: refusing "
+		    "to start with an empty one, which would accept replays (restore it, "
+		    "or reset the whole state folder to start over)",
+		    path);
 	if (p->fd < 0)
 		return fl_errf(errbuf, FL_EIO, "cannot open sequence file '%s': %s", path,
-		               strerror(errno));
+		               ERRNO_TEXT(eb));
+	if (before_lock_hook)
+		before_lock_hook(before_lock_arg);
+	/* Lock first, then look: the size read before the lock could be that of
+	 * a file another process is still appending to (a revocation would be
+	 * lost, and overwritten by our next record). An open-file-description
+	 * lock, not a process one: a second registry on the same file in this
+	 * process is refused too, and closing one descriptor cannot drop
+	 * another's lock. */
+	if (fcntl(p->fd, F_OFD_SETLK, &lk) != 0) {
+		if (errno == EAGAIN || errno == EACCES)
+			return fl_errf(errbuf, FL_EIO,
+			               "sequence file '%s' is in use by another registry", path);
+		return fl_errf(errbuf, FL_EIO, "cannot lock sequence file '%s': %s", path,
+		               ERRNO_TEXT(eb));
+	}
 	if (fstat(p->fd, &st) != 0)
 		return fl_errf(errbuf, FL_EIO, "cannot stat sequence file '%s': %s", path,
-		               strerror(errno));
+		               ERRNO_TEXT(eb));
 	if (!S_ISREG(st.st_mode))
 		return fl_errf(errbuf, FL_EIO, "sequence file '%s' is not a regular file", path);
 	/* Whoever can rewrite it can reopen the replay window or undo a revocation. */
@@ -358,11 +392,10 @@ static enum fl_err seq_open(struct fl_peers *p, const char *path, char *errbuf)
 		return fl_errf(errbuf, FL_EIO,
 		               "sequence file '%s' is writable by group or others (chmod 600 it)",
 		               path);
-	/* An open-file-description lock, not a process one: a second registry on
-	 * the same file in this process is refused too, and closing one
-	 * descriptor cannot drop another's lock. */
-	if (fcntl(p->fd, F_OFD_SETLK, &lk) != 0)
-		return fl_errf(errbuf, FL_EIO, "sequence file '%s' is in use by another registry",
+	if (st.st_size == 0 && (flags & FL_PEERS_MUST_EXIST))
+		return fl_errf(errbuf, FL_EPARSE,
+		               "sequence file '%s' is empty, yet this process ran before: refusing "
+		               "to start with no replay state",
 		               path);
 	if (st.st_size == 0) {
 		uint8_t hdr[REC_SIZE] = {0};
@@ -374,7 +407,8 @@ static enum fl_err seq_open(struct fl_peers *p, const char *path, char *errbuf)
 			return rv;
 		if (fsync(p->fd) != 0)
 			return fl_errf(errbuf, FL_EIO, "cannot sync sequence file '%s': %s", path,
-			               strerror(errno));
+			               ERRNO_TEXT(eb));
+		fl_file_sync_parent(path); /* the new name too: a crash must not lose it */
 		return FL_OK;
 	}
 	if (st.st_size < REC_SIZE || st.st_size % REC_SIZE != 0)
@@ -397,7 +431,7 @@ static enum fl_err seq_open(struct fl_peers *p, const char *path, char *errbuf)
 			continue;
 		if (r <= 0) {
 			rv = fl_errf(errbuf, FL_EIO, "cannot read sequence file '%s': %s", path,
-			             r < 0 ? strerror(errno) : "file shrank while reading");
+			             r < 0 ? ERRNO_TEXT(eb) : "file shrank while reading");
 			goto out;
 		}
 		got += (size_t)r;
@@ -411,23 +445,23 @@ out:
 /* ---- the registry ---- */
 
 enum fl_err fl_peers_new(const struct fl_identity *self, const char *seq_path, size_t max_peers,
-                         struct fl_peers **out, char *errbuf)
+                         unsigned flags, struct fl_peers **out, char *errbuf)
 {
 	struct fl_peers *p;
 	enum fl_err rv;
 
 	*out = NULL;
-	if (self == NULL || max_peers > UINT32_MAX / 2)
+	if (self == NULL || max_peers > UINT32_MAX / 2 || (flags & ~FL_PEERS_MUST_EXIST) ||
+	    ((flags & FL_PEERS_MUST_EXIST) && seq_path == NULL))
 		return fl_errf(errbuf, FL_EINVAL, "invalid peer registry settings");
 	p = fl_calloc(1, sizeof(*p));
 	pthread_mutex_init(&p->lock, NULL);
 	p->self = self;
 	p->max = max_peers ? max_peers : FL_PEERS_MAX_DEFAULT;
 	p->fd = -1;
-	p->clock = fl_wallclock_us;
 	randombytes_buf(p->hashkey, sizeof(p->hashkey));
 	grow(p);
-	if (seq_path && (rv = seq_open(p, seq_path, errbuf)) != FL_OK) {
+	if (seq_path && (rv = seq_open(p, seq_path, flags, errbuf)) != FL_OK) {
 		if (p->fd >= 0) /* never written to: nothing to sync */
 			close(p->fd);
 		p->fd = -1;
@@ -453,7 +487,6 @@ void fl_peers_free(struct fl_peers *p)
 	free(p->entries);
 	free(p->slots);
 	free(p->path);
-	sodium_memzero(p->tokens, sizeof(p->tokens));
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -461,12 +494,6 @@ void fl_peers_free(struct fl_peers *p)
 const struct fl_identity *fl_peers_identity(const struct fl_peers *p)
 {
 	return p->self;
-}
-
-void fl_peers_set_clock(struct fl_peers *p, fl_wallclock_fn fn, void *arg)
-{
-	p->clock = fn ? fn : fl_wallclock_us;
-	p->clock_arg = fn ? arg : NULL;
 }
 
 /* Validate a would-be peer and compute its shared key (no lock needed: the
@@ -479,7 +506,7 @@ static enum fl_err prepare(const struct fl_peers *p, const uint8_t pk[FL_PEER_KE
 
 	if (!valid_role(role))
 		return fl_errf(errbuf, FL_EINVAL, "invalid peer role %d", (int)role);
-	if (!valid_name(name))
+	if (!fl_peer_name_valid(name))
 		return fl_errf(errbuf, FL_EINVAL,
 		               "invalid peer name '%.*s': use 1 to %d of A-Z a-z 0-9 . _ @ : + -",
 		               FL_PEER_NAME_MAX, name ? name : "", FL_PEER_NAME_MAX);
@@ -572,9 +599,12 @@ enum fl_err fl_peers_revoke(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN
 out:
 	/* Rare and security-critical: on disk before we say it is done, so a
 	 * crash cannot bring a revoked key back through a stale config. */
-	if (rv == FL_OK && p->fd >= 0 && fdatasync(p->fd) != 0)
+	if (rv == FL_OK && p->fd >= 0 && fdatasync(p->fd) != 0) {
+		char eb[128];
+
 		rv = fl_errf(errbuf, FL_EIO, "cannot sync sequence file '%s': %s", p->path,
-		             strerror(errno));
+		             ERRNO_TEXT(eb));
+	}
 	pthread_mutex_unlock(&p->lock);
 	return rv;
 }
@@ -620,81 +650,42 @@ enum fl_err fl_peers_get(struct fl_peers *p, size_t i, struct fl_peer_info *info
 
 enum fl_err fl_peers_sync(struct fl_peers *p, char *errbuf)
 {
+	char eb[128];
+
 	if (p->fd >= 0 && fsync(p->fd) != 0)
 		return fl_errf(errbuf, FL_EIO, "cannot sync sequence file '%s': %s", p->path,
-		               strerror(errno));
+		               ERRNO_TEXT(eb));
 	return FL_OK;
 }
 
-/* ---- enrollment tokens ---- */
+/* ---- enrollment ---- */
 
-static void drop_token(struct fl_peers *p, size_t i)
+enum fl_err fl_peers_enroll(struct fl_peers *p, const uint8_t agent_pk[FL_PEER_KEY_LEN],
+                            const char *name, uint64_t seq, char *errbuf)
 {
-	p->tokens[i] = p->tokens[--p->ntokens];
-	sodium_memzero(&p->tokens[p->ntokens], sizeof(p->tokens[0]));
-}
-
-enum fl_err fl_peers_token_new(struct fl_peers *p, int64_t ttl_ms,
-                               uint8_t token[FL_PEERS_TOKEN_LEN], char *errbuf)
-{
-	int64_t now;
-	enum fl_err rv = FL_OK;
-
-	if (ttl_ms <= 0 || ttl_ms > TOKEN_TTL_MAX_MS)
-		return fl_errf(errbuf, FL_EINVAL,
-		               "invalid enrollment token lifetime %lld ms (1 ms to 366 days)",
-		               (long long)ttl_ms);
-	pthread_mutex_lock(&p->lock);
-	now = p->clock(p->clock_arg);
-	for (size_t i = p->ntokens; i-- > 0;)
-		if (p->tokens[i].expires_us <= now)
-			drop_token(p, i);
-	if (p->ntokens >= FL_PEERS_TOKENS_MAX) {
-		rv =
-		    fl_errf(errbuf, FL_ENOTSUP, "too many outstanding enrollment tokens (limit %d)",
-		            FL_PEERS_TOKENS_MAX);
-		goto out;
-	}
-	randombytes_buf(token, FL_PEERS_TOKEN_LEN);
-	crypto_hash_sha256(p->tokens[p->ntokens].hash, token, FL_PEERS_TOKEN_LEN);
-	p->tokens[p->ntokens].expires_us = now + ttl_ms * 1000;
-	p->ntokens++;
-out:
-	pthread_mutex_unlock(&p->lock);
-	return rv;
-}
-
-enum fl_err fl_peers_enroll(struct fl_peers *p, const uint8_t token[FL_PEERS_TOKEN_LEN],
-                            const uint8_t agent_pk[FL_PEER_KEY_LEN], const char *name, char *errbuf)
-{
-	uint8_t key[crypto_box_BEFORENMBYTES], hash[crypto_hash_sha256_BYTES];
+	uint8_t key[crypto_box_BEFORENMBYTES];
 	enum fl_err rv;
-	long found = -1;
+	long idx;
 
 	if ((rv = prepare(p, agent_pk, FL_PEER_AGENT, name, key, errbuf)) != FL_OK)
 		return rv;
-	crypto_hash_sha256(hash, token, FL_PEERS_TOKEN_LEN);
 	pthread_mutex_lock(&p->lock);
-	/* Look at every token: no early exit on a (hashed) secret. */
-	for (size_t i = 0; i < p->ntokens; i++)
-		if (sodium_memcmp(p->tokens[i].hash, hash, sizeof(hash)) == 0)
-			found = (long)i;
-	if (found < 0) {
-		rv = fl_errf(errbuf, FL_EAUTH, "unknown or already used enrollment token");
-		goto out;
-	}
-	if (p->tokens[found].expires_us <= p->clock(p->clock_arg)) {
-		drop_token(p, (size_t)found);
-		rv = fl_errf(errbuf, FL_EAUTH, "enrollment token expired");
-		goto out;
-	}
 	if ((rv = add_locked(p, agent_pk, FL_PEER_AGENT, name, key, true, errbuf)) != FL_OK)
 		goto out;
-	drop_token(p, (size_t)found);
+	/* The enrollment envelope was accepted: its number is spent, so the
+	 * same bytes are a replay from now on. */
+	idx = lookup(p, agent_pk);
+	assert(idx >= 0);
+	if (seq > p->entries[idx].last_recv) {
+		char err[FL_ERRBUF_SIZE];
+
+		p->entries[idx].last_recv = seq;
+		if (record_write(p, &p->entries[idx], err) != FL_OK)
+			fl_log_error("peers", "%s", err); /* recorded in memory: fail closed */
+	}
 out:
 	pthread_mutex_unlock(&p->lock);
 	sodium_memzero(key, sizeof(key));
-	sodium_memzero(hash, sizeof(hash));
 	return rv;
 }
 

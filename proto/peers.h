@@ -38,10 +38,12 @@
 
 #define FL_PEER_NAME_MAX     64    /* [A-Za-z0-9._@:+-], 1 to 64 characters */
 #define FL_PEERS_MAX_DEFAULT 65536 /* peers (and peers.seq records) per registry */
-#define FL_PEERS_TOKEN_LEN   32    /* enrollment token */
-#define FL_PEERS_TOKENS_MAX  1024  /* outstanding enrollment tokens */
 
-/* Wall-clock time in microseconds since the Unix epoch; tests inject one. */
+/* fl_peers_new flags. */
+#define FL_PEERS_MUST_EXIST 1u /* seq_path must exist (see fl_peers_new) */
+
+/* Wall-clock time in microseconds since the Unix epoch; tests inject one
+ * (fl_envelope_set_clock). */
 typedef int64_t (*fl_wallclock_fn)(void *arg);
 int64_t fl_wallclock_us(void *unused); /* CLOCK_REALTIME, the default */
 
@@ -63,6 +65,9 @@ const char *fl_peer_role_name(enum fl_peer_role role);
 enum fl_err fl_peer_role_parse(const char *name, enum fl_peer_role *role, char *errbuf)
     __attribute__((warn_unused_result));
 
+/* Whether name is a valid peer name ([A-Za-z0-9._@:+-], 1 to 64). */
+bool fl_peer_name_valid(const char *name);
+
 /* A copy of a peer's public facts; never its shared key. */
 struct fl_peer_info {
 	uint8_t pk[FL_PEER_KEY_LEN];
@@ -79,13 +84,20 @@ struct fl_peers;
  * A registry for identity `self` (which must outlive it), holding at most
  * max_peers keys (0: FL_PEERS_MAX_DEFAULT; records loaded from peers.seq
  * count too). seq_path NULL keeps sequence numbers in memory only; otherwise
- * the file is opened or created (0600), locked, validated and loaded.
- * Errors: FL_EIO (cannot open, read, create or lock the file; it is writable
- * by group or others), FL_EPARSE (wrong size, header or record checksum,
- * duplicate key, too many records), each naming the file in errbuf.
+ * the file is opened or created (0600), locked, then validated and loaded.
+ * With FL_PEERS_MUST_EXIST, set by a daemon whose state shows it ran before,
+ * the file is never created: a missing (or empty) peers.seq is refused
+ * rather than silently started over, which would accept replays of every
+ * message still inside the skew window.
+ * Errors: FL_ENOENT (missing with FL_PEERS_MUST_EXIST), FL_EIO (cannot open,
+ * read, create or lock the file; it is writable by group or others, or not
+ * ours), FL_EPARSE (wrong size, header or record checksum, duplicate key,
+ * too many records), each naming the file in errbuf; FL_EINVAL for bad
+ * arguments.
  */
 enum fl_err fl_peers_new(const struct fl_identity *self, const char *seq_path, size_t max_peers,
-                         struct fl_peers **out, char *errbuf) __attribute__((warn_unused_result));
+                         unsigned flags, struct fl_peers **out, char *errbuf)
+    __attribute__((warn_unused_result));
 /* fsync peers.seq, close it, wipe every shared key, free; NULL is a no-op.
  * An fsync failure is logged. */
 void fl_peers_free(struct fl_peers *p);
@@ -122,29 +134,20 @@ enum fl_err fl_peers_get(struct fl_peers *p, size_t i, struct fl_peer_info *info
  * thread, never from the network thread. Errors: FL_EIO. */
 enum fl_err fl_peers_sync(struct fl_peers *p, char *errbuf) __attribute__((warn_unused_result));
 
-/* The clock used for token expiry; fn NULL restores fl_wallclock_us. Call
- * before sharing the registry between threads. */
-void fl_peers_set_clock(struct fl_peers *p, fl_wallclock_fn fn, void *arg);
+/*
+ * Approve agent_pk as a new agent named `name` after an enrollment (proto/
+ * enroll.h: the caller verified and consumed its token), accepting seq, the
+ * sequence number of the enrollment envelope, as its last: the same envelope
+ * is a replay from now on. Errors: FL_ESTATE (the key is approved already, or
+ * revoked), then as fl_peers_add.
+ */
+enum fl_err fl_peers_enroll(struct fl_peers *p, const uint8_t agent_pk[FL_PEER_KEY_LEN],
+                            const char *name, uint64_t seq, char *errbuf)
+    __attribute__((warn_unused_result));
 
-/*
- * Issue a one-time enrollment token valid for ttl_ms (> 0): 32 random bytes
- * written to token, for the operator to hand to a new agent. Only its SHA-256
- * is kept, in memory (a restart forgets outstanding tokens); expired ones are
- * dropped here. Errors: FL_EINVAL (ttl), FL_ENOTSUP (FL_PEERS_TOKENS_MAX
- * outstanding).
- */
-enum fl_err fl_peers_token_new(struct fl_peers *p, int64_t ttl_ms,
-                               uint8_t token[FL_PEERS_TOKEN_LEN], char *errbuf)
-    __attribute__((warn_unused_result));
-/*
- * Approve agent_pk as an agent named `name` if token is outstanding and
- * unexpired, and consume the token. Errors: FL_EAUTH (unknown, used or
- * expired token; an expired one is dropped), then as fl_peers_add; the token
- * is consumed only on success. A key already approved is FL_ESTATE.
- */
-enum fl_err fl_peers_enroll(struct fl_peers *p, const uint8_t token[FL_PEERS_TOKEN_LEN],
-                            const uint8_t agent_pk[FL_PEER_KEY_LEN], const char *name, char *errbuf)
-    __attribute__((warn_unused_result));
+/* For tests only: fn(arg) runs inside every later fl_peers_new between
+ * opening peers.seq and locking it (NULL: none). */
+void fl_peers_test_hook_before_lock(void (*fn)(void *), void *arg);
 
 /* ---- for envelope.c: the per-message steps, each under the registry lock ---- */
 

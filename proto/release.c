@@ -72,7 +72,26 @@ void fl_release_free(struct fl_release *r)
 		return;
 	fl_migration_set_fini(&r->set);
 	free(r->signers);
+	free(r->project_id);
 	free(r);
+}
+
+const char *fl_release_project_problem(const char *id)
+{
+	size_t n;
+
+	if (id == NULL || id[0] == '\0')
+		return "empty";
+	for (n = 0; id[n] != '\0'; n++) {
+		char c = id[n];
+
+		if (n >= FL_RELEASE_PROJECT_MAX)
+			return "longer than 64 characters";
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return "use A-Z a-z 0-9 . _ -";
+	}
+	return NULL;
 }
 
 /* A text field of a migration: no NUL byte, valid UTF-8, as the loader wants. */
@@ -193,6 +212,7 @@ static enum fl_err take_bundle(struct fl_release *r, const ProtobufCBinaryData *
 	char eb[FL_ERRBUF_SIZE] = "";
 	ReleaseBundle *b = NULL;
 	enum fl_err rv = FL_OK;
+	const char *why;
 	size_t i;
 
 	if (fl_wire_unpack_release_bundle(bytes->data, bytes->len, FL_RELEASE_FILE_MAX, &b, eb) !=
@@ -228,6 +248,20 @@ static enum fl_err take_bundle(struct fl_release *r, const ProtobufCBinaryData *
 		             "bundle is not in canonical form (re-packing it gives other bytes)");
 		goto out;
 	}
+	if ((why = fl_release_project_problem(b->project_id)) != NULL) {
+		char shown[SHOW_MAX];
+
+		rv = fl_errf(
+		    errbuf, FL_EPARSE, "invalid project id '%s': %s",
+		    fl_err_quote(shown, sizeof(shown), b->project_id, strlen(b->project_id)), why);
+		goto out;
+	}
+	if (b->sequence == 0) {
+		rv = fl_errf(errbuf, FL_EPARSE, "sequence number 0: releases are numbered from 1");
+		goto out;
+	}
+	r->project_id = fl_strdup(b->project_id);
+	r->sequence = b->sequence;
 	if (b->n_migrations > FL_RELEASE_MIGRATIONS_MAX) {
 		rv = fl_errf(errbuf, FL_EPARSE,
 		             "bundle has %zu migrations, more than the limit of %u",
@@ -287,6 +321,7 @@ out:
  */
 static enum fl_err decode(const void *data, size_t len,
                           const uint8_t (*trusted)[FL_KEY_PUBLIC_BYTES], size_t n_trusted,
+                          const uint8_t *expected_hash, const char *expected_project,
                           const uint8_t *signer, struct fl_release **out, SignedRelease **sr_out,
                           char *errbuf)
 {
@@ -322,6 +357,16 @@ static enum fl_err decode(const void *data, size_t len,
 	release_init(r);
 	crypto_hash_sha256(hash, sr->bundle.data, sr->bundle.len);
 	sodium_bin2hex(r->hash, sizeof(r->hash), hash, HASH_BYTES);
+	memcpy(r->digest, hash, HASH_BYTES);
+	/* Not the release asked for: nothing more to look at. */
+	if (expected_hash && sodium_memcmp(hash, expected_hash, HASH_BYTES) != 0) {
+		char want[FL_RELEASE_HASH_HEX_LEN + 1];
+
+		sodium_bin2hex(want, sizeof(want), expected_hash, HASH_BYTES);
+		rv = fl_errf(errbuf, FL_EAUTH, "content hash %s, not the expected %s", r->hash,
+		             want);
+		goto out;
+	}
 	signing_message(hash, msg);
 	r->signers = fl_calloc(sr->n_signatures, sizeof(*r->signers));
 	for (i = 0; i < sr->n_signatures; i++) {
@@ -402,6 +447,15 @@ static enum fl_err decode(const void *data, size_t len,
 
 	if ((rv = take_bundle(r, &sr->bundle, errbuf)) != FL_OK)
 		goto out;
+	if (expected_project && strcmp(r->project_id, expected_project) != 0) {
+		char a[SHOW_MAX], b[SHOW_MAX];
+
+		rv =
+		    fl_errf(errbuf, FL_EAUTH, "a release of project '%s', not of '%s'",
+		            fl_err_quote(a, sizeof(a), r->project_id, strlen(r->project_id)),
+		            fl_err_quote(b, sizeof(b), expected_project, strlen(expected_project)));
+		goto out;
+	}
 	*out = r;
 	r = NULL;
 	if (sr_out) {
@@ -416,17 +470,19 @@ out:
 
 enum fl_err fl_release_verify(const void *data, size_t len,
                               const uint8_t (*trusted)[FL_KEY_PUBLIC_BYTES], size_t n_trusted,
+                              const uint8_t *expected_hash, const char *expected_project,
                               struct fl_release **out, char *errbuf)
 {
 	*out = NULL;
 	if (trusted == NULL || n_trusted == 0)
 		return fl_errf(errbuf, FL_EINVAL, "no trusted release keys given");
-	return decode(data, len, trusted, n_trusted, NULL, out, NULL, errbuf);
+	return decode(data, len, trusted, n_trusted, expected_hash, expected_project, NULL, out,
+	              NULL, errbuf);
 }
 
 enum fl_err fl_release_inspect(const void *data, size_t len, struct fl_release **out, char *errbuf)
 {
-	return decode(data, len, NULL, 0, NULL, out, NULL, errbuf);
+	return decode(data, len, NULL, 0, NULL, NULL, NULL, out, NULL, errbuf);
 }
 
 /* ---- building and signing ---- */
@@ -456,7 +512,8 @@ static void fill_migration(ReleaseMigration *pm, const struct fl_migration *m)
 	pm->phase = (Flotilla__V1__Phase)m->phase;
 }
 
-enum fl_err fl_release_build(const struct fl_migration_set *set, struct fl_buf *out,
+enum fl_err fl_release_build(const struct fl_migration_set *set, const char *project_id,
+                             uint64_t sequence, struct fl_buf *out,
                              char hash[FL_RELEASE_HASH_HEX_LEN + 1], char *errbuf)
 {
 	ReleaseMigration *pms = NULL, **ptrs = NULL;
@@ -465,9 +522,22 @@ enum fl_err fl_release_build(const struct fl_migration_set *set, struct fl_buf *
 	ReleaseBundle b;
 	SignedRelease sr;
 	enum fl_err rv = FL_OK;
+	const char *why;
 	size_t i;
 
 	fl_buf_reset(out);
+	if ((why = fl_release_project_problem(project_id)) != NULL) {
+		char shown[SHOW_MAX];
+
+		return fl_errf(errbuf, FL_EINVAL, "invalid project id '%s': %s",
+		               fl_err_quote(shown, sizeof(shown), project_id ? project_id : "",
+		                            project_id ? strlen(project_id) : 0),
+		               why);
+	}
+	if (sequence == 0)
+		return fl_errf(errbuf, FL_EINVAL,
+		               "invalid sequence number 0: releases are numbered "
+		               "from 1");
 	if (set->count > FL_RELEASE_MIGRATIONS_MAX)
 		return fl_errf(errbuf, FL_EINVAL, "%zu migrations, more than the limit of %u",
 		               set->count, FL_RELEASE_MIGRATIONS_MAX);
@@ -487,6 +557,8 @@ enum fl_err fl_release_build(const struct fl_migration_set *set, struct fl_buf *
 	b.migrations = ptrs;
 	b.n_migrations = set->count;
 	b.provider = set->provider ? set->provider : (char *)"";
+	b.project_id = (char *)project_id;
+	b.sequence = sequence;
 	fl_buf_init(&bundle, FL_RELEASE_FILE_MAX);
 	if ((rv = fl_wire_pack_release_bundle(&b, &bundle, FL_RELEASE_FILE_MAX, errbuf)) != FL_OK) {
 		fl_err_prefix(errbuf, "cannot pack the bundle");
@@ -529,7 +601,7 @@ enum fl_err fl_release_sign(const void *data, size_t len, const struct fl_key *k
 	if (key->kind != FL_KEY_RELEASE || key->seed == NULL)
 		return fl_errf(errbuf, FL_EINVAL, "not a release key: %s key%s",
 		               fl_key_kind_name(key->kind), key->seed ? "" : " without its secret");
-	if ((rv = decode(data, len, NULL, 0, key->pk, &r, &sr, errbuf)) != FL_OK)
+	if ((rv = decode(data, len, NULL, 0, NULL, NULL, key->pk, &r, &sr, errbuf)) != FL_OK)
 		return rv;
 	if (sodium_hex2bin(hash, sizeof(hash), r->hash, FL_RELEASE_HASH_HEX_LEN, NULL, &hl, NULL) !=
 	        0 ||

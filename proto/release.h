@@ -38,6 +38,7 @@
 #define FL_RELEASE_SIGNATURES_MAX 16u
 /* What a signature signs: this context string, its NUL, then the 32 hash bytes. */
 #define FL_RELEASE_SIGNING_CONTEXT "flotilla release v1"
+#define FL_RELEASE_PROJECT_MAX     64 /* project ids: [A-Za-z0-9._-], 1 to 64 */
 
 struct fl_release_signer {
 	uint8_t pk[FL_KEY_PUBLIC_BYTES];
@@ -47,6 +48,9 @@ struct fl_release_signer {
 
 struct fl_release {
 	char hash[FL_RELEASE_HASH_HEX_LEN + 1]; /* content hash, lowercase hex */
+	uint8_t digest[32];                     /* the same, raw */
+	char *project_id;                       /* the project it belongs to */
+	uint64_t sequence;                      /* grows with every release of the project, >= 1 */
 	/*
 	 * The migrations, in apply order, deps filled by fl_graph_sort, as
 	 * fl_migration_set_load gives them, so the engine can apply them. There
@@ -62,16 +66,22 @@ struct fl_release {
 	size_t verified_by;
 };
 
+/* NULL when id is a valid project id, else why not ("empty", ...). */
+const char *fl_release_project_problem(const char *id);
+
 /*
- * Pack set (as fl_migration_set_load gives it: apply order, checked) into a
- * release file with no signatures, replacing out's contents, and write its
- * content hash to hash. Deterministic: the same migrations give the same
+ * Pack set (as fl_migration_set_load gives it: apply order, checked) with its
+ * project id and sequence number (>= 1) into a release file with no
+ * signatures, replacing out's contents, and write its content hash to hash.
+ * Deterministic: the same migrations, project and sequence give the same
  * bytes; no paths, no times. The result is decoded again before it is
  * returned, so a build never yields a bundle that verify would refuse.
- * Errors: FL_EINVAL (over a cap, or out's max), FL_EPARSE/FL_EGRAPH (the set
- * would not survive decoding; a bug or a set not from the loader).
+ * Errors: FL_EINVAL (bad project id or sequence, over a cap, or out's max),
+ * FL_EPARSE/FL_EGRAPH (the set would not survive decoding; a bug or a set not
+ * from the loader).
  */
-enum fl_err fl_release_build(const struct fl_migration_set *set, struct fl_buf *out,
+enum fl_err fl_release_build(const struct fl_migration_set *set, const char *project_id,
+                             uint64_t sequence, struct fl_buf *out,
                              char hash[FL_RELEASE_HASH_HEX_LEN + 1], char *errbuf)
     __attribute__((warn_unused_result));
 
@@ -88,18 +98,23 @@ enum fl_err fl_release_sign(const void *data, size_t len, const struct fl_key *k
                             struct fl_buf *out, char *errbuf) __attribute__((warn_unused_result));
 
 /*
- * Decode the release file data[0..len) and accept it only if it carries a
- * signature by one of the n_trusted keys that verifies, and no signature by
- * a trusted key that does not; signatures by other keys are listed, not
- * relied on. On success *out is a checked, verified release.
- * Errors: FL_EAUTH (no verifying signature by a trusted key: errbuf names the
- * signers and the trusted keys by key id), FL_EPARSE (over a cap, malformed,
- * not canonical, unknown format version, bad id or text), FL_ECHECKSUM (a
- * checksum does not match its SQL), FL_EGRAPH (duplicate id, unknown
- * requires, cycle, not in apply order).
+ * Decode the release file data[0..len) and accept it only if its content
+ * hash is expected_hash (32 raw bytes; NULL: any), it carries a signature by
+ * one of the n_trusted keys that verifies and no signature by a trusted key
+ * that does not (signatures by other keys are listed, not relied on), and
+ * its project is expected_project (NULL: any). The sequence number is
+ * exposed (r->sequence) for the agent to compare with its ledger. On success
+ * *out is a checked, verified release.
+ * Errors: FL_EAUTH (another content hash than expected; no verifying
+ * signature by a trusted key: errbuf names the signers and the trusted keys
+ * by key id; another project's release), FL_EPARSE (over a cap, malformed,
+ * not canonical, unknown format version, bad id, text, project or sequence),
+ * FL_ECHECKSUM (a checksum does not match its SQL), FL_EGRAPH (duplicate id,
+ * unknown requires, cycle, not in apply order).
  */
 enum fl_err fl_release_verify(const void *data, size_t len,
                               const uint8_t (*trusted)[FL_KEY_PUBLIC_BYTES], size_t n_trusted,
+                              const uint8_t *expected_hash, const char *expected_project,
                               struct fl_release **out, char *errbuf)
     __attribute__((warn_unused_result));
 

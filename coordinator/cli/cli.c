@@ -205,11 +205,18 @@ static atomic_int caught;    /* the first SIGINT or SIGTERM, 0 if none */
 static atomic_bool stopping; /* a SIGUSR1 now means: watcher, return */
 static atomic_bool told;     /* the interruption was reported */
 
+/* SIGINT and SIGTERM, unless ignored when we started (as a shell leaves
+ * SIGINT for a background job: the convention is to keep it so), and
+ * SIGUSR1, which stops the watcher. */
 static void watch_set(sigset_t *set)
 {
+	static const int sigs[] = {SIGINT, SIGTERM};
+	struct sigaction now;
+
 	sigemptyset(set);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGTERM);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (sigaction(sigs[i], NULL, &now) == 0 && now.sa_handler != SIG_IGN)
+			sigaddset(set, sigs[i]);
 	sigaddset(set, SIGUSR1);
 }
 
@@ -218,17 +225,17 @@ static const char *signal_name(int sig)
 	return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
 }
 
+static sigset_t watch_sigs; /* what the watcher waits for, set before it starts */
+
 /* No handler runs: the signals stay blocked in every thread and this one
  * takes them with sigwait, so it may lock, log and cancel freely. */
 static void *watch_main(void *arg)
 {
-	sigset_t set;
 	int sig;
 
 	(void)arg;
-	watch_set(&set);
 	for (;;) {
-		if (sigwait(&set, &sig) != 0)
+		if (sigwait(&watch_sigs, &sig) != 0)
 			continue;
 		if (sig == SIGUSR1) {
 			if (atomic_load(&stopping))
@@ -247,17 +254,17 @@ static void *watch_main(void *arg)
 
 static void watch_start(struct fl_session *s)
 {
-	sigset_t set;
-
-	watch_set(&set);
+	watch_set(&watch_sigs);
 	/* Blocked here before the thread exists, so every thread created from
 	 * now on (libpq makes none, but others might) inherits the mask. */
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pthread_sigmask(SIG_BLOCK, &watch_sigs, NULL);
 	pthread_mutex_lock(&watch_mu);
 	watched = s;
 	pthread_mutex_unlock(&watch_mu);
 	atomic_store(&stopping, false);
 	watching = pthread_create(&watcher, NULL, watch_main, NULL) == 0;
+	if (!watching) /* no one to take them: let them act as before */
+		pthread_sigmask(SIG_UNBLOCK, &watch_sigs, NULL);
 }
 
 /* Stop the watcher and forget s. The signals stay blocked: one that comes

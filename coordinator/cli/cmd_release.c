@@ -4,7 +4,11 @@
  * folder, signs it with a release key the coordinator never holds, and
  * agents apply only what verifies against their trusted release keys.
  */
+#include <errno.h>
+#include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
@@ -15,10 +19,26 @@
 
 #define TRUST_MAX 64
 
-enum { OPT_OUT = 'o', OPT_KEY = 'k', OPT_TRUST = 't' };
+enum {
+	OPT_OUT = 'o',
+	OPT_KEY = 'k',
+	OPT_TRUST = 't',
+	OPT_PROJECT = 'p',
+	OPT_SEQUENCE = 's',
+	OPT_HASH = 'H',
+};
 
 /* Which options a subcommand was given, to refuse those it does not take. */
-enum { GAVE_DIR = 1, GAVE_OUT = 2, GAVE_KEY = 4, GAVE_TRUST = 8, GAVE_JSON = 16 };
+enum {
+	GAVE_DIR = 1,
+	GAVE_OUT = 2,
+	GAVE_KEY = 4,
+	GAVE_TRUST = 8,
+	GAVE_JSON = 16,
+	GAVE_PROJECT = 32,
+	GAVE_SEQUENCE = 64,
+	GAVE_HASH = 128,
+};
 
 struct args {
 	unsigned gave;
@@ -26,17 +46,23 @@ struct args {
 	const char *key;
 	uint8_t trusted[TRUST_MAX][FL_KEY_PUBLIC_BYTES];
 	size_t n_trusted;
+	const char *project;
+	uint64_t sequence;
+	uint8_t hash[32];
 };
 
 static void usage(void)
 {
-	printf("usage: flotilla release build --dir DIR --out FILE [--json]\n"
+	printf("usage: flotilla release build --dir DIR --project ID --sequence N --out FILE "
+	       "[--json]\n"
 	       "       flotilla release sign --key KEYFILE FILE\n"
-	       "       flotilla release verify --trust PUBKEY [--trust PUBKEY...] FILE [--json]\n"
+	       "       flotilla release verify --trust PUBKEY [--trust PUBKEY...] [--project ID]\n"
+	       "                               [--hash HEX] FILE [--json]\n"
 	       "       flotilla release show FILE [--json]\n\n"
 	       "A release file holds a migrations folder (ids, checksums, SQL, directives,\n"
-	       "in apply order) and Ed25519 signatures by release keys. Its hash is the\n"
-	       "SHA-256 of the packed migrations: the same folder gives the same file.\n\n"
+	       "in apply order), its project and sequence number, and Ed25519 signatures\n"
+	       "by release keys. Its hash is the SHA-256 of the packed bundle: the same\n"
+	       "folder, project and sequence give the same file.\n\n"
 	       "  build                  pack the folder into FILE; print its hash\n"
 	       "  sign                   add the signature of a release key (made with\n"
 	       "                         'flotilla keygen --kind release'), in place\n"
@@ -45,6 +71,15 @@ static void usage(void)
 	       "                         verifies\n"
 	       "  show                   the hash, migrations and signers of FILE\n\n"
 	       "  --dir DIR              migrations folder (default: ./migrations)\n"
+	       "  --project ID           the project the release belongs to (A-Z a-z 0-9 . _ -);\n"
+	       "                         agents pinned to another project refuse it\n"
+	       "  --sequence N           the release's number in its project, from 1: one more\n"
+	       "                         than the last release you built (your CI's build\n"
+	       "                         number does). Agents refuse a release numbered below\n"
+	       "                         one they applied to a tenant, so never reuse or go\n"
+	       "                         back; a number is part of the bundle, so it is given,\n"
+	       "                         never taken from a clock\n"
+	       "  --hash HEX             verify: refuse FILE unless its hash is HEX\n"
 	       "  --out FILE             the release file to write (replaced atomically)\n"
 	       "  --key KEYFILE          secret release key file (mode 0600)\n"
 	       "  --trust PUBKEY         a trusted release public key (base64), repeatable\n"
@@ -71,6 +106,38 @@ static int own(struct cli *c, int opt, const char *arg, void *ctx)
 		a->gave |= GAVE_KEY;
 		a->key = arg;
 		return CLI_OK;
+	case OPT_PROJECT: {
+		const char *why = fl_release_project_problem(arg);
+
+		a->gave |= GAVE_PROJECT;
+		if (why != NULL)
+			return cli_usage_error(c, "--project: invalid project id '%s': %s", arg,
+			                       why);
+		a->project = arg;
+		return CLI_OK;
+	}
+	case OPT_SEQUENCE: {
+		char *end = NULL;
+		unsigned long long v;
+
+		a->gave |= GAVE_SEQUENCE;
+		errno = 0;
+		v = strtoull(arg, &end, 10);
+		if (arg[0] < '1' || arg[0] > '9' || *end != '\0' || errno != 0)
+			return cli_usage_error(c, "--sequence: '%s' is not a number from 1", arg);
+		a->sequence = (uint64_t)v;
+		return CLI_OK;
+	}
+	case OPT_HASH: {
+		size_t n = 0;
+
+		a->gave |= GAVE_HASH;
+		if (strlen(arg) != 64 ||
+		    sodium_hex2bin(a->hash, sizeof(a->hash), arg, 64, NULL, &n, NULL) != 0 ||
+		    n != 32)
+			return cli_usage_error(c, "--hash: expected 64 hex digits");
+		return CLI_OK;
+	}
 	case OPT_TRUST:
 		a->gave |= GAVE_TRUST;
 		if (a->n_trusted == TRUST_MAX)
@@ -123,10 +190,15 @@ static int do_build(struct cli *c, struct args *a)
 		return cli_usage_error(c, "unexpected argument '%s'", c->args[0]);
 	if (a->out == NULL)
 		return cli_usage_error(c, "--out FILE is required");
+	if (a->project == NULL)
+		return cli_usage_error(c, "--project ID is required");
+	if (!(a->gave & GAVE_SEQUENCE))
+		return cli_usage_error(c, "--sequence N is required (one more than the project's "
+		                          "last release)");
 	if ((code = cli_load(c, &set)) != CLI_OK)
 		return code;
 	fl_buf_init(&out, FL_RELEASE_FILE_MAX);
-	if ((rv = fl_release_build(&set, &out, hash, errbuf)) != FL_OK ||
+	if ((rv = fl_release_build(&set, a->project, a->sequence, &out, hash, errbuf)) != FL_OK ||
 	    (rv = fl_release_file_write(a->out, out.data, out.len, errbuf)) != FL_OK) {
 		code = fail(rv, errbuf);
 		goto out;
@@ -134,14 +206,19 @@ static int do_build(struct cli *c, struct args *a)
 	if (c->json) {
 		struct fl_buf j = FL_BUF_INIT;
 
-		fl_buf_printf(&j, "{\"hash\":\"%s\",\"migrations\":%zu,\"file\":", hash, set.count);
+		fl_buf_printf(&j, "{\"hash\":\"%s\",\"project\":", hash);
+		fl_json_string(&j, a->project);
+		fl_buf_printf(&j,
+		              ",\"sequence\":%" PRIu64 ",\"migrations\":%zu,\"file\":", a->sequence,
+		              set.count);
 		fl_json_string(&j, a->out);
 		printf("%s}\n", fl_buf_str(&j));
 		fl_buf_fini(&j);
 	} else {
-		printf("hash: %s\nmigrations: %zu\nwrote '%s' (unsigned: sign it with 'flotilla "
+		printf("hash: %s\nproject: %s\nsequence: %" PRIu64
+		       "\nmigrations: %zu\nwrote '%s' (unsigned: sign it with 'flotilla "
 		       "release sign')\n",
-		       hash, set.count, a->out);
+		       hash, a->project, a->sequence, set.count, a->out);
 	}
 	code = CLI_OK;
 out:
@@ -181,7 +258,7 @@ static int do_sign(struct cli *c, struct args *a)
 	/* Read back what we are about to write: it must carry our valid signature. */
 	if ((rv =
 	         fl_release_verify(out.data, out.len, (const uint8_t(*)[FL_KEY_PUBLIC_BYTES])key.pk,
-	                           1, &r, errbuf)) != FL_OK ||
+	                           1, NULL, NULL, &r, errbuf)) != FL_OK ||
 	    (rv = fl_release_file_write(file, out.data, out.len, errbuf)) != FL_OK) {
 		code = fail(rv, errbuf);
 		goto out;
@@ -229,9 +306,9 @@ static int do_verify(struct cli *c, struct args *a)
 		code = fail(rv, errbuf);
 		goto out;
 	}
-	if ((rv = fl_release_verify(in.data, in.len,
-	                            (const uint8_t(*)[FL_KEY_PUBLIC_BYTES])a->trusted, a->n_trusted,
-	                            &r, errbuf)) != FL_OK) {
+	if ((rv = fl_release_verify(
+	         in.data, in.len, (const uint8_t(*)[FL_KEY_PUBLIC_BYTES])a->trusted, a->n_trusted,
+	         (a->gave & GAVE_HASH) ? a->hash : NULL, a->project, &r, errbuf)) != FL_OK) {
 		fl_err_prefix(errbuf, "release '%s'", file);
 		code = fail(rv, errbuf);
 		goto out;
@@ -240,15 +317,19 @@ static int do_verify(struct cli *c, struct args *a)
 	if (c->json) {
 		struct fl_buf j = FL_BUF_INIT;
 
+		fl_buf_printf(&j, "{\"verified\":true,\"hash\":\"%s\",\"project\":", r->hash);
+		fl_json_string(&j, r->project_id);
 		fl_buf_printf(&j,
-		              "{\"verified\":true,\"hash\":\"%s\",\"migrations\":%zu,"
+		              ",\"sequence\":%" PRIu64 ",\"migrations\":%zu,"
 		              "\"signed_by\":\"%s\",\"signers\":",
-		              r->hash, r->set.count, id);
+		              r->sequence, r->set.count, id);
 		json_signers(&j, r);
 		printf("%s}\n", fl_buf_str(&j));
 		fl_buf_fini(&j);
 	} else {
-		printf("verified: %s, %zu migration%s, signed by %s\n", r->hash, r->set.count,
+		printf("verified: %s, project %s, sequence %" PRIu64 ", %zu migration%s, signed by "
+		       "%s\n",
+		       r->hash, r->project_id, r->sequence, r->set.count,
 		       r->set.count == 1 ? "" : "s", id);
 	}
 	code = CLI_OK;
@@ -262,7 +343,8 @@ static void show_text(const struct fl_release *r)
 {
 	char id[FL_KEY_ID_LEN + 1], pub[FL_KEY_PUBLIC_TEXT_LEN + 1];
 
-	printf("hash: %s\n", r->hash);
+	printf("hash: %s\nproject: %s\nsequence: %" PRIu64 "\n", r->hash, r->project_id,
+	       r->sequence);
 	if (r->set.provider)
 		printf("provider: %s\n", r->set.provider);
 	printf("migrations: %zu\n", r->set.count);
@@ -288,7 +370,9 @@ static void show_json(const struct fl_release *r)
 {
 	struct fl_buf j = FL_BUF_INIT;
 
-	fl_buf_printf(&j, "{\"hash\":\"%s\",\"provider\":", r->hash);
+	fl_buf_printf(&j, "{\"hash\":\"%s\",\"project\":", r->hash);
+	fl_json_string(&j, r->project_id);
+	fl_buf_printf(&j, ",\"sequence\":%" PRIu64 ",\"provider\":", r->sequence);
 	if (r->set.provider)
 		fl_json_string(&j, r->set.provider);
 	else
@@ -356,6 +440,9 @@ int cmd_release(int argc, char **argv)
 	                                        {"out", required_argument, NULL, OPT_OUT},
 	                                        {"key", required_argument, NULL, OPT_KEY},
 	                                        {"trust", required_argument, NULL, OPT_TRUST},
+	                                        {"project", required_argument, NULL, OPT_PROJECT},
+	                                        {"sequence", required_argument, NULL, OPT_SEQUENCE},
+	                                        {"hash", required_argument, NULL, OPT_HASH},
 	                                        {"json", no_argument, NULL, OPT_JSON},
 	                                        {0}};
 	static const struct {
@@ -363,12 +450,15 @@ int cmd_release(int argc, char **argv)
 		unsigned takes;
 		int (*run)(struct cli *c, struct args *a);
 	} subs[] = {
-	    {"build", "release build", GAVE_DIR | GAVE_OUT | GAVE_JSON, do_build},
+	    {"build", "release build",
+	     GAVE_DIR | GAVE_OUT | GAVE_JSON | GAVE_PROJECT | GAVE_SEQUENCE, do_build},
 	    {"sign", "release sign", GAVE_KEY, do_sign},
-	    {"verify", "release verify", GAVE_TRUST | GAVE_JSON, do_verify},
+	    {"verify", "release verify", GAVE_TRUST | GAVE_JSON | GAVE_PROJECT | GAVE_HASH,
+	     do_verify},
 	    {"show", "release show", GAVE_JSON, do_show},
 	};
-	static const char *const opt_names[] = {"--dir", "--out", "--key", "--trust", "--json"};
+	static const char *const opt_names[] = {"--dir",  "--out",     "--key",      "--trust",
+	                                        "--json", "--project", "--sequence", "--hash"};
 	struct args a;
 	struct cli c;
 	int code;

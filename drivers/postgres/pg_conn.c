@@ -684,14 +684,14 @@ enum fl_err fl_pg_conn_connect(struct fl_conn *c, const char *url, char *errbuf)
 		return fl_errf(errbuf, FL_ECANCELED, "cannot connect to '%s': canceled", c->shown);
 	if (sodium_init() < 0)
 		return fl_errf(errbuf, FL_ECONNECT, "cannot initialise libsodium");
+	if (!c->opts.use_libpq_env && (rv = refuse_startup_env(c, errbuf)) != FL_OK)
+		goto out;
 	if ((rv = fl_pg_url_rewrite(url, c->log, &lurl, &schema, errbuf)) != FL_OK) {
 		fl_err_prefix(errbuf, "malformed database URL '%s'", c->shown);
 		goto out;
 	}
 	c->schema_given = schema != NULL;
 	c->schema = schema != NULL ? schema : fl_strdup("public");
-	if (!c->opts.use_libpq_env && (rv = refuse_startup_env(c, errbuf)) != FL_OK)
-		goto out;
 	rv = conninfo(c, lurl, &info, errbuf);
 	sodium_memzero(lurl, strlen(lurl));
 	free(lurl);

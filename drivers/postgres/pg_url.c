@@ -252,8 +252,11 @@ enum fl_err fl_pg_url_rewrite(const char *url, const struct fl_logger *log, char
 		} else if (strcmp(pp->key, "sslcert") == 0 && !libpq_tls) {
 			pp->keep = true; /* written as sslrootcert below */
 		} else if (is_prisma_only(pp->key) || !libpq_knows(defs, pp->key)) {
-			fl_logger_debug(log, NULL,
-			                "ignoring URL parameter '%s': not a libpq option", pp->key);
+			/* Not named when the "query" may be the tail of a password. */
+			if (!fl_pg_url_userinfo_unencoded(url))
+				fl_logger_debug(log, NULL,
+				                "ignoring URL parameter '%s': not a libpq option",
+				                pp->key);
 		} else {
 			pp->keep = true;
 		}
@@ -454,11 +457,10 @@ char *fl_pg_url_password(const char *url, char **decoded)
 	return raw;
 }
 
-/* Where a URL's password ends in a message: the authority stops at a
- * character no host name has. */
-static size_t authority_len(const char *a)
+/* How far a URL in a message may reach: to white space or a quote. */
+static size_t url_len(const char *a)
 {
-	return strcspn(a, "/?# \t\r\n\"'`<>()[],;");
+	return strcspn(a, " \t\r\n\"'`<>");
 }
 
 static bool word_char(char ch)
@@ -493,14 +495,13 @@ void fl_pg_url_scrub(char *buf, size_t size)
 		size_t klen;
 
 		if (strncmp(p, "://", 3) == 0) {
-			const char *a = p + 3, *at = NULL, *colon;
-			size_t alen = authority_len(a);
+			const char *a = p + 3, *at, *colon = NULL;
 
+			/* User info runs to the first '@', and holds no '/' (a path). */
 			fl_buf_append(&out, p, 3);
-			for (size_t i = 0; i < alen; i++)
-				if (a[i] == '@')
-					at = a + i;
-			colon = at != NULL ? memchr(a, ':', (size_t)(at - a)) : NULL;
+			at = memchr(a, '@', url_len(a));
+			if (at != NULL && memchr(a, '/', (size_t)(at - a)) == NULL)
+				colon = memchr(a, ':', (size_t)(at - a));
 			if (colon != NULL) {
 				fl_buf_append(&out, a, (size_t)(colon - a) + 1);
 				fl_buf_puts(&out, "***");

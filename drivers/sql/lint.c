@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <pg_query.h>
 #include <pg_query/pg_query.pb-c.h>
@@ -40,6 +41,17 @@ enum rule_ix {
 	R_CHECK_NOT_VALID,
 	R_UNIQUE_WITHOUT_INDEX,
 	R_DDL_WITH_DML,
+	R_DROP_SCHEMA,
+	R_DROP_INDEX,
+	R_REINDEX,
+	R_CLUSTER,
+	R_VACUUM_FULL,
+	R_SET_LOGGED,
+	R_SET_UNLOGGED,
+	R_DROP_PRIMARY_KEY,
+	R_TRUNCATE,
+	R_DELETE_ALL,
+	R_UPDATE_ALL,
 	R_MISSING_DOWN,
 	R_PHASE_MISMATCH,
 	R_SYNTAX,
@@ -93,6 +105,38 @@ static const struct fl_lint_rule rules[R_COUNT] = {
     [R_DDL_WITH_DML] = {"ddl-with-dml", W, false,
                         "bulk UPDATE, DELETE, MERGE, INSERT ... SELECT, COPY or TRUNCATE next to "
                         "schema changes holds their locks for the whole backfill"},
+    [R_DROP_SCHEMA] = {"drop-schema", E, true,
+                       "DROP SCHEMA: loses every object in it, breaks code still using them"},
+    [R_DROP_INDEX] = {"drop-index-not-concurrently", W, false,
+                      "DROP INDEX without CONCURRENTLY locks its table against reads and writes "
+                      "until the drop ends"},
+    [R_REINDEX] = {"reindex-not-concurrently", W, false,
+                   "REINDEX without CONCURRENTLY blocks writes to the table, and reads using "
+                   "the index, while it rebuilds"},
+    [R_CLUSTER] = {"cluster", W, false,
+                   "CLUSTER rewrites the table under an ACCESS EXCLUSIVE lock, blocking reads "
+                   "and writes throughout"},
+    [R_VACUUM_FULL] = {"vacuum-full", W, false,
+                       "VACUUM FULL rewrites the table under an ACCESS EXCLUSIVE lock, blocking "
+                       "reads and writes throughout"},
+    [R_SET_LOGGED] = {"set-logged", W, false,
+                      "ALTER TABLE ... SET LOGGED rewrites the table into the WAL under an ACCESS "
+                      "EXCLUSIVE lock"},
+    [R_SET_UNLOGGED] = {"set-unlogged", E, false,
+                        "ALTER TABLE ... SET UNLOGGED: a crash empties the table, standbys never "
+                        "see its rows, and it is rewritten under an ACCESS EXCLUSIVE lock"},
+    [R_DROP_PRIMARY_KEY] = {"drop-primary-key", E, true,
+                            "DROP CONSTRAINT of a primary key (by name: *_pkey or pk_*): breaks "
+                            "code and foreign keys relying on it"},
+    [R_TRUNCATE] = {"truncate", E, true,
+                    "TRUNCATE of an existing table: deletes every row, under an ACCESS "
+                    "EXCLUSIVE lock"},
+    [R_DELETE_ALL] = {"delete-without-where", E, true,
+                      "DELETE without WHERE on an existing table: deletes every row in one "
+                      "transaction"},
+    [R_UPDATE_ALL] = {"update-without-where", W, false,
+                      "UPDATE without WHERE on an existing table: locks and rewrites every row "
+                      "in one transaction; backfill in batches"},
     [R_MISSING_DOWN] = {"missing-down", W, false,
                         "no down.sql: the migration cannot be rolled back"},
     [R_PHASE_MISMATCH] = {"phase-mismatch", E, false,
@@ -111,12 +155,36 @@ struct relname {
 	const char *rel;
 };
 
+/* Names created earlier in the file (pointing into the parse tree). */
+struct names {
+	const char **v;
+	size_t n, cap;
+};
+
+static void names_add(struct names *ns, const char *name)
+{
+	if (name == NULL || name[0] == '\0')
+		return;
+	ns->v = fl_grow(ns->v, &ns->cap, ns->n + 1, sizeof(*ns->v));
+	ns->v[ns->n++] = name;
+}
+
+static bool names_has(const struct names *ns, const char *name)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		if (strcmp(ns->v[i], name) == 0)
+			return true;
+	return false;
+}
+
 struct lint {
 	const struct fl_migration *m;
 	struct fl_lint_report *out;
 	size_t cap;
 	struct relname *created; /* points into the parse tree */
 	size_t n_created, cap_created;
+	struct names created_indexes; /* index names, unqualified */
+	struct names created_schemas;
 	const struct fl_sql_script *script;
 	bool in_tx; /* migration.sql runs inside one transaction block */
 	int line;   /* the current statement's */
@@ -395,6 +463,21 @@ static void add_constraint(struct lint *l, const PgQuery__RangeVar *rel,
 	}
 }
 
+/*
+ * Whether a constraint is a primary key, from its name alone: the parse tree has
+ * nothing else, and the catalog is not at hand. PostgreSQL names a primary key
+ * <table>_pkey, and so does Prisma; TypeORM names it PK_<hash>. So: a name ending
+ * in "_pkey", or starting with "pk_", in any case. A primary key named otherwise
+ * is missed; another constraint named so is reported.
+ */
+static bool pkey_name(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	return (n > 5 && strcasecmp(name + n - 5, "_pkey") == 0) ||
+	       (n > 3 && strncasecmp(name, "pk_", 3) == 0);
+}
+
 static void alter_table(struct lint *l, const PgQuery__AlterTableStmt *a)
 {
 	const PgQuery__RangeVar *rel = a->relation;
@@ -438,9 +521,84 @@ static void alter_table(struct lint *l, const PgQuery__AlterTableStmt *a)
 			if (c->def != NULL && c->def->node_case == PG_QUERY__NODE__NODE_CONSTRAINT)
 				add_constraint(l, rel, c->def->constraint);
 			break;
+		case PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraint:
+			if (pkey_name(c->name))
+				stmt_emit(l, R_DROP_PRIMARY_KEY,
+				          "drops constraint '%s' of '%s', a primary key by its "
+				          "name: code "
+				          "and foreign keys relying on it break; add the new key "
+				          "alongside "
+				          "(unique index CONCURRENTLY, then USING INDEX), drop the "
+				          "old one "
+				          "in a later contract step",
+				          c->name, qualify(rel, name));
+			break;
+		case PG_QUERY__ALTER_TABLE_TYPE__AT_SetLogged:
+			stmt_emit(
+			    l, R_SET_LOGGED,
+			    "sets '%s' LOGGED: rewrites it into the WAL under an ACCESS "
+			    "EXCLUSIVE lock, blocking reads and writes throughout; do it in a "
+			    "maintenance window, outside a rollout",
+			    qualify(rel, name));
+			break;
+		case PG_QUERY__ALTER_TABLE_TYPE__AT_SetUnLogged:
+			stmt_emit(l, R_SET_UNLOGGED,
+			          "sets '%s' UNLOGGED: a crash empties it, standbys never see its "
+			          "rows, and it is rewritten under an ACCESS EXCLUSIVE lock; keep "
+			          "tables whose data matters LOGGED",
+			          qualify(rel, name));
+			break;
 		default:
 			break;
 		}
+	}
+}
+
+/* The last name of a dotted List of String nodes (DROP INDEX s.i: "i"), or "". */
+static const char *last_name(const Node *n)
+{
+	const Node *last;
+
+	if (n == NULL)
+		return "";
+	if (n->node_case == PG_QUERY__NODE__NODE_STRING)
+		return n->string->sval;
+	if (n->node_case != PG_QUERY__NODE__NODE_LIST || n->list->n_items == 0)
+		return "";
+	last = n->list->items[n->list->n_items - 1];
+	return last->node_case == PG_QUERY__NODE__NODE_STRING ? last->string->sval : "";
+}
+
+static void drop_schema(struct lint *l, const PgQuery__DropStmt *d)
+{
+	bool cascade = d->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_CASCADE;
+
+	for (size_t i = 0; i < d->n_objects; i++) {
+		const char *schema = last_name(d->objects[i]);
+
+		if (names_has(&l->created_schemas, schema))
+			continue;
+		stmt_emit(l, R_DROP_SCHEMA,
+		          "drops schema '%s'%s: loses every object in it and breaks code using "
+		          "them; stop using it first, drop it in a later contract step",
+		          schema, cascade ? " with CASCADE" : "");
+	}
+}
+
+static void drop_index(struct lint *l, const PgQuery__DropStmt *d)
+{
+	char name[QNAME_MAX];
+
+	if (d->concurrent)
+		return;
+	for (size_t i = 0; i < d->n_objects; i++) {
+		if (names_has(&l->created_indexes, last_name(d->objects[i])))
+			continue;
+		stmt_emit(l, R_DROP_INDEX,
+		          "drops index '%s' without CONCURRENTLY: its table is locked against "
+		          "reads and writes until the drop ends; use DROP INDEX CONCURRENTLY in a "
+		          "file of its own",
+		          list_name(d->objects[i], name));
 	}
 }
 
@@ -448,6 +606,14 @@ static void drop(struct lint *l, const PgQuery__DropStmt *d)
 {
 	char name[QNAME_MAX];
 
+	if (d->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA) {
+		drop_schema(l, d);
+		return;
+	}
+	if (d->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX) {
+		drop_index(l, d);
+		return;
+	}
 	if (d->remove_type != PG_QUERY__OBJECT_TYPE__OBJECT_TABLE)
 		return;
 	for (size_t i = 0; i < d->n_objects; i++) {
@@ -580,6 +746,132 @@ static const char *stmt_kind(const Node *n)
 	}
 }
 
+/*
+ * Whether the utility option name (a DefElem: VACUUM (FULL), REINDEX (CONCURRENTLY))
+ * is given and on. VACUUM FULL and (FULL) and (FULL true) are on; (FULL false),
+ * (FULL off) and (FULL 0) are not.
+ */
+static bool option_on(PgQuery__Node *const *opts, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++) {
+		const PgQuery__DefElem *de;
+		const char *v;
+
+		if (opts[i]->node_case != PG_QUERY__NODE__NODE_DEF_ELEM ||
+		    strcmp(opts[i]->def_elem->defname, name) != 0)
+			continue;
+		de = opts[i]->def_elem;
+		if (de->arg == NULL)
+			return true;
+		switch (de->arg->node_case) {
+		case PG_QUERY__NODE__NODE_BOOLEAN:
+			return de->arg->boolean->boolval;
+		case PG_QUERY__NODE__NODE_INTEGER:
+			return de->arg->integer->ival != 0;
+		case PG_QUERY__NODE__NODE_STRING:
+			v = de->arg->string->sval;
+			return !(strcasecmp(v, "false") == 0 || strcasecmp(v, "off") == 0 ||
+			         strcasecmp(v, "no") == 0 || strcmp(v, "0") == 0);
+		default:
+			return true;
+		}
+	}
+	return false;
+}
+
+static void lint_reindex(struct lint *l, const PgQuery__ReindexStmt *r)
+{
+	char name[QNAME_MAX];
+	const char *what, *subject;
+
+	if (option_on(r->params, r->n_params, "concurrently"))
+		return;
+	switch (r->kind) {
+	case PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_INDEX:
+		what = "index";
+		if (r->relation != NULL && names_has(&l->created_indexes, r->relation->relname))
+			return;
+		subject = qualify(r->relation, name);
+		break;
+	case PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_TABLE:
+		what = "table";
+		if (!existing(l, r->relation))
+			return;
+		subject = qualify(r->relation, name);
+		break;
+	case PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_SCHEMA:
+		what = "schema";
+		subject = r->name;
+		break;
+	default:
+		what = "database";
+		subject = empty(r->name) ? "(current)" : r->name;
+		break;
+	}
+	stmt_emit(l, R_REINDEX,
+	          "reindexes %s '%s' without CONCURRENTLY: writes block, and reads using the "
+	          "index, until the rebuild ends; use REINDEX ... CONCURRENTLY in a file of its "
+	          "own",
+	          what, subject);
+}
+
+static void lint_cluster(struct lint *l, const PgQuery__ClusterStmt *c)
+{
+	char name[QNAME_MAX];
+
+	if (c->relation != NULL && !existing(l, c->relation))
+		return;
+	stmt_emit(l, R_CLUSTER,
+	          "clusters %s%s%s: rewrites under an ACCESS EXCLUSIVE lock, blocking reads and "
+	          "writes throughout; use pg_repack, or a maintenance window, outside migrations",
+	          c->relation ? "'" : "",
+	          c->relation ? qualify(c->relation, name) : "every table clustered before",
+	          c->relation ? "'" : "");
+}
+
+static void lint_vacuum(struct lint *l, const PgQuery__VacuumStmt *v)
+{
+	char name[QNAME_MAX];
+	size_t existing_rels = 0;
+	const PgQuery__RangeVar *first = NULL;
+
+	if (!v->is_vacuumcmd || !option_on(v->options, v->n_options, "full"))
+		return;
+	for (size_t i = 0; i < v->n_rels; i++) {
+		const Node *r = v->rels[i];
+
+		if (r->node_case != PG_QUERY__NODE__NODE_VACUUM_RELATION ||
+		    !existing(l, r->vacuum_relation->relation))
+			continue;
+		if (existing_rels++ == 0)
+			first = r->vacuum_relation->relation;
+	}
+	if (v->n_rels > 0 && existing_rels == 0)
+		return; /* only tables this file created: empty */
+	stmt_emit(l, R_VACUUM_FULL,
+	          "runs VACUUM FULL on %s%s%s: rewrites under an ACCESS EXCLUSIVE lock, blocking "
+	          "reads and writes throughout; use plain VACUUM, or pg_repack, outside migrations",
+	          first ? "'" : "", first ? qualify(first, name) : "every table", first ? "'" : "");
+}
+
+static void lint_truncate(struct lint *l, const PgQuery__TruncateStmt *t)
+{
+	char name[QNAME_MAX];
+
+	for (size_t i = 0; i < t->n_relations; i++) {
+		const Node *r = t->relations[i];
+
+		if (r->node_case != PG_QUERY__NODE__NODE_RANGE_VAR || !existing(l, r->range_var))
+			continue;
+		stmt_emit(
+		    l, R_TRUNCATE,
+		    "truncates '%s': deletes every row, under an ACCESS EXCLUSIVE lock; if "
+		    "the data must go, delete it in batches in a step of its own, once nothing "
+		    "reads it",
+		    qualify(r->range_var, name));
+	}
+}
+
 /* The DML that rewrites many rows, as opposed to INSERT ... VALUES of seed data. */
 static const char *bulk_dml(const Node *n)
 {
@@ -639,6 +931,45 @@ static void lint_stmt(struct lint *l, const Node *n, const struct fl_sql_stmt *s
 	case PG_QUERY__NODE__NODE_CREATE_STMT:
 		remember(l, n->create_stmt->relation);
 		break;
+	case PG_QUERY__NODE__NODE_CREATE_SCHEMA_STMT:
+		names_add(&l->created_schemas, n->create_schema_stmt->schemaname);
+		break;
+	case PG_QUERY__NODE__NODE_REINDEX_STMT:
+		lint_reindex(l, n->reindex_stmt);
+		break;
+	case PG_QUERY__NODE__NODE_CLUSTER_STMT:
+		lint_cluster(l, n->cluster_stmt);
+		break;
+	case PG_QUERY__NODE__NODE_VACUUM_STMT:
+		lint_vacuum(l, n->vacuum_stmt);
+		break;
+	case PG_QUERY__NODE__NODE_TRUNCATE_STMT:
+		lint_truncate(l, n->truncate_stmt);
+		break;
+	case PG_QUERY__NODE__NODE_DELETE_STMT: {
+		char name[QNAME_MAX];
+
+		if (n->delete_stmt->where_clause == NULL && existing(l, n->delete_stmt->relation))
+			stmt_emit(
+			    l, R_DELETE_ALL,
+			    "deletes every row of '%s' (no WHERE) in one transaction: the data "
+			    "is lost and every row locked; add the WHERE you mean, or delete in "
+			    "batches in a step of its own",
+			    qualify(n->delete_stmt->relation, name));
+		break;
+	}
+	case PG_QUERY__NODE__NODE_UPDATE_STMT: {
+		char name[QNAME_MAX];
+
+		if (n->update_stmt->where_clause == NULL && existing(l, n->update_stmt->relation))
+			stmt_emit(
+			    l, R_UPDATE_ALL,
+			    "updates every row of '%s' (no WHERE) in one transaction, locking "
+			    "and rewriting them all at once; backfill in batches (WHERE on key "
+			    "ranges) in a step of its own",
+			    qualify(n->update_stmt->relation, name));
+		break;
+	}
 	case PG_QUERY__NODE__NODE_CREATE_TABLE_AS_STMT:
 		if (n->create_table_as_stmt->into != NULL)
 			remember(l, n->create_table_as_stmt->into->rel);
@@ -676,6 +1007,7 @@ static void lint_stmt(struct lint *l, const Node *n, const struct fl_sql_stmt *s
 		const PgQuery__IndexStmt *ix = n->index_stmt;
 		char name[QNAME_MAX];
 
+		names_add(&l->created_indexes, ix->idxname);
 		if (!ix->concurrent && existing(l, ix->relation))
 			stmt_emit(
 			    l, R_CREATE_INDEX,
@@ -809,6 +1141,8 @@ enum fl_err fl_lint_migration(const struct fl_migration *m, struct fl_lint_repor
 
 out:
 	free(l.created);
+	free(l.created_indexes.v);
+	free(l.created_schemas.v);
 	if (rv != FL_OK)
 		fl_lint_report_fini(out);
 	return rv;

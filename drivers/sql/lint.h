@@ -6,10 +6,16 @@
  * Every rule reads PostgreSQL's parse tree (libpg_query), never the text. Only
  * top-level statements are linted: the bodies of DO blocks, functions and
  * rules are opaque. "An existing table" is one not created earlier in the same
- * migration.sql: changes to a table the migration itself creates are safe.
+ * migration.sql: changes to a table the migration itself creates are safe, and
+ * so are dropping or rebuilding an index or schema it created.
  *
  * A migration is breaking (a contract step) when any rule marked breaking
- * fires; otherwise it is backward compatible (an expand step).
+ * fires; otherwise it is backward compatible (an expand step). Breaking means
+ * code still running against the old schema fails or loses what it reads:
+ * dropping or renaming what it uses, and deleting its rows (TRUNCATE, DELETE
+ * without WHERE). Long locks and rewrites (CLUSTER, VACUUM FULL, REINDEX, SET
+ * LOGGED) and backfills (UPDATE without WHERE) are not breaking: they belong in
+ * either phase, and are warned about for their locks.
  */
 #ifndef FL_SQL_LINT_H
 #define FL_SQL_LINT_H

@@ -76,8 +76,8 @@ int main(int argc, char **argv)
 	randombytes_buf(body, sizeof(body));
 	a = fl_identity_new_from_seed(seed_a);
 	b = fl_identity_new_from_seed(seed_b);
-	if (!a || !b || fl_peers_new(a, NULL, 0, &pa, err) != FL_OK ||
-	    fl_peers_new(b, path, 0, &pb, err) != FL_OK ||
+	if (!a || !b || fl_peers_new(a, NULL, 0, 0, &pa, err) != FL_OK ||
+	    fl_peers_new(b, path, 0, 0, &pb, err) != FL_OK ||
 	    fl_peers_add(pa, fl_identity_public_key(b), FL_PEER_COORDINATOR, "b", err) != FL_OK ||
 	    fl_peers_add(pb, fl_identity_public_key(a), FL_PEER_AGENT, "a", err) != FL_OK) {
 		fail("setup", err);

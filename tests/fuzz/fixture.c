@@ -55,7 +55,6 @@ static struct fl_envelope *endpoint(const struct fl_identity *self, struct fl_pe
 	struct fl_envelope *ep = fl_envelope_new(self, peers);
 
 	fl_envelope_set_clock(ep, fuzz_clock, NULL);
-	fl_peers_set_clock(peers, fuzz_clock, NULL);
 	return ep;
 }
 
@@ -64,7 +63,7 @@ void fuzz_receiver_new(struct fl_peers **peers, struct fl_envelope **ep)
 	const struct fl_identity *self = identity(FUZZ_RECEIVER);
 	char err[FL_ERRBUF_SIZE] = "";
 
-	if (fl_peers_new(self, NULL, 0, peers, err) != FL_OK)
+	if (fl_peers_new(self, NULL, 0, 0, peers, err) != FL_OK)
 		die("fl_peers_new", err);
 	if (fl_peers_add(*peers, fl_identity_public_key(identity(FUZZ_SENDER)), FL_PEER_AGENT,
 	                 "fuzz-agent", err) != FL_OK)
@@ -82,7 +81,7 @@ void fuzz_sender_new(enum fuzz_seed seed, struct fl_peers **peers, struct fl_env
 	const struct fl_identity *self = identity(seed);
 	char err[FL_ERRBUF_SIZE] = "";
 
-	if (fl_peers_new(self, NULL, 0, peers, err) != FL_OK)
+	if (fl_peers_new(self, NULL, 0, 0, peers, err) != FL_OK)
 		die("fl_peers_new", err);
 	if (fl_peers_add(*peers, fl_identity_public_key(identity(FUZZ_RECEIVER)),
 	                 FL_PEER_COORDINATOR, "fuzz-coordinator", err) != FL_OK)

@@ -2,7 +2,7 @@
  * fuzz_envelope_open: fl_envelope_open on bytes from a peer.
  *
  * A MAC covers everything past the outer header, so a mutated envelope never
- * gets past decryption. The first byte of the input (mod 3) says how the rest
+ * gets past decryption. The first byte of the input (mod 4) says how the rest
  * is used, so that every layer is fuzzed:
  *   0  wire: the rest is the envelope as it came off the wire;
  *   1  inner: the rest is a nonce (24 bytes) and the plaintext inside the
@@ -14,7 +14,11 @@
  *      from the fixed clock in ms (4 bytes, big-endian, signed) and the body;
  *      the harness builds a correctly addressed, signed and encrypted
  *      envelope, so replay, skew and the body's protobuf decoding (what a
- *      receiver does next: fl_wire_unpack) are fuzzed.
+ *      receiver does next: fl_wire_unpack_from the sender's role) are fuzzed;
+ *   3  enrollment: as 2, but from a key the receiver never approved, with
+ *      enrollment on: fl_envelope_open must refuse it as unknown-sender, and
+ *      fl_envelope_open_enroll decides (and the body's decoding as an
+ *      agent's Hello is fuzzed).
  * gen_corpus writes seeds of each kind, the wire ones sealed by
  * fl_envelope_seal.
  *
@@ -23,7 +27,9 @@
  * Oracles besides the sanitizers: a refusal leaves no body; an accepted
  * envelope opened again is refused as a replay; a mode-2 message with seq >= 1
  * and a timestamp inside the window is accepted with its body intact, one
- * with seq 0 is a replay and one far outside the window is skew.
+ * with seq 0 is a replay and one far outside the window is skew; a mode-3
+ * message enrolls only as a Hello with a token, with its body intact, and
+ * leaves the registry as it was.
  */
 #include <sodium.h>
 #include <stdbool.h>
@@ -33,6 +39,7 @@
 
 #include "envelope.h"
 #include "fuzz.h"
+#include "roles.h"
 #include "wire.h"
 
 #define CTX_LEN   21 /* "flotilla envelope v1" and its NUL */
@@ -52,18 +59,32 @@
 	} while (0)
 
 static bool ready, verbose;
-static uint8_t sender_pk[32], sender_sk[64], receiver_pk[32], shared[32];
+static uint8_t receiver_pk[32];
+
+/* A signing key and its shared key with the receiver. */
+struct from {
+	uint8_t pk[32], sk[64], shared[32];
+};
+static struct from sender, stranger;
+
+static void keys_of(enum fuzz_seed seed, struct from *f)
+{
+	uint8_t xpk[32], xsk[32];
+
+	fuzz_keypair(seed, f->pk, f->sk);
+	if (crypto_sign_ed25519_pk_to_curve25519(xpk, receiver_pk) != 0 ||
+	    crypto_sign_ed25519_sk_to_curve25519(xsk, f->sk) != 0 ||
+	    crypto_box_beforenm(f->shared, xpk, xsk) != 0)
+		abort();
+}
 
 static void setup(void)
 {
-	uint8_t receiver_sk[64], xpk[32], xsk[32];
+	uint8_t receiver_sk[64];
 
-	fuzz_keypair(FUZZ_SENDER, sender_pk, sender_sk);
 	fuzz_keypair(FUZZ_RECEIVER, receiver_pk, receiver_sk);
-	if (crypto_sign_ed25519_pk_to_curve25519(xpk, receiver_pk) != 0 ||
-	    crypto_sign_ed25519_sk_to_curve25519(xsk, sender_sk) != 0 ||
-	    crypto_box_beforenm(shared, xpk, xsk) != 0)
-		abort();
+	keys_of(FUZZ_SENDER, &sender);
+	keys_of(FUZZ_STRANGER, &stranger);
 	verbose = getenv("FL_FUZZ_VERBOSE") != NULL;
 	ready = true;
 }
@@ -83,26 +104,28 @@ static uint64_t get64(const uint8_t *p)
 	return v;
 }
 
-/* outer header || MAC || box(inner), from the approved sender: a new heap
- * buffer of exactly *len bytes. */
-static uint8_t *wrap(const uint8_t nonce[24], const uint8_t *inner, size_t ilen, size_t *len)
+/* outer header || MAC || box(inner), from f: a new heap buffer of exactly
+ * *len bytes. */
+static uint8_t *wrap(const struct from *f, const uint8_t nonce[24], const uint8_t *inner,
+                     size_t ilen, size_t *len)
 {
 	uint8_t *env = malloc(OUTER_LEN + MAC_LEN + ilen + 1);
 
 	memcpy(env, "FLT\x01", 4);
 	env[4] = FL_PROTOCOL_VERSION;
-	memcpy(env + 5, sender_pk, 32);
+	memcpy(env + 5, f->pk, 32);
 	memcpy(env + 37, nonce, 24);
 	if (ilen > 0)
 		memcpy(env + OUTER_LEN + MAC_LEN, inner, ilen);
 	crypto_box_detached_afternm(env + OUTER_LEN + MAC_LEN, env + OUTER_LEN,
-	                            env + OUTER_LEN + MAC_LEN, ilen, env + 37, shared);
+	                            env + OUTER_LEN + MAC_LEN, ilen, env + 37, f->shared);
 	*len = OUTER_LEN + MAC_LEN + ilen;
 	return env;
 }
 
-/* A signed inner part for seq, ts and body, wrapped. */
-static uint8_t *message(uint64_t seq, int64_t ts_ms, const uint8_t *body, size_t blen, size_t *len)
+/* A signed inner part from f for seq, ts and body, wrapped. */
+static uint8_t *message(const struct from *f, uint64_t seq, int64_t ts_ms, const uint8_t *body,
+                        size_t blen, size_t *len)
 {
 	size_t ilen = 53 + blen + SIG_LEN;
 	uint8_t *signed_bytes = malloc(CTX_LEN + OUTER_LEN + ilen), *inner, *env;
@@ -111,7 +134,7 @@ static uint8_t *message(uint64_t seq, int64_t ts_ms, const uint8_t *body, size_t
 	memcpy(signed_bytes, "flotilla envelope v1", CTX_LEN);
 	memcpy(signed_bytes + CTX_LEN, "FLT\x01", 4);
 	signed_bytes[CTX_LEN + 4] = FL_PROTOCOL_VERSION;
-	memcpy(signed_bytes + CTX_LEN + 5, sender_pk, 32);
+	memcpy(signed_bytes + CTX_LEN + 5, f->pk, 32);
 	memset(signed_bytes + CTX_LEN + 37, 0, 24); /* nonce: any will do */
 	inner = signed_bytes + CTX_LEN + OUTER_LEN;
 	inner[0] = FL_PROTOCOL_VERSION;
@@ -125,8 +148,8 @@ static uint8_t *message(uint64_t seq, int64_t ts_ms, const uint8_t *body, size_t
 	if (blen > 0)
 		memcpy(inner + 53, body, blen);
 	crypto_sign_detached(inner + 53 + blen, NULL, signed_bytes, CTX_LEN + OUTER_LEN + 53 + blen,
-	                     sender_sk);
-	env = wrap(signed_bytes + CTX_LEN + 37, inner, ilen, len);
+	                     f->sk);
+	env = wrap(f, signed_bytes + CTX_LEN + 37, inner, ilen, len);
 	free(signed_bytes);
 	return env;
 }
@@ -149,7 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (!ready)
 		setup();
-	mode = data[0] % 3;
+	mode = data[0] % 4;
 	data++;
 	size--;
 	if (mode == 0) {
@@ -160,14 +183,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (mode == 1) {
 		if (size < 24)
 			return 0;
-		env = wrap(data, data + 24, size - 24, &len);
+		env = wrap(&sender, data, data + 24, size - 24, &len);
 	} else {
 		if (size < 12)
 			return 0;
 		seq = get64(data);
 		delta = (int32_t)((uint32_t)data[8] << 24 | (uint32_t)data[9] << 16 |
 		                  (uint32_t)data[10] << 8 | data[11]);
-		env = message(seq, FUZZ_NOW_US / 1000 + delta, data + 12, size - 12, &len);
+		env = message(mode == 3 ? &stranger : &sender, seq, FUZZ_NOW_US / 1000 + delta,
+		              data + 12, size - 12, &len);
 	}
 
 	fuzz_receiver_new(&peers, &ep);
@@ -187,6 +211,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      "the body or seq changed on the way");
 		if (fl_wire_unpack(o.body, o.body_len, FL_WIRE_MAX_MESSAGE, &m, err) == FL_OK)
 			fl_wire_free(m);
+		m = NULL;
+		rv = fl_wire_unpack_from(o.sender.role, o.body, o.body_len, &m, err);
+		CHECK((rv == FL_OK) == (m != NULL), "unpack_from: %d", (int)rv);
+		CHECK(rv != FL_OK || fl_roles_may_send(o.sender.role, m), "role table disagrees");
+		fl_wire_free(m);
 		CHECK(fl_envelope_open(ep, env, len, 0, &o, &again, err) != FL_OK &&
 		          again == FL_ENVELOPE_REPLAY,
 		      "opened twice: %s", fl_envelope_reason_name(again));
@@ -210,6 +239,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		else if (delta < -window - 1 || delta > window + 1)
 			CHECK(reason == FL_ENVELOPE_SKEW, "%lld ms off: %s", (long long)delta,
 			      fl_envelope_reason_name(reason));
+	}
+	if (mode == 3) {
+		Flotilla__V1__Message *hello = NULL;
+		struct fl_peer_info info;
+		size_t before = fl_peers_count(peers);
+
+		CHECK(reason == FL_ENVELOPE_UNKNOWN_SENDER || reason == FL_ENVELOPE_OVERSIZE,
+		      "a stranger's envelope: %s", fl_envelope_reason_name(reason));
+		fl_envelope_set_enroll_rate(ep, FL_ENVELOPE_ENROLL_RATE, FL_ENVELOPE_ENROLL_BURST);
+		rv = fl_envelope_open_enroll(ep, env, len, &o, &hello, &reason, err);
+		CHECK((rv == FL_OK) == (hello != NULL) &&
+		          (rv == FL_OK) == (reason == FL_ENVELOPE_OK),
+		      "enroll: rv %d, reason %s", (int)rv, fl_envelope_reason_name(reason));
+		if (rv == FL_OK) {
+			CHECK(hello->body_case == FLOTILLA__V1__MESSAGE__BODY_HELLO &&
+			          hello->hello->enrollment_token[0] != '\0',
+			      "enrolled without a token");
+			CHECK(o.seq == seq && seq > 0, "enrolled with another seq");
+			CHECK(o.body_len == size - 12 && memcmp(o.body, data + 12, o.body_len) == 0,
+			      "the body changed on the way");
+			CHECK(delta >= -FL_ENVELOPE_SKEW_MS && delta <= FL_ENVELOPE_SKEW_MS,
+			      "enrolled %lld ms off", (long long)delta);
+		} else {
+			CHECK(o.body == NULL, "a refused enrollment left a body");
+		}
+		if (verbose)
+			fprintf(stderr, "fuzz_envelope_open: enroll: %s\n",
+			        fl_envelope_reason_name(reason));
+		CHECK(fl_peers_count(peers) == before &&
+		          fl_peers_find(peers, stranger.pk, &info) == FL_ENOENT,
+		      "enrollment stored something");
+		fl_wire_free(hello);
 	}
 	fl_envelope_opened_fini(&o);
 	fuzz_side_free(peers, ep);

@@ -60,8 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK((irv == FL_OK) == (inspected != NULL), "inspect: %d", (int)irv);
 	CHECK(irv != FL_EAUTH, "inspect trusts no key, yet: %s", err);
 
-	vrv = fl_release_verify(data, size, (const uint8_t(*)[FL_KEY_PUBLIC_BYTES])trusted, 2,
-	                        &verified, err);
+	vrv = fl_release_verify(data, size, (const uint8_t(*)[FL_KEY_PUBLIC_BYTES])trusted, 2, NULL,
+	                        NULL, &verified, err);
 	CHECK((vrv == FL_OK) == (verified != NULL), "verify: %d", (int)vrv);
 	if (vrv == FL_OK) {
 		CHECK(verified->verified, "verify succeeded, but verified is false");
@@ -74,8 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (irv == FL_OK && fl_release_sign(data, size, &release_key, &signed_file, err) == FL_OK) {
 		vrv = fl_release_verify(signed_file.data, signed_file.len,
-		                        (const uint8_t(*)[FL_KEY_PUBLIC_BYTES])trusted, 1, &again,
-		                        err);
+		                        (const uint8_t(*)[FL_KEY_PUBLIC_BYTES])trusted, 1, NULL,
+		                        NULL, &again, err);
 		CHECK(vrv == FL_OK, "signed by the trusted key, yet refused: %s", err);
 		CHECK(strcmp(again->hash, inspected->hash) == 0, "signing changed the hash");
 	}

@@ -6,6 +6,8 @@
  *   gen_corpus release_decode OUTDIR MIGRATIONS release files built from a
  *                                              migrations folder and a small
  *                                              one of its own
+ *   gen_corpus order_decode OUTDIR POLICY      signed orders built with a policy
+ *                                              file, in fuzz_order_decode's form
  *   gen_corpus --check CORPUS                  the ok_* seeds still open and
  *                                              verify (ctest: fuzz/seeds_valid)
  *
@@ -16,6 +18,8 @@
  *   build/tests/fuzz/gen_corpus envelope_open tests/fuzz/corpus/envelope_open
  *   build/tests/fuzz/gen_corpus release_decode tests/fuzz/corpus/release_decode \
  *       deploy/examples/migrations
+ *   build/tests/fuzz/gen_corpus order_decode tests/fuzz/corpus/order_decode \
+ *       deploy/examples/policies/standard-canary.yaml
  *
  * Keys and clock come from the fixture (fuzz.h), so the seeds stay valid
  * forever; files are named ok_* when they must be accepted.
@@ -33,6 +37,8 @@
 #include "fuzz.h"
 #include "keys.h"
 #include "migration.h"
+#include "order.h"
+#include "policy.h"
 #include "release.h"
 #include "wire.h"
 
@@ -98,11 +104,11 @@ static void poll_body(struct fl_buf *out)
 {
 	Flotilla__V1__Message m = FLOTILLA__V1__MESSAGE__INIT;
 	Flotilla__V1__Poll poll = FLOTILLA__V1__POLL__INIT;
-	char *busy[] = {"acme", "globex"};
+	uint64_t running[] = {41, 42};
 
 	poll.agent_id = "db-eu-1";
-	poll.n_busy_tenant_ids = 2;
-	poll.busy_tenant_ids = busy;
+	poll.n_running_assignment_ids = 2;
+	poll.running_assignment_ids = running;
 	poll.free_slots = 4;
 	poll.max_wait_ms = 25000;
 	m.body_case = FLOTILLA__V1__MESSAGE__BODY_POLL;
@@ -178,9 +184,35 @@ static void write_inner(const char *dir, const char *name, const struct fl_buf *
 	free(seed);
 }
 
+/* A Hello with an enrollment token, for mode 3. */
+static void enroll_body(struct fl_buf *out)
+{
+	Flotilla__V1__Message m = FLOTILLA__V1__MESSAGE__INIT;
+	Flotilla__V1__Hello hello = FLOTILLA__V1__HELLO__INIT;
+
+	hello.agent_id = "db-new";
+	hello.agent_version = "0.1.0";
+	hello.protocol_version = FL_PROTOCOL_VERSION;
+	hello.enrollment_token = "fle1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+	hello.project_id = "fuzz-app";
+	m.body_case = FLOTILLA__V1__MESSAGE__BODY_HELLO;
+	m.hello = &hello;
+	pack(&m, out);
+}
+
+static void write_message_as(const char *dir, const char *name, int mode, uint64_t seq,
+                             int32_t delta_ms, const struct fl_buf *body);
+
 /* The mode-2 form: seq, timestamp offset, body. */
 static void write_message(const char *dir, const char *name, uint64_t seq, int32_t delta_ms,
                           const struct fl_buf *body)
+{
+	write_message_as(dir, name, 2, seq, delta_ms, body);
+}
+
+/* The mode-2 or -3 form. */
+static void write_message_as(const char *dir, const char *name, int mode, uint64_t seq,
+                             int32_t delta_ms, const struct fl_buf *body)
 {
 	uint8_t *seed = malloc(12 + body->len);
 	uint32_t d = (uint32_t)delta_ms;
@@ -192,7 +224,7 @@ static void write_message(const char *dir, const char *name, uint64_t seq, int32
 	seed[10] = (uint8_t)(d >> 8);
 	seed[11] = (uint8_t)d;
 	memcpy(seed + 12, body->data, body->len);
-	write_seed(dir, name, 2, seed, 12 + body->len);
+	write_seed(dir, name, mode, seed, 12 + body->len);
 	free(seed);
 }
 
@@ -227,6 +259,9 @@ static void gen_envelopes(const char *dir)
 	write_message(dir, "message_hello", 2, -1000, &hello);
 	write_message(dir, "message_replay", 0, 0, &poll);
 	write_message(dir, "message_skew", 7, 400000, &poll);
+	enroll_body(&hello);
+	write_message_as(dir, "enroll_hello", 3, 5, -2000, &hello);
+	write_message_as(dir, "enroll_poll", 3, 6, 0, &poll);
 
 	fl_buf_fini(&poll);
 	fl_buf_fini(&hello);
@@ -288,7 +323,7 @@ static void build(const char *migrations, struct fl_buf *out)
 
 	if (fl_migration_set_load(migrations, &set, err) != FL_OK)
 		die("fl_migration_set_load", err);
-	if (fl_release_build(&set, out, hash, err) != FL_OK)
+	if (fl_release_build(&set, "fuzz-app", 1, out, hash, err) != FL_OK)
 		die("fl_release_build", err);
 	fl_migration_set_fini(&set);
 }
@@ -332,12 +367,97 @@ static void gen_releases(const char *dir, const char *migrations)
 	fl_buf_fini(&two);
 }
 
+/* ---- orders ---- */
+
+static const uint8_t order_release_hash[32] = {
+    0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
+    0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42};
+
+/* Valid at the fixture's clock: made a day before it, expiring 300 days after. */
+#define ORDER_CREATED (FUZZ_NOW_US / 1000 - INT64_C(86400000))
+#define ORDER_EXPIRES (FUZZ_NOW_US / 1000 + INT64_C(300) * 86400000)
+
+static void sign_order(enum fuzz_seed seed, enum fl_order_kind kind, const struct fl_buf *in,
+                       struct fl_buf *out)
+{
+	uint8_t s[FL_KEY_SEED_BYTES];
+	struct fl_key key;
+	char err[FL_ERRBUF_SIZE] = "";
+
+	memset(s, (int)seed, sizeof(s));
+	fl_key_generate(FL_KEY_RELEASE, s, &key);
+	if (fl_order_sign(in->data, in->len, kind, &key, out, err) != FL_OK)
+		die("fl_order_sign", err);
+	fl_key_fini(&key);
+}
+
+static void gen_orders(const char *dir, const char *policy_path)
+{
+	struct fl_buf unsigned_ = FL_BUF_INIT, one = FL_BUF_INIT, two = FL_BUF_INIT;
+	struct fl_policy policy;
+	struct fl_selector sel, some;
+	struct fl_order *o = NULL;
+	char err[FL_ERRBUF_SIZE] = "", hash[FL_ORDER_HASH_HEX_LEN + 1];
+	struct fl_rollout_params rp;
+	struct fl_rollback_params bp;
+
+	if (fl_policy_load_file(policy_path, &policy, err) != FL_OK)
+		die("fl_policy_load_file", err);
+	fl_selector_init(&sel);
+	if (fl_labels_set(&sel.labels, "region", "eu", err) != FL_OK)
+		die("fl_labels_set", err);
+	rp = (struct fl_rollout_params){.project_id = "fuzz-app",
+	                                .release_hash = order_release_hash,
+	                                .target_migration_id = "20250101090000_init",
+	                                .selector = &sel,
+	                                .policy = &policy,
+	                                .created_at_ms = ORDER_CREATED,
+	                                .expires_at_ms = ORDER_EXPIRES,
+	                                .reason = "OPS-1"};
+	if (fl_order_build_rollout(&rp, &unsigned_, hash, err) != FL_OK)
+		die("fl_order_build_rollout", err);
+	write_seed(dir, "rollout_unsigned", 0, unsigned_.data, unsigned_.len);
+	sign_order(FUZZ_RELEASE, FL_ORDER_ROLLOUT, &unsigned_, &one);
+	write_seed(dir, "ok_rollout", 0, one.data, one.len);
+	sign_order(FUZZ_RELEASE_UNTRUSTED, FL_ORDER_ROLLOUT, &unsigned_, &two);
+	write_seed(dir, "rollout_untrusted", 0, two.data, two.len);
+	sign_order(FUZZ_RELEASE, FL_ORDER_ROLLOUT, &two, &one);
+	write_seed(dir, "ok_rollout_two_signers", 0, one.data, one.len);
+
+	if (fl_order_inspect(unsigned_.data, unsigned_.len, FL_ORDER_ROLLOUT, &o, err) != FL_OK)
+		die("fl_order_inspect", err);
+	fl_selector_init(&some);
+	if (fl_selector_add_tenant(&some, "acme", err) != FL_OK)
+		die("fl_selector_add_tenant", err);
+	bp = (struct fl_rollback_params){.project_id = "fuzz-app",
+	                                 .rollout_order_hash = o->hash,
+	                                 .release_hash = order_release_hash,
+	                                 .target_migration_id = "20250101090000_init",
+	                                 .selector = &some,
+	                                 .created_at_ms = ORDER_CREATED,
+	                                 .expires_at_ms = ORDER_EXPIRES,
+	                                 .reason = "undo OPS-1"};
+	if (fl_order_build_rollback(&bp, &unsigned_, hash, err) != FL_OK)
+		die("fl_order_build_rollback", err);
+	sign_order(FUZZ_RELEASE, FL_ORDER_ROLLBACK, &unsigned_, &one);
+	write_seed(dir, "ok_rollback", 1, one.data, one.len);
+	write_seed(dir, "rollback_as_rollout", 0, one.data, one.len);
+	fl_order_free(o);
+	fl_selector_fini(&sel);
+	fl_selector_fini(&some);
+	fl_policy_fini(&policy);
+	fl_buf_fini(&unsigned_);
+	fl_buf_fini(&one);
+	fl_buf_fini(&two);
+}
+
 /* ---- --check ---- */
 
 static int check(const char *corpus)
 {
 	static const char *const envelopes[] = {"ok_wire_poll", "ok_wire_hello", "ok_wire_empty"};
 	static const char *const releases[] = {"ok_examples", "ok_small", "ok_small_two_signers"};
+	static const char *const orders[] = {"ok_rollout", "ok_rollout_two_signers", "ok_rollback"};
 	struct fl_buf data = FL_BUF_INIT;
 	uint8_t trusted[1][32], sk[64];
 	char path[4096], err[FL_ERRBUF_SIZE];
@@ -366,21 +486,36 @@ static int check(const char *corpus)
 
 		snprintf(path, sizeof(path), "%s/release_decode/%s", corpus, releases[i]);
 		read_file(path, &data);
-		if (fl_release_verify(data.data, data.len, (const uint8_t(*)[32])trusted, 1, &r,
-		                      err) != FL_OK) {
+		if (fl_release_verify(data.data, data.len, (const uint8_t(*)[32])trusted, 1, NULL,
+		                      NULL, &r, err) != FL_OK) {
 			fprintf(stderr, "gen_corpus: '%s' no longer verifies: %s\n", path, err);
 			failed = 1;
 		}
 		fl_release_free(r);
+	}
+	for (size_t i = 0; i < sizeof(orders) / sizeof(orders[0]); i++) {
+		struct fl_order *o = NULL;
+
+		snprintf(path, sizeof(path), "%s/order_decode/%s", corpus, orders[i]);
+		read_file(path, &data);
+		if (data.len < 1 ||
+		    fl_order_verify(data.data + 1, data.len - 1,
+		                    data.data[0] & 1 ? FL_ORDER_ROLLBACK : FL_ORDER_ROLLOUT,
+		                    (const uint8_t(*)[32])trusted, 1, "fuzz-app",
+		                    FUZZ_NOW_US / 1000, &o, err) != FL_OK) {
+			fprintf(stderr, "gen_corpus: '%s' no longer verifies: %s\n", path, err);
+			failed = 1;
+		}
+		fl_order_free(o);
 	}
 	fl_buf_fini(&data);
 	if (failed)
 		fprintf(stderr, "gen_corpus: write the seeds again (see the top of "
 		                "tests/fuzz/gen_corpus.c)\n");
 	else
-		printf("gen_corpus: %zu envelope and %zu release seeds valid\n",
+		printf("gen_corpus: %zu envelope, %zu release and %zu order seeds valid\n",
 		       sizeof(envelopes) / sizeof(envelopes[0]),
-		       sizeof(releases) / sizeof(releases[0]));
+		       sizeof(releases) / sizeof(releases[0]), sizeof(orders) / sizeof(orders[0]));
 	return failed;
 }
 
@@ -396,8 +531,13 @@ int main(int argc, char **argv)
 		gen_releases(argv[2], argv[3]);
 		return 0;
 	}
+	if (argc == 4 && strcmp(argv[1], "order_decode") == 0) {
+		gen_orders(argv[2], argv[3]);
+		return 0;
+	}
 	fprintf(stderr, "usage: gen_corpus envelope_open OUTDIR\n"
 	                "       gen_corpus release_decode OUTDIR MIGRATIONS_DIR\n"
+	                "       gen_corpus order_decode OUTDIR POLICY_FILE\n"
 	                "       gen_corpus --check CORPUS_DIR\n");
 	return 2;
 }

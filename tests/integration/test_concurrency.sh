@@ -37,20 +37,39 @@ echo 'ALTER TABLE hot ADD COLUMN note text;' >"$dir/locks/20250102000000_alter_h
 fl_psql_bg "$url" holder "BEGIN; LOCK TABLE hot IN ACCESS SHARE MODE; SELECT pg_sleep(120)"
 wait_for 10 "[ \"\$(fl_psql '$url' \"SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'holder' AND l.relation = 'hot'::regclass AND l.granted\")\" = 1 ]"
 
+# An observer on the server notes every moment at which the reader is blocked by the
+# deployer while the deployer itself waits for its lock: evidence, from the server's side,
+# that the reads overlapped the lock wait (not inferred from timing).
+fl_psql "$url" "CREATE TABLE overlap (at timestamptz, reader int, deployer int)" >/dev/null
+fl_psql "$url" "CREATE PROCEDURE observe() LANGUAGE plpgsql AS \$\$
+BEGIN
+	LOOP
+		INSERT INTO overlap SELECT clock_timestamp(), r.pid, d.pid
+		FROM pg_stat_activity r JOIN pg_stat_activity d ON d.pid = ANY (pg_blocking_pids(r.pid))
+		WHERE r.application_name = 'reader' AND d.application_name = 'flotilla'
+			AND d.wait_event_type = 'Lock' AND r.wait_event_type = 'Lock';
+		COMMIT;
+		PERFORM pg_sleep(0.005);
+	END LOOP;
+END \$\$" >/dev/null
+fl_psql_bg "$url" observer "CALL observe()"
+wait_for 10 "[ \"\$(fl_psql '$url' \"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'observer' AND state = 'active'\")\" = 1 ]"
+
 "$FLOTILLA" deploy -v --dir "$dir/locks" --database-url "$url" --lock-timeout 200ms \
 	--retry-attempts 50 --retry-budget 60s >"$dir/deploy.out" 2>"$dir/deploy.err" &
 deployer=$!
 
 # The application keeps reading the table, one short transaction per query.
 reader_sql="$dir/reader.sql"
-{ echo '\timing on'; for _ in $(seq 150); do echo 'SELECT count(*) FROM hot;'; echo 'SELECT pg_sleep(0.01);'; done; } >"$reader_sql"
-psql -X -q -d "$url" -f "$reader_sql" >"$dir/reader.out" 2>&1 &
+{ echo '\timing on'; for _ in $(seq 500); do echo 'SELECT count(*) FROM hot;'; echo 'SELECT pg_sleep(0.01);'; done; } >"$reader_sql"
+PGAPPNAME=reader psql -X -q -d "$url" -f "$reader_sql" >"$dir/reader.out" 2>&1 &
 reader=$!
 
-# Let the migration time out and retry a few times while readers run, then
-# end the long transaction.
+# Let the migration time out and retry a few times while the reader runs, until the server
+# has seen a read queued behind the waiting migration; then end the long transaction.
 wait_for 30 "[ \$(grep -ci 'retry' '$dir/deploy.err') -ge 3 ]"
-fl_psql "$url" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'holder'" >/dev/null
+wait_for 60 "[ \"\$(fl_psql '$url' 'SELECT count(*) > 0 FROM overlap')\" = t ]"
+fl_psql "$url" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN ('holder', 'observer')" >/dev/null
 wait $deployer || fl_fail "deploy failed: $(cat "$dir/deploy.err")"
 wait $reader || fl_fail "reader failed: $(cat "$dir/reader.out")"
 
@@ -60,6 +79,7 @@ assert_eq "$(fl_psql "$url" "SELECT count(*) FROM information_schema.columns WHE
 max_ms=$(grep -o 'Time: [0-9.]* ms' "$dir/reader.out" | awk '{print $2}' | sort -n | tail -1)
 echo "slowest read while the migration waited: ${max_ms} ms"
 awk -v m="$max_ms" 'BEGIN { exit !(m < 1000) }' || fl_fail "a reader waited ${max_ms} ms behind the migration"
+echo "moments the server saw a read queued behind the waiting migration: $(fl_psql "$url" "SELECT count(*) FROM overlap")"
 # --- CREATE INDEX CONCURRENTLY waits for older transactions, as with Prisma:
 # no short lock timeout and no retry, which would leave an invalid index ---
 url=$(fl_newdb cic)

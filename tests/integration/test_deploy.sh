@@ -213,7 +213,8 @@ assert_eq "$(fl_psql "$url" "SELECT string_agg(migration_name || ':' || (finishe
 	"20250101000000_gated:true 20250102000000_b:true 20250103000000_c:true"
 assert_exit 0 "$FLOTILLA" status --dir "$m" --database-url "$url"
 
-# --- interrupted (SIGINT) in the middle of a no-transaction migration: the
+# --- interrupted (SIGTERM: a background job of a script ignores SIGINT, and
+# so does flotilla then) in the middle of a no-transaction migration: the
 # error and the history row say how far it got, and resolve --applied wants
 # --force to call it done ---
 url=$(fl_newdb interrupted)
@@ -223,10 +224,11 @@ printf -- '-- flotilla:no-transaction\nCREATE TABLE n1 (id int);\nCREATE TABLE n
 "$FLOTILLA" deploy --dir "$m" --database-url "$url" >"$dir/int.out" 2>"$dir/int.err" &
 deployer=$!
 wait_for 30 "[ \"\$(fl_psql '$url' \"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'flotilla' AND query LIKE '%pg_sleep(600)%' AND state = 'active'\")\" = 1 ]"
-kill -INT "$deployer"
+kill -TERM "$deployer"
+wait_for 60 fl_pid_gone "$deployer"
 rc=0
 wait "$deployer" || rc=$?
-assert_eq "$rc" 130 "exit status after SIGINT"
+assert_eq "$rc" 143 "exit status after SIGTERM"
 want="interrupted during statement 3 of 4 (line 4): 2 applied; "
 assert_contains "$(cat "$dir/int.err")" "$want"
 assert_eq "$(fl_psql "$url" "SELECT applied_steps_count || ' ' || (logs LIKE '$want%') FROM _prisma_migrations")" "2 true"

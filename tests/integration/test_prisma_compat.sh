@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Histories as real Prisma projects have them apply unchanged, with the
-# history table exactly as Prisma creates and writes it.
+# history table exactly as prisma-engines' source creates and writes it. This
+# needs no Prisma CLI; tests/compat/ checks the same (and more) against the
+# real, pinned CLI, and is skipped when npm cannot install it.
 source "$(dirname "$0")/lib.sh"
 
 dir=$(fl_tmpdir)

@@ -32,24 +32,43 @@ assert_contains "$ERR" "unknown key kind 'root'"
 [ ! -e root.key ] || fl_fail "keygen created a file for a bad kind"
 assert_exit 2 "$FLOTILLA" keygen --kind release
 
-# build: the same folder, or a copy of it elsewhere, gives the same bytes.
+# build: the same folder, project and sequence, or a copy of the folder
+# elsewhere, give the same bytes; both are required, and part of the hash.
 fl_gen_migrations migrations 7
-assert_exit 0 "$FLOTILLA" release build --dir migrations --out r1.release
+assert_exit 2 "$FLOTILLA" release build --dir migrations --out r1.release
+assert_contains "$ERR" "--project ID is required"
+assert_exit 2 "$FLOTILLA" release build --dir migrations --project acme --out r1.release
+assert_contains "$ERR" "--sequence N is required"
+assert_exit 2 "$FLOTILLA" release build --dir migrations --project acme --sequence 0 --out r1.release
+assert_contains "$ERR" "--sequence: '0' is not a number from 1"
+assert_exit 2 "$FLOTILLA" release build --dir migrations --project 'a/b' --sequence 1 --out r1.release
+assert_contains "$ERR" "--project: invalid project id 'a/b'"
+[ ! -e r1.release ] || fl_fail "a refused build wrote a file"
+assert_exit 0 "$FLOTILLA" release build --dir migrations --project acme --sequence 12 --out r1.release
 [[ "$OUT" =~ hash:\ ([0-9a-f]{64}) ]] || fl_fail "no hash in: $OUT"
 hash=${BASH_REMATCH[1]}
 assert_contains "$OUT" "migrations: 7"
+assert_contains "$OUT" "project: acme"
+assert_contains "$OUT" "sequence: 12"
 cp -r migrations "$(fl_tmpdir)/copy"
 copy=$(ls -d "$FL_TMP_ROOT"/d.*/copy)
-assert_exit 0 "$FLOTILLA" release build --dir "$copy" --out r2.release --json
+assert_exit 0 "$FLOTILLA" release build --dir "$copy" --project acme --sequence 12 --out r2.release --json
 assert_contains "$OUT" "\"hash\":\"$hash\""
-assert_contains "$OUT" '"migrations":7'
+assert_contains "$OUT" '"project":"acme","sequence":12,"migrations":7'
 cmp -s r1.release r2.release || fl_fail "two builds of one folder differ"
 assert_eq "$(stat -c %a r1.release)" 644 "mode of a release file"
+assert_exit 0 "$FLOTILLA" release build --dir migrations --project acme --sequence 13 --out r13.release
+[[ "$OUT" =~ hash:\ ([0-9a-f]{64}) ]] || fl_fail "no hash in: $OUT"
+[ "${BASH_REMATCH[1]}" != "$hash" ] || fl_fail "another sequence gave the same hash"
 
 # show and verify before signing.
 assert_exit 0 "$FLOTILLA" release show r1.release
 assert_contains "$OUT" "hash: $hash"
+assert_contains "$OUT" "project: acme"
+assert_contains "$OUT" "sequence: 12"
 assert_contains "$OUT" "signatures: 0"
+assert_exit 0 "$FLOTILLA" release show r1.release --json
+assert_contains "$OUT" '"sequence":12'
 assert_exit 10 "$FLOTILLA" release verify --trust "$pub" r1.release
 assert_contains "$ERR" "release 'r1.release': no signature by a trusted key (not signed; trusted: $id)"
 
@@ -57,7 +76,15 @@ assert_contains "$ERR" "release 'r1.release': no signature by a trusted key (not
 assert_exit 0 "$FLOTILLA" release sign --key release.key r1.release
 assert_contains "$OUT" "signed $hash as $id (1 signature)"
 assert_exit 0 "$FLOTILLA" release verify --trust "$pub" r1.release
-assert_eq "$OUT" "verified: $hash, 7 migrations, signed by $id"
+assert_eq "$OUT" "verified: $hash, project acme, sequence 12, 7 migrations, signed by $id"
+# The release expected: its project, its hash.
+assert_exit 0 "$FLOTILLA" release verify --trust "$pub" --project acme --hash "$hash" r1.release
+assert_exit 10 "$FLOTILLA" release verify --trust "$pub" --project other r1.release
+assert_contains "$ERR" "a release of project 'acme', not of 'other'"
+wrong=$(printf '%s' "$hash" | tr '0-9a-f' 'f0-9a-e')
+assert_exit 10 "$FLOTILLA" release verify --trust "$pub" --hash "$wrong" r1.release
+assert_contains "$ERR" "content hash $hash, not the expected $wrong"
+assert_exit 2 "$FLOTILLA" release verify --trust "$pub" --hash abc r1.release
 assert_exit 10 "$FLOTILLA" release verify --trust "$other_pub" r1.release
 assert_eq "$ERR" "flotilla: error: release 'r1.release': no signature by a trusted key (signed by $id; trusted: $other_id)"
 assert_exit 0 "$FLOTILLA" release verify --trust "$other_pub" --trust "$pub" r1.release --json
@@ -116,11 +143,13 @@ assert_exit 2 "$FLOTILLA" release verify r1.release
 assert_contains "$ERR" "--trust PUBKEY is required"
 assert_exit 2 "$FLOTILLA" release verify --trust "not-a-key" r1.release
 assert_contains "$ERR" "public key 'not-a-key' is 9 characters long"
-assert_exit 2 "$FLOTILLA" release build --dir migrations --out x.release --trust "$pub"
+assert_exit 2 "$FLOTILLA" release build --dir migrations --project acme --sequence 1 --out x.release --trust "$pub"
 assert_contains "$ERR" "--trust does not apply here"
+assert_exit 2 "$FLOTILLA" release show --sequence 3 r1.release
+assert_contains "$ERR" "--sequence does not apply here"
 assert_exit 2 "$FLOTILLA" release sign r1.release
 assert_exit 0 "$FLOTILLA" release --help
 assert_contains "$OUT" "flotilla release verify"
-assert_exit 3 "$FLOTILLA" release build --dir nowhere --out x.release
+assert_exit 3 "$FLOTILLA" release build --dir nowhere --project acme --sequence 1 --out x.release
 [ ! -e x.release ] || fl_fail "a failed build wrote a file"
 fl_pass

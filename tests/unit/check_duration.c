@@ -147,6 +147,48 @@ START_TEST(format_then_parse_round_trips)
 }
 END_TEST
 
+/* Flags and directives check the range: out of range is refused, never
+ * clamped, and a lock timeout of 0 (which would turn it off) is refused. */
+START_TEST(lock_timeout_range)
+{
+	char err[FL_ERRBUF_SIZE] = "";
+
+	ck_assert_int_eq(fl_duration_check_lock_timeout(0, err), FL_EPARSE);
+	ck_assert_str_eq(err, "lock timeout 0 would turn the lock timeout off: give one from 1ms "
+	                      "to 1h");
+	ck_assert_int_eq(fl_duration_check_lock_timeout(3600001, err), FL_EPARSE);
+	ck_assert_str_eq(err, "lock timeout 1h1ms is out of range: give one from 1ms to 1h");
+	ck_assert_int_eq(fl_duration_check_lock_timeout(-1, err), FL_EPARSE);
+	ck_assert_int_eq(fl_duration_check_lock_timeout(INT64_MAX, err), FL_EPARSE);
+	err[0] = '\0';
+	ck_assert_int_eq(fl_duration_check_lock_timeout(1, err), FL_OK);
+	ck_assert_int_eq(fl_duration_check_lock_timeout(500, err), FL_OK);
+	ck_assert_int_eq(fl_duration_check_lock_timeout(3600000, err), FL_OK);
+	ck_assert_str_eq(err, "");
+	ck_assert_int_eq(fl_duration_check_lock_timeout(0, NULL), FL_EPARSE);
+}
+END_TEST
+
+START_TEST(range_refuses_what_would_be_clamped)
+{
+	char err[FL_ERRBUF_SIZE] = "";
+	int64_t ms;
+
+	/* 25 days parse, but PostgreSQL takes at most INT_MAX ms: refused. */
+	ck_assert_int_eq(fl_duration_parse("600h", &ms, err), FL_OK);
+	ck_assert_int_eq(
+	    fl_duration_check_range("statement timeout", ms, 1, FL_PG_TIMEOUT_MAX_MS, err),
+	    FL_EPARSE);
+	ck_assert_str_eq(err, "statement timeout 600h is out of range: give one from 1ms to "
+	                      "596h31m23s647ms");
+	ck_assert_int_eq(
+	    fl_duration_check_range("x", FL_PG_TIMEOUT_MAX_MS, 1, FL_PG_TIMEOUT_MAX_MS, err),
+	    FL_OK);
+	ck_assert_int_eq(fl_duration_check_range("x", 0, 0, 10, err), FL_OK);
+	ck_assert_int_eq(fl_duration_check_range("x", 11, 0, 10, err), FL_EPARSE);
+}
+END_TEST
+
 static Suite *duration_suite(void)
 {
 	Suite *s = suite_create("duration");
@@ -158,6 +200,8 @@ static Suite *duration_suite(void)
 	tcase_add_test(tc, formats_compactly);
 	tcase_add_test(tc, format_respects_outlen);
 	tcase_add_test(tc, format_then_parse_round_trips);
+	tcase_add_test(tc, lock_timeout_range);
+	tcase_add_test(tc, range_refuses_what_would_be_clamped);
 	suite_add_tcase(s, tc);
 	return s;
 }

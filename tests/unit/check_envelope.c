@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "envelope.h"
+#include "mem.h"
+#include "wire.h"
 #include "log.h"
 #include "peers.h"
 
@@ -44,7 +46,7 @@ static void node_start(struct node *n, const char *path)
 
 	n->id = fl_identity_new_from_seed(n->seed);
 	ck_assert_ptr_nonnull(n->id);
-	ck_assert_msg(fl_peers_new(n->id, path, 0, &n->peers, err) == FL_OK, "%s", err);
+	ck_assert_msg(fl_peers_new(n->id, path, 0, 0, &n->peers, err) == FL_OK, "%s", err);
 	n->ep = fl_envelope_new(n->id, n->peers);
 	fl_envelope_set_clock(n->ep, node_clock, n);
 }
@@ -654,7 +656,7 @@ START_TEST(replay_across_crash)
 		struct fl_identity *id = fl_identity_new_from_seed(B.seed);
 		struct fl_envelope *ep;
 
-		if (fl_peers_new(id, seqpath, 0, &p, NULL) != FL_OK ||
+		if (fl_peers_new(id, seqpath, 0, 0, &p, NULL) != FL_OK ||
 		    fl_peers_add(p, A.pk, FL_PEER_AGENT, "agent-a", NULL) != FL_OK)
 			_exit(1);
 		ep = fl_envelope_new(id, p);
@@ -858,15 +860,17 @@ END_TEST
 START_TEST(reasons_stable_and_counted)
 {
 	static const char *const names[FL_ENVELOPE_REASON_COUNT] = {
-	    "ok",      "truncated", "oversize",  "bad-magic", "version",   "unknown-sender",
-	    "revoked", "decrypt",   "malformed", "recipient", "signature", "replay",
-	    "skew",    "store"};
+	    "ok",      "truncated", "oversize",     "bad-magic",     "version",   "unknown-sender",
+	    "revoked", "decrypt",   "malformed",    "recipient",     "signature", "replay",
+	    "skew",    "store",     "rate-limited", "not-enrollment"};
 
 	for (int i = 0; i < FL_ENVELOPE_REASON_COUNT; i++)
 		ck_assert_str_eq(fl_envelope_reason_name((enum fl_envelope_reason)i), names[i]);
 	ck_assert_str_eq(fl_envelope_reason_name((enum fl_envelope_reason)99), "unknown");
 	ck_assert_int_eq(FL_ENVELOPE_SKEW, 12);
 	ck_assert_int_eq(FL_ENVELOPE_STORE, 13);
+	ck_assert_int_eq(FL_ENVELOPE_RATE_LIMITED, 14);
+	ck_assert_int_eq(FL_ENVELOPE_NOT_ENROLLMENT, 15);
 	ck_assert_uint_eq(fl_envelope_count(B.ep, (enum fl_envelope_reason)99), 0);
 	for (int i = 0; i < FL_ENVELOPE_REASON_COUNT; i++)
 		ck_assert_uint_eq(fl_envelope_count(B.ep, (enum fl_envelope_reason)i), 0);
@@ -960,25 +964,234 @@ START_TEST(refusal_logging_is_rate_limited)
 }
 END_TEST
 
-/* Enrolled with a one-time token, an agent's envelopes are accepted. */
-START_TEST(enrolled_agent_talks)
+/* A packed Message{hello{agent_id, enrollment_token}} (token NULL: none), or a poll. */
+static void hello_body(const char *token, bool poll, struct fl_buf *out)
 {
-	struct fl_buf m = FL_BUF_INIT;
+	Flotilla__V1__Message m = FLOTILLA__V1__MESSAGE__INIT;
+	Flotilla__V1__Hello h = FLOTILLA__V1__HELLO__INIT;
+	Flotilla__V1__Poll p = FLOTILLA__V1__POLL__INIT;
+	char err[FL_ERRBUF_SIZE] = "";
+
+	h.agent_id = "db-new";
+	h.enrollment_token = token ? (char *)token : (char *)"";
+	if (poll) {
+		m.body_case = FLOTILLA__V1__MESSAGE__BODY_POLL;
+		m.poll = &p;
+	} else {
+		m.body_case = FLOTILLA__V1__MESSAGE__BODY_HELLO;
+		m.hello = &h;
+	}
+	fl_buf_reset(out);
+	ck_assert_msg(fl_wire_pack(&m, out, FL_WIRE_MAX_MESSAGE, err) == FL_OK, "%s", err);
+}
+
+static void seal_body(struct node *from, const struct node *to, const struct fl_buf *body,
+                      struct fl_buf *out)
+{
+	char err[FL_ERRBUF_SIZE] = "";
+
+	ck_assert_msg(fl_envelope_seal(from->ep, to->pk, body->data, body->len, out, err) == FL_OK,
+	              "%s", err);
+}
+
+/* Try to enroll with the envelope in b at `to`; the reason. *seq gets the
+ * envelope's sequence number when accepted. */
+static enum fl_envelope_reason enroll_at(struct node *to, const struct fl_buf *b, uint64_t *seq)
+{
+	struct fl_envelope_opened o;
+	Flotilla__V1__Message *hello = (Flotilla__V1__Message *)&o; /* not NULL */
+	enum fl_envelope_reason r = (enum fl_envelope_reason) - 1;
+	char err[FL_ERRBUF_SIZE] = "";
+	enum fl_err rv;
+
+	fl_envelope_opened_init(&o);
+	rv = fl_envelope_open_enroll(to->ep, b->data, b->len, &o, &hello, &r, err);
+	ck_assert_int_ne((int)r, -1);
+	if (r == FL_ENVELOPE_OK) {
+		ck_assert_int_eq(rv, FL_OK);
+		ck_assert_ptr_nonnull(hello);
+		ck_assert_int_eq(hello->body_case, FLOTILLA__V1__MESSAGE__BODY_HELLO);
+		ck_assert_str_eq(hello->hello->enrollment_token, "fle1.the-token");
+		ck_assert_int_eq(o.sender.role, FL_PEER_NONE);
+		ck_assert_ptr_nonnull(o.body);
+		if (seq)
+			*seq = o.seq;
+	} else {
+		ck_assert_int_eq(rv, FL_EAUTH);
+		ck_assert_ptr_null(hello);
+		ck_assert_ptr_null(o.body);
+		ck_assert_ptr_nonnull(strstr(err, fl_envelope_reason_name(r)));
+	}
+	fl_wire_free(hello);
+	fl_envelope_opened_fini(&o);
+	return r;
+}
+
+/* An agent whose key is not enrolled could never enroll: its Hello, token
+ * and all, was refused as unknown-sender before anyone read the token.
+ * open_enroll opens it with the claimed key, and stores nothing until the
+ * caller has consumed the token and approved the key. */
+START_TEST(enrollment_opens_an_unknown_keys_hello)
+{
+	struct fl_buf body = FL_BUF_INIT, m = FL_BUF_INIT, reply = FL_BUF_INIT;
+	struct fl_peer_info info;
 	struct node D;
-	uint8_t tok[32];
+	size_t peers_before;
+	uint64_t seq = 0;
+	char err[FL_ERRBUF_SIZE] = "";
+
+	fl_envelope_set_enroll_rate(B.ep, FL_ENVELOPE_ENROLL_RATE, FL_ENVELOPE_ENROLL_BURST);
+	node_init(&D, 0xd4, "agent-d", NULL);
+	knows(&D, &B, FL_PEER_COORDINATOR);
+	hello_body("fle1.the-token", false, &body);
+	seal_body(&D, &B, &body, &m);
+	ck_assert_int_eq(open_buf(&B, &m), FL_ENVELOPE_UNKNOWN_SENDER);
+	peers_before = fl_peers_count(B.peers);
+	ck_assert_int_eq(enroll_at(&B, &m, &seq), FL_ENVELOPE_OK);
+	ck_assert_uint_gt(seq, 0);
+	/* Nothing kept: not a peer, no record, and the same bytes open again. */
+	ck_assert_int_eq(fl_peers_find(B.peers, D.pk, &info), FL_ENOENT);
+	ck_assert_uint_eq(fl_peers_count(B.peers), peers_before);
+	ck_assert_int_eq(enroll_at(&B, &m, NULL), FL_ENVELOPE_OK);
+	ck_assert_int_eq(open_buf(&B, &m), FL_ENVELOPE_UNKNOWN_SENDER);
+	/* The token checked out (the caller's job): approved with that seq. */
+	ck_assert_int_eq(fl_peers_enroll(B.peers, D.pk, "agent-d", seq, err), FL_OK);
+	ck_assert_int_eq(fl_peers_find(B.peers, D.pk, &info), FL_OK);
+	ck_assert_int_eq(info.role, FL_PEER_AGENT);
+	ck_assert_uint_eq(info.last_seq, seq);
+	/* The enrollment envelope is spent both ways. */
+	ck_assert_int_eq(enroll_at(&B, &m, NULL), FL_ENVELOPE_NOT_ENROLLMENT);
+	ck_assert_int_eq(open_buf(&B, &m), FL_ENVELOPE_REPLAY);
+	/* A second enrollment of the key is refused; the agent now talks. */
+	ck_assert_int_eq(fl_peers_enroll(B.peers, D.pk, "agent-d", seq + 1, err), FL_ESTATE);
+	D.now_us += 1000;
+	seal(&D, &B, "poll", &m);
+	ck_assert_int_eq(open_buf(&B, &m), FL_ENVELOPE_OK);
+	ck_assert_int_eq(fl_envelope_seal(B.ep, D.pk, "ok", 2, &reply, err), FL_OK);
+	ck_assert_int_eq(open_buf(&D, &reply), FL_ENVELOPE_OK);
+	node_stop(&D);
+	fl_buf_fini(&body);
+	fl_buf_fini(&m);
+	fl_buf_fini(&reply);
+}
+END_TEST
+
+START_TEST(enrollment_refuses_anything_else)
+{
+	struct fl_buf body = FL_BUF_INIT, m = FL_BUF_INIT;
+	struct node D;
+	char *big;
 	char err[FL_ERRBUF_SIZE] = "";
 
 	node_init(&D, 0xd4, "agent-d", NULL);
 	knows(&D, &B, FL_PEER_COORDINATOR);
-	seal(&D, &B, "hello", &m);
-	ck_assert_int_eq(open_buf(&B, &m), FL_ENVELOPE_UNKNOWN_SENDER);
-	ck_assert_int_eq(fl_peers_token_new(B.peers, 60000, tok, err), FL_OK);
-	ck_assert_int_eq(fl_peers_enroll(B.peers, tok, D.pk, "agent-d", err), FL_OK);
-	ck_assert_int_eq(fl_peers_enroll(B.peers, tok, C.pk, "agent-c", err), FL_EAUTH);
-	ck_assert_int_eq(open_buf(&B, &m), FL_ENVELOPE_OK);
-	seal(&C, &B, "hello", &m);
-	ck_assert_int_eq(open_buf(&B, &m), FL_ENVELOPE_UNKNOWN_SENDER);
+	hello_body("fle1.the-token", false, &body);
+	seal_body(&D, &B, &body, &m);
+	/* Off unless the endpoint turns it on (agents never do). */
+	ck_assert_int_eq(enroll_at(&B, &m, NULL), FL_ENVELOPE_RATE_LIMITED);
+	fl_envelope_set_enroll_rate(B.ep, 1000, 1000);
+	ck_assert_int_eq(enroll_at(&B, &m, NULL), FL_ENVELOPE_OK);
+	/* Only a Hello carrying a token. */
+	hello_body(NULL, false, &body);
+	seal_body(&D, &B, &body, &m);
+	ck_assert_int_eq(enroll_at(&B, &m, NULL), FL_ENVELOPE_NOT_ENROLLMENT);
+	hello_body(NULL, true, &body);
+	seal_body(&D, &B, &body, &m);
+	ck_assert_int_eq(enroll_at(&B, &m, NULL), FL_ENVELOPE_NOT_ENROLLMENT);
+	seal(&D, &B, "not protobuf at all", &m);
+	ck_assert_int_eq(enroll_at(&B, &m, NULL), FL_ENVELOPE_NOT_ENROLLMENT);
+	/* Checked like any envelope: a flipped bit, another recipient, skew. */
+	hello_body("fle1.the-token", false, &body);
+	seal_body(&D, &B, &body, &m);
+	m.data[m.len - 1] ^= 1;
+	ck_assert_int_eq(enroll_at(&B, &m, NULL), FL_ENVELOPE_DECRYPT);
+	knows(&D, &C, FL_PEER_COORDINATOR);
+	seal_body(&D, &C, &body, &m);
+	ck_assert_int_ne(enroll_at(&B, &m, NULL), FL_ENVELOPE_OK);
+	D.now_us = T0 + (int64_t)FL_ENVELOPE_SKEW_MS * 1000 + 1000000;
+	seal_body(&D, &B, &body, &m);
+	ck_assert_int_eq(enroll_at(&B, &m, NULL), FL_ENVELOPE_SKEW);
+	D.now_us = T0;
+	/* Small: no unknown sender makes us decrypt megabytes. */
+	big = fl_malloc(FL_ENVELOPE_ENROLL_MAX);
+	memset(big, 'x', FL_ENVELOPE_ENROLL_MAX - 1);
+	big[FL_ENVELOPE_ENROLL_MAX - 1] = '\0';
+	seal(&D, &B, big, &m);
+	ck_assert_int_eq(enroll_at(&B, &m, NULL), FL_ENVELOPE_OVERSIZE);
+	free(big);
+	/* A known key uses open; a revoked one cannot come back this way. */
+	seal_body(&A, &B, &body, &m);
+	ck_assert_int_eq(enroll_at(&B, &m, NULL), FL_ENVELOPE_NOT_ENROLLMENT);
+	ck_assert_int_eq(fl_peers_revoke(B.peers, D.pk, err), FL_OK);
+	seal_body(&D, &B, &body, &m);
+	ck_assert_int_eq(enroll_at(&B, &m, NULL), FL_ENVELOPE_REVOKED);
+	ck_assert_int_eq(fl_peers_enroll(B.peers, D.pk, "agent-d", 1, err), FL_ESTATE);
 	node_stop(&D);
+	fl_buf_fini(&body);
+	fl_buf_fini(&m);
+}
+END_TEST
+
+/* Each attempt costs a key exchange before anything is known of the sender:
+ * 5 a second, bursts of 20, per endpoint, on the endpoint's clock. */
+START_TEST(enrollment_rate_limited)
+{
+	struct fl_buf m = FL_BUF_INIT;
+	int ok = 0;
+
+	fl_envelope_set_enroll_rate(B.ep, FL_ENVELOPE_ENROLL_RATE, FL_ENVELOPE_ENROLL_BURST);
+	seal(&A, &B, "x", &m);
+	m.len = 100; /* truncated: refused right after the bucket */
+	for (int i = 0; i < 100; i++)
+		if (enroll_at(&B, &m, NULL) == FL_ENVELOPE_TRUNCATED)
+			ok++;
+	ck_assert_int_eq(ok, 20);
+	ck_assert_uint_eq(fl_envelope_count(B.ep, FL_ENVELOPE_RATE_LIMITED), 80);
+	/* 200 ms later: one more; a second later: five. */
+	B.now_us += 200000;
+	ck_assert_int_eq(enroll_at(&B, &m, NULL), FL_ENVELOPE_TRUNCATED);
+	ck_assert_int_eq(enroll_at(&B, &m, NULL), FL_ENVELOPE_RATE_LIMITED);
+	B.now_us += 1000000;
+	for (ok = 0; ok < 10 && enroll_at(&B, &m, NULL) == FL_ENVELOPE_TRUNCATED; ok++)
+		;
+	ck_assert_int_eq(ok, 5);
+	/* An hour idle refills the burst, no more; a clock stepped back adds none. */
+	B.now_us += INT64_C(3600) * 1000000;
+	for (ok = 0; ok < 100 && enroll_at(&B, &m, NULL) == FL_ENVELOPE_TRUNCATED; ok++)
+		;
+	ck_assert_int_eq(ok, 20);
+	B.now_us -= INT64_C(60) * 1000000;
+	ck_assert_int_eq(enroll_at(&B, &m, NULL), FL_ENVELOPE_RATE_LIMITED);
+	fl_buf_fini(&m);
+}
+END_TEST
+
+/* A sender's role caps its envelopes before they are decrypted: an agent
+ * sends nothing over FL_WIRE_MAX_HELLO, whatever the caller allows. */
+START_TEST(role_caps_envelopes)
+{
+	struct fl_buf m = FL_BUF_INIT;
+	size_t n = FL_WIRE_MAX_HELLO + 1;
+	char *body = fl_malloc(n + 1);
+
+	memset(body, 'x', n);
+	body[n] = '\0';
+	seal(&A, &B, body, &m);
+	ck_assert_int_eq(open_at(&B, m.data, m.len, FL_ENVELOPE_MAX_SIZE_BUNDLE),
+	                 FL_ENVELOPE_OVERSIZE);
+	body[n - 1] = '\0';
+	seal(&A, &B, body, &m);
+	ck_assert_int_eq(open_at(&B, m.data, m.len, FL_ENVELOPE_MAX_SIZE_BUNDLE), FL_ENVELOPE_OK);
+	/* The coordinator's largest message holds a whole release. */
+	free(body);
+	n = FL_WIRE_MAX_RELEASE_MESSAGE;
+	body = fl_malloc(n + 1);
+	memset(body, 'y', n);
+	body[n] = '\0';
+	seal(&B, &A, body, &m);
+	ck_assert_uint_eq(m.len, FL_ENVELOPE_MAX_SIZE_BUNDLE);
+	ck_assert_int_eq(open_at(&A, m.data, m.len, FL_ENVELOPE_MAX_SIZE_BUNDLE), FL_ENVELOPE_OK);
+	free(body);
 	fl_buf_fini(&m);
 }
 END_TEST
@@ -1067,7 +1280,10 @@ static Suite *envelope_suite(void)
 	tcase_add_test(tc, reasons_stable_and_counted);
 	tcase_add_test(tc, refusal_logged_once_without_the_body);
 	tcase_add_test(tc, refusal_logging_is_rate_limited);
-	tcase_add_test(tc, enrolled_agent_talks);
+	tcase_add_test(tc, enrollment_opens_an_unknown_keys_hello);
+	tcase_add_test(tc, enrollment_refuses_anything_else);
+	tcase_add_test(tc, enrollment_rate_limited);
+	tcase_add_test(tc, role_caps_envelopes);
 	tcase_add_test(tc, concurrent_senders);
 	suite_add_tcase(s, tc);
 	return s;

@@ -9,14 +9,20 @@
 #include "graph.h"
 #include "mem.h"
 
-/* Append a migration to s (in Prisma's order) with the given requires, NULL-ended. */
+/*
+ * Append a migration to s (in Prisma's order) with the given requires, NULL-ended.
+ * The items array doubles when count reaches a power of two, so n adds copy O(n) items
+ * in all: a realloc per add is quadratic, and slow enough under ASan (which moves every
+ * reallocated block) to exceed a test's timeout for a long history.
+ */
 static void add(struct fl_migration_set *s, const char *id, ...)
 {
 	struct fl_migration *m;
 	const char *r;
 	va_list ap;
 
-	s->items = fl_realloc(s->items, (s->count + 1) * sizeof(*s->items));
+	if ((s->count & (s->count - 1)) == 0) /* 0, 1, 2, 4...: full */
+		s->items = fl_realloc(s->items, (s->count ? 2 * s->count : 1) * sizeof(*s->items));
 	m = &s->items[s->count++];
 	memset(m, 0, sizeof(*m));
 	m->id = fl_strdup(id);
@@ -200,11 +206,16 @@ START_TEST(first_cycle_in_prisma_order_is_reported)
 }
 END_TEST
 
+/*
+ * A long history sorts, in Prisma's order, with every dependency in place. The
+ * checks run in plain C and are asserted once: each passing ck_assert writes a
+ * checkpoint to Check's pipe, and thousands of them dominate the test's time.
+ */
 START_TEST(long_history_sorts)
 {
 	struct fl_migration_set s = {0};
 	char err[FL_ERRBUF_SIZE], id[32], req[32];
-	size_t i, n = 5000;
+	size_t i, k, n = 5000, misplaced = 0, bad_deps = 0, first_bad = 0;
 
 	for (i = 0; i < n; i++) {
 		snprintf(id, sizeof(id), "%014zu_m", i);
@@ -215,11 +226,65 @@ START_TEST(long_history_sorts)
 			add(&s, id, NULL);
 	}
 	ck_assert_int_eq(fl_graph_sort(&s, err), FL_OK);
+	ck_assert_uint_eq(s.count, n);
+	for (i = 0; i < n; i++) {
+		const struct fl_migration *m = &s.items[i];
+		size_t want = (i > 0) + (i % 7 == 3 && i / 2 != i - 1);
+
+		snprintf(id, sizeof(id), "%014zu_m", i);
+		if (strcmp(m->id, id) != 0 && misplaced++ == 0)
+			first_bad = i;
+		/* Every dependency is placed earlier; the predecessor comes first. */
+		for (k = 0; k < m->n_deps; k++)
+			if (m->deps[k] >= i)
+				bad_deps++;
+		if (m->n_deps != want || (i > 0 && m->deps[0] != i - 1))
+			bad_deps++;
+	}
+	ck_assert_msg(misplaced == 0, "%zu migrations out of order, the first at %zu", misplaced,
+	              first_bad);
+	ck_assert_msg(bad_deps == 0, "%zu bad dependency lists", bad_deps);
+	ck_deps(&s.items[10], 2, (size_t)9, (size_t)5);
+	ck_deps(&s.items[4999], 1, (size_t)4998);
+	fl_migration_set_fini(&s);
+}
+END_TEST
+
+/* A migration requiring thousands, most of them twice: each becomes one edge, in the
+ * order first required, after the predecessor; render marks exactly those edges. */
+START_TEST(many_requires_each_once)
+{
+	struct fl_migration_set s = {0};
+	struct fl_buf out = FL_BUF_INIT;
+	char err[FL_ERRBUF_SIZE], id[32];
+	size_t i, n = 3000, wrong = 0;
+	struct fl_migration *last;
+
 	for (i = 0; i < n; i++) {
 		snprintf(id, sizeof(id), "%014zu_m", i);
-		ck_assert_str_eq(s.items[i].id, id);
+		add(&s, id, NULL);
 	}
-	ck_deps(&s.items[10], 2, (size_t)9, (size_t)5);
+	add(&s, "99999999999999_all", NULL);
+	last = &s.items[n];
+	last->requires = fl_malloc(2 * n * sizeof(char *));
+	for (i = 0; i < 2 * n; i++) { /* n-1, n-2, ..., 0, then 0, 1, ..., n-1 again */
+		snprintf(id, sizeof(id), "%014zu_m", i < n ? n - 1 - i : i - n);
+		last->requires[last->n_requires++] = fl_strdup(id);
+	}
+	ck_assert_int_eq(fl_graph_sort(&s, err), FL_OK);
+	last = &s.items[n];
+	ck_assert_uint_eq(last->n_deps, n);
+	/* The predecessor (n-1) first, then n-2 down to 0, as first required. */
+	for (i = 0; i < n; i++)
+		if (last->deps[i] != n - 1 - i)
+			wrong++;
+	ck_assert_msg(wrong == 0, "%zu deps out of place", wrong);
+	fl_graph_render(&s, 1, &out);
+	wrong = 0;
+	for (const char *p = fl_buf_str(&out); (p = strstr(p, "[style=dashed")) != NULL; p++)
+		wrong++;
+	ck_assert_uint_eq(wrong, n); /* every edge into the last one is a requires edge */
+	fl_buf_fini(&out);
 	fl_migration_set_fini(&s);
 }
 END_TEST
@@ -287,6 +352,7 @@ static Suite *graph_suite(void)
 	Suite *s = suite_create("graph");
 	TCase *tc = tcase_create("sort");
 	TCase *tr = tcase_create("render");
+	TCase *big = tcase_create("big");
 
 	tcase_add_test(tc, empty_set_sorts);
 	tcase_add_test(tc, linear_history_follows_prisma_order);
@@ -298,8 +364,13 @@ static Suite *graph_suite(void)
 	tcase_add_test(tc, cycle_inside_a_longer_history);
 	tcase_add_test(tc, self_requires_is_a_cycle);
 	tcase_add_test(tc, first_cycle_in_prisma_order_is_reported);
-	tcase_add_test(tc, long_history_sorts);
 	suite_add_tcase(s, tc);
+	/* Thousands of migrations: a few milliseconds, but ASan and a loaded CI machine can
+	 * stretch that well past Check's default of 4 s; ctest's timeout still bounds it. */
+	tcase_set_timeout(big, 60);
+	tcase_add_test(big, long_history_sorts);
+	tcase_add_test(big, many_requires_each_once);
+	suite_add_tcase(s, big);
 	tcase_add_test(tr, render_text);
 	tcase_add_test(tr, render_dot);
 	tcase_add_test(tr, render_empty);

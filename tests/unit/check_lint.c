@@ -183,6 +183,17 @@ START_TEST(rule_table)
 	    "missing-down",
 	    "phase-mismatch",
 	    "syntax-error",
+	    "drop-schema",
+	    "drop-index-not-concurrently",
+	    "reindex-not-concurrently",
+	    "cluster",
+	    "vacuum-full",
+	    "set-logged",
+	    "set-unlogged",
+	    "drop-primary-key",
+	    "truncate",
+	    "delete-without-where",
+	    "update-without-where",
 	};
 
 	ck_assert_uint_ge(n, sizeof(required) / sizeof(required[0]));
@@ -206,8 +217,38 @@ START_TEST(rule_table)
 	ck_assert(fl_lint_rule_find("drop-column")->breaking);
 	ck_assert(fl_lint_rule_find("set-not-null")->breaking);
 	ck_assert(!fl_lint_rule_find("foreign-key-not-valid")->breaking);
+	/* Data gone or a key code relies on gone: contract. Locks and backfills: expand. */
+	ck_assert(fl_lint_rule_find("drop-schema")->breaking);
+	ck_assert(fl_lint_rule_find("drop-primary-key")->breaking);
+	ck_assert(fl_lint_rule_find("truncate")->breaking);
+	ck_assert(fl_lint_rule_find("delete-without-where")->breaking);
+	ck_assert(!fl_lint_rule_find("update-without-where")->breaking);
+	ck_assert(!fl_lint_rule_find("drop-index-not-concurrently")->breaking);
+	ck_assert(!fl_lint_rule_find("vacuum-full")->breaking);
 	ck_assert_str_eq(fl_lint_severity_name(FL_LINT_ERROR), "error");
 	ck_assert_str_eq(fl_lint_severity_name(FL_LINT_WARNING), "warning");
+}
+END_TEST
+
+/* README.md's lint table has a row for every rule, with its severity and class. */
+START_TEST(readme_documents_every_rule)
+{
+	const char *src = getenv("FL_SOURCE_DIR");
+	char path[4096], row[256];
+	size_t n;
+	const struct fl_lint_rule *rules = fl_lint_rules(&n);
+	char *readme;
+
+	snprintf(path, sizeof(path), "%s/README.md", src ? src : ".");
+	readme = fl_test_read_file(path, NULL);
+	ck_assert_msg(readme != NULL, "cannot read '%s' (set FL_SOURCE_DIR)", path);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(row, sizeof(row), "| `%s` | %s | %s |", rules[i].id,
+		         fl_lint_severity_name(rules[i].severity),
+		         rules[i].breaking ? "yes" : "no");
+		ck_assert_msg(strstr(readme, row) != NULL, "README.md has no row '%s'", row);
+	}
+	free(readme);
 }
 END_TEST
 
@@ -256,6 +297,7 @@ static Suite *lint_suite(void)
 	tcase_add_loop_test(data, data_case, 0, (int)n_cases);
 	suite_add_tcase(s, data);
 	tcase_add_test(api, rule_table);
+	tcase_add_test(api, readme_documents_every_rule);
 	tcase_add_test(api, messages_name_the_objects);
 	tcase_add_test(api, syntax_error_message);
 	suite_add_tcase(s, api);

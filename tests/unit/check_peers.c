@@ -1,4 +1,4 @@
-/* Our identity, the peer registry, enrollment tokens and peers.seq. */
+/* Our identity, the peer registry, enrollment of a key and peers.seq. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,13 +17,6 @@
 static char dir[256];
 static char seqpath[300];
 static struct fl_identity *self;
-static int64_t fake_now_us = INT64_C(1700000000000000);
-
-static int64_t fake_clock(void *arg)
-{
-	(void)arg;
-	return fake_now_us;
-}
 
 /* The folder is made and removed by the parent (an unchecked fixture), so it
  * goes away even when a test fails; each test starts from an empty one. */
@@ -89,14 +82,14 @@ static struct fl_peers *open_peers(const char *path, size_t max)
 	char err[FL_ERRBUF_SIZE] = "";
 	struct fl_peers *p = NULL;
 
-	ck_assert_msg(fl_peers_new(self, path, max, &p, err) == FL_OK, "%s", err);
+	ck_assert_msg(fl_peers_new(self, path, max, 0, &p, err) == FL_OK, "%s", err);
 	return p;
 }
 
 static enum fl_err try_open(const char *path, size_t max, char *err)
 {
 	struct fl_peers *p = NULL;
-	enum fl_err rv = fl_peers_new(self, path, max, &p, err);
+	enum fl_err rv = fl_peers_new(self, path, max, 0, &p, err);
 
 	ck_assert(rv == FL_OK ? p != NULL : p == NULL);
 	fl_peers_free(p);
@@ -399,68 +392,117 @@ START_TEST(registry_is_capped)
 }
 END_TEST
 
-START_TEST(tokens_enroll_once)
+/* Approving an enrolled key records the enrollment envelope's number. */
+START_TEST(enroll_approves_a_new_key_once)
 {
-	struct fl_peers *p = open_peers(NULL, 0);
+	struct fl_peers *p = open_peers(seqpath, 0);
 	struct fl_peer_info info;
-	uint8_t tok[32], tok2[32], a[32], b[32], bad[32] = {1};
+	uint8_t a[32], b[32], bad[32] = {1};
 	char err[FL_ERRBUF_SIZE] = "";
+	uint64_t last;
 
-	fl_peers_set_clock(p, fake_clock, NULL);
 	peer_pk(1, a);
 	peer_pk(2, b);
-	ck_assert_int_eq(fl_peers_token_new(p, 60000, tok, err), FL_OK);
-	/* Bad input does not spend the token. */
-	ck_assert_int_eq(fl_peers_enroll(p, tok, bad, "a", err), FL_EINVAL);
-	ck_assert_int_eq(fl_peers_enroll(p, tok, a, "bad name", err), FL_EINVAL);
-	ck_assert_int_eq(fl_peers_enroll(p, tok, a, "db-1", err), FL_OK);
+	ck_assert_int_eq(fl_peers_enroll(p, bad, "a", 5, err), FL_EINVAL);
+	ck_assert_int_eq(fl_peers_enroll(p, a, "bad name", 5, err), FL_EINVAL);
+	ck_assert_int_eq(fl_peers_enroll(p, a, "db-1", 500, err), FL_OK);
 	ck_assert_int_eq(fl_peers_find(p, a, &info), FL_OK);
 	ck_assert_int_eq(info.role, FL_PEER_AGENT);
 	ck_assert_str_eq(info.name, "db-1");
-	/* Second use. */
-	ck_assert_int_eq(fl_peers_enroll(p, tok, b, "db-2", err), FL_EAUTH);
-	ck_assert_str_eq(err, "unknown or already used enrollment token");
-	ck_assert_int_eq(fl_peers_find(p, b, &info), FL_ENOENT);
-	/* Unknown token. */
-	memset(tok2, 0x42, sizeof(tok2));
-	ck_assert_int_eq(fl_peers_enroll(p, tok2, b, "db-2", err), FL_EAUTH);
-	/* A key already enrolled: refused, the token survives. */
-	ck_assert_int_eq(fl_peers_token_new(p, 60000, tok, err), FL_OK);
-	ck_assert_int_eq(fl_peers_enroll(p, tok, a, "db-1", err), FL_ESTATE);
-	ck_assert_int_eq(fl_peers_enroll(p, tok, b, "db-2", err), FL_OK);
-	/* Expired. */
-	ck_assert_int_eq(fl_peers_token_new(p, 60000, tok, err), FL_OK);
-	fake_now_us += 60000 * 1000;
-	peer_pk(3, a);
-	ck_assert_int_eq(fl_peers_enroll(p, tok, a, "db-3", err), FL_EAUTH);
-	ck_assert_str_eq(err, "enrollment token expired");
-	ck_assert_int_eq(fl_peers_enroll(p, tok, a, "db-3", err), FL_EAUTH); /* dropped */
-	ck_assert_str_eq(err, "unknown or already used enrollment token");
-	/* A revoked key cannot come back through a token. */
+	ck_assert_uint_eq(info.last_seq, 500);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 500, true, &last), FL_PEER_REPLAY);
+	/* Once: a key approved already (by a token or by hand) is refused. */
+	ck_assert_int_eq(fl_peers_enroll(p, a, "db-1", 600, err), FL_ESTATE);
+	ck_assert_int_eq(fl_peers_add(p, b, FL_PEER_AGENT, "db-2", err), FL_OK);
+	ck_assert_int_eq(fl_peers_enroll(p, b, "db-2", 1, err), FL_ESTATE);
+	/* A revoked key cannot come back this way. */
 	ck_assert_int_eq(fl_peers_revoke(p, a, err), FL_OK);
-	ck_assert_int_eq(fl_peers_token_new(p, 60000, tok, err), FL_OK);
-	ck_assert_int_eq(fl_peers_enroll(p, tok, a, "db-3", err), FL_ESTATE);
-	ck_assert_int_eq(fl_peers_token_new(p, 0, tok, err), FL_EINVAL);
-	ck_assert_int_eq(fl_peers_token_new(p, -1, tok, err), FL_EINVAL);
-	ck_assert_int_eq(fl_peers_token_new(p, INT64_MAX, tok, err), FL_EINVAL);
+	ck_assert_int_eq(fl_peers_enroll(p, a, "db-1", 700, err), FL_ESTATE);
+	fl_peers_free(p);
+	/* The number is on disk. */
+	p = open_peers(seqpath, 0);
+	peer_pk(3, a);
+	ck_assert_int_eq(fl_peers_enroll(p, a, "db-3", 900, err), FL_OK);
+	fl_peers_free(p);
+	p = open_peers(seqpath, 0);
+	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "db-3", err), FL_OK);
+	ck_assert_int_eq(fl_peers_find(p, a, &info), FL_OK);
+	ck_assert_uint_eq(info.last_seq, 900);
 	fl_peers_free(p);
 }
 END_TEST
 
-START_TEST(tokens_are_capped_and_expire)
+/* A daemon that ran before must find its sequence file: starting empty
+ * would accept a replay of every message still inside the skew window. */
+START_TEST(seq_file_must_exist_when_expected)
 {
-	struct fl_peers *p = open_peers(NULL, 0);
-	uint8_t tok[32], first[32];
+	struct fl_peers *p = NULL;
+	struct stat st;
 	char err[FL_ERRBUF_SIZE] = "";
 
-	fl_peers_set_clock(p, fake_clock, NULL);
-	ck_assert_int_eq(fl_peers_token_new(p, 1000, first, err), FL_OK);
-	for (int i = 1; i < FL_PEERS_TOKENS_MAX; i++)
-		ck_assert_int_eq(fl_peers_token_new(p, 1000, tok, err), FL_OK);
-	ck_assert_int_eq(fl_peers_token_new(p, 1000, tok, err), FL_ENOTSUP);
-	fake_now_us += 1000 * 1000;
-	ck_assert_int_eq(fl_peers_token_new(p, 1000, tok, err), FL_OK); /* expired ones dropped */
-	fl_peers_set_clock(p, NULL, NULL);
+	ck_assert_int_eq(fl_peers_new(self, seqpath, 0, FL_PEERS_MUST_EXIST, &p, err), FL_ENOENT);
+	ck_assert_ptr_null(p);
+	ck_assert_ptr_nonnull(strstr(err, "is missing, yet this process ran before"));
+	ck_assert_int_eq(stat(seqpath, &st), -1); /* and not created */
+	ck_assert_int_eq(fl_peers_new(self, NULL, 0, FL_PEERS_MUST_EXIST, &p, err), FL_EINVAL);
+	ck_assert_int_eq(fl_peers_new(self, seqpath, 0, 4, &p, err), FL_EINVAL);
+	/* An empty one is no better. */
+	write_file(seqpath, (const uint8_t *)"", 0);
+	ck_assert_int_eq(fl_peers_new(self, seqpath, 0, FL_PEERS_MUST_EXIST, &p, err), FL_EPARSE);
+	ck_assert_ptr_nonnull(strstr(err, "is empty"));
+	unlink(seqpath);
+	/* Made on the first run, required on the next. */
+	fl_peers_free(open_peers(seqpath, 0));
+	ck_assert_int_eq(fl_peers_new(self, seqpath, 0, FL_PEERS_MUST_EXIST, &p, err), FL_OK);
+	fl_peers_free(p);
+}
+END_TEST
+
+/* The race that lost a revocation: a registry opening peers.seq read its
+ * size before taking the lock, while the previous holder was still
+ * appending a revocation. It then loaded the file without that record, and
+ * its next new record overwrote it. The size is now read under the lock. */
+struct race {
+	struct fl_peers *holder;
+	uint8_t revoked[32];
+};
+
+static void revoke_then_release(void *arg)
+{
+	struct race *r = arg;
+	char err[FL_ERRBUF_SIZE] = "";
+
+	ck_assert_int_eq(fl_peers_revoke(r->holder, r->revoked, err), FL_OK);
+	fl_peers_free(r->holder); /* releases the lock */
+	r->holder = NULL;
+}
+
+START_TEST(seq_file_read_under_the_lock)
+{
+	struct race r;
+	struct fl_peers *p;
+	struct fl_peer_info info;
+	uint8_t a[32], c[32];
+	char err[FL_ERRBUF_SIZE] = "";
+
+	peer_pk(1, a);
+	peer_pk(2, r.revoked);
+	peer_pk(3, c);
+	r.holder = open_peers(seqpath, 0);
+	ck_assert_int_eq(fl_peers_add(r.holder, a, FL_PEER_AGENT, "a", err), FL_OK);
+	fl_peers_test_hook_before_lock(revoke_then_release, &r);
+	p = open_peers(seqpath, 0);
+	fl_peers_test_hook_before_lock(NULL, NULL);
+	ck_assert_ptr_null(r.holder);
+	ck_assert_int_eq(fl_peers_find(p, r.revoked, &info), FL_OK);
+	ck_assert(info.revoked);
+	/* And a new record goes after it, not over it. */
+	ck_assert_int_eq(fl_peers_add(p, c, FL_PEER_AGENT, "c", err), FL_OK);
+	fl_peers_free(p);
+	p = open_peers(seqpath, 0);
+	ck_assert_int_eq(fl_peers_find(p, r.revoked, &info), FL_OK);
+	ck_assert(info.revoked);
+	ck_assert_uint_eq(fl_peers_count(p), 3);
 	fl_peers_free(p);
 }
 END_TEST
@@ -521,7 +563,7 @@ START_TEST(seq_survives_a_crash)
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		p = NULL;
-		if (fl_peers_new(self, seqpath, 0, &p, err) != FL_OK ||
+		if (fl_peers_new(self, seqpath, 0, 0, &p, err) != FL_OK ||
 		    fl_peers_add(p, a, FL_PEER_AGENT, "a", err) != FL_OK ||
 		    fl_peers_recv_commit(p, a, 77, true, &last) != FL_PEER_OK)
 			_exit(1);
@@ -548,7 +590,7 @@ START_TEST(seq_file_locked_against_a_second_process)
 	if (pid == 0) {
 		char err[FL_ERRBUF_SIZE] = "";
 		struct fl_peers *q = NULL;
-		enum fl_err rv = fl_peers_new(self, seqpath, 0, &q, err);
+		enum fl_err rv = fl_peers_new(self, seqpath, 0, 0, &q, err);
 
 		_exit(rv == FL_EIO && strstr(err, "in use by another registry") ? 0 : 1);
 	}
@@ -565,11 +607,11 @@ START_TEST(seq_file_locked_within_one_process)
 	struct fl_peers *p = open_peers(seqpath, 0), *q = NULL, *r = NULL;
 	char err[FL_ERRBUF_SIZE] = "";
 
-	ck_assert_int_eq(fl_peers_new(self, seqpath, 0, &q, err), FL_EIO);
+	ck_assert_int_eq(fl_peers_new(self, seqpath, 0, 0, &q, err), FL_EIO);
 	ck_assert_ptr_nonnull(strstr(err, "in use by another registry"));
 	fl_peers_free(q);
 	fl_peers_free(p);
-	ck_assert_int_eq(fl_peers_new(self, seqpath, 0, &r, err), FL_OK);
+	ck_assert_int_eq(fl_peers_new(self, seqpath, 0, 0, &r, err), FL_OK);
 	fl_peers_free(r);
 }
 END_TEST
@@ -587,7 +629,7 @@ START_TEST(seq_file_of_another_owner_refused)
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(fchown(fd, 65534, 65534), 0);
 	close(fd);
-	ck_assert_int_eq(fl_peers_new(self, seqpath, 0, &q, err), FL_EIO);
+	ck_assert_int_eq(fl_peers_new(self, seqpath, 0, 0, &q, err), FL_EIO);
 	ck_assert_ptr_nonnull(strstr(err, "belongs to uid 65534"));
 	fl_peers_free(q);
 }
@@ -714,8 +756,9 @@ static Suite *peers_suite(void)
 	tcase_add_test(tc, recv_commit_checks_in_order);
 	tcase_add_test(tc, grows_and_finds_many);
 	tcase_add_test(tc, registry_is_capped);
-	tcase_add_test(tc, tokens_enroll_once);
-	tcase_add_test(tc, tokens_are_capped_and_expire);
+	tcase_add_test(tc, enroll_approves_a_new_key_once);
+	tcase_add_test(tc, seq_file_must_exist_when_expected);
+	tcase_add_test(tc, seq_file_read_under_the_lock);
 	tcase_add_test(tc, seq_file_created_private_and_reloaded);
 	tcase_add_test(tc, seq_survives_a_crash);
 	tcase_add_test(tc, seq_file_locked_against_a_second_process);

@@ -148,6 +148,73 @@ START_TEST(rows_missing_from_the_folder)
 }
 END_TEST
 
+/* A deploy holds the lock elsewhere: the latest unfinished row is what it
+ * runs, not a failure; earlier unfinished rows stay failed. */
+START_TEST(latest_unfinished_row_is_running)
+{
+	struct fl_history_row rows[] = {
+	    row(ids[0], items[0].checksum, "2025-01-01", NULL),
+	    row(ids[1], items[1].checksum, NULL, NULL),
+	};
+	struct fl_history h = {true, rows, 2};
+	struct fl_plan p;
+
+	fl_plan_build(&set, &h, &p);
+	ck_assert_int_eq(p.entries[1].state, FL_MSTATE_FAILED);
+	ck_assert_uint_eq(p.n_failed, 1);
+	fl_plan_mark_running(&p, &h);
+	ck_assert_int_eq(p.entries[1].state, FL_MSTATE_RUNNING);
+	ck_assert_str_eq(fl_mstate_name(p.entries[1].state), "running");
+	ck_assert_uint_eq(p.n_failed, 0);
+	ck_assert_uint_eq(p.n_running, 1);
+	fl_plan_mark_running(&p, &h); /* idempotent */
+	ck_assert_uint_eq(p.n_running, 1);
+	ck_assert_uint_eq(p.n_failed, 0);
+	fl_plan_fini(&p);
+}
+END_TEST
+
+START_TEST(only_the_latest_unfinished_row_runs)
+{
+	struct fl_history_row rows[] = {
+	    row(ids[0], items[0].checksum, NULL, NULL),
+	    row("20240101000000_elsewhere", "x", NULL, NULL),
+	};
+	struct fl_history h = {true, rows, 2};
+	struct fl_plan p;
+
+	fl_plan_build(&set, &h, &p);
+	ck_assert_uint_eq(p.n_failed, 1);
+	ck_assert_uint_eq(p.n_foreign_failed, 1);
+	fl_plan_mark_running(&p, &h);
+	/* The newest is a migration this folder does not have. */
+	ck_assert_ptr_eq(p.foreign_running, &rows[1]);
+	ck_assert_uint_eq(p.n_foreign_failed, 0);
+	ck_assert_uint_eq(p.n_running, 1);
+	ck_assert_int_eq(p.entries[0].state, FL_MSTATE_FAILED);
+	ck_assert_uint_eq(p.n_failed, 1);
+	fl_plan_fini(&p);
+}
+END_TEST
+
+START_TEST(nothing_unfinished_nothing_running)
+{
+	struct fl_history_row rows[] = {
+	    row(ids[0], items[0].checksum, "2025-01-01", NULL),
+	    row(ids[1], items[1].checksum, NULL, "2025-01-02"),
+	};
+	struct fl_history h = {true, rows, 2};
+	struct fl_plan p;
+
+	fl_plan_build(&set, &h, &p);
+	fl_plan_mark_running(&p, &h);
+	ck_assert_uint_eq(p.n_running, 0);
+	ck_assert_ptr_null(p.foreign_running);
+	ck_assert_int_eq(p.entries[1].state, FL_MSTATE_PENDING);
+	fl_plan_fini(&p);
+}
+END_TEST
+
 static Suite *plan_suite(void)
 {
 	Suite *s = suite_create("plan");
@@ -160,6 +227,9 @@ static Suite *plan_suite(void)
 	tcase_add_test(tc, resolved_applied_after_failure_is_applied);
 	tcase_add_test(tc, crlf_file_matches_lf_checksum);
 	tcase_add_test(tc, rows_missing_from_the_folder);
+	tcase_add_test(tc, latest_unfinished_row_is_running);
+	tcase_add_test(tc, only_the_latest_unfinished_row_runs);
+	tcase_add_test(tc, nothing_unfinished_nothing_running);
 	suite_add_tcase(s, tc);
 	return s;
 }

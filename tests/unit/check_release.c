@@ -134,7 +134,8 @@ static void build(const struct fl_migration_set *set, struct fl_buf *out, char *
 	char errbuf[FL_ERRBUF_SIZE] = "";
 
 	fl_buf_init(out, 0);
-	ck_assert_msg(fl_release_build(set, out, hash, errbuf) == FL_OK, "%s", errbuf);
+	ck_assert_msg(fl_release_build(set, "acme-app", 7, out, hash, errbuf) == FL_OK, "%s",
+	              errbuf);
 }
 
 static void build_dir(const char *dir, struct fl_buf *out, char *hash)
@@ -173,7 +174,7 @@ static enum fl_err verify(const struct fl_buf *b, const struct fl_key *trusted, 
 
 	errbuf[0] = '\0';
 	rv = fl_release_verify(b->data, b->len, (const uint8_t(*)[FL_KEY_PUBLIC_BYTES])trusted->pk,
-	                       1, &r, errbuf);
+	                       1, NULL, NULL, &r, errbuf);
 	if (rv == FL_OK) {
 		ck_assert_ptr_nonnull(r);
 		ck_assert(r->verified);
@@ -268,6 +269,10 @@ static void fill(Flotilla__V1__ReleaseMigration *pm, const struct fl_migration *
 	pm->phase = (Flotilla__V1__Phase)m->phase;
 }
 
+/* What pack_bundle writes for project and sequence (cases change them). */
+static const char *bundle_project = "acme-app";
+static uint64_t bundle_sequence = 7;
+
 /* Pack set as it stands, with this format version, into bundle bytes. */
 static void pack_bundle(const struct fl_migration_set *set, uint32_t version, struct fl_buf *out)
 {
@@ -284,6 +289,8 @@ static void pack_bundle(const struct fl_migration_set *set, uint32_t version, st
 	b.migrations = ptrs;
 	b.n_migrations = set->count;
 	b.provider = set->provider ? set->provider : (char *)"";
+	b.project_id = (char *)bundle_project;
+	b.sequence = bundle_sequence;
 	fl_buf_init(out, 0);
 	ck_assert_msg(fl_wire_pack_release_bundle(&b, out, FL_RELEASE_FILE_MAX, errbuf) == FL_OK,
 	              "%s", errbuf);
@@ -433,6 +440,72 @@ START_TEST(empty_set_builds)
 }
 END_TEST
 
+/* Project and sequence are in the signed bundle: required at build, shown,
+ * and checked by verify, which also refuses a file that is not the release
+ * it was asked for (hash) or is another project's. */
+START_TEST(project_sequence_and_expected_hash)
+{
+	char hash[65], other[65], errbuf[FL_ERRBUF_SIZE] = "", dir[4096];
+	struct fl_migration_set set;
+	struct fl_release *r = NULL;
+	struct fl_buf a = FL_BUF_INIT, b = FL_BUF_INIT;
+	uint8_t digest[32], wrong[32];
+	struct fl_key k;
+
+	fixture(dir, sizeof(dir), "prisma_history");
+	load(dir, &set);
+	ck_assert_int_eq(fl_release_build(&set, NULL, 1, &a, hash, errbuf), FL_EINVAL);
+	ck_assert_str_eq(errbuf, "invalid project id '': empty");
+	ck_assert_int_eq(fl_release_build(&set, "a b", 1, &a, hash, errbuf), FL_EINVAL);
+	ck_assert_int_eq(fl_release_build(&set, "acme-app", 0, &a, hash, errbuf), FL_EINVAL);
+	ck_assert_str_eq(errbuf, "invalid sequence number 0: releases are numbered from 1");
+	ck_assert_ptr_null(fl_release_project_problem("Acme_App.v2-x"));
+	ck_assert_str_eq(fl_release_project_problem(""), "empty");
+	ck_assert_str_eq(
+	    fl_release_project_problem("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	                               "aaaaaaaaaaaaa"),
+	    "longer than 64 characters");
+	/* Another sequence or project is another release, deterministically. */
+	ck_assert_int_eq(fl_release_build(&set, "acme-app", 41, &a, hash, errbuf), FL_OK);
+	ck_assert_int_eq(fl_release_build(&set, "acme-app", 42, &b, other, errbuf), FL_OK);
+	ck_assert_str_ne(hash, other);
+	ck_assert_int_eq(fl_release_build(&set, "acme-web", 41, &b, other, errbuf), FL_OK);
+	ck_assert_str_ne(hash, other);
+	fl_key_generate(FL_KEY_RELEASE, NULL, &k);
+	sign(&a, &k);
+	ck_assert_int_eq(fl_release_verify(a.data, a.len, (const uint8_t(*)[32])k.pk, 1, NULL,
+	                                   "acme-app", &r, errbuf),
+	                 FL_OK);
+	ck_assert_str_eq(r->project_id, "acme-app");
+	ck_assert_uint_eq(r->sequence, 41);
+	ck_assert_str_eq(r->hash, hash);
+	memcpy(digest, r->digest, 32);
+	fl_release_free(r);
+	ck_assert_int_eq(fl_release_verify(a.data, a.len, (const uint8_t(*)[32])k.pk, 1, digest,
+	                                   "acme-app", &r, errbuf),
+	                 FL_OK);
+	fl_release_free(r);
+	/* Not the release asked for. */
+	memcpy(wrong, digest, 32);
+	wrong[31] ^= 1;
+	ck_assert_int_eq(fl_release_verify(a.data, a.len, (const uint8_t(*)[32])k.pk, 1, wrong,
+	                                   NULL, &r, errbuf),
+	                 FL_EAUTH);
+	ck_assert_ptr_null(r);
+	ck_assert_ptr_nonnull(strstr(errbuf, "not the expected"));
+	/* Another project's. */
+	ck_assert_int_eq(fl_release_verify(a.data, a.len, (const uint8_t(*)[32])k.pk, 1, digest,
+	                                   "acme-web", &r, errbuf),
+	                 FL_EAUTH);
+	ck_assert_ptr_null(r);
+	ck_assert_str_eq(errbuf, "a release of project 'acme-app', not of 'acme-web'");
+	fl_key_fini(&k);
+	fl_migration_set_fini(&set);
+	fl_buf_fini(&a);
+	fl_buf_fini(&b);
+}
+END_TEST
+
 /* ---- signing and verifying ---- */
 
 START_TEST(sign_then_verify)
@@ -449,7 +522,8 @@ START_TEST(sign_then_verify)
 	fl_key_generate(FL_KEY_RELEASE, NULL, &k);
 	sign(&a, &k);
 	ck_assert_int_eq(
-	    fl_release_verify(a.data, a.len, (const uint8_t(*)[32])k.pk, 1, &r, errbuf), FL_OK);
+	    fl_release_verify(a.data, a.len, (const uint8_t(*)[32])k.pk, 1, NULL, NULL, &r, errbuf),
+	    FL_OK);
 	ck_assert(r->verified);
 	ck_assert_uint_eq(r->verified_by, 0);
 	ck_assert_uint_eq(r->n_signers, 1);
@@ -482,7 +556,8 @@ START_TEST(round_trip_rich)
 	fl_key_generate(FL_KEY_RELEASE, NULL, &k);
 	sign(&a, &k);
 	ck_assert_int_eq(
-	    fl_release_verify(a.data, a.len, (const uint8_t(*)[32])k.pk, 1, &r, errbuf), FL_OK);
+	    fl_release_verify(a.data, a.len, (const uint8_t(*)[32])k.pk, 1, NULL, NULL, &r, errbuf),
+	    FL_OK);
 	assert_sets_equal(&loaded, &r->set);
 	ck_assert_ptr_null(r->set.provider);
 	ck_assert_str_eq(r->set.items[1].down_sql, ""); /* empty down.sql is not no down.sql */
@@ -541,23 +616,25 @@ START_TEST(verify_refuses_untrusted)
 	sign(&f, &c);
 	memcpy(trusted[0], b.pk, 32);
 	memcpy(trusted[1], c.pk, 32);
-	ck_assert_int_eq(
-	    fl_release_verify(f.data, f.len, (const uint8_t(*)[32])trusted, 2, &r, errbuf), FL_OK);
+	ck_assert_int_eq(fl_release_verify(f.data, f.len, (const uint8_t(*)[32])trusted, 2, NULL,
+	                                   NULL, &r, errbuf),
+	                 FL_OK);
 	ck_assert_uint_eq(r->verified_by, 1);
 	ck_assert(!r->signers[0].trusted && r->signers[0].valid);
 	ck_assert(r->signers[1].trusted && r->signers[1].valid);
 	fl_release_free(r);
 	r = NULL;
 	memcpy(trusted[1], b.pk, 32);
-	ck_assert_int_eq(
-	    fl_release_verify(f.data, f.len, (const uint8_t(*)[32])trusted, 2, &r, errbuf),
-	    FL_EAUTH);
+	ck_assert_int_eq(fl_release_verify(f.data, f.len, (const uint8_t(*)[32])trusted, 2, NULL,
+	                                   NULL, &r, errbuf),
+	                 FL_EAUTH);
 	fl_test_fmt(want, sizeof(want),
 	            "no signature by a trusted key (signed by %s, %s; trusted: %s, %s)", ida, idc,
 	            idb, idb);
 	ck_assert_str_eq(errbuf, want);
 	/* No trusted keys at all is the caller's mistake. */
-	ck_assert_int_eq(fl_release_verify(f.data, f.len, NULL, 0, &r, errbuf), FL_EINVAL);
+	ck_assert_int_eq(fl_release_verify(f.data, f.len, NULL, 0, NULL, NULL, &r, errbuf),
+	                 FL_EINVAL);
 	ck_assert_ptr_null(r);
 	fl_key_fini(&a);
 	fl_key_fini(&b);
@@ -646,8 +723,8 @@ START_TEST(every_truncation_and_flip_is_refused)
 	len = a.len;
 	for (size_t n = 0; n < len; n++) {
 		r = NULL;
-		ck_assert_msg(fl_release_verify(a.data, n, (const uint8_t(*)[32])k.pk, 1, &r,
-		                                errbuf) != FL_OK,
+		ck_assert_msg(fl_release_verify(a.data, n, (const uint8_t(*)[32])k.pk, 1, NULL,
+		                                NULL, &r, errbuf) != FL_OK,
 		              "verified at length %zu", n);
 		ck_assert_ptr_null(r);
 		/* Inspecting trusts nothing; it may accept a prefix that ends
@@ -662,7 +739,7 @@ START_TEST(every_truncation_and_flip_is_refused)
 			a.data[i] = (char)(a.data[i] ^ masks[m]);
 			r = NULL;
 			ck_assert_msg(fl_release_verify(a.data, len, (const uint8_t(*)[32])k.pk, 1,
-			                                &r, errbuf) != FL_OK,
+			                                NULL, NULL, &r, errbuf) != FL_OK,
 			              "verified with byte %zu ^ 0x%02x", i, masks[m]);
 			ck_assert_ptr_null(r);
 			a.data[i] = (char)(a.data[i] ^ masks[m]);
@@ -872,6 +949,24 @@ static void bad_provider(struct fl_migration_set *s)
 	s->provider = fl_strdup("mysql");
 }
 
+static void no_project(struct fl_migration_set *s)
+{
+	(void)s;
+	bundle_project = "";
+}
+
+static void bad_project(struct fl_migration_set *s)
+{
+	(void)s;
+	bundle_project = "acme/app";
+}
+
+static void sequence_zero(struct fl_migration_set *s)
+{
+	(void)s;
+	bundle_sequence = 0;
+}
+
 static const struct {
 	void (*change)(struct fl_migration_set *);
 	uint32_t version;
@@ -912,6 +1007,9 @@ static const struct {
      "migration '20250101000000_init': down.sql is not valid UTF-8 (byte 11)"},
     {bad_directive, 1, FL_EPARSE, "migration '20250104000000_ünïcode name': 'release:"},
     {bad_provider, 1, FL_EPARSE, "provider 'mysql' is not supported, only postgresql"},
+    {no_project, 1, FL_EPARSE, "invalid project id '': empty"},
+    {bad_project, 1, FL_EPARSE, "invalid project id 'acme/app': use A-Z a-z 0-9 . _ -"},
+    {sequence_zero, 1, FL_EPARSE, "sequence number 0: releases are numbered from 1"},
 };
 
 START_TEST(content_checks)
@@ -927,6 +1025,8 @@ START_TEST(content_checks)
 	ck_assert_msg(
 	    strncmp(errbuf, doctored_cases[i].message, strlen(doctored_cases[i].message)) == 0,
 	    "case %d: want '%s', got '%s'", i, doctored_cases[i].message, errbuf);
+	bundle_project = "acme-app";
+	bundle_sequence = 7;
 	fl_key_fini(&k);
 	fl_buf_fini(&a);
 }
@@ -1018,12 +1118,13 @@ START_TEST(non_canonical_bundle_refused)
 		fl_buf_append(&bundle, "\x78\x01", 2);
 	}
 	fl_buf_fini(&f);
-	/* The format version again at the end, same value: also not canonical. */
+	/* The format version again at the end, same value: also not canonical,
+	 * and refused before protobuf-c decodes it. */
 	bundle.len -= 2;
 	fl_buf_append(&bundle, "\x08\x01", 2);
 	pack_signed(&bundle, keys, 1, &f);
 	ck_assert_int_eq(verify(&f, &k, errbuf), FL_EPARSE);
-	ck_assert_msg(strstr(errbuf, "canonical") != NULL, "%s", errbuf);
+	ck_assert_msg(strstr(errbuf, "format_version: given twice") != NULL, "%s", errbuf);
 	fl_migration_set_fini(&set);
 	fl_key_fini(&k);
 	fl_buf_fini(&bundle);
@@ -1039,19 +1140,20 @@ START_TEST(malformed_files)
 	struct fl_key k;
 
 	fl_key_generate(FL_KEY_RELEASE, NULL, &k);
-	ck_assert_int_eq(fl_release_verify("", 0, (const uint8_t(*)[32])k.pk, 1, &r, errbuf),
-	                 FL_EPARSE);
-	ck_assert_str_eq(errbuf, "empty: not a release file");
 	ck_assert_int_eq(
-	    fl_release_verify("\xff\xff\xff", 3, (const uint8_t(*)[32])k.pk, 1, &r, errbuf),
+	    fl_release_verify("", 0, (const uint8_t(*)[32])k.pk, 1, NULL, NULL, &r, errbuf),
 	    FL_EPARSE);
+	ck_assert_str_eq(errbuf, "empty: not a release file");
+	ck_assert_int_eq(fl_release_verify("\xff\xff\xff", 3, (const uint8_t(*)[32])k.pk, 1, NULL,
+	                                   NULL, &r, errbuf),
+	                 FL_EPARSE);
 	ck_assert_msg(strncmp(errbuf, "malformed: ", 11) == 0, "%s", errbuf);
 	/* A SignedRelease with an empty bundle. */
 	ck_assert_int_eq(fl_release_inspect("\x12\x00", 2, &r, errbuf), FL_EPARSE);
 	/* Over the cap: refused before a byte is parsed. */
 	big = fl_calloc(FL_RELEASE_FILE_MAX + 1, 1);
 	ck_assert_int_eq(fl_release_verify(big, FL_RELEASE_FILE_MAX + 1, (const uint8_t(*)[32])k.pk,
-	                                   1, &r, errbuf),
+	                                   1, NULL, NULL, &r, errbuf),
 	                 FL_EPARSE);
 	ck_assert_str_eq(errbuf, "larger than the limit of 64 MiB");
 	free(big);
@@ -1125,6 +1227,7 @@ static Suite *release_suite(void)
 	tcase_add_test(tc, build_hash_is_sha256_of_bundle);
 	tcase_add_test(tc, content_changes_the_hash);
 	tcase_add_test(tc, empty_set_builds);
+	tcase_add_test(tc, project_sequence_and_expected_hash);
 	tcase_add_test(tc, sign_then_verify);
 	tcase_add_test(tc, round_trip_rich);
 	tcase_add_test(tc, verify_refuses_unsigned);

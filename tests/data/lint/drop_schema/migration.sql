@@ -1,0 +1,4 @@
+DROP SCHEMA legacy CASCADE;
+CREATE SCHEMA scratch;
+DROP SCHEMA scratch;
+DROP SCHEMA IF EXISTS reports, archive;

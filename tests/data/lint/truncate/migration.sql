@@ -1,0 +1,2 @@
+TRUNCATE sessions;
+TRUNCATE TABLE app.cache, audit RESTART IDENTITY;

@@ -1,0 +1,3 @@
+CREATE TABLE tmp (id int);
+INSERT INTO tmp VALUES (1);
+TRUNCATE tmp;

@@ -1,0 +1,2 @@
+-- flotilla:phase expand
+TRUNCATE sessions;

@@ -1,0 +1,1 @@
+VACUUM (FULL false, ANALYZE) users;
