@@ -997,6 +997,10 @@ START_TEST(cancel_stops_a_running_migration)
 	ck_assert_int_eq(drv->apply(c, &m, FL_APPLY_TRANSACTION, NULL, &o, &res), FL_ECANCELED);
 	pthread_join(th, NULL);
 	ck_assert_int_lt(fl_now_ms() - t0, 20000);
+	ck_assert_msg(strncmp(res.message,
+	                      "interrupted: nothing applied, its transaction was rolled back; ",
+	                      63) == 0,
+	              "%s", res.message);
 	ck_assert(!relation_exists(&t, "y"));
 	ck_assert_int_eq(rows_of(&t, "public", m.id), 1); /* failed, as Prisma records one */
 	drv->close(c);
