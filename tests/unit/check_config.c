@@ -35,8 +35,10 @@
 
 #include <sodium.h>
 
+#include "agent_config.h"
 #include "buf.h"
 #include "config.h"
+#include "coordinator_config.h"
 #include "duration.h"
 #include "mem.h"
 #include "policy.h"
@@ -1149,13 +1151,14 @@ struct documented {
 };
 
 static const struct documented documented[] = {
-    {"wire",
-     fl_wire_config_table,
+    {"wire", fl_wire_config_table, "docs/CONFIG.md", "## Wire and trust", true, true, {NULL}},
+    {"coordinator",
+     fl_coordinator_config_table,
      "docs/CONFIG.md",
-     "## Wire and trust",
+     "## Coordinator",
      true,
      true,
-     {"deploy/examples/agent.yaml", "deploy/examples/coordinator.yaml"}},
+     {"deploy/examples/coordinator.yaml"}},
     {"policy",
      fl_policy_config_table,
      "docs/POLICY.md",
@@ -1165,6 +1168,13 @@ static const struct documented documented[] = {
      {"deploy/examples/policies/standard-canary.yaml",
       "deploy/examples/policies/expand-contract-friendly.yaml",
       "deploy/examples/policies/fast-staging.yaml"}},
+    {"agent",
+     fl_agent_config_table,
+     "docs/CONFIG.md",
+     "## Agent",
+     true,
+     true,
+     {"deploy/examples/agent.yaml", "deploy/examples/agent-schemas.yaml"}},
 };
 #define N_DOCUMENTED ((int)(sizeof(documented) / sizeof(documented[0])))
 

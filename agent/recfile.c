@@ -1,0 +1,538 @@
+/* Append-only checksummed record files (see recfile.h for the layout). */
+#include "recfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "file.h"
+#include "log.h"
+#include "mem.h"
+
+static const uint8_t marker[4] = {0xf1, 0x07, 'r', 'c'};
+
+struct fl_recfile {
+	int fd;
+	char *path;
+	char *what;
+	char magic[FL_RECFILE_MAGIC_LEN];
+	uint64_t size;
+	uint64_t cut;
+	int tmp_fd; /* during a rewrite, else -1 */
+	char *tmp_path;
+};
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	put_be32(p, (uint32_t)(v >> 32));
+	put_be32(p + 4, (uint32_t)v);
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+static enum fl_err io_err(char *errbuf, const char *verb, const char *path)
+{
+	char e[128];
+
+	return fl_errf(errbuf, FL_EIO, "cannot %s '%s': %s", verb, path,
+	               fl_err_errno(errno, e, sizeof(e)));
+}
+
+/* The record for (type, id, payload) into out (reset). */
+static enum fl_err frame(struct fl_buf *out, uint8_t type, uint64_t id, const void *payload,
+                         size_t len, char *errbuf)
+{
+	uint8_t head[FL_RECFILE_HEADER_LEN] = {0};
+	uint8_t check[FL_RECFILE_CHECK_LEN];
+
+	if (type == 0)
+		return fl_errf(errbuf, FL_EINVAL, "record type 0 is reserved");
+	if (len > FL_RECFILE_MAX_PAYLOAD)
+		return fl_errf(errbuf, FL_EINVAL, "record of %zu bytes exceeds the limit of %u",
+		               len, FL_RECFILE_MAX_PAYLOAD);
+	memcpy(head, marker, 4);
+	put_be32(head + 4, (uint32_t)len);
+	head[8] = type;
+	put_be64(head + 12, id);
+	fl_buf_reset(out);
+	if (fl_buf_append(out, head, sizeof(head)) != FL_OK ||
+	    (len > 0 && fl_buf_append(out, payload, len) != FL_OK))
+		return fl_errf(errbuf, FL_EINVAL, "record too large");
+	crypto_generichash(check, sizeof(check), (const uint8_t *)out->data, out->len, NULL, 0);
+	if (fl_buf_append(out, check, sizeof(check)) != FL_OK)
+		return fl_errf(errbuf, FL_EINVAL, "record too large");
+	return FL_OK;
+}
+
+/* A new file holding only the header, at path, atomically. */
+static enum fl_err create_file(const char *path, const char magic[FL_RECFILE_MAGIC_LEN],
+                               char *errbuf)
+{
+	struct fl_buf tmp = FL_BUF_INIT;
+	enum fl_err rv = FL_OK;
+	int fd;
+
+	fl_buf_printf(&tmp, "%s.new", path);
+	fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		rv = io_err(errbuf, "create", tmp.data);
+		goto out;
+	}
+	if (fl_file_write_all(fd, magic, FL_RECFILE_MAGIC_LEN) != FL_OK || fsync(fd) != 0) {
+		rv = io_err(errbuf, "write", tmp.data);
+		close(fd);
+		unlink(tmp.data);
+		goto out;
+	}
+	close(fd);
+	if (rename(tmp.data, path) != 0) {
+		rv = io_err(errbuf, "rename into", path);
+		unlink(tmp.data);
+		goto out;
+	}
+	fl_file_sync_parent(path);
+out:
+	fl_buf_fini(&tmp);
+	return rv;
+}
+
+static enum fl_err read_all(int fd, const char *path, struct fl_buf *out, char *errbuf)
+{
+	uint8_t chunk[65536];
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return io_err(errbuf, "read", path);
+		if (n == 0)
+			return FL_OK;
+		if (fl_buf_append(out, chunk, (size_t)n) != FL_OK)
+			return fl_errf(errbuf, FL_EIO, "'%s' is too large", path);
+	}
+}
+
+/* Cut the file at off (a torn or corrupt tail). */
+static enum fl_err cut_at(struct fl_recfile *f, uint64_t off, uint64_t total, const char *why,
+                          char *errbuf)
+{
+	fl_log_warn(f->what, "'%s': cutting %llu bytes at offset %llu: %s (a crash while writing)",
+	            f->path, (unsigned long long)(total - off), (unsigned long long)off, why);
+	if (ftruncate(f->fd, (off_t)off) != 0 || fsync(f->fd) != 0)
+		return io_err(errbuf, "cut", f->path);
+	f->cut = total - off;
+	return FL_OK;
+}
+
+static enum fl_err scan(struct fl_recfile *f, fl_recfile_fn fn, void *arg, char *errbuf)
+{
+	struct fl_buf all = FL_BUF_INIT;
+	const uint8_t *p;
+	uint64_t off, total = 0;
+	enum fl_err rv;
+
+	if (lseek(f->fd, 0, SEEK_SET) < 0)
+		return io_err(errbuf, "read", f->path);
+	if ((rv = read_all(f->fd, f->path, &all, errbuf)) != FL_OK)
+		goto out;
+	p = (const uint8_t *)all.data;
+	total = all.len;
+	if (total < FL_RECFILE_MAGIC_LEN || memcmp(p, f->magic, FL_RECFILE_MAGIC_LEN) != 0) {
+		rv = fl_errf(errbuf, FL_EPARSE, "'%s' is not a flotilla %s file", f->path, f->what);
+		goto out;
+	}
+	off = FL_RECFILE_MAGIC_LEN;
+	while (off < total) {
+		uint8_t check[FL_RECFILE_CHECK_LEN];
+		uint64_t left = total - off;
+		uint32_t len;
+		const char *why = NULL;
+
+		if (left < FL_RECFILE_HEADER_LEN + FL_RECFILE_CHECK_LEN) {
+			why = "short record";
+		} else if (memcmp(p + off, marker, 4) != 0) {
+			why = "no record marker";
+		} else if ((len = get_be32(p + off + 4)) > FL_RECFILE_MAX_PAYLOAD) {
+			why = "record length out of range";
+		} else if (left < (uint64_t)FL_RECFILE_HEADER_LEN + len + FL_RECFILE_CHECK_LEN) {
+			why = "short record";
+		} else {
+			crypto_generichash(check, sizeof(check), p + off,
+			                   FL_RECFILE_HEADER_LEN + len, NULL, 0);
+			if (sodium_memcmp(check, p + off + FL_RECFILE_HEADER_LEN + len,
+			                  sizeof(check)) != 0)
+				why = "checksum mismatch";
+			else if (p[off + 8] == 0 || p[off + 9] || p[off + 10] || p[off + 11])
+				why = "bad record type";
+		}
+		if (why != NULL) {
+			rv = cut_at(f, off, total, why, errbuf);
+			total = off;
+			goto out;
+		}
+		len = get_be32(p + off + 4);
+		if (fn != NULL && (rv = fn(arg, p[off + 8], get_be64(p + off + 12),
+		                           p + off + FL_RECFILE_HEADER_LEN, len, errbuf)) != FL_OK)
+			goto out;
+		off += FL_RECFILE_HEADER_LEN + (uint64_t)len + FL_RECFILE_CHECK_LEN;
+	}
+	rv = FL_OK;
+out:
+	f->size = total;
+	if (rv == FL_OK && lseek(f->fd, 0, SEEK_END) < 0)
+		rv = io_err(errbuf, "seek", f->path);
+	fl_buf_fini(&all);
+	return rv;
+}
+
+enum fl_err fl_recfile_open(const char *path, const char *what,
+                            const char magic[FL_RECFILE_MAGIC_LEN], fl_recfile_fn fn, void *arg,
+                            struct fl_recfile **out, char *errbuf)
+{
+	struct fl_recfile *f;
+	struct stat st;
+	enum fl_err rv;
+
+	*out = NULL;
+	f = fl_calloc(1, sizeof(*f));
+	f->fd = -1;
+	f->tmp_fd = -1;
+	f->path = fl_strdup(path);
+	f->what = fl_strdup(what);
+	memcpy(f->magic, magic, FL_RECFILE_MAGIC_LEN);
+	f->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (f->fd < 0 && errno == ENOENT) {
+		if ((rv = create_file(path, magic, errbuf)) != FL_OK)
+			goto fail;
+		f->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	}
+	if (f->fd < 0) {
+		rv = io_err(errbuf, "open", path);
+		goto fail;
+	}
+	if (fstat(f->fd, &st) != 0) {
+		rv = io_err(errbuf, "stat", path);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rv = fl_errf(errbuf, FL_EIO, "'%s' is not a regular file", path);
+		goto fail;
+	}
+	if ((st.st_mode & 022) != 0) {
+		rv = fl_errf(errbuf, FL_EIO, "refusing '%s': writable by others (mode %04o)", path,
+		             (unsigned)(st.st_mode & 07777));
+		goto fail;
+	}
+	if (st.st_size < FL_RECFILE_MAGIC_LEN) {
+		/* only a crash between creating and renaming... or a truncation: start over */
+		if (st.st_size > 0)
+			fl_log_warn(what,
+			            "'%s': %lld bytes, shorter than its header: starting it again",
+			            path, (long long)st.st_size);
+		close(f->fd);
+		f->fd = -1;
+		if ((rv = create_file(path, magic, errbuf)) != FL_OK)
+			goto fail;
+		f->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (f->fd < 0) {
+			rv = io_err(errbuf, "open", path);
+			goto fail;
+		}
+	}
+	if ((rv = scan(f, fn, arg, errbuf)) != FL_OK)
+		goto fail;
+	*out = f;
+	return FL_OK;
+fail:
+	fl_recfile_close(f);
+	return rv;
+}
+
+void fl_recfile_close(struct fl_recfile *f)
+{
+	if (f == NULL)
+		return;
+	fl_recfile_rewrite_abort(f);
+	if (f->fd >= 0) {
+		if (fsync(f->fd) != 0)
+			fl_log_warn(f->what, "cannot fsync '%s'", f->path);
+		close(f->fd);
+	}
+	free(f->path);
+	free(f->what);
+	free(f);
+}
+
+enum fl_err fl_recfile_append(struct fl_recfile *f, uint8_t type, uint64_t id, const void *payload,
+                              size_t len, bool sync, char *errbuf)
+{
+	struct fl_buf rec = FL_BUF_INIT;
+	enum fl_err rv;
+	ssize_t n;
+
+	if ((rv = frame(&rec, type, id, payload, len, errbuf)) != FL_OK)
+		goto out;
+	/* one write at the end; pwrite at our own idea of the end, so that a
+	 * failed earlier write that left bytes behind is overwritten */
+	do
+		n = pwrite(f->fd, rec.data, rec.len, (off_t)f->size);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)rec.len) {
+		if (n >= 0)
+			errno = ENOSPC;
+		rv = io_err(errbuf, "append to", f->path);
+		if (ftruncate(f->fd, (off_t)f->size) != 0)
+			fl_log_warn(f->what, "cannot cut a partial record from '%s'", f->path);
+		goto out;
+	}
+	if (sync && fdatasync(f->fd) != 0) {
+		rv = io_err(errbuf, "sync", f->path);
+		/* the record may or may not be on disk: drop it so that we never
+		 * count as made what might not be */
+		if (ftruncate(f->fd, (off_t)f->size) != 0)
+			fl_log_warn(f->what, "cannot cut an unsynced record from '%s'", f->path);
+		goto out;
+	}
+	f->size += rec.len;
+out:
+	fl_buf_fini(&rec);
+	return rv;
+}
+
+enum fl_err fl_recfile_sync(struct fl_recfile *f, char *errbuf)
+{
+	if (fdatasync(f->fd) != 0)
+		return io_err(errbuf, "sync", f->path);
+	return FL_OK;
+}
+
+uint64_t fl_recfile_size(const struct fl_recfile *f)
+{
+	return f->size;
+}
+
+uint64_t fl_recfile_cut(const struct fl_recfile *f)
+{
+	return f->cut;
+}
+
+enum fl_err fl_recfile_rewrite_begin(struct fl_recfile *f, char *errbuf)
+{
+	struct fl_buf tmp = FL_BUF_INIT;
+
+	fl_recfile_rewrite_abort(f);
+	fl_buf_printf(&tmp, "%s.new", f->path);
+	f->tmp_path = fl_buf_detach(&tmp);
+	f->tmp_fd = open(f->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (f->tmp_fd < 0) {
+		enum fl_err rv = io_err(errbuf, "create", f->tmp_path);
+
+		free(f->tmp_path);
+		f->tmp_path = NULL;
+		return rv;
+	}
+	if (fl_file_write_all(f->tmp_fd, f->magic, FL_RECFILE_MAGIC_LEN) != FL_OK) {
+		enum fl_err rv = io_err(errbuf, "write", f->tmp_path);
+
+		fl_recfile_rewrite_abort(f);
+		return rv;
+	}
+	return FL_OK;
+}
+
+enum fl_err fl_recfile_rewrite_add(struct fl_recfile *f, uint8_t type, uint64_t id,
+                                   const void *payload, size_t len, char *errbuf)
+{
+	struct fl_buf rec = FL_BUF_INIT;
+	enum fl_err rv;
+
+	if ((rv = frame(&rec, type, id, payload, len, errbuf)) == FL_OK &&
+	    fl_file_write_all(f->tmp_fd, rec.data, rec.len) != FL_OK)
+		rv = io_err(errbuf, "write", f->tmp_path);
+	fl_buf_fini(&rec);
+	return rv;
+}
+
+enum fl_err fl_recfile_rewrite_commit(struct fl_recfile *f, char *errbuf)
+{
+	struct stat st;
+	enum fl_err rv;
+
+	if (fsync(f->tmp_fd) != 0 || fstat(f->tmp_fd, &st) != 0) {
+		rv = io_err(errbuf, "sync", f->tmp_path);
+		fl_recfile_rewrite_abort(f);
+		return rv;
+	}
+	if (rename(f->tmp_path, f->path) != 0) {
+		rv = io_err(errbuf, "rename into", f->path);
+		fl_recfile_rewrite_abort(f);
+		return rv;
+	}
+	fl_file_sync_parent(f->path);
+	close(f->fd);
+	/* the new file is open for writing already; reopen it read-write */
+	close(f->tmp_fd);
+	f->tmp_fd = -1;
+	free(f->tmp_path);
+	f->tmp_path = NULL;
+	f->fd = open(f->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (f->fd < 0)
+		return io_err(errbuf, "reopen", f->path);
+	f->size = (uint64_t)st.st_size;
+	return FL_OK;
+}
+
+void fl_recfile_rewrite_abort(struct fl_recfile *f)
+{
+	if (f->tmp_fd >= 0) {
+		close(f->tmp_fd);
+		f->tmp_fd = -1;
+	}
+	if (f->tmp_path != NULL) {
+		unlink(f->tmp_path);
+		free(f->tmp_path);
+		f->tmp_path = NULL;
+	}
+}
+
+/* ---- payload encoding ---- */
+
+void fl_rec_put_u8(struct fl_buf *b, uint8_t v)
+{
+	if (fl_buf_append(b, &v, 1) != FL_OK)
+		abort(); /* unbounded buffers only */
+}
+
+void fl_rec_put_u32(struct fl_buf *b, uint32_t v)
+{
+	uint8_t p[4];
+
+	put_be32(p, v);
+	if (fl_buf_append(b, p, 4) != FL_OK)
+		abort();
+}
+
+void fl_rec_put_u64(struct fl_buf *b, uint64_t v)
+{
+	uint8_t p[8];
+
+	put_be64(p, v);
+	if (fl_buf_append(b, p, 8) != FL_OK)
+		abort();
+}
+
+void fl_rec_put_i64(struct fl_buf *b, int64_t v)
+{
+	fl_rec_put_u64(b, (uint64_t)v);
+}
+
+void fl_rec_put_bytes(struct fl_buf *b, const void *p, size_t len)
+{
+	if (p == NULL) {
+		fl_rec_put_u32(b, UINT32_MAX);
+		return;
+	}
+	fl_rec_put_u32(b, (uint32_t)len);
+	if (len > 0 && fl_buf_append(b, p, len) != FL_OK)
+		abort();
+}
+
+void fl_rec_put_str(struct fl_buf *b, const char *s)
+{
+	fl_rec_put_bytes(b, s, s != NULL ? strlen(s) : 0);
+}
+
+void fl_rec_reader_init(struct fl_rec_reader *r, const uint8_t *p, size_t len)
+{
+	r->p = p;
+	r->len = len;
+	r->off = 0;
+	r->bad = false;
+}
+
+static const uint8_t *take(struct fl_rec_reader *r, size_t n)
+{
+	const uint8_t *p;
+
+	if (r->bad || r->len - r->off < n) {
+		r->bad = true;
+		return NULL;
+	}
+	p = r->p + r->off;
+	r->off += n;
+	return p;
+}
+
+uint8_t fl_rec_get_u8(struct fl_rec_reader *r)
+{
+	const uint8_t *p = take(r, 1);
+	return p ? p[0] : 0;
+}
+
+uint32_t fl_rec_get_u32(struct fl_rec_reader *r)
+{
+	const uint8_t *p = take(r, 4);
+	return p ? get_be32(p) : 0;
+}
+
+uint64_t fl_rec_get_u64(struct fl_rec_reader *r)
+{
+	const uint8_t *p = take(r, 8);
+	return p ? get_be64(p) : 0;
+}
+
+int64_t fl_rec_get_i64(struct fl_rec_reader *r)
+{
+	return (int64_t)fl_rec_get_u64(r);
+}
+
+const uint8_t *fl_rec_get_bytes(struct fl_rec_reader *r, size_t *len)
+{
+	uint32_t n = fl_rec_get_u32(r);
+	const uint8_t *p;
+
+	*len = 0;
+	if (r->bad || n == UINT32_MAX)
+		return NULL;
+	p = take(r, n);
+	if (p != NULL)
+		*len = n;
+	return p;
+}
+
+char *fl_rec_get_str(struct fl_rec_reader *r)
+{
+	size_t n;
+	const uint8_t *p = fl_rec_get_bytes(r, &n);
+
+	if (p == NULL)
+		return NULL;
+	if (memchr(p, '\0', n) != NULL) {
+		r->bad = true;
+		return NULL;
+	}
+	return fl_strndup((const char *)p, n);
+}

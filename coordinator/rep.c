@@ -1,0 +1,350 @@
+/* A REP socket served by a pool of contexts (rep.h). */
+#include "rep.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "mem.h"
+#include "retry.h"
+
+/* Where a context is. */
+enum slot_state {
+	SLOT_FREE = 0, /* on the free list */
+	SLOT_RECV,     /* waiting for a request */
+	SLOT_WORK,     /* a request is its handler's: parked until fl_rep_reply or drop */
+	SLOT_SEND,     /* its reply is being sent */
+	SLOT_DEAD,     /* the socket closed under it */
+};
+
+struct fl_rep_req {
+	struct fl_rep *rep;
+	nng_ctx ctx;
+	nng_aio *aio;
+	enum slot_state state;
+	struct fl_rep_req *next_free;
+};
+
+struct fl_rep {
+	char *name;
+	nng_socket sock;
+	nng_listener listener;
+	int port;
+	fl_rep_fn fn;
+	void *arg;
+	size_t max_reqs;
+
+	pthread_mutex_t mtx;
+	pthread_cond_t cond;
+	struct fl_rep_req **slots; /* every slot, for freeing */
+	size_t n_slots, cap_slots;
+	struct fl_rep_req *free_list;
+	size_t receiving; /* slots in SLOT_RECV */
+	size_t busy;      /* slots in SLOT_WORK or SLOT_SEND */
+	size_t in_handler;
+	bool stopping;
+	bool closed;
+	bool warned_full;
+};
+
+static void slot_cb(void *arg);
+
+/* A new slot, or NULL when nng cannot open one. Called with mtx held. */
+static struct fl_rep_req *slot_new(struct fl_rep *r)
+{
+	struct fl_rep_req *s = fl_calloc(1, sizeof(*s));
+	int rv;
+
+	s->rep = r;
+	if ((rv = nng_ctx_open(&s->ctx, r->sock)) != 0) {
+		free(s);
+		return NULL;
+	}
+	if ((rv = nng_aio_alloc(&s->aio, slot_cb, s)) != 0) {
+		nng_ctx_close(s->ctx);
+		free(s);
+		return NULL;
+	}
+	r->slots = fl_grow(r->slots, &r->cap_slots, r->n_slots + 1, sizeof(*r->slots));
+	r->slots[r->n_slots++] = s;
+	return s;
+}
+
+/* Set a slot receiving. Called with mtx held. */
+static void start_recv(struct fl_rep *r, struct fl_rep_req *s)
+{
+	s->state = SLOT_RECV;
+	r->receiving++;
+	nng_ctx_recv(s->ctx, s->aio);
+}
+
+/* Keep FL_REP_RECEIVERS slots receiving while the pool allows. mtx held. */
+static void top_up(struct fl_rep *r)
+{
+	while (!r->stopping && !r->closed && r->receiving < FL_REP_RECEIVERS &&
+	       r->busy + r->receiving < r->max_reqs) {
+		struct fl_rep_req *s = r->free_list;
+
+		if (s != NULL)
+			r->free_list = s->next_free;
+		else if ((s = slot_new(r)) == NULL)
+			break;
+		start_recv(r, s);
+	}
+	if (r->receiving == 0 && !r->stopping && !r->closed && !r->warned_full) {
+		r->warned_full = true;
+		fl_log_warn(r->name,
+		            "%zu requests in work: not reading more until some are answered",
+		            r->busy);
+	} else if (r->receiving > 0) {
+		r->warned_full = false;
+	}
+}
+
+/* After a reply went (or a request was dropped): recycle. mtx held. */
+static void recycle(struct fl_rep *r, struct fl_rep_req *s)
+{
+	r->busy--;
+	if (r->closed) {
+		s->state = SLOT_DEAD;
+	} else if (!r->stopping && r->receiving < FL_REP_RECEIVERS) {
+		start_recv(r, s);
+	} else {
+		s->state = SLOT_FREE;
+		s->next_free = r->free_list;
+		r->free_list = s;
+	}
+	top_up(r);
+	pthread_cond_broadcast(&r->cond);
+}
+
+static void on_recv(struct fl_rep *r, struct fl_rep_req *s)
+{
+	int rv = nng_aio_result(s->aio);
+	nng_msg *msg;
+
+	pthread_mutex_lock(&r->mtx);
+	r->receiving--;
+	if (rv != 0) {
+		if (rv == NNG_ECLOSED || r->closed) {
+			s->state = SLOT_DEAD;
+		} else {
+			/* a transient failure of this context: receive again */
+			s->state = SLOT_FREE;
+			s->next_free = r->free_list;
+			r->free_list = s;
+			top_up(r);
+		}
+		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->mtx);
+		return;
+	}
+	msg = nng_aio_get_msg(s->aio);
+	nng_aio_set_msg(s->aio, NULL);
+	if (r->stopping) {
+		/* Dropped: the REQ peer sends it again after it reconnects. */
+		nng_msg_free(msg);
+		s->state = SLOT_FREE;
+		s->next_free = r->free_list;
+		r->free_list = s;
+		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->mtx);
+		return;
+	}
+	s->state = SLOT_WORK;
+	r->busy++;
+	r->in_handler++;
+	top_up(r);
+	pthread_mutex_unlock(&r->mtx);
+
+	r->fn(r->arg, s, nng_msg_body(msg), nng_msg_len(msg));
+	nng_msg_free(msg);
+
+	pthread_mutex_lock(&r->mtx);
+	r->in_handler--;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->mtx);
+}
+
+static void on_send(struct fl_rep *r, struct fl_rep_req *s)
+{
+	if (nng_aio_result(s->aio) != 0) {
+		nng_msg_free(nng_aio_get_msg(s->aio));
+		nng_aio_set_msg(s->aio, NULL);
+	}
+	pthread_mutex_lock(&r->mtx);
+	recycle(r, s);
+	pthread_mutex_unlock(&r->mtx);
+}
+
+static void slot_cb(void *arg)
+{
+	struct fl_rep_req *s = arg;
+
+	/* Only this slot's own aio completes here, and a slot has one
+	 * operation at a time, so reading its state needs no lock. */
+	if (s->state == SLOT_RECV)
+		on_recv(s->rep, s);
+	else if (s->state == SLOT_SEND)
+		on_send(s->rep, s);
+}
+
+void fl_rep_reply(struct fl_rep_req *req, const void *data, size_t len)
+{
+	struct fl_rep *r = req->rep;
+	nng_msg *msg;
+
+	pthread_mutex_lock(&r->mtx);
+	if (r->closed || nng_msg_alloc(&msg, 0) != 0 || nng_msg_append(msg, data, len) != 0) {
+		recycle(r, req);
+		pthread_mutex_unlock(&r->mtx);
+		return;
+	}
+	req->state = SLOT_SEND;
+	pthread_mutex_unlock(&r->mtx);
+	nng_aio_set_msg(req->aio, msg);
+	nng_aio_set_timeout(req->aio, FL_REP_SEND_MS);
+	nng_ctx_send(req->ctx, req->aio);
+}
+
+void fl_rep_drop(struct fl_rep_req *req)
+{
+	struct fl_rep *r = req->rep;
+
+	pthread_mutex_lock(&r->mtx);
+	recycle(r, req);
+	pthread_mutex_unlock(&r->mtx);
+}
+
+struct fl_rep *fl_rep_of(struct fl_rep_req *req)
+{
+	return req->rep;
+}
+
+enum fl_err fl_rep_new(const char *name, const char *url, size_t max_recv, size_t max_reqs,
+                       fl_rep_fn fn, void *arg, struct fl_rep **out, char *errbuf)
+{
+	struct fl_rep *r = fl_calloc(1, sizeof(*r));
+	int rv, port = 0;
+
+	*out = NULL;
+	r->name = fl_strdup(name);
+	r->fn = fn;
+	r->arg = arg;
+	r->max_reqs = max_reqs < FL_REP_RECEIVERS ? FL_REP_RECEIVERS : max_reqs;
+	pthread_mutex_init(&r->mtx, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	if ((rv = nng_rep0_open(&r->sock)) != 0) {
+		pthread_mutex_destroy(&r->mtx);
+		pthread_cond_destroy(&r->cond);
+		free(r->name);
+		free(r);
+		return fl_errf(errbuf, FL_EIO, "cannot open the %s socket: %s", name,
+		               nng_strerror(rv));
+	}
+	if ((rv = nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, max_recv)) != 0 ||
+	    (rv = nng_listener_create(&r->listener, r->sock, url)) != 0 ||
+	    (rv = nng_listener_set_size(r->listener, NNG_OPT_RECVMAXSZ, max_recv)) != 0 ||
+	    (rv = nng_listener_start(r->listener, 0)) != 0) {
+		enum fl_err e = rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP || rv == NNG_EINVAL
+		                    ? FL_EINVAL
+		                    : FL_EIO;
+
+		r->closed = true;
+		nng_close(r->sock);
+		fl_rep_free(r);
+		return fl_errf(errbuf, e, "cannot listen on '%s' (%s endpoint): %s", url, name,
+		               nng_strerror(rv));
+	}
+	if (strncmp(url, "tcp", 3) == 0 &&
+	    nng_listener_get_int(r->listener, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
+		r->port = port;
+	pthread_mutex_lock(&r->mtx);
+	top_up(r);
+	pthread_mutex_unlock(&r->mtx);
+	*out = r;
+	return FL_OK;
+}
+
+int fl_rep_port(struct fl_rep *r)
+{
+	return r->port;
+}
+
+void fl_rep_stop_accepting(struct fl_rep *r)
+{
+	pthread_mutex_lock(&r->mtx);
+	r->stopping = true;
+	while (r->in_handler > 0)
+		pthread_cond_wait(&r->cond, &r->mtx);
+	pthread_mutex_unlock(&r->mtx);
+}
+
+void fl_rep_drain(struct fl_rep *r, int64_t timeout_ms)
+{
+	int64_t deadline = fl_now_ms() + timeout_ms;
+
+	pthread_mutex_lock(&r->mtx);
+	while (r->busy > 0 && fl_now_ms() < deadline) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&r->cond, &r->mtx, &ts);
+	}
+	pthread_mutex_unlock(&r->mtx);
+}
+
+void fl_rep_free(struct fl_rep *r)
+{
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->mtx);
+	r->stopping = true;
+	while (r->in_handler > 0)
+		pthread_cond_wait(&r->cond, &r->mtx);
+	r->closed = true;
+	pthread_mutex_unlock(&r->mtx);
+	nng_close(r->sock); /* every pending aio completes with NNG_ECLOSED */
+	for (size_t i = 0; i < r->n_slots; i++)
+		nng_aio_stop(r->slots[i]->aio); /* waits for its callback */
+	for (size_t i = 0; i < r->n_slots; i++) {
+		nng_msg_free(nng_aio_get_msg(r->slots[i]->aio));
+		nng_aio_free(r->slots[i]->aio);
+		free(r->slots[i]);
+	}
+	free(r->slots);
+	pthread_mutex_destroy(&r->mtx);
+	pthread_cond_destroy(&r->cond);
+	free(r->name);
+	free(r);
+}
+
+size_t fl_rep_busy(struct fl_rep *r)
+{
+	size_t n;
+
+	pthread_mutex_lock(&r->mtx);
+	n = r->busy;
+	pthread_mutex_unlock(&r->mtx);
+	return n;
+}
+
+size_t fl_rep_contexts(struct fl_rep *r)
+{
+	size_t n;
+
+	pthread_mutex_lock(&r->mtx);
+	n = r->n_slots;
+	pthread_mutex_unlock(&r->mtx);
+	return n;
+}
