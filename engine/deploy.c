@@ -48,12 +48,8 @@ static enum fl_err replan(struct fl_session *s, char *errbuf)
 {
 	enum fl_err rv;
 
-	fl_plan_fini(&s->plan);
-	fl_history_fini(&s->history);
-	rv = s->driver->history_read(s->conn, &s->history, errbuf);
-	if (rv != FL_OK)
+	if ((rv = fl_session_refresh(s, errbuf)) != FL_OK)
 		return fl_session_bookkeeping(rv);
-	fl_plan_build(s->set, &s->history, &s->plan);
 	if ((rv = fl_session_check_failed(s, errbuf)) != FL_OK ||
 	    (rv = fl_session_check_modified(s, errbuf)) != FL_OK)
 		return rv;

@@ -99,13 +99,10 @@ static enum fl_err still_the_same(struct fl_session *s, const char *to, size_t s
 
 	for (size_t i = 0; i < n; i++)
 		want[i] = rest[i]->migration;
-	fl_plan_fini(&s->plan);
-	fl_history_fini(&s->history);
-	if ((rv = s->driver->history_read(s->conn, &s->history, errbuf)) != FL_OK) {
+	if ((rv = fl_session_refresh(s, errbuf)) != FL_OK) {
 		free(want);
 		return fl_session_bookkeeping(rv);
 	}
-	fl_plan_build(s->set, &s->history, &s->plan);
 	same = fl_session_check_failed(s, NULL) == FL_OK &&
 	       choose(s, to, to != NULL ? 0 : steps - reverted, &now, &k, NULL) == FL_OK && k == n;
 	for (size_t i = 0; same && i < n; i++)

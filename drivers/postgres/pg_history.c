@@ -325,12 +325,6 @@ static char *dup_value(const PGresult *r, int row, int col)
 	return PQgetisnull(r, row, col) ? NULL : fl_strdup(val(r, row, col));
 }
 
-/* A column Prisma declares NOT NULL: "" should a foreign table hold a NULL. */
-static char *dup_text(const PGresult *r, int row, int col)
-{
-	return fl_strdup(val(r, row, col));
-}
-
 /* An older flotilla's table in the application's schema: writers (under the
  * migration lock) move it into our own schema; readers say it is there. */
 static void legacy_events(struct fl_conn *c, bool present)
@@ -389,11 +383,11 @@ enum fl_err fl_pg_history_read(struct fl_conn *c, struct fl_history *out, char *
 	for (int i = 0; i < n; i++) {
 		struct fl_history_row *row = &out->rows[i];
 
-		row->id = dup_text(r, i, 0);
-		row->checksum = dup_text(r, i, 1);
-		row->migration_name = dup_text(r, i, 2);
+		row->id = dup_value(r, i, 0);
+		row->checksum = dup_value(r, i, 1);
+		row->migration_name = dup_value(r, i, 2);
 		row->logs = dup_value(r, i, 3);
-		row->started_at = dup_text(r, i, 4);
+		row->started_at = dup_value(r, i, 4);
 		row->finished_at = dup_value(r, i, 5);
 		row->rolled_back_at = dup_value(r, i, 6);
 		row->applied_steps_count = (int)strtol(val(r, i, 7), NULL, 10);
