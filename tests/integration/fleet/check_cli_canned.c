@@ -59,6 +59,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static Flotilla__V1__Message *requests[MAX_REQUESTS]; /* under mu */
 static int n_requests;
 static handler_fn handler;
+static int close_at = -1; /* the request the server answers by closing its socket instead */
 
 /* Memory for canned responses, freed at teardown. */
 static void **arena;
@@ -120,6 +121,11 @@ static void *serve(void *arg)
 		if (n_requests < MAX_REQUESTS)
 			requests[n_requests++] = m;
 		pthread_mutex_unlock(&mu);
+		if (n == close_at) { /* the coordinator dies with the request in hand */
+			nng_msg_free(msg);
+			nng_close(sock);
+			break;
+		}
 		ok.code = FLOTILLA__V1__STATUS_CODE__STATUS_CODE_OK;
 		resp.status = &ok;
 		resp.request_id = m->admin_request->request_id;
@@ -1158,6 +1164,28 @@ START_TEST(watch_fits_the_terminal)
 }
 END_TEST
 
+/* The coordinator goes away in the middle of watch's request: watch keeps asking (and says
+ * so) until --wait-timeout, rather than failing on the broken connection. */
+START_TEST(watch_rides_out_a_lost_coordinator)
+{
+	struct run r;
+
+	handler = h_watch;
+	final_state = FLOTILLA__V1__ROLLOUT_STATE__ROLLOUT_STATE_COMPLETED;
+	expires_at = (int64_t)time(NULL) * 1000 + 3600000;
+	never_ends = true;
+	close_at = 1;
+	r = CLI("rollout", "watch", "r-1", "--interval", "100ms", "--wait-timeout", "2s",
+	        "--timeout", "500ms");
+	ck_assert_msg(r.code == 19, "exit %d\n%s", r.code, r.err);
+	ASSERT_HAS(r.err, "still trying");
+	ck_assert_int_eq(count(), 2);
+	run_free(&r);
+	never_ends = false;
+	close_at = -1;
+}
+END_TEST
+
 START_TEST(watch_blocked_timeout_missing)
 {
 	struct run r;
@@ -1502,6 +1530,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, watch_exit_codes);
 	tcase_add_test(tc, watch_on_a_terminal);
 	tcase_add_test(tc, watch_fits_the_terminal);
+	tcase_add_test(tc, watch_rides_out_a_lost_coordinator);
 	tcase_add_test(tc, watch_blocked_timeout_missing);
 	tcase_add_test(tc, promote_finds_the_waiting_wave);
 	tcase_add_test(tc, rollback_signs_for_the_rollout);
