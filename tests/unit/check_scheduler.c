@@ -60,8 +60,9 @@ struct asg {
 	char tenant[64];
 	int kind;
 	char target[128];
-	size_t rb_len; /* signed rollback order's length */
-	bool lost;     /* the agent never got it (or went silent with it) */
+	size_t rb_len;  /* signed rollback order's length */
+	bool lost;      /* the agent never got it (or went silent with it) */
+	bool withdrawn; /* the scheduler withdrew it (the agent may still run it) */
 };
 
 static struct {
@@ -82,6 +83,7 @@ static struct {
 	size_t n_seen;
 	unsigned resent;
 	unsigned journal;
+	bool drop_withdrawn; /* the agent endpoint drops reports of withdrawn work */
 } fx;
 
 /* ---- fixture ---- */
@@ -428,11 +430,27 @@ static size_t held_by(int agent)
 
 static void check_limits(void)
 {
+	size_t outstanding = 0;
+
+	/* what the scheduler withdrew no longer counts (the agent may run it still) */
+	for (size_t i = 0; i < fx.n_out; i++) {
+		struct fl_store_assignment as;
+
+		if (!fx.out[i].withdrawn) {
+			ck_assert(fl_store_assignment_get(fx.st, fx.out[i].id, &as, err) == FL_OK);
+			fx.out[i].withdrawn = as.state != FL_STORE_ASSIGNMENT_ISSUED;
+			fl_store_assignment_fini(&as);
+		}
+		outstanding += !fx.out[i].withdrawn;
+	}
 	for (size_t i = 0; i < fx.n_out; i++) {
 		uint32_t in_wave = 0, on_agent = 0;
 
+		if (fx.out[i].withdrawn)
+			continue;
 		for (size_t k = 0; k < fx.n_out; k++) {
-			if (strcmp(fx.out[k].rollout, fx.out[i].rollout) != 0)
+			if (strcmp(fx.out[k].rollout, fx.out[i].rollout) != 0 ||
+			    fx.out[k].withdrawn)
 				continue;
 			in_wave += fx.out[k].wave == fx.out[i].wave;
 			on_agent += fx.out[k].agent == fx.out[i].agent;
@@ -448,7 +466,7 @@ static void check_limits(void)
 		ck_assert_msg(on_agent <= fx.perag[fx.out[i].wave], "agent %d: %u out, limit %u",
 		              fx.out[i].agent, on_agent, fx.perag[fx.out[i].wave]);
 	}
-	ck_assert_uint_eq(fl_scheduler_outstanding(fx.s), fx.n_out);
+	ck_assert_uint_eq(fl_scheduler_outstanding(fx.s), outstanding);
 }
 
 struct polled {
@@ -527,40 +545,72 @@ static struct polled poll_agent(int a, uint32_t free_slots)
 	return p;
 }
 
-/* Report assignment out[i] with this outcome, and drop it. */
-static void report_at(size_t i, int outcome)
+/*
+ * What the agent endpoint (agent_server.c) does with a report, in its
+ * transaction: bound to the assignment issued to this agent for this tenant,
+ * taken once: an assignment still issued, or withdrawn by the scheduler (its
+ * late report proves what the agent did), is marked reported and the
+ * scheduler hears of it; one reported already is a duplicate. With
+ * fx.drop_withdrawn, a withdrawn one is dropped (the endpoint before
+ * it passed them on). Returns whether the scheduler heard of it.
+ */
+static bool endpoint_report(const struct asg *a, int outcome, bool applied, const char *message)
 {
 	Flotilla__V1__Report r = FLOTILLA__V1__REPORT__INIT;
 	Flotilla__V1__MigrationResult mr = FLOTILLA__V1__MIGRATION_RESULT__INIT, *mrs[] = {&mr};
 	struct fl_store_assignment as, as2;
-	struct asg a = fx.out[i];
+	bool heard = false;
 
 	r.agent_id = "agent";
-	r.tenant_id = a.tenant;
-	r.rollout_id = a.rollout;
-	r.assignment_id = a.id;
-	r.kind = (Flotilla__V1__WorkKind)a.kind;
+	r.tenant_id = (char *)a->tenant;
+	r.rollout_id = (char *)a->rollout;
+	r.assignment_id = a->id;
+	r.kind = (Flotilla__V1__WorkKind)a->kind;
 	r.outcome = (Flotilla__V1__Outcome)outcome;
-	r.message = outcome == OC(APPLIED) || outcome == OC(HEALTHY) ? "" : "it went wrong";
+	r.message = (char *)(message                                            ? message
+	                     : outcome == OC(APPLIED) || outcome == OC(HEALTHY) ? ""
+	                                                                        : "it went wrong");
 	r.started_at_ms = now - 1000;
 	r.finished_at_ms = now;
 	r.journal_id = ++fx.journal;
-	if (a.kind == WK(APPLY) && (outcome == OC(APPLIED) || outcome == OC(HEALTH_FAILED))) {
+	if (applied) {
 		mr.migration_id = M2;
 		mr.outcome = OC(APPLIED);
 		r.migrations = mrs;
 		r.n_migrations = 1;
 	}
-	fx.out[i] = fx.out[--fx.n_out];
-	/* as the agent endpoint does: bound to the assignment issued to this agent */
-	ck_assert_msg(fl_store_assignment_get(fx.st, a.id, &as, err) == FL_OK, "%s", err);
-	ck_assert(memcmp(as.agent_pk, fx.apk[a.agent], 32) == 0);
-	ck_assert_str_eq(as.tenant_id, a.tenant);
-	ck_assert_msg(fl_scheduler_report(fx.s, &as, &r, now, err) == FL_OK, "%s", err);
-	ck_assert(fl_store_assignment_get(fx.st, a.id, &as2, err) == FL_OK);
-	ck_assert_int_eq(as2.state, FL_STORE_ASSIGNMENT_REPORTED);
+	ck_assert_msg(fl_store_begin(fx.st, err) == FL_OK, "%s", err);
+	ck_assert_msg(fl_store_assignment_get(fx.st, a->id, &as, err) == FL_OK, "%s", err);
+	ck_assert(memcmp(as.agent_pk, fx.apk[a->agent], 32) == 0);
+	ck_assert_str_eq(as.tenant_id, a->tenant);
+	if (as.state == FL_STORE_ASSIGNMENT_ISSUED ||
+	    (as.state == FL_STORE_ASSIGNMENT_CANCELED && !fx.drop_withdrawn)) {
+		ck_assert(fl_store_assignment_set_state(fx.st, as.id, FL_STORE_ASSIGNMENT_REPORTED,
+		                                        outcome, now, err) == FL_OK);
+		as.state = FL_STORE_ASSIGNMENT_REPORTED;
+		as.outcome = outcome;
+		ck_assert_msg(fl_scheduler_report(fx.s, &as, &r, now, err) == FL_OK, "%s", err);
+		heard = true;
+	}
+	ck_assert_msg(fl_store_commit(fx.st, err) == FL_OK, "%s", err);
+	if (heard) {
+		ck_assert(fl_store_assignment_get(fx.st, a->id, &as2, err) == FL_OK);
+		ck_assert_int_eq(as2.state, FL_STORE_ASSIGNMENT_REPORTED);
+		fl_store_assignment_fini(&as2);
+	}
 	fl_store_assignment_fini(&as);
-	fl_store_assignment_fini(&as2);
+	return heard;
+}
+
+/* Report assignment out[i] with this outcome, and drop it. */
+static void report_at(size_t i, int outcome)
+{
+	struct asg a = fx.out[i];
+
+	fx.out[i] = fx.out[--fx.n_out];
+	endpoint_report(
+	    &a, outcome,
+	    a.kind == WK(APPLY) && (outcome == OC(APPLIED) || outcome == OC(HEALTH_FAILED)), NULL);
 }
 
 /* Report everything outstanding, the outcome by fn (NULL: success). */
@@ -1903,6 +1953,575 @@ START_TEST(rollback_order_expires)
 }
 END_TEST
 
+/* ---- review (R3): orderings of events ---- */
+
+/* The rollout's row for a tenant, from the store. */
+struct row_ctx {
+	const char *tenant;
+	struct fl_store_rollout_tenant row;
+	bool found;
+};
+
+static bool row_cb(void *arg, const struct fl_store_rollout_tenant *t)
+{
+	struct row_ctx *c = arg;
+
+	if (strcmp(t->tenant_id, c->tenant) != 0)
+		return true;
+	c->row = *t;
+	c->row.tenant_id = fl_strdup(t->tenant_id);
+	c->row.pre_head = fl_strdup(t->pre_head);
+	c->row.last_error = fl_strdup(t->last_error);
+	fl_labels_copy(&c->row.labels, &t->labels);
+	c->found = true;
+	return false;
+}
+
+static struct fl_store_rollout_tenant tenant_row(const char *rollout, const char *tenant)
+{
+	struct row_ctx c = {tenant, {0}, false};
+
+	ck_assert(fl_store_rollout_tenant_each(fx.st, rollout, row_cb, &c, err) == FL_OK);
+	ck_assert_msg(c.found, "no row for tenant '%s' in '%s'", tenant, rollout);
+	return c.row;
+}
+
+static int tenant_state(const char *rollout, const char *tenant)
+{
+	struct fl_store_rollout_tenant t = tenant_row(rollout, tenant);
+	int st = t.state;
+
+	fl_store_rollout_tenant_fini(&t);
+	return st;
+}
+
+/* The index in fx.out of the assignment held for this tenant, or -1. */
+static long held_for(const char *tenant)
+{
+	for (size_t i = 0; i < fx.n_out; i++)
+		if (strcmp(fx.out[i].tenant, tenant) == 0)
+			return (long)i;
+	return -1;
+}
+
+/* The tenant now belongs to agent a (its old agent stopped listing it, the
+ * new one listed it in a Hello: reconcile's doing). */
+static void move_tenant(const char *tenant, int a)
+{
+	struct fl_store_tenant t;
+
+	ck_assert(fl_store_tenant_get(fx.st, tenant, 0, &t, err) == FL_OK);
+	memcpy(t.agent_pk, fx.apk[a], 32);
+	ck_assert_msg(fl_store_tenant_put(fx.st, &t, err) == FL_OK, "%s", err);
+	fl_store_tenant_fini(&t);
+}
+
+static int retry_tenants(const char *id, const char **tenants, size_t n)
+{
+	Flotilla__V1__AdminRequest rq = FLOTILLA__V1__ADMIN_REQUEST__INIT;
+	Flotilla__V1__RolloutRetryRequest rt = FLOTILLA__V1__ROLLOUT_RETRY_REQUEST__INIT;
+	struct fl_rollout_reply rep;
+	int code;
+
+	rt.rollout_id = (char *)id;
+	rt.reason = "test";
+	rt.tenant_ids = (char **)tenants;
+	rt.n_tenant_ids = n;
+	rq.command_case = CMD(ROLLOUT_RETRY);
+	rq.rollout_retry = &rt;
+	code = admin(&rq, &rep);
+	snprintf(err, sizeof(err), "%s", rep.response.status->message);
+	fl_rollout_reply_fini(&rep);
+	return code;
+}
+
+/*
+ * An agent goes silent holding APPLYs it did run: with unreachable: fail its
+ * tenants fail, their work is withdrawn and the budget trips a
+ * rollback-wave. Those tenants may carry the release (nobody heard
+ * otherwise): they are reverted too, once their agent is back, and the
+ * rollback waits for them.
+ */
+START_TEST(withdrawn_apply_is_reverted)
+{
+	char id[32];
+	struct asg held[2];
+	int reverts[2] = {0, 0};
+
+	fx_up(true);
+	fx_fleet(2, 3, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 6, max_failures: 0, "
+	                "per_agent_parallel: 3}\n",
+	                "on_failure: rollback-wave\nunreachable: {action: fail, after: 1m}\n"),
+	         id);
+	poll_agent(1, 2);
+	ck_assert_uint_eq(fx.n_out, 2);
+	held[0] = fx.out[0];
+	held[1] = fx.out[1];
+	lose(1); /* it runs them (applies), then goes silent before reporting */
+	poll_agent(0, 3);
+	report_all(NULL);
+	for (int i = 0; i < 10 && rstate(id) == RS(RUNNING); i++) {
+		now += 30000;
+		ck_assert(fl_scheduler_tick(fx.s, now, err) == FL_OK);
+		poll_agent(0, 0);
+	}
+	ck_assert_int_eq(rstate(id), RS(ROLLING_BACK));
+	/* agent 0's three applied, and agent 1's two that may have applied */
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_REVERTING, -1), 5);
+	ck_assert_int_eq(tenant_state(id, held[0].tenant), FL_SCHED_REVERTING);
+	ck_assert_int_eq(tenant_state(id, held[1].tenant), FL_SCHED_REVERTING);
+	/* agent 0's go; the rollback waits for agent 1 */
+	for (int i = 0; i < 5; i++) {
+		poll_agent(0, 3 - (uint32_t)held_by(0));
+		report_all(NULL);
+		now += 1000;
+	}
+	ck_assert_int_eq(rstate(id), RS(ROLLING_BACK));
+	/* agent 1 is back: its journal's reports arrive, and it gets the reverts */
+	ck_assert(fl_scheduler_hello(fx.s, fx.apk[1], now, err) == FL_OK);
+	for (size_t k = 0; k < 2; k++) {
+		long i = held_for(held[k].tenant);
+
+		ck_assert_int_ge(i, 0);
+		report_at((size_t)i, OC(APPLIED));
+	}
+	for (int i = 0; i < 10 && rstate(id) == RS(ROLLING_BACK); i++) {
+		poll_agent(1, 3 - (uint32_t)held_by(1));
+		for (size_t k = 0; k < fx.n_out; k++) {
+			ck_assert_int_eq(fx.out[k].kind, WK(REVERT));
+			for (size_t h = 0; h < 2; h++)
+				reverts[h] += strcmp(fx.out[k].tenant, held[h].tenant) == 0;
+		}
+		report_all(NULL);
+		now += 1000;
+	}
+	ck_assert_int_eq(reverts[0], 1);
+	ck_assert_int_eq(reverts[1], 1);
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_ROLLED_BACK, -1), 5);
+	fx_down();
+}
+END_TEST
+
+/* The same, when the endpoint never passes the late reports on: the
+ * scheduler still reverts what may have been applied (agents revert only
+ * what their ledger says they applied, so a revert of nothing is harmless). */
+START_TEST(withdrawn_apply_reverted_without_late_report)
+{
+	char id[32];
+	struct fl_buf ord = FL_BUF_INIT;
+	const char *tenant;
+
+	fx_up(true);
+	fx_fleet(1, 2, 0, 0);
+	fx.drop_withdrawn = true;
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 1}\n", ""), id);
+	poll_agent(0, 1);
+	tenant = fx.out[0].tenant;
+	lose(0); /* the reply is lost... or so the coordinator must assume */
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	now += 61000;
+	poll_agent(0, 1); /* not listed, not wanted: withdrawn */
+	ck_assert_uint_eq(fl_scheduler_outstanding(fx.s), 0);
+	ck_assert_int_eq(tenant_state(id, tenant), FL_SCHED_PENDING);
+	/* ... but the agent had run it: its report comes late, and is dropped */
+	ck_assert(!endpoint_report(&fx.out[0], OC(APPLIED), true, NULL));
+	fx.n_out = 0;
+	rollback_order(id, NULL, "", &ord);
+	ck_assert_msg(rollback_cmd(id, &ord) == SC(OK), "%s", err);
+	ck_assert_int_eq(tenant_state(id, tenant), FL_SCHED_REVERTING);
+	poll_agent(0, 1);
+	ck_assert_uint_eq(fx.n_out, 1);
+	ck_assert_int_eq(fx.out[0].kind, WK(REVERT));
+	ck_assert_str_eq(fx.out[0].tenant, tenant);
+	report_all(NULL);
+	ck_assert_int_eq(rstate(id), RS(ROLLED_BACK));
+	fl_buf_fini(&ord);
+	fx_down();
+}
+END_TEST
+
+static int skipped(const struct asg *a)
+{
+	return a->kind == WK(APPLY) ? OC(SKIPPED) : 0;
+}
+
+/* A report that arrives after its rollout finished still records what it
+ * proves applied: a later rollback reverts that tenant. */
+START_TEST(late_report_after_finish_counts)
+{
+	char id[32];
+	struct asg first[2];
+	struct fl_store_rollout_tenant row;
+	struct fl_buf ord = FL_BUF_INIT;
+
+	fx_up(true);
+	fx_fleet(1, 2, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 2}\n", ""), id);
+	poll_agent(0, 2);
+	first[0] = fx.out[0];
+	first[1] = fx.out[1];
+	lose(0);
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	now += 61000;
+	poll_agent(0, 2); /* withdrawn */
+	fx.n_out = 0;
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(OK));
+	poll_agent(0, 2);
+	ck_assert_uint_eq(fx.n_out, 2);
+	/* the first attempts had applied: the new ones find the target */
+	report_all(skipped);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	/* now the first attempts' reports arrive */
+	for (size_t k = 0; k < 2; k++)
+		ck_assert(endpoint_report(&first[k], OC(APPLIED), true, NULL));
+	row = tenant_row(id, first[0].tenant);
+	ck_assert(row.changed);
+	fl_store_rollout_tenant_fini(&row);
+	rollback_order(id, NULL, "", &ord);
+	ck_assert_msg(rollback_cmd(id, &ord) == SC(OK), "%s", err);
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_REVERTING, -1), 2);
+	fl_buf_fini(&ord);
+	fx_down();
+}
+END_TEST
+
+/* rollback-all whose revert fails halts; retry must not take the rollout
+ * forward again (re-apply the reverted wave, start the next ones): the
+ * policy said roll everything back. A signed rollback order finishes it. */
+static int revert_fails_once;
+static int fail_a_revert(const struct asg *a)
+{
+	if (a->kind == WK(REVERT) && revert_fails_once > 0) {
+		revert_fails_once--;
+		return OC(FAILED);
+	}
+	return wave1_fails(a);
+}
+
+START_TEST(retry_refused_after_rollback_all)
+{
+	char id[32];
+	size_t seen;
+
+	fx_up(true);
+	fx_fleet(2, 6, 4, 0);
+	start_ok(
+	    POLICY("  - {name: canary, select: {labels: {ring: canary}}, max_parallel: 4}\n"
+	           "  - {name: early, select: {percent: 50}, max_parallel: 1, max_failures: 0}\n"
+	           "  - {name: rest, select: {percent: 100}, max_parallel: 4}\n",
+	           "on_failure: rollback-all\n"),
+	    id);
+	fail_in_wave1 = 0;
+	run(NULL, 4, 2);
+	run(NULL, 1, 1);
+	fail_in_wave1 = 1;
+	revert_fails_once = 1;
+	for (int i = 0; i < 80 && (rstate(id) == RS(RUNNING) || rstate(id) == RS(ROLLING_BACK));
+	     i++) {
+		for (size_t a = 0; a < fx.n_agents; a++)
+			poll_agent((int)a, 1 - (uint32_t)held_by((int)a));
+		report_all(fail_a_revert);
+		now += 1000;
+	}
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	ck_assert_int_eq(revert_fails_once, 0);
+	seen = fx.n_seen;
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(FAILED_PRECONDITION));
+	ck_assert_msg(strstr(err, "rollback") != NULL, "%s", err);
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	run(NULL, 4, 20);
+	ck_assert_uint_eq(fx.n_seen, seen); /* nothing more, and no APPLY in wave 2 */
+	ck_assert_int_eq(wstate(id, 2), WS(PENDING));
+	fx_down();
+}
+END_TEST
+
+/* An operator halts a rollback-wave half way: tenants are left to revert.
+ * retry would set the wave running with tenants that only a REVERT moves
+ * on (the wave could never finish): refused until the rollback is done. */
+START_TEST(retry_refused_while_reverts_left)
+{
+	char id[32];
+	struct fl_buf ord = FL_BUF_INIT;
+
+	fx_up(true);
+	fx_fleet(1, 4, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 4, max_failures: 0, "
+	                "per_agent_parallel: 4}\n",
+	                "on_failure: rollback-wave\n"),
+	         id);
+	poll_agent(0, 4);
+	report_at(0, OC(APPLIED));
+	report_at(0, OC(APPLIED));
+	report_at(0, OC(FAILED));
+	ck_assert_int_eq(rstate(id), RS(ROLLING_BACK));
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	report_all(NULL); /* the last APPLY: it went through */
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_REVERTING, -1), 3);
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(FAILED_PRECONDITION));
+	ck_assert_msg(strstr(err, "revert") != NULL, "%s", err);
+	/* a signed rollback order finishes the job */
+	rollback_order(id, NULL, "", &ord);
+	ck_assert_msg(rollback_cmd(id, &ord) == SC(OK), "%s", err);
+	for (int i = 0; i < 10 && rstate(id) == RS(ROLLING_BACK); i++) {
+		poll_agent(0, 4 - (uint32_t)held_by(0));
+		report_all(NULL);
+		now += 1000;
+	}
+	ck_assert_int_eq(rstate(id), RS(ROLLED_BACK));
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_ROLLED_BACK, -1), 3);
+	fl_buf_fini(&ord);
+	fx_down();
+}
+END_TEST
+
+/* A halted rollout is not active: another may take its tenants. Retrying it
+ * then would put those tenants in two active rollouts. */
+START_TEST(retry_keeps_one_active_rollout)
+{
+	char id[32], id2[32];
+	struct fl_selector sel;
+
+	fx_up(true);
+	fx_fleet(1, 4, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 1}\n", ""), id);
+	poll_agent(0, 1);
+	report_all(NULL);
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	fl_selector_init(&sel);
+	ck_assert(fl_selector_add_tenant(&sel, "t00003", err) == FL_OK);
+	ck_assert_int_eq(
+	    start(POLICY("  - {name: all, select: {percent: 100}}\n", ""), &sel, 0, id2), SC(OK));
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(FAILED_PRECONDITION));
+	ck_assert_msg(strstr(err, "t00003") && strstr(err, id2), "%s", err);
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	/* once the other is done, the retry goes on */
+	run(NULL, 4, 20);
+	ck_assert_int_eq(rstate(id2), RS(COMPLETED));
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(OK));
+	run(NULL, 4, 20);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	fl_selector_fini(&sel);
+	fx_down();
+}
+END_TEST
+
+/* Whether any assignment agent a holds was issued to another agent. */
+static void assert_own_assignments(int a)
+{
+	for (size_t k = 0; k < fx.n_out; k++) {
+		struct fl_store_assignment as;
+
+		if (fx.out[k].agent != a)
+			continue;
+		ck_assert(fl_store_assignment_get(fx.st, fx.out[k].id, &as, err) == FL_OK);
+		ck_assert_msg(memcmp(as.agent_pk, fx.apk[a], 32) == 0,
+		              "assignment %" PRIu64 " for '%s' was issued to another agent",
+		              fx.out[k].id, fx.out[k].tenant);
+		fl_store_assignment_fini(&as);
+	}
+}
+
+/* A tenant moves to another agent while work for it is out, and the
+ * coordinator restarts: the work issued to the old agent is never sent to
+ * the new one (its report would be refused, the tenant stuck); it is
+ * withdrawn, and the new agent gets work of its own for the tenant. */
+START_TEST(moved_tenant_after_restart)
+{
+	char id[32];
+	long i;
+
+	fx_up(true);
+	fx_fleet(2, 2, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 4}\n", ""), id);
+	poll_agent(0, 2);
+	ck_assert_uint_eq(fx.n_out, 2);
+	move_tenant("t00000", 1);
+	fx_restart();
+	ck_assert(fl_scheduler_hello(fx.s, fx.apk[1], now, err) == FL_OK);
+	poll_agent(1, 4);
+	assert_own_assignments(1);
+	i = held_for("t00000");
+	ck_assert_int_ge(i, 0); /* the old agent's entry is still in fx.out */
+	/* the old agent's assignment for it: withdrawn */
+	{
+		struct fl_store_assignment as;
+		uint64_t old = 0;
+
+		for (size_t k = 0; k < fx.n_out; k++)
+			if (fx.out[k].agent == 0 && strcmp(fx.out[k].tenant, "t00000") == 0)
+				old = fx.out[k].id;
+		ck_assert_uint_ne(old, 0);
+		ck_assert(fl_store_assignment_get(fx.st, old, &as, err) == FL_OK);
+		ck_assert_int_eq(as.state, FL_STORE_ASSIGNMENT_CANCELED);
+		fl_store_assignment_fini(&as);
+	}
+	for (size_t k = 0; k < fx.n_out;)
+		if (fx.out[k].agent == 0 && strcmp(fx.out[k].tenant, "t00000") == 0)
+			fx.out[k] = fx.out[--fx.n_out];
+		else
+			k++;
+	run(NULL, 4, 20);
+	assert_own_assignments(1);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	ck_assert_int_eq(tenant_state(id, "t00000"), FL_SCHED_APPLIED);
+	fx_down();
+}
+END_TEST
+
+/* The same without a restart: the move is noticed at the new agent's Hello. */
+START_TEST(moved_tenant_followed)
+{
+	char id[32];
+	bool got = false;
+
+	fx_up(true);
+	fx_fleet(2, 2, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 4}\n", ""), id);
+	poll_agent(0, 2);
+	move_tenant("t00000", 1);
+	ck_assert(fl_scheduler_hello(fx.s, fx.apk[1], now, err) == FL_OK);
+	poll_agent(1, 4);
+	assert_own_assignments(1);
+	for (size_t k = 0; k < fx.n_out; k++)
+		got = got || (fx.out[k].agent == 1 && strcmp(fx.out[k].tenant, "t00000") == 0);
+	ck_assert_msg(got, "the new agent got no work for the tenant it now holds");
+	/* the old agent's report of it is refused by the endpoint: drop it */
+	for (size_t k = 0; k < fx.n_out;)
+		if (fx.out[k].agent == 0 && strcmp(fx.out[k].tenant, "t00000") == 0)
+			fx.out[k] = fx.out[--fx.n_out];
+		else
+			k++;
+	run(NULL, 4, 20);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	fx_down();
+}
+END_TEST
+
+/* A report's own kind is the agent's word; the assignment's is the
+ * coordinator's: an APPLY reported APPLIED (its report saying CHECK) still
+ * changed the tenant. */
+START_TEST(report_kind_is_the_assignments)
+{
+	char id[32];
+	struct asg a;
+	struct fl_store_rollout_tenant row;
+
+	fx_up(true);
+	fx_fleet(1, 2, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 2}\n", ""), id);
+	poll_agent(0, 1);
+	a = fx.out[0];
+	fx.n_out = 0;
+	a.kind = WK(CHECK); /* what the report says */
+	endpoint_report(&a, OC(APPLIED), false, NULL);
+	row = tenant_row(id, a.tenant);
+	ck_assert(row.changed);
+	ck_assert_int_eq(row.state, FL_SCHED_APPLIED);
+	fl_store_rollout_tenant_fini(&row);
+	fx_down();
+}
+END_TEST
+
+/* A retry of some failed tenants would leave the others failed over the
+ * wave's budget: refused (the wave would go on with its budget exceeded). */
+START_TEST(retry_keeps_the_budget)
+{
+	char id[32], keep[64];
+	const char *one[1] = {keep};
+
+	fx_up(true);
+	fx_fleet(1, 4, 0, 0);
+	start_ok(POLICY("  - {name: a, select: {percent: 50}, max_parallel: 2, max_failures: 0}\n"
+	                "  - {name: b, select: {percent: 100}, max_parallel: 2}\n",
+	                ""),
+	         id);
+	poll_agent(0, 2);
+	ck_assert_uint_eq(fx.n_out, 2);
+	snprintf(keep, sizeof(keep), "%s", fx.out[0].tenant);
+	report_at(0, OC(FAILED));
+	report_at(0, OC(FAILED));
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	ck_assert_int_eq(retry_tenants(id, one, 1), SC(FAILED_PRECONDITION));
+	ck_assert_msg(strstr(err, "budget") != NULL, "%s", err);
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	poll_agent(0, 2);
+	ck_assert_uint_eq(fx.n_out, 0);
+	/* all of them: fine */
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(OK));
+	run(NULL, 2, 20);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	fx_down();
+}
+END_TEST
+
+/* What an agent says is quoted before it reaches a terminal. */
+START_TEST(agent_text_is_quoted)
+{
+	char id[32];
+	struct asg a;
+	struct fl_store_rollout_tenant row;
+	struct fl_rollout_reply rep;
+	Flotilla__V1__RolloutInfo *ri;
+
+	fx_up(true);
+	fx_fleet(1, 2, 0, 0);
+	start_ok(
+	    POLICY("  - {name: all, select: {percent: 100}, max_parallel: 2, max_failures: 0}\n",
+	           ""),
+	    id);
+	poll_agent(0, 1);
+	a = fx.out[0];
+	fx.n_out = 0;
+	endpoint_report(&a, OC(FAILED), false, "bad\x1b]0;owned\x07\r\nthing");
+	row = tenant_row(id, a.tenant);
+	for (const char *p = row.last_error; *p; p++)
+		ck_assert_msg((unsigned char)*p >= 0x20 && *p != 0x7f, "control byte in '%s'",
+		              row.last_error);
+	ck_assert_msg(strstr(row.last_error, "\\x1b") != NULL, "%s", row.last_error);
+	fl_store_rollout_tenant_fini(&row);
+	ri = info(id, &rep);
+	ck_assert_int_eq(ri->state, RS(HALTED));
+	for (const char *p = ri->state_reason; *p; p++)
+		ck_assert((unsigned char)*p >= 0x20);
+	fl_rollout_reply_fini(&rep);
+	fx_down();
+}
+END_TEST
+
+/* unreachable: fail, the agent still silent: a retry puts its tenants back
+ * as unreachable (they fail again after the deadline), not as pending for
+ * ever. */
+START_TEST(retry_with_agent_still_silent)
+{
+	char id[32];
+
+	fx_up(true);
+	fx_fleet(2, 2, 0, 0);
+	start_ok(
+	    POLICY("  - {name: all, select: {percent: 100}, max_parallel: 4, max_failures: 1}\n",
+	           "unreachable: {action: fail, after: 1m}\n"),
+	    id);
+	poll_agent(0, 2);
+	report_all(NULL);
+	for (int i = 0; i < 10 && rstate(id) == RS(RUNNING); i++) {
+		now += 30000;
+		ck_assert(fl_scheduler_tick(fx.s, now, err) == FL_OK);
+		poll_agent(0, 2);
+	}
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(OK));
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_PENDING, -1), 0);
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_UNREACHABLE, -1), 2);
+	now += 1000;
+	ck_assert(fl_scheduler_tick(fx.s, now, err) == FL_OK);
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	fx_down();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("scheduler");
@@ -1945,6 +2564,18 @@ static Suite *suite(void)
 	tcase_add_test(tc, bad_row_skipped);
 	tcase_add_test(tc, rollback_reloads_model);
 	tcase_add_test(tc, rollback_order_expires);
+	tcase_add_test(tc, withdrawn_apply_is_reverted);
+	tcase_add_test(tc, withdrawn_apply_reverted_without_late_report);
+	tcase_add_test(tc, late_report_after_finish_counts);
+	tcase_add_test(tc, retry_refused_after_rollback_all);
+	tcase_add_test(tc, retry_refused_while_reverts_left);
+	tcase_add_test(tc, retry_keeps_one_active_rollout);
+	tcase_add_test(tc, moved_tenant_after_restart);
+	tcase_add_test(tc, moved_tenant_followed);
+	tcase_add_test(tc, report_kind_is_the_assignments);
+	tcase_add_test(tc, retry_keeps_the_budget);
+	tcase_add_test(tc, agent_text_is_quoted);
+	tcase_add_test(tc, retry_with_agent_still_silent);
 	suite_add_tcase(s, tc);
 	return s;
 }
