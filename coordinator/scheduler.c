@@ -1595,8 +1595,8 @@ static bool room(const struct sched_rollout *r, const struct sched_ragent *ra,
 
 /* New work for one agent in one rollout, up to *free. */
 static enum fl_err fill(struct fl_scheduler *s, struct sched_rollout *r, struct sched_ragent *ra,
-                        uint32_t *free_slots, int64_t now_ms, struct fl_scheduler_work *out,
-                        char *errbuf)
+                        const struct fl_sched_map *held, uint32_t *free_slots, int64_t now_ms,
+                        struct fl_scheduler_work *out, char *errbuf)
 {
 	int minute = minute_of_day(now_ms);
 	enum fl_err e;
@@ -1623,8 +1623,9 @@ static enum fl_err fill(struct fl_scheduler *s, struct sched_rollout *r, struct 
 				kind = WK_APPLY;
 			else
 				continue;
-			if (fl_sched_map_get(&s->busy, t->row.tenant_id, NULL))
-				continue; /* work of another rollout is outstanding there */
+			if (fl_sched_map_get(&s->busy, t->row.tenant_id, NULL) ||
+			    fl_sched_map_get(held, t->row.tenant_id, NULL))
+				continue; /* other work is outstanding there, or still held */
 			if (kind == WK_APPLY &&
 			    !fl_policy_may_start(policy_of(r), &t->row.labels, minute))
 				continue;
@@ -1646,6 +1647,7 @@ static enum fl_err fill(struct fl_scheduler *s, struct sched_rollout *r, struct 
 			if (t->row.state != FL_SCHED_REVERTING || t->out_id != 0 ||
 			    now_ms < t->row.not_before_ms ||
 			    fl_sched_map_get(&s->busy, t->row.tenant_id, NULL) ||
+			    fl_sched_map_get(held, t->row.tenant_id, NULL) ||
 			    !room(r, ra, &r->w[t->row.wave]))
 				continue;
 			if ((e = issue(s, r, ti, WK_REVERT, now_ms, out, errbuf)) != FL_OK)
@@ -1681,11 +1683,49 @@ static enum fl_err withdraw(struct fl_scheduler *s, struct sched_rollout *r, uin
 	return put_tenant(s, r, t, now_ms, errbuf);
 }
 
+/*
+ * Tenants for which the agent lists as running an assignment the scheduler
+ * withdrew (it went silent with it, it moved): nothing new is sent for them
+ * until it is no longer listed, so the agent never holds two assignments
+ * for one tenant (a REVERT must not overtake the APPLY it is to undo).
+ * Ids the scheduler has outstanding for the agent are skipped; so are ids
+ * not issued to this agent.
+ */
+static enum fl_err held_withdrawn(struct fl_scheduler *s, const struct sched_agent *a,
+                                  const uint64_t *ids, size_t n, struct fl_sched_map *held,
+                                  char *errbuf)
+{
+	enum fl_err e;
+
+	for (size_t i = 0; i < n; i++) {
+		struct fl_store_assignment as;
+		bool mine = false;
+
+		if (i > 0 && ids[i] == ids[i - 1])
+			continue;
+		for (size_t k = 0; k < a->n_out && !mine; k++)
+			mine = a->out[k].r->t[a->out[k].t].out_id == ids[i];
+		if (mine)
+			continue;
+		e = fl_store_assignment_get(s->st, ids[i], &as, errbuf);
+		if (e == FL_ENOENT)
+			continue;
+		if (e != FL_OK)
+			return e;
+		if (as.state == FL_STORE_ASSIGNMENT_CANCELED &&
+		    memcmp(as.agent_pk, a->pk, FL_STORE_KEY_LEN) == 0)
+			fl_sched_map_put(held, as.tenant_id, ids[i]);
+		fl_store_assignment_fini(&as);
+	}
+	return FL_OK;
+}
+
 enum fl_err fl_scheduler_poll(struct fl_scheduler *s, const uint8_t agent_pk[FL_STORE_KEY_LEN],
                               uint32_t free_slots, const uint64_t *running, size_t n_running,
                               int64_t now_ms, struct fl_scheduler_work *out, char *errbuf)
 {
 	struct sched_agent *a;
+	struct fl_sched_map held = {0};
 	uint64_t *ids = NULL;
 	enum fl_err e;
 	bool own;
@@ -1711,6 +1751,8 @@ enum fl_err fl_scheduler_poll(struct fl_scheduler *s, const uint8_t agent_pk[FL_
 		if (must_stop(r, r->t[a->out[i].t].out_kind))
 			halt_add(out, r);
 	}
+	if ((e = held_withdrawn(s, a, ids, n_running, &held, errbuf)) != FL_OK)
+		goto out;
 	/* Lost assignments: sent again with the same id, or withdrawn when no
 	 * longer wanted. */
 	for (size_t i = 0; i < a->n_out;) {
@@ -1749,12 +1791,13 @@ enum fl_err fl_scheduler_poll(struct fl_scheduler *s, const uint8_t agent_pk[FL_
 
 		if (halted_here(out, r))
 			continue;
-		if ((e = fill(s, r, &r->ra[a->links[i].ra], &free_slots, now_ms, out, errbuf)) !=
-		    FL_OK)
+		if ((e = fill(s, r, &r->ra[a->links[i].ra], &held, &free_slots, now_ms, out,
+		              errbuf)) != FL_OK)
 			goto out;
 	}
 out:
 	free(ids);
+	fl_sched_map_fini(&held);
 	e = fl_sched_tx_end(s, own, e, errbuf);
 	if (e != FL_OK) {
 		fl_scheduler_work_fini(out);
@@ -1839,9 +1882,23 @@ static enum fl_err on_apply(struct fl_scheduler *s, struct sched_rollout *r, str
 	enum fl_err e;
 
 	if (t->row.state == FL_SCHED_REVERTING) {
-		/* A rollback began while this ran: revert it if it changed anything. */
-		if (t->row.changed)
+		/* A rollback began while this ran: revert it if it changed anything,
+		 * or may have: SKIPPED says the tenant holds the target (it did not
+		 * when the rollout started: an earlier attempt got there), and an
+		 * attempt withdrawn unreported may have run. */
+		if (t->row.changed || o == OC(SKIPPED))
 			return put_tenant(s, r, t, now_ms, errbuf);
+		{
+			struct fl_sched_map wd = {0};
+			bool maybe;
+
+			if ((e = fl_sched_withdrawn(s, r, &wd, errbuf)) != FL_OK)
+				return e;
+			maybe = fl_sched_map_get(&wd, t->row.tenant_id, NULL);
+			fl_sched_map_fini(&wd);
+			if (maybe)
+				return put_tenant(s, r, t, now_ms, errbuf);
+		}
 		if (is_failure(o)) {
 			error_of(rp, err, sizeof(err));
 			set_str(&t->row.last_error, err);

@@ -60,9 +60,11 @@ struct asg {
 	char tenant[64];
 	int kind;
 	char target[128];
-	size_t rb_len;  /* signed rollback order's length */
-	bool lost;      /* the agent never got it (or went silent with it) */
-	bool withdrawn; /* the scheduler withdrew it (the agent may still run it) */
+	size_t rb_len;    /* signed rollback order's length */
+	bool lost;        /* the agent never got it (or went silent with it) */
+	bool withdrawn;   /* the scheduler withdrew it (the agent may still run it) */
+	uint64_t arrival; /* when the agent got it (an order) */
+	bool done;        /* the agent ran it: its report waits in its journal */
 };
 
 static struct {
@@ -84,6 +86,11 @@ static struct {
 	unsigned resent;
 	unsigned journal;
 	bool drop_withdrawn; /* the agent endpoint drops reports of withdrawn work */
+	/* the assignments of the last poll: ids, and whether each was new */
+	uint64_t last_ids[MAXOUT];
+	bool last_fresh[MAXOUT];
+	size_t n_last;
+	uint64_t arrivals;
 } fx;
 
 /* ---- fixture ---- */
@@ -483,12 +490,13 @@ static struct polled poll_agent(int a, uint32_t free_slots)
 	struct polled p = {0};
 
 	for (size_t i = 0; i < fx.n_out; i++)
-		if (fx.out[i].agent == a && !fx.out[i].lost)
+		if (fx.out[i].agent == a && !fx.out[i].lost && !fx.out[i].done)
 			running[n++] = fx.out[i].id;
 	ck_assert_msg(fl_scheduler_poll(fx.s, fx.apk[a], free_slots, running, n, now, &w, err) ==
 	                  FL_OK,
 	              "%s", err);
 	ck_assert_uint_le(w.n_assignments, free_slots);
+	fx.n_last = 0;
 	for (size_t i = 0; i < w.n_assignments; i++) {
 		const Flotilla__V1__WorkAssignment *x = w.assignments[i];
 		struct fl_order *o = NULL;
@@ -496,7 +504,7 @@ static struct polled poll_agent(int a, uint32_t free_slots)
 
 		for (size_t k = 0; k < fx.n_out; k++)
 			if (fx.out[k].id == x->assignment_id) {
-				ck_assert_msg(fx.out[k].lost,
+				ck_assert_msg(fx.out[k].lost || fx.out[k].done,
 				              "assignment %" PRIu64 " sent while listed as running",
 				              x->assignment_id);
 				fx.out[k] = fx.out[--fx.n_out];
@@ -525,12 +533,15 @@ static struct polled poll_agent(int a, uint32_t free_slots)
 			ck_assert_uint_lt(fx.n_seen, sizeof(fx.seen) / sizeof(fx.seen[0]));
 			fx.seen[fx.n_seen++] = x->assignment_id;
 		}
+		fx.last_ids[fx.n_last] = x->assignment_id;
+		fx.last_fresh[fx.n_last++] = !known;
 		ck_assert_uint_lt(fx.n_out, MAXOUT);
 		fx.out[fx.n_out] = (struct asg){.id = x->assignment_id,
 		                                .agent = a,
 		                                .wave = x->wave,
 		                                .kind = x->kind,
-		                                .rb_len = x->signed_rollback_order.len};
+		                                .rb_len = x->signed_rollback_order.len,
+		                                .arrival = ++fx.arrivals};
 		snprintf(fx.out[fx.n_out].rollout, 32, "%s", x->rollout_id);
 		snprintf(fx.out[fx.n_out].tenant, 64, "%s", x->tenant_id);
 		snprintf(fx.out[fx.n_out].target, 128, "%s", x->target_migration_id);
@@ -2379,7 +2390,10 @@ START_TEST(moved_tenant_followed)
 
 	fx_up(true);
 	fx_fleet(2, 2, 0, 0);
-	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 4}\n", ""), id);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 4, "
+	                "per_agent_parallel: 4}\n",
+	                ""),
+	         id);
 	poll_agent(0, 2);
 	move_tenant("t00000", 1);
 	ck_assert(fl_scheduler_hello(fx.s, fx.apk[1], now, err) == FL_OK);
@@ -2522,6 +2536,751 @@ START_TEST(retry_with_agent_still_silent)
 }
 END_TEST
 
+/* A rollback starts while a retried APPLY is out; the tenant's first APPLY
+ * ran but was withdrawn before its report came (the rollout was halted).
+ * The retried one finds the target and says SKIPPED: the tenant holds the
+ * release, by the first attempt. It is reverted, not called rolled back. */
+START_TEST(skipped_while_reverting_is_reverted)
+{
+	char id[32];
+	struct asg first;
+	long x, z;
+	int reverts = 0;
+
+	fx_up(true);
+	fx_fleet(1, 3, 0, 0);
+	start_ok(
+	    POLICY("  - {name: all, select: {percent: 100}, max_parallel: 2, max_failures: 0}\n",
+	           "on_failure: rollback-all\n"),
+	    id);
+	poll_agent(0, 2);
+	first = fx.out[0]; /* runs, applies; its report waits in the journal */
+	fx.out[0].lost = true;
+	report_at(1, OC(APPLIED));
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	now += 61000;
+	poll_agent(0, 2); /* the first is not listed: withdrawn */
+	ck_assert_uint_eq(fl_scheduler_outstanding(fx.s), 0);
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(OK));
+	poll_agent(0, 2);
+	x = -1;
+	z = -1;
+	for (size_t k = 0; k < fx.n_out; k++)
+		if (!fx.out[k].lost && strcmp(fx.out[k].tenant, first.tenant) == 0)
+			x = (long)k;
+		else if (!fx.out[k].lost)
+			z = (long)k;
+	ck_assert_int_ge(x, 0);
+	ck_assert_int_ge(z, 0);
+	report_at((size_t)z, OC(FAILED)); /* the budget trips: rollback-all */
+	ck_assert_int_eq(rstate(id), RS(ROLLING_BACK));
+	x = held_for(first.tenant);
+	while (x >= 0 && fx.out[x].lost)
+		fx.out[x] = fx.out[--fx.n_out], x = held_for(first.tenant);
+	ck_assert_int_ge(x, 0);
+	report_at((size_t)x, OC(SKIPPED)); /* it ran before the halt reached it */
+	ck_assert_int_eq(tenant_state(id, first.tenant), FL_SCHED_REVERTING);
+	for (int i = 0; i < 10 && rstate(id) == RS(ROLLING_BACK); i++) {
+		poll_agent(0, 2 - (uint32_t)held_by(0));
+		for (size_t k = 0; k < fx.n_out; k++)
+			reverts += fx.out[k].kind == WK(REVERT) &&
+			           strcmp(fx.out[k].tenant, first.tenant) == 0;
+		report_all(NULL);
+		now += 1000;
+	}
+	ck_assert_int_eq(reverts, 1);
+	ck_assert_int_eq(rstate(id), RS(ROLLED_BACK));
+	fx_down();
+}
+END_TEST
+
+/* An agent cut off (still running an APPLY) is failed past unreachable.after
+ * and its work withdrawn; a rollback-wave follows. When it is back, it
+ * still lists the APPLY as running: no REVERT is sent for that tenant until
+ * the APPLY is over (an agent holding both could run the REVERT first). */
+START_TEST(no_work_while_withdrawn_held)
+{
+	char id[32], x[64];
+	long i;
+	int reverts = 0;
+
+	fx_up(true);
+	fx_fleet(2, 1, 0, 0);
+	start_ok(
+	    POLICY("  - {name: all, select: {percent: 100}, max_parallel: 2, max_failures: 0}\n",
+	           "on_failure: rollback-wave\nunreachable: {action: fail, after: 1m}\n"),
+	    id);
+	poll_agent(1, 1);
+	ck_assert_uint_eq(fx.n_out, 1);
+	snprintf(x, sizeof(x), "%s", fx.out[0].tenant);
+	poll_agent(0, 1);
+	i = held_for("t00000");
+	ck_assert_int_ge(i, 0);
+	report_at((size_t)i, OC(APPLIED)); /* agent 0's applied */
+	/* agent 1 is cut off, its APPLY running on; 2 minutes pass */
+	for (int k = 0; k < 6 && rstate(id) == RS(RUNNING); k++) {
+		now += 30000;
+		ck_assert(fl_scheduler_tick(fx.s, now, err) == FL_OK);
+		poll_agent(0, 0);
+	}
+	ck_assert_int_eq(rstate(id), RS(ROLLING_BACK));
+	ck_assert_int_eq(tenant_state(id, x), FL_SCHED_REVERTING);
+	/* back, listing its APPLY as running: nothing for that tenant yet */
+	for (int k = 0; k < 3; k++) {
+		poll_agent(1, 1);
+		for (size_t n = 0; n < fx.n_out; n++)
+			ck_assert_msg(fx.out[n].kind != WK(REVERT) ||
+			                  strcmp(fx.out[n].tenant, x) != 0,
+			              "a REVERT for '%s' while its APPLY runs there", x);
+		now += 1000;
+	}
+	/* the APPLY ends (applied) and is reported; then the REVERT */
+	i = held_for(x);
+	ck_assert_int_ge(i, 0);
+	report_at((size_t)i, OC(APPLIED));
+	for (int k = 0; k < 10 && rstate(id) == RS(ROLLING_BACK); k++) {
+		for (int a = 0; a < 2; a++)
+			poll_agent(a, 1 - (uint32_t)held_by(a));
+		for (size_t n = 0; n < fx.n_out; n++)
+			reverts += fx.out[n].kind == WK(REVERT) && strcmp(fx.out[n].tenant, x) == 0;
+		report_all(NULL);
+		now += 1000;
+	}
+	ck_assert_int_eq(reverts, 1);
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_ROLLED_BACK, -1), 2);
+	fx_down();
+}
+END_TEST
+
+/* ---- a property test: random orderings of events, invariants after each ---- */
+
+/*
+ * Simulated agents that behave like flotilla-agent (agent/worker.c,
+ * ledger.c, journal.c): they run what they hold one tenant at a time, keep
+ * a ledger (an id run before is answered from it, never run again) and a
+ * journal of reports they send when they can; they lose replies, go silent
+ * (still working), restart (running work is reported CANCELED), cancel
+ * what a halt names; they revert only what they applied under the order.
+ * The coordinator is restarted, its transactions rolled back; operators
+ * pause, resume, halt, promote and retry at random. After every step:
+ *
+ * - the limits: per wave max_parallel, per agent per_agent_parallel, never
+ *   two assignments outstanding for a tenant, the model's count of
+ *   outstanding work is the store's;
+ * - new APPLY only for a selected tenant of the current wave, rollout and
+ *   wave running, its window open; CHECK only for an applied tenant of a
+ *   baking wave; REVERT only while rolling back (rollback-wave: only the
+ *   failing wave's tenants);
+ * - a running or paused rollout has no wave over its failure budget;
+ * - the model's counts are the store's;
+ * - after a restart, the same assignments are outstanding.
+ *
+ * Then everything is let settle (agents back, reports delivered, work
+ * succeeding) and: a rolled back rollout left no tenant carrying what it
+ * applied; a wave rolled back (rollback-wave) neither; a completed one
+ * applied every tenant it says it applied, and no other.
+ */
+#define PT_AGENTS  3
+#define PT_PER     5
+#define PT_TENANTS (PT_AGENTS * PT_PER)
+#define PT_LEDGER  4096
+
+struct pt_rep {
+	struct asg a;
+	int outcome;
+	bool applied;
+};
+
+static struct {
+	uint64_t rng;
+	struct fl_policy pol;
+	bool selected[PT_TENANTS];
+	bool truth[PT_TENANTS]; /* the tenant carries what the rollout applies */
+	bool at_target[PT_TENANTS];
+	bool silent[PT_AGENTS];
+	struct pt_rep journal[PT_AGENTS][512];
+	size_t n_journal[PT_AGENTS];
+	struct pt_rep ledger[PT_LEDGER]; /* every assignment run, with its report */
+	size_t n_ledger;
+	bool windows;
+	char id[32];
+	unsigned steps, restarts, rollbacks_tx, late, halts;
+	unsigned ended[8]; /* final rollout states, over seeds */
+	unsigned rolling_back;
+} pt;
+
+static uint32_t pt_rand(uint32_t n)
+{
+	/* xorshift64*: reproducible per seed */
+	pt.rng ^= pt.rng >> 12;
+	pt.rng ^= pt.rng << 25;
+	pt.rng ^= pt.rng >> 27;
+	return (uint32_t)((pt.rng * 2685821657736338717ULL) >> 33) % (n ? n : 1);
+}
+
+static bool pt_chance(uint32_t percent)
+{
+	return pt_rand(100) < percent;
+}
+
+static int pt_index(const char *tenant)
+{
+	unsigned a, k;
+
+	ck_assert(sscanf(tenant, "t%2u%3u", &a, &k) == 2);
+	ck_assert_uint_lt(a, PT_AGENTS);
+	ck_assert_uint_lt(k, PT_PER);
+	return (int)(a * PT_PER + k);
+}
+
+static const struct pt_rep *pt_ledger_find(uint64_t id)
+{
+	for (size_t i = 0; i < pt.n_ledger; i++)
+		if (pt.ledger[i].a.id == id)
+			return &pt.ledger[i];
+	return NULL;
+}
+
+static void pt_journal(int a, const struct asg *as, int outcome, bool applied)
+{
+	ck_assert_uint_lt(pt.n_journal[a], 512);
+	pt.journal[a][pt.n_journal[a]++] = (struct pt_rep){*as, outcome, applied};
+	if (pt_ledger_find(as->id) == NULL) {
+		ck_assert_uint_lt(pt.n_ledger, PT_LEDGER);
+		pt.ledger[pt.n_ledger++] = (struct pt_rep){*as, outcome, applied};
+	}
+}
+
+/* Agent a runs out[i] (one it really holds): the outcome decided here, the
+ * truth changed as it would be, the report journaled. */
+static void pt_run(size_t i, bool good)
+{
+	struct asg as;
+
+	/* one tenant at a time, in the order they came (agent/worker.c) */
+	for (size_t k = 0; k < fx.n_out; k++)
+		if (fx.out[k].agent == fx.out[i].agent && !fx.out[k].lost && !fx.out[k].done &&
+		    strcmp(fx.out[k].tenant, fx.out[i].tenant) == 0 &&
+		    fx.out[k].arrival < fx.out[i].arrival)
+			i = k;
+	as = fx.out[i];
+	const struct pt_rep *done = pt_ledger_find(as.id);
+	int ti = pt_index(as.tenant), o;
+	bool applied = false;
+
+	fx.out[i].done = true;
+	if (done != NULL) { /* run before: answered from the ledger */
+		pt_journal(as.agent, &as, done->outcome, done->applied);
+		return;
+	}
+	if (as.kind == WK(APPLY)) {
+		uint32_t x = pt_rand(100);
+
+		if (pt.truth[ti] || pt.at_target[ti])
+			o = OC(SKIPPED);
+		else if (good || x < 66)
+			o = OC(APPLIED);
+		else if (x < 74)
+			o = OC(FAILED);
+		else if (x < 77)
+			o = OC(REFUSED);
+		else if (x < 80)
+			o = OC(BACKUP_FAILED);
+		else if (x < 88)
+			o = OC(BUSY);
+		else if (x < 93)
+			o = OC(HEALTH_FAILED);
+		else if (x < 98)
+			o = OC(CANCELED);
+		else
+			o = OC(INCONCLUSIVE);
+		applied = o == OC(APPLIED) || o == OC(HEALTH_FAILED) || o == OC(INCONCLUSIVE);
+		if (applied)
+			pt.truth[ti] = true;
+	} else if (as.kind == WK(CHECK)) {
+		uint32_t x = pt_rand(100);
+
+		o = good || x < 88 ? OC(HEALTHY) : x < 97 ? OC(HEALTH_FAILED) : OC(INCONCLUSIVE);
+	} else {
+		if (!pt.truth[ti])
+			o = OC(SKIPPED); /* nothing this agent applied under the order */
+		else if (good || pt_chance(95))
+			o = OC(ROLLED_BACK), pt.truth[ti] = false;
+		else
+			o = OC(FAILED);
+	}
+	pt_journal(as.agent, &as, o, applied);
+}
+
+/* Agent a cancels what it holds (a halt; the ledger records CANCELED). */
+static void pt_cancel_held(int a, const uint64_t *except, size_t n_except)
+{
+	for (size_t i = 0; i < fx.n_out;) {
+		bool keep = fx.out[i].agent != a || fx.out[i].lost || fx.out[i].done;
+
+		for (size_t k = 0; k < n_except && !keep; k++)
+			keep = fx.out[i].id == except[k];
+		if (!keep && pt_ledger_find(fx.out[i].id) == NULL) {
+			pt_journal(a, &fx.out[i], OC(CANCELED), false);
+			fx.out[i].done = true;
+		}
+		i++;
+	}
+}
+
+static void pt_deliver(int a, size_t j, bool abort_tx)
+{
+	struct pt_rep r = pt.journal[a][j];
+	struct fl_store_assignment as;
+
+	if (abort_tx) {
+		/* the endpoint's transaction fails after the scheduler took it:
+		 * rolled back, the report stays in the journal */
+		ck_assert(fl_store_begin(fx.st, err) == FL_OK);
+		ck_assert(fl_store_assignment_get(fx.st, r.a.id, &as, err) == FL_OK);
+		if (as.state != FL_STORE_ASSIGNMENT_REPORTED) {
+			Flotilla__V1__Report rp = FLOTILLA__V1__REPORT__INIT;
+
+			rp.tenant_id = r.a.tenant;
+			rp.rollout_id = r.a.rollout;
+			rp.assignment_id = r.a.id;
+			rp.kind = (Flotilla__V1__WorkKind)r.a.kind;
+			rp.outcome = (Flotilla__V1__Outcome)r.outcome;
+			rp.message = "";
+			as.state = FL_STORE_ASSIGNMENT_REPORTED;
+			ck_assert(fl_store_assignment_set_state(fx.st, as.id,
+			                                        FL_STORE_ASSIGNMENT_REPORTED,
+			                                        r.outcome, now, err) == FL_OK);
+			ck_assert_msg(fl_scheduler_report(fx.s, &as, &rp, now, err) == FL_OK, "%s",
+			              err);
+		}
+		fl_store_rollback(fx.st);
+		fl_store_assignment_fini(&as);
+		pt.rollbacks_tx++;
+		return;
+	}
+	ck_assert(fl_store_assignment_get(fx.st, r.a.id, &as, err) == FL_OK);
+	pt.late += as.state == FL_STORE_ASSIGNMENT_CANCELED;
+	fl_store_assignment_fini(&as);
+	endpoint_report(&r.a, r.outcome, r.applied, NULL);
+	pt.journal[a][j] = pt.journal[a][--pt.n_journal[a]];
+	for (size_t i = 0; i < fx.n_out;)
+		if (fx.out[i].id == r.a.id && fx.out[i].done)
+			fx.out[i] = fx.out[--fx.n_out];
+		else
+			i++;
+}
+
+/* Agent a restarts: what it ran before is in its ledger and journal; what
+ * was running is reported CANCELED; what was queued it forgets. */
+static void pt_restart_agent(int a)
+{
+	for (size_t i = 0; i < fx.n_out; i++) {
+		if (fx.out[i].agent != a || fx.out[i].lost || fx.out[i].done)
+			continue;
+		if (pt_chance(50) && pt_ledger_find(fx.out[i].id) == NULL) {
+			pt_journal(a, &fx.out[i], OC(CANCELED), false); /* it was running */
+			fx.out[i].done = true;
+		} else {
+			fx.out[i].lost = true; /* queued: forgotten */
+		}
+	}
+	ck_assert(fl_scheduler_hello(fx.s, fx.apk[a], now, err) == FL_OK);
+}
+
+static struct fl_store_assignment *pt_issued(size_t *n)
+{
+	struct fl_store_assignment *as = NULL;
+
+	ck_assert(fl_store_assignment_issued_in(fx.st, pt.id, &as, n, err) == FL_OK);
+	return as;
+}
+
+/* The invariants on what one poll handed out. */
+static void pt_check_poll(int a, const Flotilla__V1__RolloutInfo *ri)
+{
+	int minute = (int)((now / 60000) % 1440);
+
+	for (size_t i = 0; i < fx.n_last; i++) {
+		const struct asg *as = NULL;
+		int ti, st;
+
+		for (size_t k = 0; k < fx.n_out; k++)
+			if (fx.out[k].id == fx.last_ids[i])
+				as = &fx.out[k];
+		ck_assert_ptr_nonnull(as);
+		ck_assert_int_eq(as->agent, a);
+		ti = pt_index(as->tenant);
+		ck_assert_msg(pt.selected[ti], "tenant '%s' is not selected", as->tenant);
+		if (!fx.last_fresh[i])
+			continue; /* sent again: checked when first issued */
+		st = tenant_state(pt.id, as->tenant);
+		if (as->kind == WK(APPLY)) {
+			ck_assert_int_eq(ri->state, RS(RUNNING));
+			ck_assert_uint_eq(as->wave, ri->current_wave);
+			ck_assert_int_eq(ri->waves[as->wave]->state, WS(RUNNING));
+			ck_assert_int_eq(st, FL_SCHED_ASSIGNED);
+			ck_assert(!pt.at_target[ti]);
+			if (pt.windows && ti % 2 == 0) /* eu: 22:00-23:30 */
+				ck_assert_msg(minute >= 1320 && minute < 1410,
+				              "'%s' started at minute %d", as->tenant, minute);
+		} else if (as->kind == WK(CHECK)) {
+			ck_assert_int_eq(ri->state, RS(RUNNING));
+			ck_assert_uint_eq(as->wave, ri->current_wave);
+			ck_assert_int_eq(ri->waves[as->wave]->state, WS(BAKING));
+			ck_assert_int_eq(st, FL_SCHED_APPLIED);
+		} else {
+			ck_assert_int_eq(ri->state, RS(ROLLING_BACK));
+			ck_assert_int_eq(st, FL_SCHED_REVERTING);
+			if (pt.pol.on_failure == FL_ON_FAILURE_ROLLBACK_WAVE)
+				ck_assert_uint_eq(as->wave, ri->current_wave);
+		}
+	}
+}
+
+struct pt_counts {
+	uint32_t c[8][FL_SCHED_TENANT_STATES];
+};
+
+static void pt_count_cb(void *arg, uint32_t wave, int state, uint32_t count)
+{
+	struct pt_counts *c = arg;
+
+	ck_assert_uint_lt(wave, 8);
+	c->c[wave][state] += count;
+}
+
+/* The invariants that hold between any two events. */
+static void pt_check(void)
+{
+	struct fl_rollout_reply rep;
+	Flotilla__V1__RolloutInfo *ri = info(pt.id, &rep);
+	struct pt_counts sc = {0};
+	struct fl_store_assignment *as;
+	size_t n_as;
+
+	check_limits();
+	as = pt_issued(&n_as);
+	ck_assert_uint_eq(fl_scheduler_outstanding(fx.s), n_as);
+	fl_store_assignments_free(as, n_as);
+	ck_assert(fl_store_rollout_tenant_counts(fx.st, pt.id, pt_count_cb, &sc, err) == FL_OK);
+	for (size_t w = 0; w < ri->n_waves; w++) {
+		const Flotilla__V1__WaveStatus *ws = ri->waves[w];
+
+		ck_assert_uint_eq(ws->tenants_failed, sc.c[w][FL_SCHED_FAILED]);
+		ck_assert_uint_eq(ws->tenants_applied, sc.c[w][FL_SCHED_APPLIED]);
+		ck_assert_uint_eq(ws->tenants_pending,
+		                  sc.c[w][FL_SCHED_PENDING] + sc.c[w][FL_SCHED_BUSY]);
+		ck_assert_uint_eq(ws->tenants_running,
+		                  sc.c[w][FL_SCHED_ASSIGNED] + sc.c[w][FL_SCHED_REVERTING]);
+		ck_assert_uint_eq(ws->tenants_rolled_back, sc.c[w][FL_SCHED_ROLLED_BACK]);
+		ck_assert_uint_eq(ws->tenants_unreachable, sc.c[w][FL_SCHED_UNREACHABLE]);
+		/* running or paused: no wave worked on is over its budget */
+		if ((ri->state == RS(RUNNING) || ri->state == RS(PAUSED)) &&
+		    w <= ri->current_wave && ws->state != WS(PENDING))
+			ck_assert_msg(!fl_wave_budget_exceeded(&pt.pol.waves[w], ws->tenants_failed,
+			                                       ws->tenants_total),
+			              "wave %zu: %u of %u failed, rollout %d, wave state %d", w,
+			              ws->tenants_failed, ws->tenants_total, ri->state, ws->state);
+	}
+	fl_rollout_reply_fini(&rep);
+}
+
+static void pt_poll(int a, uint32_t slots)
+{
+	struct fl_rollout_reply rep;
+	Flotilla__V1__RolloutInfo *ri;
+	struct polled p = poll_agent(a, slots);
+
+	ri = info(pt.id, &rep);
+	pt_check_poll(a, ri);
+	fl_rollout_reply_fini(&rep);
+	if (p.halts > 0) {
+		pt.halts++;
+		pt_cancel_held(a, fx.last_ids, fx.n_last);
+	}
+	if (fx.n_last > 0 && pt_chance(8)) /* the reply is lost on the way */
+		for (size_t i = 0; i < fx.n_out; i++)
+			for (size_t k = 0; k < fx.n_last; k++)
+				if (fx.out[i].id == fx.last_ids[k])
+					fx.out[i].lost = true;
+}
+
+static uint32_t pt_free(int a)
+{
+	uint32_t held = 0;
+
+	for (size_t i = 0; i < fx.n_out; i++)
+		held += fx.out[i].agent == a && !fx.out[i].lost && !fx.out[i].done;
+	return held >= 4 ? 0 : 4 - held;
+}
+
+static void pt_step(void)
+{
+	int a = (int)pt_rand(PT_AGENTS);
+	uint32_t x = pt_rand(1000);
+
+	pt.steps++;
+	if (x < 250) { /* time passes, the core ticks */
+		now += pt_chance(85) ? 200 + pt_rand(5000) : 30000 + pt_rand(150000);
+		ck_assert_msg(fl_scheduler_tick(fx.s, now, err) == FL_OK, "%s", err);
+	} else if (x < 450) {
+		if (!pt.silent[a])
+			pt_poll(a, pt_rand(5) == 0 ? 0 : pt_free(a));
+	} else if (x < 600) { /* run something held (silent agents work too) */
+		for (size_t i = 0; i < fx.n_out; i++)
+			if (fx.out[i].agent == a && !fx.out[i].lost && !fx.out[i].done) {
+				pt_run(i, false);
+				break;
+			}
+	} else if (x < 760) { /* send a journaled report */
+		if (!pt.silent[a] && pt.n_journal[a] > 0)
+			pt_deliver(a, pt_rand((uint32_t)pt.n_journal[a]), pt_chance(5));
+	} else if (x < 790) {
+		pt.silent[a] = !pt.silent[a];
+		if (!pt.silent[a] && pt_chance(50))
+			ck_assert(fl_scheduler_hello(fx.s, fx.apk[a], now, err) == FL_OK);
+	} else if (x < 805) {
+		pt_restart_agent(a);
+	} else if (x < 820) { /* the coordinator killed and started again */
+		struct fl_store_assignment *before, *after;
+		size_t nb, na;
+
+		before = pt_issued(&nb);
+		fx_restart();
+		pt.restarts++;
+		after = pt_issued(&na);
+		ck_assert_uint_eq(nb, na);
+		ck_assert_uint_eq(fl_scheduler_outstanding(fx.s), na);
+		for (size_t i = 0; i < na; i++)
+			ck_assert_uint_eq(before[i].id, after[i].id);
+		fl_store_assignments_free(before, nb);
+		fl_store_assignments_free(after, na);
+	} else if (x < 840) { /* the core's transaction fails after a poll or tick */
+		struct fl_scheduler_work w;
+		uint64_t none = 0;
+
+		ck_assert(fl_store_begin(fx.st, err) == FL_OK);
+		if (pt_chance(50))
+			ck_assert(fl_scheduler_poll(fx.s, fx.apk[a], 4, &none, 0, now, &w, err) ==
+			          FL_OK);
+		else
+			memset(&w, 0, sizeof(w)),
+			    ck_assert(fl_scheduler_tick(fx.s, now + 60000, err) == FL_OK);
+		fl_scheduler_work_fini(&w);
+		fl_store_rollback(fx.st);
+		pt.rollbacks_tx++;
+	} else { /* an operator */
+		static const int cmds[] = {CMD(ROLLOUT_PAUSE),   CMD(ROLLOUT_RESUME),
+		                           CMD(ROLLOUT_HALT),    CMD(ROLLOUT_RETRY),
+		                           CMD(ROLLOUT_PROMOTE), CMD(ROLLOUT_RETRY),
+		                           CMD(ROLLOUT_RESUME),  CMD(ROLLOUT_PROMOTE)};
+		struct fl_rollout_reply rep;
+		uint32_t cur = info(pt.id, &rep)->current_wave;
+
+		fl_rollout_reply_fini(&rep);
+		command(cmds[pt_rand(8)], pt.id, pt_chance(80) ? cur : pt_rand(4));
+	}
+	pt_check();
+}
+
+/* Let everything settle: agents back, reports in, work succeeding, gates
+ * promoted, paused rollouts resumed; until nothing moves. */
+static void pt_settle(void)
+{
+	for (int a = 0; a < PT_AGENTS; a++)
+		if (pt.silent[a]) {
+			pt.silent[a] = false;
+			ck_assert(fl_scheduler_hello(fx.s, fx.apk[a], now, err) == FL_OK);
+		}
+	for (int round = 0; round < 3000; round++) {
+		bool busy = false;
+		struct fl_rollout_reply rep;
+		Flotilla__V1__RolloutInfo *ri;
+		int st;
+
+		now += round < 200 ? 2000 : 10 * MINUTE;
+		ck_assert(fl_scheduler_tick(fx.s, now, err) == FL_OK);
+		for (int a = 0; a < PT_AGENTS; a++) {
+			pt_poll(a, pt_free(a));
+			for (size_t i = 0; i < fx.n_out; i++)
+				if (fx.out[i].agent == a && !fx.out[i].lost && !fx.out[i].done)
+					pt_run(i, true);
+			while (pt.n_journal[a] > 0)
+				pt_deliver(a, 0, false);
+			busy = busy || fx.n_last > 0;
+		}
+		pt_check();
+		ri = info(pt.id, &rep);
+		st = ri->state;
+		if (st == RS(PAUSED))
+			command(CMD(ROLLOUT_RESUME), pt.id, 0);
+		else if (st == RS(RUNNING) && ri->current_wave < ri->n_waves &&
+		         ri->waves[ri->current_wave]->state == WS(AWAITING_PROMOTE))
+			command(CMD(ROLLOUT_PROMOTE), pt.id, ri->current_wave);
+		fl_rollout_reply_fini(&rep);
+		if (!busy && fl_scheduler_outstanding(fx.s) == 0 &&
+		    (st == RS(COMPLETED) || st == RS(ROLLED_BACK) || st == RS(HALTED)))
+			return;
+	}
+	ck_abort_msg("rollout '%s' does not settle (state %d)", pt.id, rstate(pt.id));
+}
+
+static void pt_final(void)
+{
+	struct fl_store_wave *ws = NULL;
+	size_t nw = 0;
+	int st = rstate(pt.id);
+	bool revert_failed = false, reverting = false;
+
+	for (int i = 0; i < PT_TENANTS; i++) {
+		char tid[16];
+		struct fl_store_rollout_tenant row;
+
+		if (!pt.selected[i])
+			continue;
+		snprintf(tid, sizeof(tid), "t%02d%03d", i / PT_PER, i % PT_PER);
+		row = tenant_row(pt.id, tid);
+		revert_failed = revert_failed || row.revert_failed;
+		reverting = reverting || row.state == FL_SCHED_REVERTING;
+		/* what the rollout says it applied, it applied */
+		if (row.state == FL_SCHED_APPLIED)
+			ck_assert_msg(pt.truth[i], "'%s' applied by the books, not in truth", tid);
+		if (st == RS(ROLLED_BACK))
+			ck_assert_msg(!pt.truth[i], "'%s' still carries the release after rollback",
+			              tid);
+		if (st == RS(COMPLETED))
+			ck_assert_msg(pt.truth[i] ==
+			                  (row.state == FL_SCHED_APPLIED ||
+			                   (row.state == FL_SCHED_SKIPPED && !pt.at_target[i]) ||
+			                   (row.state == FL_SCHED_FAILED && pt.truth[i])),
+			              "'%s' state %d, truth %d", tid, row.state, pt.truth[i]);
+		fl_store_rollout_tenant_fini(&row);
+	}
+	/* a wave rolled back (rollback-wave), the rollback done: none of its
+	 * tenants carries the release */
+	ck_assert(fl_store_wave_list(fx.st, pt.id, &ws, &nw, err) == FL_OK);
+	for (size_t w = 0; w < nw; w++) {
+		if (!ws[w].rolled_back || st != RS(HALTED) || revert_failed || reverting)
+			continue;
+		for (int i = 0; i < PT_TENANTS; i++) {
+			char tid[16];
+			struct fl_store_rollout_tenant row;
+
+			if (!pt.selected[i])
+				continue;
+			snprintf(tid, sizeof(tid), "t%02d%03d", i / PT_PER, i % PT_PER);
+			row = tenant_row(pt.id, tid);
+			if (row.wave == w && strstr(ws[w].state_reason, "failure budget") != NULL)
+				ck_assert_msg(!pt.truth[i] || row.state != FL_SCHED_ROLLED_BACK,
+				              "'%s' rolled back by the books, not in truth", tid);
+			fl_store_rollout_tenant_fini(&row);
+		}
+	}
+	fl_store_waves_free(ws, nw);
+}
+
+static void pt_run_seed(uint64_t seed, int steps)
+{
+	char pol[2048];
+	static const char *fails[] = {"halt", "rollback-wave", "rollback-all"};
+	struct fl_selector sel;
+	const char *budget[] = {"max_failures: 0", "max_failures: 1", "max_failures: 2",
+	                        "max_failure_rate: 0.3"};
+
+	fx_up(true);
+	memset(&pt, 0, sizeof(pt));
+	pt.rng = seed * 0x9e3779b97f4a7c15ULL + 1;
+	fx.drop_withdrawn = pt_chance(30);
+	fx_fleet(PT_AGENTS, PT_PER, 3, pt_chance(50) ? 2 : 0);
+	pt.windows = pt_chance(25);
+	snprintf(pol, sizeof(pol),
+	         "name: p\nwaves:\n"
+	         "  - {name: canary, select: {labels: {ring: canary}}, max_parallel: 2, %s, "
+	         "bake: %s, gate: %s}\n"
+	         "  - {name: early, select: {percent: 40}, max_parallel: 3, per_agent_parallel: "
+	         "%d, %s, bake: %s}\n"
+	         "  - {name: rest, select: {percent: 100}, max_parallel: 4, %s, gate: %s}\n"
+	         "per_agent_parallel: 2\n"
+	         "health:\n  interval: 30s\n  checks:\n"
+	         "    - {name: ok, sql: \"SELECT true\", timeout: 1s}\n"
+	         "on_failure: %s\n%s%s",
+	         budget[pt_rand(4)], pt_chance(50) ? "2m" : "0s", pt_chance(30) ? "manual" : "auto",
+	         (int)pt_rand(3), budget[pt_rand(4)], pt_chance(50) ? "1m" : "0s",
+	         budget[pt_rand(4)], pt_chance(20) ? "manual" : "auto", fails[pt_rand(3)],
+	         pt_chance(50) ? "unreachable: {action: fail, after: 1m}\n" : "",
+	         pt.windows
+	             ? "windows:\n  - {select: {labels: {region: eu}}, utc: \"22:00-23:30\"}\n"
+	             : "");
+	ck_assert_msg(fl_policy_load_buffer(pol, strlen(pol), "p.yaml", &pt.pol, err) == FL_OK,
+	              "%s", err);
+	/* the selection: all but two tenants */
+	fl_selector_init(&sel);
+	for (int i = 0; i < PT_TENANTS; i++) {
+		char tid[16];
+
+		pt.selected[i] = i != 4 && i != 13;
+		snprintf(tid, sizeof(tid), "t%02d%03d", i / PT_PER, i % PT_PER);
+		if (pt.selected[i])
+			ck_assert(fl_selector_add_tenant(&sel, tid, err) == FL_OK);
+	}
+	{
+		/* fx_fleet puts the first at_target tenants (by creation) at M3 */
+		struct fl_store_tenant t;
+
+		for (int i = 0; i < PT_TENANTS; i++) {
+			char tid[16];
+
+			snprintf(tid, sizeof(tid), "t%02d%03d", i / PT_PER, i % PT_PER);
+			ck_assert(fl_store_tenant_get(fx.st, tid, 0, &t, err) == FL_OK);
+			pt.at_target[i] = strcmp(t.head_migration_id, M3) == 0;
+			fl_store_tenant_fini(&t);
+		}
+	}
+	ck_assert_msg(start(pol, &sel, 0, pt.id) == SC(OK), "seed %" PRIu64 ": %s", seed, err);
+	fl_selector_fini(&sel);
+	for (int i = 0; i < steps; i++)
+		pt_step();
+	pt_settle();
+	pt_final();
+	pt.ended[rstate(pt.id) & 7]++;
+	pt.rolling_back += (unsigned)audits("rolling_back");
+	fl_policy_fini(&pt.pol);
+	fx_down();
+}
+
+START_TEST(random_orderings)
+{
+	const char *env = getenv("FL_SCHED_SEEDS"), *base_env = getenv("FL_SCHED_SEED");
+	int seeds = env ? (int)strtol(env, NULL, 10) : 24;
+	uint64_t base = base_env ? strtoull(base_env, NULL, 10) : 1;
+	unsigned steps = 0, restarts = 0, txr = 0, late = 0, halts = 0, ended[8] = {0}, rb = 0;
+
+	for (int k = 0; k < seeds; k++) {
+		uint64_t seed = base + (uint64_t)k;
+
+		if (getenv("FL_SCHED_VERBOSE"))
+			fprintf(stderr, "random_orderings: seed %" PRIu64 "\n", seed);
+		pt_run_seed(seed, 400);
+		steps += pt.steps;
+		restarts += pt.restarts;
+		txr += pt.rollbacks_tx;
+		late += pt.late;
+		halts += pt.halts;
+		rb += pt.rolling_back;
+		for (int i = 0; i < 8; i++)
+			ended[i] += pt.ended[i];
+	}
+	fprintf(stderr,
+	        "random_orderings: %d seeds from %" PRIu64 ", %u steps, %u restarts, %u "
+	        "transactions rolled back, %u late reports, %u halts sent, %u automatic rollbacks; "
+	        "ended completed %u, halted %u, rolled back %u\n",
+	        seeds, base, steps, restarts, txr, late, halts, rb, ended[RS(COMPLETED)],
+	        ended[RS(HALTED)], ended[RS(ROLLED_BACK)]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("scheduler");
@@ -2576,6 +3335,12 @@ static Suite *suite(void)
 	tcase_add_test(tc, retry_keeps_the_budget);
 	tcase_add_test(tc, agent_text_is_quoted);
 	tcase_add_test(tc, retry_with_agent_still_silent);
+	tcase_add_test(tc, skipped_while_reverting_is_reverted);
+	tcase_add_test(tc, no_work_while_withdrawn_held);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("random");
+	tcase_set_timeout(tc, 900);
+	tcase_add_test(tc, random_orderings);
 	suite_add_tcase(s, tc);
 	return s;
 }
