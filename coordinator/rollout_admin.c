@@ -1345,6 +1345,15 @@ static enum fl_err cmd_rollback(struct fl_scheduler *s, const struct fl_rollout_
 		       r->row.id, state_name(r->row.state));
 		goto out;
 	}
+	if (now_ms >= r->row.expires_at_ms) {
+		/* agents check the rollout order on every assignment, REVERTs too */
+		refuse(
+		    out, SC(FAILED_PRECONDITION),
+		    "cannot roll back rollout '%s': its rollout order expired, and agents refuse "
+		    "work under an expired order",
+		    r->row.id);
+		goto out;
+	}
 	v = fl_order_verify(rq->signed_rollback_order.data, rq->signed_rollback_order.len,
 	                    FL_ORDER_ROLLBACK, (const uint8_t(*)[FL_KEY_PUBLIC_BYTES])s->trusted,
 	                    s->n_trusted, s->project_id, now_ms, &rb, err);

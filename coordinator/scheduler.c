@@ -1530,11 +1530,23 @@ static bool must_stop(const struct sched_rollout *r, int kind)
 	return r->row.state == RS_ROLLING_BACK && kind != WK_REVERT;
 }
 
-/* Whether the rollout still wants work of this kind done. */
+/* Whether agents would refuse the rollback's REVERTs: the rollout order
+ * expired (agents check it for every assignment, REVERTs under a signed
+ * rollback order included), or the rollback order did. */
+static bool rollback_expired_at(const struct sched_rollout *r, int64_t now_ms)
+{
+	if (now_ms >= r->row.expires_at_ms)
+		return true;
+	return r->row.rollback_kind == FL_STORE_ROLLBACK_MANUAL &&
+	       (r->rb == NULL || now_ms >= r->rb->expires_at_ms);
+}
+
+/* Whether the rollout still wants work of this kind done (and an agent
+ * would take it: the order authorising it has not expired). */
 static bool wanted(const struct sched_rollout *r, int kind, int64_t now_ms)
 {
 	if (kind == WK_REVERT)
-		return r->row.state == RS_ROLLING_BACK;
+		return r->row.state == RS_ROLLING_BACK && !rollback_expired_at(r, now_ms);
 	return (r->row.state == RS_RUNNING || r->row.state == RS_PAUSED) &&
 	       now_ms < r->row.expires_at_ms;
 }
@@ -1636,9 +1648,7 @@ static enum fl_err fill(struct fl_scheduler *s, struct sched_rollout *r, struct 
 		return FL_OK;
 	}
 	if (r->row.state == RS_ROLLING_BACK) {
-		if (r->row.rollback_kind == FL_STORE_ROLLBACK_MANUAL
-		        ? (r->rb == NULL || now_ms >= r->rb->expires_at_ms)
-		        : now_ms >= r->row.expires_at_ms)
+		if (rollback_expired_at(r, now_ms))
 			return FL_OK; /* agents would refuse it: the order expired */
 		for (size_t k = 0; k<ra->n && * free_slots> 0; k++) {
 			uint32_t ti = ra->t[k];
@@ -2117,10 +2127,7 @@ static enum fl_err tick_rollout(struct fl_scheduler *s, struct sched_rollout *r,
 	if ((r->row.state == RS_RUNNING || r->row.state == RS_PAUSED) &&
 	    now_ms >= r->row.expires_at_ms)
 		return fl_sched_halt(s, r, "order expired", true, now_ms, errbuf);
-	if (r->row.state == RS_ROLLING_BACK &&
-	    (r->row.rollback_kind == FL_STORE_ROLLBACK_MANUAL
-	         ? (r->rb == NULL || now_ms >= r->rb->expires_at_ms)
-	         : now_ms >= r->row.expires_at_ms))
+	if (r->row.state == RS_ROLLING_BACK && rollback_expired_at(r, now_ms))
 		return rollback_expired(s, r, now_ms, errbuf);
 	if ((r->row.state == RS_RUNNING || r->row.state == RS_PAUSED) &&
 	    p->unreachable == FL_UNREACHABLE_FAIL)
@@ -2198,7 +2205,8 @@ int64_t fl_scheduler_next_tick(struct fl_scheduler *s)
 
 		at_most(&next, r->next_busy_ms);
 		if (r->row.state == RS_ROLLING_BACK)
-			at_most(&next, r->row.rollback_kind == FL_STORE_ROLLBACK_MANUAL && r->rb
+			at_most(&next, r->row.rollback_kind == FL_STORE_ROLLBACK_MANUAL && r->rb &&
+			                       r->rb->expires_at_ms < r->row.expires_at_ms
 			                   ? r->rb->expires_at_ms
 			                   : r->row.expires_at_ms);
 		if (r->row.state != RS_RUNNING && r->row.state != RS_PAUSED)

@@ -2653,6 +2653,46 @@ START_TEST(no_work_while_withdrawn_held)
 }
 END_TEST
 
+/* A REVERT the agent lost is not sent again once the order authorising it
+ * expired (the agent would refuse it); it is withdrawn and the tenant left
+ * to a new rollback order. A signed rollback of a rollout whose order
+ * expired is refused up front: agents check the rollout order on every
+ * assignment, REVERTs included. */
+START_TEST(no_revert_after_expiry)
+{
+	char id[32];
+	struct fl_buf ord = FL_BUF_INIT;
+
+	fx_up(true);
+	fx_fleet(1, 4, 0, 0);
+	ck_assert_int_eq(start(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 2, "
+	                              "max_failures: 0}\n",
+	                              "on_failure: rollback-all\n"),
+	                       NULL, now + HOUR, id),
+	                 SC(OK));
+	poll_agent(0, 2);
+	report_at(0, OC(APPLIED));
+	report_at(0, OC(FAILED));
+	ck_assert_int_eq(rstate(id), RS(ROLLING_BACK));
+	poll_agent(0, 2);
+	ck_assert_uint_eq(fx.n_out, 1);
+	ck_assert_int_eq(fx.out[0].kind, WK(REVERT));
+	lose(0);
+	now += HOUR;
+	poll_agent(0, 2); /* lost, and expired: not sent again */
+	for (size_t k = 0; k < fx.n_out; k++)
+		ck_assert(fx.out[k].lost);
+	ck_assert_uint_eq(fl_scheduler_outstanding(fx.s), 0);
+	ck_assert(fl_scheduler_tick(fx.s, now, err) == FL_OK);
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	rollback_order(id, NULL, "", &ord);
+	ck_assert_int_eq(rollback_cmd(id, &ord), SC(FAILED_PRECONDITION));
+	ck_assert_msg(strstr(err, "expired") != NULL, "%s", err);
+	fl_buf_fini(&ord);
+	fx_down();
+}
+END_TEST
+
 /* ---- a property test: random orderings of events, invariants after each ---- */
 
 /*
@@ -2706,6 +2746,7 @@ static struct {
 	bool windows;
 	char id[32];
 	unsigned steps, restarts, rollbacks_tx, late, halts;
+	bool manual;       /* a signed rollback order was taken */
 	unsigned ended[8]; /* final rollout states, over seeds */
 	unsigned rolling_back;
 } pt;
@@ -2933,7 +2974,7 @@ static void pt_check_poll(int a, const Flotilla__V1__RolloutInfo *ri)
 		} else {
 			ck_assert_int_eq(ri->state, RS(ROLLING_BACK));
 			ck_assert_int_eq(st, FL_SCHED_REVERTING);
-			if (pt.pol.on_failure == FL_ON_FAILURE_ROLLBACK_WAVE)
+			if (pt.pol.on_failure == FL_ON_FAILURE_ROLLBACK_WAVE && !pt.manual)
 				ck_assert_uint_eq(as->wave, ri->current_wave);
 		}
 	}
@@ -3071,6 +3112,12 @@ static void pt_step(void)
 		fl_scheduler_work_fini(&w);
 		fl_store_rollback(fx.st);
 		pt.rollbacks_tx++;
+	} else if (x < 845) { /* a release manager signs a rollback */
+		struct fl_buf ord = FL_BUF_INIT;
+
+		rollback_order(pt.id, NULL, "", &ord);
+		pt.manual = pt.manual || rollback_cmd(pt.id, &ord) == SC(OK);
+		fl_buf_fini(&ord);
 	} else { /* an operator */
 		static const int cmds[] = {CMD(ROLLOUT_PAUSE),   CMD(ROLLOUT_RESUME),
 		                           CMD(ROLLOUT_HALT),    CMD(ROLLOUT_RETRY),
@@ -3238,7 +3285,10 @@ static void pt_run_seed(uint64_t seed, int steps)
 			fl_store_tenant_fini(&t);
 		}
 	}
-	ck_assert_msg(start(pol, &sel, 0, pt.id) == SC(OK), "seed %" PRIu64 ": %s", seed, err);
+	ck_assert_msg(start(pol, &sel,
+	                    pt_chance(25) ? now + 20 * MINUTE + pt_rand(100) * MINUTE : 0,
+	                    pt.id) == SC(OK),
+	              "seed %" PRIu64 ": %s", seed, err);
 	fl_selector_fini(&sel);
 	for (int i = 0; i < steps; i++)
 		pt_step();
@@ -3337,6 +3387,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, retry_with_agent_still_silent);
 	tcase_add_test(tc, skipped_while_reverting_is_reverted);
 	tcase_add_test(tc, no_work_while_withdrawn_held);
+	tcase_add_test(tc, no_revert_after_expiry);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("random");
 	tcase_set_timeout(tc, 900);
