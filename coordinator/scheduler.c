@@ -1260,7 +1260,7 @@ static bool wave_done(const struct sched_wave *w)
 	               w->count[FL_SCHED_UNREACHABLE] + w->count[FL_SCHED_BUSY] +
 	               w->count[FL_SCHED_REVERTING] ==
 	           0 &&
-	       w->inflight == 0;
+	       w->inflight == 0 && w->checks_due == 0;
 }
 
 static enum fl_err start_wave(struct fl_scheduler *s, struct sched_rollout *r, struct sched_wave *w,
@@ -1627,8 +1627,8 @@ static enum fl_err fill(struct fl_scheduler *s, struct sched_rollout *r, struct 
 
 			if (t->row.wave != w->row.idx || t->out_id != 0)
 				continue;
-			if (baking && t->row.state == FL_SCHED_APPLIED && t->row.check_due)
-				kind = WK_CHECK;
+			if (t->row.state == FL_SCHED_APPLIED && t->row.check_due)
+				kind = WK_CHECK; /* baking, or applied by an earlier attempt */
 			else if (!baking && (t->row.state == FL_SCHED_PENDING ||
 			                     (t->row.state == FL_SCHED_BUSY &&
 			                      now_ms >= t->row.not_before_ms)))
@@ -1919,8 +1919,21 @@ static enum fl_err on_apply(struct fl_scheduler *s, struct sched_rollout *r, str
 	}
 	if (o == OC(APPLIED) || o == OC(HEALTHY))
 		return fl_sched_set_tenant(s, r, t, FL_SCHED_APPLIED, now_ms, errbuf);
-	if (o == OC(SKIPPED))
-		return fl_sched_set_tenant(s, r, t, FL_SCHED_SKIPPED, now_ms, errbuf);
+	if (o == OC(SKIPPED)) {
+		/* The tenant holds the target, which it did not when the rollout
+		 * started: an earlier attempt got there (its health checks failed,
+		 * or its report never came), or someone did by hand. The agent ran
+		 * no check for this APPLY: the tenant counts as applied and is
+		 * checked before its wave moves on, so a retry never lets a tenant
+		 * that failed its checks through unchecked. */
+		if (policy_of(r)->n_checks > 0)
+			set_check_due(r, t, true);
+		if ((e = fl_sched_set_tenant(s, r, t, FL_SCHED_APPLIED, now_ms, errbuf)) != FL_OK)
+			return e;
+		if (t->row.check_due)
+			wake(s, r->ra[t->ra].a);
+		return FL_OK;
+	}
 	if (o == OC(BUSY)) {
 		t->row.not_before_ms = now_ms + s->busy_retry_ms;
 		return fl_sched_set_tenant(s, r, t, FL_SCHED_BUSY, now_ms, errbuf);
@@ -1954,8 +1967,10 @@ static enum fl_err on_check(struct fl_scheduler *s, struct sched_rollout *r, str
 	if (o == OC(HEALTHY) || o == OC(APPLIED) || o == OC(SKIPPED))
 		return put_tenant(s, r, t, now_ms, errbuf);
 	if (o == OC(BUSY) || o == OC(CANCELED)) {
-		/* try again this round, while the wave bakes */
-		if (r->w[t->row.wave].row.state == WS_BAKING)
+		/* try again this round, while the wave bakes (or runs: a check
+		 * of a tenant applied by an earlier attempt) */
+		if (r->w[t->row.wave].row.state == WS_BAKING ||
+		    r->w[t->row.wave].row.state == WS_RUNNING)
 			set_check_due(r, t, true);
 		return put_tenant(s, r, t, now_ms, errbuf);
 	}
@@ -2074,7 +2089,6 @@ static enum fl_err fail_unreachable(struct fl_scheduler *s, struct sched_rollout
 	for (size_t k = 0; k < ra->n; k++) {
 		uint32_t ti = ra->t[k];
 		struct sched_tenant *t = &r->t[ti];
-		bool baking = cur < r->n_w && r->w[cur].row.state == WS_BAKING;
 		char msg[REASON_MAX];
 
 		if (r->row.state != RS_RUNNING && r->row.state != RS_PAUSED)
@@ -2082,8 +2096,7 @@ static enum fl_err fail_unreachable(struct fl_scheduler *s, struct sched_rollout
 		if (t->row.wave != cur)
 			continue;
 		if (!(t->row.state == FL_SCHED_UNREACHABLE ||
-		      (baking && t->row.state == FL_SCHED_APPLIED &&
-		       (t->row.check_due || t->out_id != 0))))
+		      (t->row.state == FL_SCHED_APPLIED && (t->row.check_due || t->out_id != 0))))
 			continue;
 		if (t->out_id != 0 && (e = withdraw(s, r, ti, now_ms, errbuf)) != FL_OK)
 			return e;
