@@ -1155,6 +1155,19 @@ enum fl_err fl_sched_rollback(struct fl_scheduler *s, struct sched_rollout *r,
 		else
 			in = (kind == FL_STORE_ROLLBACK_ALL || t->row.wave == cur) &&
 			     fl_sched_touched(r, t, &withdrawn);
+		if (!in && kind == FL_STORE_ROLLBACK_MANUAL && t->row.state == FL_SCHED_REVERTING &&
+		    t->out_id == 0) {
+			/* Left to revert by an earlier rollback (halted), and this
+			 * order does not cover it: its REVERTs would now carry an
+			 * order that does not authorise them, and be refused. */
+			set_str(&t->row.last_error,
+			        "not reverted: the rollback order does not cover this tenant");
+			t->row.revert_failed = true;
+			if ((e = fl_sched_set_tenant(s, r, t, FL_SCHED_FAILED, now_ms, errbuf)) !=
+			    FL_OK)
+				goto out;
+			continue;
+		}
 		if (!in || t->row.state == FL_SCHED_REVERTING)
 			continue;
 		t->row.not_before_ms = 0;

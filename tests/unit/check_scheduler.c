@@ -2741,6 +2741,61 @@ START_TEST(retry_rechecks_a_health_failure)
 }
 END_TEST
 
+/* An automatic rollback halted half way, then a signed rollback order for
+ * the eu tenants only: the us tenants left to revert are not sent REVERTs
+ * carrying an order that does not cover them (agents would refuse each);
+ * they are failed, not reverted, with the reason. */
+START_TEST(manual_rollback_after_halted_rollback)
+{
+	char id[32];
+	struct fl_buf ord = FL_BUF_INIT;
+	struct fl_selector eu;
+	int eu_reverts = 0;
+
+	fx_up(true);
+	fx_fleet(1, 6, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 6, max_failures: 0, "
+	                "per_agent_parallel: 6}\n",
+	                "on_failure: rollback-all\n"),
+	         id);
+	poll_agent(0, 6);
+	ck_assert_uint_eq(fx.n_out, 6);
+	for (int k = 0; k < 5; k++)
+		report_at(0, OC(APPLIED));
+	report_at(0, OC(FAILED));
+	ck_assert_int_eq(rstate(id), RS(ROLLING_BACK));
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_REVERTING, -1), 5);
+	fl_selector_init(&eu);
+	ck_assert(fl_labels_set(&eu.labels, "region", "eu", err) == FL_OK);
+	rollback_order(id, &eu, "", &ord);
+	ck_assert_msg(rollback_cmd(id, &ord) == SC(OK), "%s", err);
+	for (int i = 0; i < 10 && rstate(id) == RS(ROLLING_BACK); i++) {
+		poll_agent(0, 6 - (uint32_t)held_by(0));
+		for (size_t k = 0; k < fx.n_out; k++) {
+			struct fl_store_tenant t;
+
+			ck_assert_int_eq(fx.out[k].kind, WK(REVERT));
+			ck_assert(fl_store_tenant_get(fx.st, fx.out[k].tenant, 0, &t, err) ==
+			          FL_OK);
+			ck_assert_msg(strcmp(fl_labels_get(&t.labels, "region"), "eu") == 0,
+			              "a REVERT for '%s', which the order does not cover",
+			              fx.out[k].tenant);
+			fl_store_tenant_fini(&t);
+			eu_reverts++;
+		}
+		report_all(NULL);
+		now += 1000;
+	}
+	ck_assert_int_gt(eu_reverts, 0);
+	ck_assert_int_eq(rstate(id), RS(HALTED)); /* some were not reverted */
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_ROLLED_BACK, -1), eu_reverts);
+	fl_selector_fini(&eu);
+	fl_buf_fini(&ord);
+	fx_down();
+}
+END_TEST
+
 /* ---- a property test: random orderings of events, invariants after each ---- */
 
 /*
@@ -3439,6 +3494,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, no_work_while_withdrawn_held);
 	tcase_add_test(tc, no_revert_after_expiry);
 	tcase_add_test(tc, retry_rechecks_a_health_failure);
+	tcase_add_test(tc, manual_rollback_after_halted_rollback);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("random");
 	tcase_set_timeout(tc, 900);
