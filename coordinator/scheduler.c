@@ -33,6 +33,7 @@
 #define DEFAULT_BUSY_RETRY_MS    30000
 #define DEFAULT_PLAN_IDS         20
 #define REASON_MAX               512
+#define CANCELED_TRIES           3 /* APPLYs of a tenant after which CANCELED waits */
 
 #define OC(x) FLOTILLA__V1__OUTCOME__OUTCOME_##x
 
@@ -1951,10 +1952,17 @@ static enum fl_err on_apply(struct fl_scheduler *s, struct sched_rollout *r, str
 		t->row.not_before_ms = now_ms + s->busy_retry_ms;
 		return fl_sched_set_tenant(s, r, t, FL_SCHED_BUSY, now_ms, errbuf);
 	}
-	if (o == OC(CANCELED))
-		return fl_sched_set_tenant(
-		    s, r, t, r->ra[t->ra].a->online ? FL_SCHED_PENDING : FL_SCHED_UNREACHABLE,
-		    now_ms, errbuf);
+	if (o == OC(CANCELED)) {
+		if (!r->ra[t->ra].a->online)
+			return fl_sched_set_tenant(s, r, t, FL_SCHED_UNREACHABLE, now_ms, errbuf);
+		/* Tried again at once (a halt, an agent restarting), but not in a
+		 * loop: an agent that cancels every try waits like a busy one. */
+		if (t->row.attempts >= CANCELED_TRIES) {
+			t->row.not_before_ms = now_ms + s->busy_retry_ms;
+			return fl_sched_set_tenant(s, r, t, FL_SCHED_BUSY, now_ms, errbuf);
+		}
+		return fl_sched_set_tenant(s, r, t, FL_SCHED_PENDING, now_ms, errbuf);
+	}
 	if (o == OC(INCONCLUSIVE)) {
 		if ((e = fl_sched_set_tenant(s, r, t, FL_SCHED_APPLIED, now_ms, errbuf)) != FL_OK)
 			return e;

@@ -2796,6 +2796,33 @@ START_TEST(manual_rollback_after_halted_rollback)
 }
 END_TEST
 
+/* An agent that cancels every APPLY it gets (buggy, or hostile) does not
+ * get a new one on every poll for ever: after a few, the tenant waits as a
+ * busy one does (a row per try would fill the coordinator's store). */
+START_TEST(canceled_loop_backs_off)
+{
+	char id[32];
+	size_t issued = 0;
+
+	fx_up(true);
+	fx_fleet(1, 1, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 1}\n", ""), id);
+	for (int i = 0; i < 20; i++) {
+		issued += poll_agent(0, 1).assignments;
+		if (fx.n_out > 0)
+			report_at(0, OC(CANCELED));
+		now += 100;
+	}
+	ck_assert_uint_le(issued, 4);
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_BUSY, -1), 1);
+	now += 30000;
+	ck_assert(fl_scheduler_tick(fx.s, now, err) == FL_OK);
+	run(NULL, 1, 5);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	fx_down();
+}
+END_TEST
+
 /* ---- a property test: random orderings of events, invariants after each ---- */
 
 /*
@@ -3495,6 +3522,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, no_revert_after_expiry);
 	tcase_add_test(tc, retry_rechecks_a_health_failure);
 	tcase_add_test(tc, manual_rollback_after_halted_rollback);
+	tcase_add_test(tc, canceled_loop_backs_off);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("random");
 	tcase_set_timeout(tc, 900);
