@@ -2877,6 +2877,9 @@ static struct {
 	char id[32];
 	unsigned steps, restarts, rollbacks_tx, late, halts;
 	bool manual;       /* a signed rollback order was taken */
+	uint32_t trouble;  /* percent of work that does not simply succeed */
+	bool quiet;        /* operators rarely step in */
+	bool signs;        /* a release manager may sign a rollback */
 	unsigned ended[8]; /* final rollout states, over seeds */
 	unsigned rolling_back;
 } pt;
@@ -2946,11 +2949,12 @@ static void pt_run(size_t i, bool good)
 		return;
 	}
 	if (as.kind == WK(APPLY)) {
-		uint32_t x = pt_rand(100);
+		/* the rest of the outcomes, spread over what is not APPLIED */
+		uint32_t x = 66 + (pt_chance(pt.trouble) ? pt_rand(34) : 0);
 
 		if (pt.truth[ti] || pt.at_target[ti])
 			o = OC(SKIPPED);
-		else if (good || x < 66)
+		else if (good || x < 66 || x == 66)
 			o = OC(APPLIED);
 		else if (x < 74)
 			o = OC(FAILED);
@@ -2970,7 +2974,7 @@ static void pt_run(size_t i, bool good)
 		if (applied)
 			pt.truth[ti] = true;
 	} else if (as.kind == WK(CHECK)) {
-		uint32_t x = pt_rand(100);
+		uint32_t x = pt_chance(pt.trouble) ? 88 + pt_rand(12) : 0;
 
 		o = good || x < 88 ? OC(HEALTHY) : x < 97 ? OC(HEALTH_FAILED) : OC(INCONCLUSIVE);
 	} else {
@@ -3195,6 +3199,8 @@ static void pt_step(void)
 	uint32_t x = pt_rand(1000);
 
 	pt.steps++;
+	if (x >= 845 && pt.quiet && !pt_chance(10))
+		x = 0; /* operators who mostly leave it alone */
 	if (x < 250) { /* time passes, the core ticks */
 		now += pt_chance(85) ? 200 + pt_rand(5000) : 30000 + pt_rand(150000);
 		ck_assert_msg(fl_scheduler_tick(fx.s, now, err) == FL_OK, "%s", err);
@@ -3244,7 +3250,7 @@ static void pt_step(void)
 		fl_scheduler_work_fini(&w);
 		fl_store_rollback(fx.st);
 		pt.rollbacks_tx++;
-	} else if (x < 845) { /* a release manager signs a rollback */
+	} else if (x < 845 && pt.signs && pt_chance(30)) { /* a release manager signs a rollback */
 		struct fl_buf ord = FL_BUF_INIT;
 
 		rollback_order(pt.id, NULL, "", &ord);
@@ -3295,6 +3301,9 @@ static void pt_settle(void)
 		st = ri->state;
 		if (st == RS(PAUSED))
 			command(CMD(ROLLOUT_RESUME), pt.id, 0);
+		else if (st == RS(HALTED) && strncmp(ri->state_reason, "halted by", 9) == 0 &&
+		         command(CMD(ROLLOUT_RETRY), pt.id, 0) == SC(OK))
+			busy = true; /* an operator's halt, lifted */
 		else if (st == RS(RUNNING) && ri->current_wave < ri->n_waves &&
 		         ri->waves[ri->current_wave]->state == WS(AWAITING_PROMOTE))
 			command(CMD(ROLLOUT_PROMOTE), pt.id, ri->current_wave);
@@ -3371,6 +3380,9 @@ static void pt_run_seed(uint64_t seed, int steps)
 	fx_up(true);
 	memset(&pt, 0, sizeof(pt));
 	pt.rng = seed * 0x9e3779b97f4a7c15ULL + 1;
+	pt.trouble = (uint32_t[]){3, 12, 34}[pt_rand(3)];
+	pt.quiet = pt_chance(50);
+	pt.signs = pt_chance(30);
 	fx.drop_withdrawn = pt_chance(30);
 	fx_fleet(PT_AGENTS, PT_PER, 3, pt_chance(50) ? 2 : 0);
 	pt.windows = pt_chance(25);
@@ -3427,6 +3439,13 @@ static void pt_run_seed(uint64_t seed, int steps)
 	pt_settle();
 	pt_final();
 	pt.ended[rstate(pt.id) & 7]++;
+	if (getenv("FL_SCHED_VERBOSE")) {
+		struct fl_rollout_reply rep;
+
+		fprintf(stderr, "random_orderings: ended %d: %s\n", rstate(pt.id),
+		        info(pt.id, &rep)->state_reason);
+		fl_rollout_reply_fini(&rep);
+	}
 	pt.rolling_back += (unsigned)audits("rolling_back");
 	fl_policy_fini(&pt.pol);
 	fx_down();
