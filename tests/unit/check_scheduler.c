@@ -11,6 +11,7 @@
  */
 #include <check.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2846,6 +2847,10 @@ END_TEST
  * - the model's counts are the store's;
  * - after a restart, the same assignments are outstanding.
  *
+ * A seed replays the same run (keys and nonces come from it too):
+ * FL_SCHED_SEED=<first> FL_SCHED_SEEDS=<how many> (24 from 1 by default),
+ * FL_SCHED_VERBOSE=1 to see each seed and how it ended.
+ *
  * Then everything is let settle (agents back, reports delivered, work
  * succeeding) and: a rolled back rollout left no tenant carrying what it
  * applied; a wave rolled back (rollback-wave) neither; a completed one
@@ -3369,6 +3374,41 @@ static void pt_final(void)
 	fl_store_waves_free(ws, nw);
 }
 
+/* Randomness for keys and nonces from the seed too (libsodium's is
+ * replaced while the test runs), so a seed replays the same run: the same
+ * orders, hence the same waves. */
+static uint8_t pt_sodium_seed[randombytes_SEEDBYTES];
+static uint64_t pt_sodium_n;
+
+static void pt_sodium_buf(void *buf, size_t n)
+{
+	uint8_t k[randombytes_SEEDBYTES];
+
+	memcpy(k, pt_sodium_seed, sizeof(k));
+	memcpy(k, &pt_sodium_n, sizeof(pt_sodium_n));
+	pt_sodium_n++;
+	randombytes_buf_deterministic(buf, n, k);
+}
+
+static uint32_t pt_sodium_random(void)
+{
+	uint32_t x;
+
+	pt_sodium_buf(&x, sizeof(x));
+	return x;
+}
+
+static const char *pt_sodium_name(void)
+{
+	return "check_scheduler";
+}
+
+static randombytes_implementation pt_sodium = {
+    .implementation_name = pt_sodium_name,
+    .random = pt_sodium_random,
+    .buf = pt_sodium_buf,
+};
+
 static void pt_run_seed(uint64_t seed, int steps)
 {
 	char pol[2048];
@@ -3377,6 +3417,10 @@ static void pt_run_seed(uint64_t seed, int steps)
 	const char *budget[] = {"max_failures: 0", "max_failures: 1", "max_failures: 2",
 	                        "max_failure_rate: 0.3"};
 
+	memset(pt_sodium_seed, 0, sizeof(pt_sodium_seed));
+	memcpy(pt_sodium_seed + 8, &seed, sizeof(seed));
+	pt_sodium_n = 0;
+	randombytes_set_implementation(&pt_sodium);
 	fx_up(true);
 	memset(&pt, 0, sizeof(pt));
 	pt.rng = seed * 0x9e3779b97f4a7c15ULL + 1;
@@ -3449,6 +3493,7 @@ static void pt_run_seed(uint64_t seed, int steps)
 	pt.rolling_back += (unsigned)audits("rolling_back");
 	fl_policy_fini(&pt.pol);
 	fx_down();
+	randombytes_set_implementation(&randombytes_sysrandom_implementation);
 }
 
 START_TEST(random_orderings)
