@@ -1176,7 +1176,7 @@ static enum fl_err cmd_retry(struct fl_scheduler *s, const struct fl_rollout_cal
 	struct sched_wave *w;
 	bool *pick = NULL, own = false;
 	char reason[REASON_MAX], what[64];
-	uint32_t n = 0;
+	uint32_t n = 0, failed_left = 0;
 	enum fl_err e;
 
 	if ((r = live_or_refuse(s, rq->rollout_id, "retry", out, &e, errbuf)) == NULL)
@@ -1191,6 +1191,27 @@ static enum fl_err cmd_retry(struct fl_scheduler *s, const struct fl_rollout_cal
 		       "cannot retry rollout '%s': its order expired (start a new one)", r->row.id);
 		return FL_OK;
 	}
+	/* A rollback was decided (rollback-all, a signed rollback order): going
+	 * forward again is not a retry but a new rollout. */
+	if (r->row.rollback_kind == FL_STORE_ROLLBACK_ALL ||
+	    r->row.rollback_kind == FL_STORE_ROLLBACK_MANUAL) {
+		refuse(out, SC(FAILED_PRECONDITION),
+		       "cannot retry rollout '%s': it is being rolled back (%s); finish the "
+		       "rollback with a signed rollback order, or start a new rollout",
+		       r->row.id,
+		       r->row.rollback_kind == FL_STORE_ROLLBACK_ALL ? "on_failure: rollback-all"
+		                                                     : "a signed rollback order");
+		return FL_OK;
+	}
+	for (size_t i = 0; i < r->n_t; i++)
+		if (r->t[i].row.state == FL_SCHED_REVERTING) {
+			refuse(out, SC(FAILED_PRECONDITION),
+			       "cannot retry rollout '%s': tenant '%s' is still to revert (the "
+			       "rollback was halted); finish the rollback with a signed rollback "
+			       "order",
+			       r->row.id, r->t[i].row.tenant_id);
+			return FL_OK;
+		}
 	w = &r->w[r->row.current_wave < r->n_w ? r->row.current_wave : r->n_w - 1];
 	pick = fl_calloc(r->n_t ? r->n_t : 1, sizeof(*pick));
 	for (size_t i = 0; i < rq->n_tenant_ids; i++) {
@@ -1215,8 +1236,12 @@ static enum fl_err cmd_retry(struct fl_scheduler *s, const struct fl_rollout_cal
 			pick[i] = t->row.wave == w->row.idx &&
 			          (t->row.state == FL_SCHED_FAILED ||
 			           (w->row.rolled_back && t->row.state == FL_SCHED_ROLLED_BACK));
-		if (!pick[i])
-			continue;
+		n += pick[i];
+		failed_left +=
+		    t->row.wave == w->row.idx && t->row.state == FL_SCHED_FAILED && !pick[i];
+		/* Every tenant, not only those picked: a halted rollout is not
+		 * active, another may have taken some of its tenants since, and
+		 * this one would go on with them (or revert them, on_failure). */
 		if ((h = fl_sched_active_holder(s, t->row.tenant_id, r)) != NULL) {
 			refuse(out, SC(FAILED_PRECONDITION),
 			       "tenant '%s' is in active rollout '%s' now: one active rollout per "
@@ -1224,7 +1249,14 @@ static enum fl_err cmd_retry(struct fl_scheduler *s, const struct fl_rollout_cal
 			       t->row.tenant_id, h->row.id);
 			goto out;
 		}
-		n++;
+	}
+	if (fl_wave_budget_exceeded(w->pol, failed_left, w->total)) {
+		refuse(
+		    out, SC(FAILED_PRECONDITION),
+		    "cannot retry only these: %u failed tenants left in wave %u ('%s') exceed its "
+		    "failure budget (retry them all)",
+		    failed_left, w->row.idx, w->pol->name);
+		goto out;
 	}
 	snprintf(what, sizeof(what), "%u tenants requeued", n);
 	who_reason(reason, sizeof(reason), who, "retried", what);
@@ -1249,6 +1281,9 @@ static enum fl_err cmd_retry(struct fl_scheduler *s, const struct fl_rollout_cal
 	}
 	if (e == FL_OK && r->row.state == RS_HALTED)
 		e = fl_sched_set_rollout(s, r, RS_RUNNING, reason, now_ms, errbuf);
+	/* tenants of a silent agent wait for it (or fail again after the deadline) */
+	if (e == FL_OK)
+		e = fl_sched_mark_unreachable(s, r, now_ms, errbuf);
 	if (e == FL_OK)
 		e = fl_sched_advance(s, r, now_ms, errbuf);
 	fl_sched_wake_rollout(s, r);
@@ -1274,6 +1309,7 @@ static enum fl_err cmd_rollback(struct fl_scheduler *s, const struct fl_rollout_
 	struct sched_rollout *r = fl_sched_find(s, rq->rollout_id ? rq->rollout_id : "");
 	struct fl_store_release rel = {0};
 	struct fl_order *rb = NULL;
+	struct fl_sched_map withdrawn = {0};
 	bool *pick = NULL, loaded = false, own = false;
 	char err[FL_ERRBUF_SIZE], reason[REASON_MAX];
 	long target_pos, rb_pos = -1, top;
@@ -1309,6 +1345,15 @@ static enum fl_err cmd_rollback(struct fl_scheduler *s, const struct fl_rollout_
 		       r->row.id, state_name(r->row.state));
 		goto out;
 	}
+	if (now_ms >= r->row.expires_at_ms) {
+		/* agents check the rollout order on every assignment, REVERTs too */
+		refuse(
+		    out, SC(FAILED_PRECONDITION),
+		    "cannot roll back rollout '%s': its rollout order expired, and agents refuse "
+		    "work under an expired order",
+		    r->row.id);
+		goto out;
+	}
 	v = fl_order_verify(rq->signed_rollback_order.data, rq->signed_rollback_order.len,
 	                    FL_ORDER_ROLLBACK, (const uint8_t(*)[FL_KEY_PUBLIC_BYTES])s->trusted,
 	                    s->n_trusted, s->project_id, now_ms, &rb, err);
@@ -1336,10 +1381,12 @@ static enum fl_err cmd_rollback(struct fl_scheduler *s, const struct fl_rollout_
 		goto out;
 	}
 	/* Which tenants, and every migration to revert has down.sql. */
+	if ((e = fl_sched_withdrawn(s, r, &withdrawn, errbuf)) != FL_OK)
+		goto out;
 	pick = fl_calloc(r->n_t ? r->n_t : 1, sizeof(*pick));
 	for (size_t i = 0; i < r->n_t; i++) {
 		const struct sched_tenant *t = &r->t[i];
-		bool touched = t->row.changed || (t->out_id != 0 && t->out_kind == WK_APPLY);
+		bool touched = fl_sched_touched(r, t, &withdrawn);
 		struct sched_rollout *h;
 		long from;
 
@@ -1403,6 +1450,7 @@ static enum fl_err cmd_rollback(struct fl_scheduler *s, const struct fl_rollout_
 out:
 	if (loaded)
 		fl_sched_rollout_free(s, r);
+	fl_sched_map_fini(&withdrawn);
 	free(pick);
 	fl_order_free(rb);
 	fl_store_release_fini(&rel);

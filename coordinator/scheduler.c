@@ -33,6 +33,7 @@
 #define DEFAULT_BUSY_RETRY_MS    30000
 #define DEFAULT_PLAN_IDS         20
 #define REASON_MAX               512
+#define CANCELED_TRIES           3 /* APPLYs of a tenant after which CANCELED waits */
 
 #define OC(x) FLOTILLA__V1__OUTCOME__OUTCOME_##x
 
@@ -574,6 +575,32 @@ static bool load_tenant(void *arg, const struct fl_store_rollout_tenant *row)
 	return true;
 }
 
+/* At load: an assignment issued to the agent that held the tenant before it
+ * moved. Withdrawn (its APPLY counts as maybe applied: fl_sched_withdrawn);
+ * the tenant gets its work again from its new agent. Needs a transaction. */
+static enum fl_err withdraw_moved(struct fl_scheduler *s, struct sched_rollout *r, uint32_t ti,
+                                  const struct fl_store_assignment *as, int64_t now_ms,
+                                  char *errbuf)
+{
+	struct sched_tenant *t = &r->t[ti];
+	struct sched_wave *w = &r->w[t->row.wave];
+	enum fl_err e;
+
+	fl_log_warn(r->row.id,
+	            "tenant '%s' moved to agent '%s': assignment %" PRIu64
+	            " issued to its former agent withdrawn",
+	            t->row.tenant_id, r->ra[t->ra].a->name, as->id);
+	if ((e = fl_store_assignment_set_state(s->st, as->id, FL_STORE_ASSIGNMENT_CANCELED, 0,
+	                                       now_ms, errbuf)) != FL_OK)
+		return e;
+	if (as->kind == WK_APPLY &&
+	    (t->row.state == FL_SCHED_ASSIGNED || t->row.state == FL_SCHED_UNREACHABLE))
+		return fl_sched_set_tenant(s, r, t, FL_SCHED_PENDING, now_ms, errbuf);
+	if (as->kind == WK_CHECK && t->row.state == FL_SCHED_APPLIED && w->row.state == WS_BAKING)
+		set_check_due(r, t, true); /* checked again, by the new agent */
+	return put_tenant(s, r, t, now_ms, errbuf);
+}
+
 enum fl_err fl_sched_load(struct fl_scheduler *s, const char *id, bool attach, int64_t now_ms,
                           struct sched_rollout **out, char *errbuf)
 {
@@ -680,6 +707,16 @@ enum fl_err fl_sched_load(struct fl_scheduler *s, const char *id, bool attach, i
 				            id, as[i].id, as[i].tenant_id);
 				goto fail;
 			}
+			if (memcmp(as[i].agent_pk, r->ra[r->t[ti].ra].a->pk, FL_STORE_KEY_LEN) !=
+			    0) {
+				/* The tenant moved to another agent since: this work is
+				 * never sent to the new one (it was issued to the old,
+				 * whose report the endpoint no longer takes for it). */
+				if ((e = withdraw_moved(s, r, (uint32_t)ti, &as[i], now_ms,
+				                        errbuf)) != FL_OK)
+					goto fail;
+				continue;
+			}
 			out_add(s, r, (uint32_t)ti, as[i].id, as[i].kind, 0);
 		}
 	}
@@ -716,15 +753,20 @@ void fl_sched_attach(struct fl_scheduler *s, struct sched_rollout *r)
 	*p = r;
 }
 
+/* Load every live rollout, in the caller's transaction or one of its own
+ * (loading may withdraw work issued to a tenant's former agent). */
 static enum fl_err load_all(struct fl_scheduler *s, int64_t now_ms, char *errbuf)
 {
 	struct fl_store_rollout *rows = NULL;
 	size_t n = 0;
 	enum fl_err e;
+	bool own;
 
 	free_all(s);
-	if ((e = fl_store_rollout_list(s->st, false, 0, &rows, &n, errbuf)) != FL_OK)
+	if ((e = fl_sched_tx_begin(s, &own, errbuf)) != FL_OK)
 		return e;
+	if ((e = fl_store_rollout_list(s->st, false, 0, &rows, &n, errbuf)) != FL_OK)
+		goto out;
 	for (size_t i = n; i-- > 0;) {
 		struct sched_rollout *r;
 
@@ -741,6 +783,8 @@ static enum fl_err load_all(struct fl_scheduler *s, int64_t now_ms, char *errbuf
 		fl_sched_attach(s, r);
 	}
 	fl_store_rollouts_free(rows, n);
+out:
+	e = fl_sched_tx_end(s, own, e, errbuf);
 	if (e != FL_OK)
 		free_all(s);
 	return e;
@@ -850,6 +894,18 @@ static enum fl_err mark_unreachable(struct fl_scheduler *s, struct sched_rollout
 	return FL_OK;
 }
 
+enum fl_err fl_sched_mark_unreachable(struct fl_scheduler *s, struct sched_rollout *r,
+                                      int64_t now_ms, char *errbuf)
+{
+	enum fl_err e;
+
+	for (size_t i = 0; i < r->n_ra; i++)
+		if (!r->ra[i].a->online &&
+		    (e = mark_unreachable(s, r, &r->ra[i], now_ms, errbuf)) != FL_OK)
+			return e;
+	return FL_OK;
+}
+
 static enum fl_err agent_offline(struct fl_scheduler *s, struct sched_agent *a, int64_t now_ms,
                                  char *errbuf)
 {
@@ -899,6 +955,37 @@ static enum fl_err agent_seen(struct fl_scheduler *s, struct sched_agent *a, int
 	return FL_OK;
 }
 
+/*
+ * A tenant an agent now holds (reconcile gave it to this agent: its former
+ * agent stopped listing it, or was revoked) that a live rollout still links
+ * to another agent: the rollout follows it. The model is read again, which
+ * links the tenant to this agent and withdraws work issued to the former
+ * (withdraw_moved); the tenant gets its work from this agent.
+ */
+static enum fl_err follow_moves(struct fl_scheduler *s, struct sched_agent *a, int64_t now_ms,
+                                char *errbuf)
+{
+	char **ids = NULL;
+	size_t n = 0;
+	bool moved = false;
+	enum fl_err e;
+
+	if (s->live == NULL)
+		return FL_OK;
+	if ((e = fl_store_tenant_ids_of_agent(s->st, a->pk, &ids, &n, errbuf)) != FL_OK)
+		return e;
+	for (size_t i = 0; i < n && !moved; i++)
+		for (struct sched_rollout *r = s->live; r != NULL && !moved; r = r->next) {
+			long ti = fl_sched_tenant_index(r, ids[i]);
+
+			moved = ti >= 0 && r->ra[r->t[ti].ra].a != a;
+		}
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	return moved ? load_all(s, now_ms, errbuf) : FL_OK;
+}
+
 enum fl_err fl_scheduler_hello(struct fl_scheduler *s, const uint8_t agent_pk[FL_STORE_KEY_LEN],
                                int64_t now_ms, char *errbuf)
 {
@@ -912,7 +999,8 @@ enum fl_err fl_scheduler_hello(struct fl_scheduler *s, const uint8_t agent_pk[FL
 		return e;
 	a = agent_get(s, agent_pk, now_ms);
 	a->hello_at_ms = now_ms;
-	e = agent_seen(s, a, now_ms, errbuf);
+	if ((e = follow_moves(s, a, now_ms, errbuf)) == FL_OK)
+		e = agent_seen(s, a, now_ms, errbuf);
 	return fl_sched_tx_end(s, own, e, errbuf);
 }
 
@@ -1009,22 +1097,56 @@ enum fl_err fl_sched_halt(struct fl_scheduler *s, struct sched_rollout *r, const
 	return FL_OK;
 }
 
+enum fl_err fl_sched_withdrawn(struct fl_scheduler *s, const struct sched_rollout *r,
+                               struct fl_sched_map *out, char *errbuf)
+{
+	char **ids = NULL;
+	size_t n = 0;
+	enum fl_err e;
+
+	if ((e = fl_store_assignment_withdrawn_in(s->st, r->row.id, WK_APPLY, &ids, &n, errbuf)) !=
+	    FL_OK)
+		return e;
+	for (size_t i = 0; i < n; i++) {
+		fl_sched_map_put(out, ids[i], 1);
+		free(ids[i]);
+	}
+	free(ids);
+	return FL_OK;
+}
+
+bool fl_sched_touched(const struct sched_rollout *r, const struct sched_tenant *t,
+                      const struct fl_sched_map *withdrawn)
+{
+	(void)r;
+	return t->row.changed || (t->out_id != 0 && t->out_kind == WK_APPLY) ||
+	       fl_sched_map_get(withdrawn, t->row.tenant_id, NULL);
+}
+
 enum fl_err fl_sched_rollback(struct fl_scheduler *s, struct sched_rollout *r,
                               enum fl_store_rollback_kind kind, const bool *which,
                               const char *reason, int64_t now_ms, char *errbuf)
 {
 	uint32_t cur = r->row.current_wave;
+	struct fl_sched_map withdrawn = {0};
 	enum fl_err e;
 
+	/* Work withdrawn before any report (its agent went silent, the reply
+	 * was lost) may have run: those tenants are reverted too. An agent
+	 * reverts only what its ledger says it applied under the order, so a
+	 * revert of work that never ran changes nothing. */
+	if (kind != FL_STORE_ROLLBACK_MANUAL &&
+	    (e = fl_sched_withdrawn(s, r, &withdrawn, errbuf)) != FL_OK)
+		return e;
 	if ((e = fl_store_rollout_set_rollback(
 	         s->st, r->row.id, kind,
 	         kind == FL_STORE_ROLLBACK_MANUAL && r->rb_blob ? r->rb_blob->data : NULL,
 	         kind == FL_STORE_ROLLBACK_MANUAL && r->rb_blob ? r->rb_blob->len : 0, now_ms,
 	         errbuf)) != FL_OK)
-		return e;
+		goto out;
 	r->row.rollback_kind = kind;
 	if ((e = fl_sched_set_rollout(s, r, RS_ROLLING_BACK, reason, now_ms, errbuf)) != FL_OK)
-		return e;
+		goto out;
 	for (size_t i = 0; i < r->n_t; i++) {
 		struct sched_tenant *t = &r->t[i];
 		bool in;
@@ -1033,14 +1155,28 @@ enum fl_err fl_sched_rollback(struct fl_scheduler *s, struct sched_rollout *r,
 			in = which != NULL && which[i];
 		else
 			in = (kind == FL_STORE_ROLLBACK_ALL || t->row.wave == cur) &&
-			     (t->row.changed || (t->out_id != 0 && t->out_kind == WK_APPLY));
+			     fl_sched_touched(r, t, &withdrawn);
+		if (!in && kind == FL_STORE_ROLLBACK_MANUAL && t->row.state == FL_SCHED_REVERTING &&
+		    t->out_id == 0) {
+			/* Left to revert by an earlier rollback (halted), and this
+			 * order does not cover it: its REVERTs would now carry an
+			 * order that does not authorise them, and be refused. */
+			set_str(&t->row.last_error,
+			        "not reverted: the rollback order does not cover this tenant");
+			t->row.revert_failed = true;
+			if ((e = fl_sched_set_tenant(s, r, t, FL_SCHED_FAILED, now_ms, errbuf)) !=
+			    FL_OK)
+				goto out;
+			continue;
+		}
 		if (!in || t->row.state == FL_SCHED_REVERTING)
 			continue;
 		t->row.not_before_ms = 0;
 		t->row.revert_failed = false;
 		if ((e = fl_sched_set_tenant(s, r, t, FL_SCHED_REVERTING, now_ms, errbuf)) != FL_OK)
-			return e;
+			goto out;
 	}
+	fl_sched_map_fini(&withdrawn);
 	if (kind == FL_STORE_ROLLBACK_WAVE) {
 		r->w[cur].row.rolled_back = true;
 		if ((e = fl_store_wave_put(s->st, r->row.id, &r->w[cur].row, errbuf)) != FL_OK)
@@ -1057,6 +1193,9 @@ enum fl_err fl_sched_rollback(struct fl_scheduler *s, struct sched_rollout *r,
 	            reason);
 	fl_sched_wake_rollout(s, r);
 	return fl_sched_advance(s, r, now_ms, errbuf);
+out:
+	fl_sched_map_fini(&withdrawn);
+	return e;
 }
 
 /* Every tenant the rollback covered is settled: end it. */
@@ -1135,7 +1274,7 @@ static bool wave_done(const struct sched_wave *w)
 	               w->count[FL_SCHED_UNREACHABLE] + w->count[FL_SCHED_BUSY] +
 	               w->count[FL_SCHED_REVERTING] ==
 	           0 &&
-	       w->inflight == 0;
+	       w->inflight == 0 && w->checks_due == 0;
 }
 
 static enum fl_err start_wave(struct fl_scheduler *s, struct sched_rollout *r, struct sched_wave *w,
@@ -1236,6 +1375,10 @@ enum fl_err fl_sched_advance(struct fl_scheduler *s, struct sched_rollout *r, in
 		case WS_RUNNING:
 			if (!wave_done(w))
 				return FL_OK;
+			/* A wave never passes with its budget exceeded (failures taken
+			 * while halted and left by a retry of some tenants). */
+			if (fl_wave_budget_exceeded(w->pol, w->count[FL_SCHED_FAILED], w->total))
+				return trip(s, r, w, now_ms, errbuf);
 			if (w->pol->bake_ms > 0 && w->count[FL_SCHED_APPLIED] > 0) {
 				w->row.bake_until_ms = now_ms + w->pol->bake_ms;
 				w->row.next_check_at_ms =
@@ -1269,6 +1412,8 @@ enum fl_err fl_sched_advance(struct fl_scheduler *s, struct sched_rollout *r, in
 				return FL_OK;
 			if (!wave_done(w))
 				return FL_OK;
+			if (fl_wave_budget_exceeded(w->pol, w->count[FL_SCHED_FAILED], w->total))
+				return trip(s, r, w, now_ms, errbuf);
 			if ((e = gate(s, r, w, now_ms, errbuf)) != FL_OK)
 				return e;
 			continue;
@@ -1399,11 +1544,23 @@ static bool must_stop(const struct sched_rollout *r, int kind)
 	return r->row.state == RS_ROLLING_BACK && kind != WK_REVERT;
 }
 
-/* Whether the rollout still wants work of this kind done. */
+/* Whether agents would refuse the rollback's REVERTs: the rollout order
+ * expired (agents check it for every assignment, REVERTs under a signed
+ * rollback order included), or the rollback order did. */
+static bool rollback_expired_at(const struct sched_rollout *r, int64_t now_ms)
+{
+	if (now_ms >= r->row.expires_at_ms)
+		return true;
+	return r->row.rollback_kind == FL_STORE_ROLLBACK_MANUAL &&
+	       (r->rb == NULL || now_ms >= r->rb->expires_at_ms);
+}
+
+/* Whether the rollout still wants work of this kind done (and an agent
+ * would take it: the order authorising it has not expired). */
 static bool wanted(const struct sched_rollout *r, int kind, int64_t now_ms)
 {
 	if (kind == WK_REVERT)
-		return r->row.state == RS_ROLLING_BACK;
+		return r->row.state == RS_ROLLING_BACK && !rollback_expired_at(r, now_ms);
 	return (r->row.state == RS_RUNNING || r->row.state == RS_PAUSED) &&
 	       now_ms < r->row.expires_at_ms;
 }
@@ -1464,8 +1621,8 @@ static bool room(const struct sched_rollout *r, const struct sched_ragent *ra,
 
 /* New work for one agent in one rollout, up to *free. */
 static enum fl_err fill(struct fl_scheduler *s, struct sched_rollout *r, struct sched_ragent *ra,
-                        uint32_t *free_slots, int64_t now_ms, struct fl_scheduler_work *out,
-                        char *errbuf)
+                        const struct fl_sched_map *held, uint32_t *free_slots, int64_t now_ms,
+                        struct fl_scheduler_work *out, char *errbuf)
 {
 	int minute = minute_of_day(now_ms);
 	enum fl_err e;
@@ -1484,16 +1641,17 @@ static enum fl_err fill(struct fl_scheduler *s, struct sched_rollout *r, struct 
 
 			if (t->row.wave != w->row.idx || t->out_id != 0)
 				continue;
-			if (baking && t->row.state == FL_SCHED_APPLIED && t->row.check_due)
-				kind = WK_CHECK;
+			if (t->row.state == FL_SCHED_APPLIED && t->row.check_due)
+				kind = WK_CHECK; /* baking, or applied by an earlier attempt */
 			else if (!baking && (t->row.state == FL_SCHED_PENDING ||
 			                     (t->row.state == FL_SCHED_BUSY &&
 			                      now_ms >= t->row.not_before_ms)))
 				kind = WK_APPLY;
 			else
 				continue;
-			if (fl_sched_map_get(&s->busy, t->row.tenant_id, NULL))
-				continue; /* work of another rollout is outstanding there */
+			if (fl_sched_map_get(&s->busy, t->row.tenant_id, NULL) ||
+			    fl_sched_map_get(held, t->row.tenant_id, NULL))
+				continue; /* other work is outstanding there, or still held */
 			if (kind == WK_APPLY &&
 			    !fl_policy_may_start(policy_of(r), &t->row.labels, minute))
 				continue;
@@ -1504,9 +1662,7 @@ static enum fl_err fill(struct fl_scheduler *s, struct sched_rollout *r, struct 
 		return FL_OK;
 	}
 	if (r->row.state == RS_ROLLING_BACK) {
-		if (r->row.rollback_kind == FL_STORE_ROLLBACK_MANUAL
-		        ? (r->rb == NULL || now_ms >= r->rb->expires_at_ms)
-		        : now_ms >= r->row.expires_at_ms)
+		if (rollback_expired_at(r, now_ms))
 			return FL_OK; /* agents would refuse it: the order expired */
 		for (size_t k = 0; k<ra->n && * free_slots> 0; k++) {
 			uint32_t ti = ra->t[k];
@@ -1515,6 +1671,7 @@ static enum fl_err fill(struct fl_scheduler *s, struct sched_rollout *r, struct 
 			if (t->row.state != FL_SCHED_REVERTING || t->out_id != 0 ||
 			    now_ms < t->row.not_before_ms ||
 			    fl_sched_map_get(&s->busy, t->row.tenant_id, NULL) ||
+			    fl_sched_map_get(held, t->row.tenant_id, NULL) ||
 			    !room(r, ra, &r->w[t->row.wave]))
 				continue;
 			if ((e = issue(s, r, ti, WK_REVERT, now_ms, out, errbuf)) != FL_OK)
@@ -1550,11 +1707,49 @@ static enum fl_err withdraw(struct fl_scheduler *s, struct sched_rollout *r, uin
 	return put_tenant(s, r, t, now_ms, errbuf);
 }
 
+/*
+ * Tenants for which the agent lists as running an assignment the scheduler
+ * withdrew (it went silent with it, it moved): nothing new is sent for them
+ * until it is no longer listed, so the agent never holds two assignments
+ * for one tenant (a REVERT must not overtake the APPLY it is to undo).
+ * Ids the scheduler has outstanding for the agent are skipped; so are ids
+ * not issued to this agent.
+ */
+static enum fl_err held_withdrawn(struct fl_scheduler *s, const struct sched_agent *a,
+                                  const uint64_t *ids, size_t n, struct fl_sched_map *held,
+                                  char *errbuf)
+{
+	enum fl_err e;
+
+	for (size_t i = 0; i < n; i++) {
+		struct fl_store_assignment as;
+		bool mine = false;
+
+		if (i > 0 && ids[i] == ids[i - 1])
+			continue;
+		for (size_t k = 0; k < a->n_out && !mine; k++)
+			mine = a->out[k].r->t[a->out[k].t].out_id == ids[i];
+		if (mine)
+			continue;
+		e = fl_store_assignment_get(s->st, ids[i], &as, errbuf);
+		if (e == FL_ENOENT)
+			continue;
+		if (e != FL_OK)
+			return e;
+		if (as.state == FL_STORE_ASSIGNMENT_CANCELED &&
+		    memcmp(as.agent_pk, a->pk, FL_STORE_KEY_LEN) == 0)
+			fl_sched_map_put(held, as.tenant_id, ids[i]);
+		fl_store_assignment_fini(&as);
+	}
+	return FL_OK;
+}
+
 enum fl_err fl_scheduler_poll(struct fl_scheduler *s, const uint8_t agent_pk[FL_STORE_KEY_LEN],
                               uint32_t free_slots, const uint64_t *running, size_t n_running,
                               int64_t now_ms, struct fl_scheduler_work *out, char *errbuf)
 {
 	struct sched_agent *a;
+	struct fl_sched_map held = {0};
 	uint64_t *ids = NULL;
 	enum fl_err e;
 	bool own;
@@ -1580,6 +1775,8 @@ enum fl_err fl_scheduler_poll(struct fl_scheduler *s, const uint8_t agent_pk[FL_
 		if (must_stop(r, r->t[a->out[i].t].out_kind))
 			halt_add(out, r);
 	}
+	if ((e = held_withdrawn(s, a, ids, n_running, &held, errbuf)) != FL_OK)
+		goto out;
 	/* Lost assignments: sent again with the same id, or withdrawn when no
 	 * longer wanted. */
 	for (size_t i = 0; i < a->n_out;) {
@@ -1618,12 +1815,13 @@ enum fl_err fl_scheduler_poll(struct fl_scheduler *s, const uint8_t agent_pk[FL_
 
 		if (halted_here(out, r))
 			continue;
-		if ((e = fill(s, r, &r->ra[a->links[i].ra], &free_slots, now_ms, out, errbuf)) !=
-		    FL_OK)
+		if ((e = fill(s, r, &r->ra[a->links[i].ra], &held, &free_slots, now_ms, out,
+		              errbuf)) != FL_OK)
 			goto out;
 	}
 out:
 	free(ids);
+	fl_sched_map_fini(&held);
 	e = fl_sched_tx_end(s, own, e, errbuf);
 	if (e != FL_OK) {
 		fl_scheduler_work_fini(out);
@@ -1635,11 +1833,13 @@ out:
 
 /* ---- reports ---- */
 
-static bool report_changed(const Flotilla__V1__Report *rp)
+/* Whether a report about an assignment of this kind (the coordinator's
+ * record, not what the report says it is) proves a migration applied. */
+static bool report_changed(const Flotilla__V1__Report *rp, int kind)
 {
 	if (rp->outcome == OC(APPLIED) || rp->outcome == OC(HEALTH_FAILED) ||
 	    rp->outcome == OC(INCONCLUSIVE))
-		return rp->kind == WK_APPLY;
+		return kind == WK_APPLY;
 	for (size_t i = 0; i < rp->n_migrations; i++)
 		if (rp->migrations[i]->outcome == OC(APPLIED))
 			return true;
@@ -1654,9 +1854,12 @@ static const char *outcome_name(int o)
 	return v ? v->name : "?";
 }
 
+/* What went wrong, by the agent's words: quoted (an agent's text never puts
+ * a control character in a state reason, an audit entry or a terminal). */
 static void error_of(const Flotilla__V1__Report *rp, char *out, size_t n)
 {
 	const char *m = rp->message && rp->message[0] ? rp->message : "";
+	char q[REASON_MAX];
 
 	if (m[0] == '\0')
 		for (size_t i = 0; i < rp->n_migrations; i++)
@@ -1670,7 +1873,8 @@ static void error_of(const Flotilla__V1__Report *rp, char *out, size_t n)
 				m = rp->health[i]->message;
 				break;
 			}
-	snprintf(out, n, "%s%s%s", outcome_name(rp->outcome), m[0] ? ": " : "", m);
+	fl_err_quote(q, sizeof(q), m, strlen(m));
+	snprintf(out, n, "%s%s%s", outcome_name(rp->outcome), q[0] ? ": " : "", q);
 }
 
 static enum fl_err pause_for(struct fl_scheduler *s, struct sched_rollout *r,
@@ -1702,9 +1906,23 @@ static enum fl_err on_apply(struct fl_scheduler *s, struct sched_rollout *r, str
 	enum fl_err e;
 
 	if (t->row.state == FL_SCHED_REVERTING) {
-		/* A rollback began while this ran: revert it if it changed anything. */
-		if (t->row.changed)
+		/* A rollback began while this ran: revert it if it changed anything,
+		 * or may have: SKIPPED says the tenant holds the target (it did not
+		 * when the rollout started: an earlier attempt got there), and an
+		 * attempt withdrawn unreported may have run. */
+		if (t->row.changed || o == OC(SKIPPED))
 			return put_tenant(s, r, t, now_ms, errbuf);
+		{
+			struct fl_sched_map wd = {0};
+			bool maybe;
+
+			if ((e = fl_sched_withdrawn(s, r, &wd, errbuf)) != FL_OK)
+				return e;
+			maybe = fl_sched_map_get(&wd, t->row.tenant_id, NULL);
+			fl_sched_map_fini(&wd);
+			if (maybe)
+				return put_tenant(s, r, t, now_ms, errbuf);
+		}
 		if (is_failure(o)) {
 			error_of(rp, err, sizeof(err));
 			set_str(&t->row.last_error, err);
@@ -1715,16 +1933,36 @@ static enum fl_err on_apply(struct fl_scheduler *s, struct sched_rollout *r, str
 	}
 	if (o == OC(APPLIED) || o == OC(HEALTHY))
 		return fl_sched_set_tenant(s, r, t, FL_SCHED_APPLIED, now_ms, errbuf);
-	if (o == OC(SKIPPED))
-		return fl_sched_set_tenant(s, r, t, FL_SCHED_SKIPPED, now_ms, errbuf);
+	if (o == OC(SKIPPED)) {
+		/* The tenant holds the target, which it did not when the rollout
+		 * started: an earlier attempt got there (its health checks failed,
+		 * or its report never came), or someone did by hand. The agent ran
+		 * no check for this APPLY: the tenant counts as applied and is
+		 * checked before its wave moves on, so a retry never lets a tenant
+		 * that failed its checks through unchecked. */
+		if (policy_of(r)->n_checks > 0)
+			set_check_due(r, t, true);
+		if ((e = fl_sched_set_tenant(s, r, t, FL_SCHED_APPLIED, now_ms, errbuf)) != FL_OK)
+			return e;
+		if (t->row.check_due)
+			wake(s, r->ra[t->ra].a);
+		return FL_OK;
+	}
 	if (o == OC(BUSY)) {
 		t->row.not_before_ms = now_ms + s->busy_retry_ms;
 		return fl_sched_set_tenant(s, r, t, FL_SCHED_BUSY, now_ms, errbuf);
 	}
-	if (o == OC(CANCELED))
-		return fl_sched_set_tenant(
-		    s, r, t, r->ra[t->ra].a->online ? FL_SCHED_PENDING : FL_SCHED_UNREACHABLE,
-		    now_ms, errbuf);
+	if (o == OC(CANCELED)) {
+		if (!r->ra[t->ra].a->online)
+			return fl_sched_set_tenant(s, r, t, FL_SCHED_UNREACHABLE, now_ms, errbuf);
+		/* Tried again at once (a halt, an agent restarting), but not in a
+		 * loop: an agent that cancels every try waits like a busy one. */
+		if (t->row.attempts >= CANCELED_TRIES) {
+			t->row.not_before_ms = now_ms + s->busy_retry_ms;
+			return fl_sched_set_tenant(s, r, t, FL_SCHED_BUSY, now_ms, errbuf);
+		}
+		return fl_sched_set_tenant(s, r, t, FL_SCHED_PENDING, now_ms, errbuf);
+	}
 	if (o == OC(INCONCLUSIVE)) {
 		if ((e = fl_sched_set_tenant(s, r, t, FL_SCHED_APPLIED, now_ms, errbuf)) != FL_OK)
 			return e;
@@ -1750,8 +1988,10 @@ static enum fl_err on_check(struct fl_scheduler *s, struct sched_rollout *r, str
 	if (o == OC(HEALTHY) || o == OC(APPLIED) || o == OC(SKIPPED))
 		return put_tenant(s, r, t, now_ms, errbuf);
 	if (o == OC(BUSY) || o == OC(CANCELED)) {
-		/* try again this round, while the wave bakes */
-		if (r->w[t->row.wave].row.state == WS_BAKING)
+		/* try again this round, while the wave bakes (or runs: a check
+		 * of a tenant applied by an earlier attempt) */
+		if (r->w[t->row.wave].row.state == WS_BAKING ||
+		    r->w[t->row.wave].row.state == WS_RUNNING)
 			set_check_due(r, t, true);
 		return put_tenant(s, r, t, now_ms, errbuf);
 	}
@@ -1811,22 +2051,32 @@ enum fl_err fl_scheduler_report(struct fl_scheduler *s, const struct fl_store_as
 	if (r != NULL && (ti = fl_sched_tenant_index(r, as->tenant_id)) >= 0)
 		t = &r->t[ti];
 	if (t == NULL || t->out_id != as->id) {
-		/* Reported already, or withdrawn: only what it proves applied counts. */
-		if (t != NULL && !t->row.changed && as->kind == WK_APPLY && report_changed(rp)) {
+		/* Reported already, or withdrawn: only what it proves applied counts,
+		 * also once the rollout finished (a rollback of it reverts that). */
+		if (as->kind != WK_APPLY || !report_changed(rp, as->kind))
+			goto out;
+		if (t != NULL && !t->row.changed) {
 			t->row.changed = true;
 			e = put_tenant(s, r, t, now_ms, errbuf);
+		} else if (r == NULL && as->rollout_id[0] != '\0') {
+			e = fl_store_rollout_tenant_set_changed(s->st, as->rollout_id,
+			                                        as->tenant_id, now_ms, errbuf);
+			if (e == FL_ENOENT)
+				e = FL_OK; /* not a rollout's work */
 		}
 		goto out;
 	}
 	out_clear(s, r, (uint32_t)ti);
-	if (as->kind == WK_APPLY && report_changed(rp))
+	if (as->kind == WK_APPLY && report_changed(rp, as->kind))
 		t->row.changed = true;
 	if (rp->outcome == OC(REFUSED)) {
-		char detail[REASON_MAX];
+		char detail[REASON_MAX], q[REASON_MAX / 2];
 
+		fl_err_quote(q, sizeof(q), rp->message ? rp->message : "",
+		             rp->message ? strlen(rp->message) : 0);
 		snprintf(detail, sizeof(detail),
 		         "agent '%s' refused assignment %" PRIu64 " for tenant '%s': %s", a->name,
-		         as->id, as->tenant_id, rp->message ? rp->message : "");
+		         as->id, as->tenant_id, q);
 		fl_log_error(r->row.id, "%s", detail);
 		if ((e = fl_sched_audit(s, "work_refused", r->row.id,
 		                        FLOTILLA__V1__STATUS_CODE__STATUS_CODE_PERMISSION_DENIED,
@@ -1860,7 +2110,6 @@ static enum fl_err fail_unreachable(struct fl_scheduler *s, struct sched_rollout
 	for (size_t k = 0; k < ra->n; k++) {
 		uint32_t ti = ra->t[k];
 		struct sched_tenant *t = &r->t[ti];
-		bool baking = cur < r->n_w && r->w[cur].row.state == WS_BAKING;
 		char msg[REASON_MAX];
 
 		if (r->row.state != RS_RUNNING && r->row.state != RS_PAUSED)
@@ -1868,8 +2117,7 @@ static enum fl_err fail_unreachable(struct fl_scheduler *s, struct sched_rollout
 		if (t->row.wave != cur)
 			continue;
 		if (!(t->row.state == FL_SCHED_UNREACHABLE ||
-		      (baking && t->row.state == FL_SCHED_APPLIED &&
-		       (t->row.check_due || t->out_id != 0))))
+		      (t->row.state == FL_SCHED_APPLIED && (t->row.check_due || t->out_id != 0))))
 			continue;
 		if (t->out_id != 0 && (e = withdraw(s, r, ti, now_ms, errbuf)) != FL_OK)
 			return e;
@@ -1913,10 +2161,7 @@ static enum fl_err tick_rollout(struct fl_scheduler *s, struct sched_rollout *r,
 	if ((r->row.state == RS_RUNNING || r->row.state == RS_PAUSED) &&
 	    now_ms >= r->row.expires_at_ms)
 		return fl_sched_halt(s, r, "order expired", true, now_ms, errbuf);
-	if (r->row.state == RS_ROLLING_BACK &&
-	    (r->row.rollback_kind == FL_STORE_ROLLBACK_MANUAL
-	         ? (r->rb == NULL || now_ms >= r->rb->expires_at_ms)
-	         : now_ms >= r->row.expires_at_ms))
+	if (r->row.state == RS_ROLLING_BACK && rollback_expired_at(r, now_ms))
 		return rollback_expired(s, r, now_ms, errbuf);
 	if ((r->row.state == RS_RUNNING || r->row.state == RS_PAUSED) &&
 	    p->unreachable == FL_UNREACHABLE_FAIL)
@@ -1994,7 +2239,8 @@ int64_t fl_scheduler_next_tick(struct fl_scheduler *s)
 
 		at_most(&next, r->next_busy_ms);
 		if (r->row.state == RS_ROLLING_BACK)
-			at_most(&next, r->row.rollback_kind == FL_STORE_ROLLBACK_MANUAL && r->rb
+			at_most(&next, r->row.rollback_kind == FL_STORE_ROLLBACK_MANUAL && r->rb &&
+			                       r->rb->expires_at_ms < r->row.expires_at_ms
 			                   ? r->rb->expires_at_ms
 			                   : r->row.expires_at_ms);
 		if (r->row.state != RS_RUNNING && r->row.state != RS_PAUSED)

@@ -58,9 +58,12 @@
 enum fl_sched_tenant_state {
 	FL_SCHED_PENDING = 1,     /* waits for its wave, a slot, its agent or a window */
 	FL_SCHED_ASSIGNED = 2,    /* an APPLY is outstanding; its report moves it on */
-	FL_SCHED_APPLIED = 3,     /* applied; gets CHECKs while its wave bakes */
+	FL_SCHED_APPLIED = 3,     /* applied, or its APPLY found the target (then checked
+	                             before its wave moves on); gets CHECKs while its
+	                             wave bakes */
 	FL_SCHED_FAILED = 4,      /* counted against its wave's budget; retry requeues */
-	FL_SCHED_SKIPPED = 5,     /* already at the target per its history: done, not failed */
+	FL_SCHED_SKIPPED = 5,     /* at the target per its history when the rollout
+	                             started: done, not failed */
 	FL_SCHED_UNREACHABLE = 6, /* its agent went silent with work to do here: waits for
 	                             the agent, or fails after unreachable.after */
 	FL_SCHED_BUSY = 7,        /* lock timeouts outlasted retries: requeued at not_before */

@@ -205,6 +205,20 @@ enum fl_err fl_sched_rollback(struct fl_scheduler *s, struct sched_rollout *r,
                               enum fl_store_rollback_kind kind, const bool *which,
                               const char *reason, int64_t now_ms, char *errbuf)
     __attribute__((warn_unused_result));
+/* The tenants of r (ids into out) with an APPLY withdrawn and never
+ * reported: the agent may have run it, so they may carry the release. */
+enum fl_err fl_sched_withdrawn(struct fl_scheduler *s, const struct sched_rollout *r,
+                               struct fl_sched_map *out, char *errbuf)
+    __attribute__((warn_unused_result));
+/* Whether the rollout may have changed t: a report said so, an APPLY is out
+ * there, or one was withdrawn unreported (withdrawn: fl_sched_withdrawn's). */
+bool fl_sched_touched(const struct sched_rollout *r, const struct sched_tenant *t,
+                      const struct fl_sched_map *withdrawn);
+/* Tenants of r's current wave waiting for an agent that is silent are
+ * unreachable (after a retry: they were failed or pending). */
+enum fl_err fl_sched_mark_unreachable(struct fl_scheduler *s, struct sched_rollout *r,
+                                      int64_t now_ms, char *errbuf)
+    __attribute__((warn_unused_result));
 /* Move the rollout on as far as it goes now (start waves, end bakes, gate,
  * complete, finish a rollback). */
 enum fl_err fl_sched_advance(struct fl_scheduler *s, struct sched_rollout *r, int64_t now_ms,

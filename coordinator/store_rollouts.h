@@ -163,6 +163,14 @@ enum fl_err fl_store_rollout_tenant_each(struct fl_store *st, const char *rollou
                                          fl_store_rollout_tenant_fn fn, void *arg, char *errbuf)
     __attribute__((warn_unused_result));
 
+/* Mark the rollout's row for the tenant changed (a report proved the rollout
+ * applied a migration there), whatever the rollout's state: for a report
+ * that arrives after its assignment was withdrawn or the rollout finished.
+ * FL_ENOENT if the rollout has no such tenant. */
+enum fl_err fl_store_rollout_tenant_set_changed(struct fl_store *st, const char *rollout_id,
+                                                const char *tenant_id, int64_t at_ms, char *errbuf)
+    __attribute__((warn_unused_result));
+
 /* Calls fn once per (wave, state) of the rollout's tenants with how many
  * are there: counts without loading every row. */
 typedef void (*fl_store_rollout_count_fn)(void *arg, uint32_t wave, int state, uint32_t count);
@@ -188,6 +196,12 @@ void fl_store_on_rollback(struct fl_store *st, fl_store_rollback_fn fn, void *ar
 enum fl_err fl_store_assignment_issued_in(struct fl_store *st, const char *rollout_id,
                                           struct fl_store_assignment **items, size_t *n,
                                           char *errbuf) __attribute__((warn_unused_result));
+/* The ids of the tenants (each once, sorted) with an assignment of this kind
+ * in the rollout that was withdrawn (CANCELED) and never reported: work the
+ * agent may still have done. The caller frees each id and the array. */
+enum fl_err fl_store_assignment_withdrawn_in(struct fl_store *st, const char *rollout_id, int kind,
+                                             char ***ids, size_t *n, char *errbuf)
+    __attribute__((warn_unused_result));
 /* Up to limit stored reports with this outcome (the wire's), newest first. */
 enum fl_err fl_store_report_recent(struct fl_store *st, int outcome, uint32_t limit,
                                    struct fl_store_report **items, size_t *n, char *errbuf)

@@ -422,6 +422,22 @@ enum fl_err fl_store_rollout_tenant_each(struct fl_store *st, const char *rollou
 	return FL_OK;
 }
 
+enum fl_err fl_store_rollout_tenant_set_changed(struct fl_store *st, const char *rollout_id,
+                                                const char *tenant_id, int64_t at_ms, char *errbuf)
+{
+	static const char SQL[] = "UPDATE rollout_tenants SET changed = 1, updated_at = ?3"
+	                          " WHERE rollout_id = ?1 AND tenant_id = ?2";
+	sqlite3_stmt *s = prep(st, SQL, errbuf);
+
+	if (s == NULL)
+		return FL_EDB;
+	btext(s, 1, rollout_id);
+	btext(s, 2, tenant_id);
+	sqlite3_bind_int64(s, 3, at_ms);
+	return changed_one(st, done(st, s, "cannot update the rollout's tenant", errbuf),
+	                   "rollout tenant", errbuf);
+}
+
 enum fl_err fl_store_rollout_tenant_counts(struct fl_store *st, const char *rollout_id,
                                            fl_store_rollout_count_fn fn, void *arg, char *errbuf)
 {
@@ -492,6 +508,38 @@ enum fl_err fl_store_assignment_issued_in(struct fl_store *st, const char *rollo
 		*items = NULL;
 		*n = 0;
 		return fail(st, rc, "cannot list assignments", false, errbuf);
+	}
+	return FL_OK;
+}
+
+enum fl_err fl_store_assignment_withdrawn_in(struct fl_store *st, const char *rollout_id, int kind,
+                                             char ***ids, size_t *n, char *errbuf)
+{
+	static const char SQL[] = "SELECT DISTINCT tenant_id FROM assignments"
+	                          " WHERE rollout_id = ?1 AND kind = ?2 AND state = 3"
+	                          " ORDER BY tenant_id";
+	sqlite3_stmt *s = prep(st, SQL, errbuf);
+	size_t cap = 0;
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	if (s == NULL)
+		return FL_EDB;
+	btext(s, 1, rollout_id);
+	sqlite3_bind_int(s, 2, kind);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		*ids = fl_grow(*ids, &cap, *n + 1, sizeof(**ids));
+		(*ids)[(*n)++] = text(s, 0);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		for (size_t i = 0; i < *n; i++)
+			free((*ids)[i]);
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+		return fail(st, rc, "cannot list withdrawn assignments", false, errbuf);
 	}
 	return FL_OK;
 }

@@ -11,6 +11,7 @@
  */
 #include <check.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,8 +61,11 @@ struct asg {
 	char tenant[64];
 	int kind;
 	char target[128];
-	size_t rb_len; /* signed rollback order's length */
-	bool lost;     /* the agent never got it (or went silent with it) */
+	size_t rb_len;    /* signed rollback order's length */
+	bool lost;        /* the agent never got it (or went silent with it) */
+	bool withdrawn;   /* the scheduler withdrew it (the agent may still run it) */
+	uint64_t arrival; /* when the agent got it (an order) */
+	bool done;        /* the agent ran it: its report waits in its journal */
 };
 
 static struct {
@@ -82,6 +86,12 @@ static struct {
 	size_t n_seen;
 	unsigned resent;
 	unsigned journal;
+	bool drop_withdrawn; /* the agent endpoint drops reports of withdrawn work */
+	/* the assignments of the last poll: ids, and whether each was new */
+	uint64_t last_ids[MAXOUT];
+	bool last_fresh[MAXOUT];
+	size_t n_last;
+	uint64_t arrivals;
 } fx;
 
 /* ---- fixture ---- */
@@ -428,11 +438,27 @@ static size_t held_by(int agent)
 
 static void check_limits(void)
 {
+	size_t outstanding = 0;
+
+	/* what the scheduler withdrew no longer counts (the agent may run it still) */
+	for (size_t i = 0; i < fx.n_out; i++) {
+		struct fl_store_assignment as;
+
+		if (!fx.out[i].withdrawn) {
+			ck_assert(fl_store_assignment_get(fx.st, fx.out[i].id, &as, err) == FL_OK);
+			fx.out[i].withdrawn = as.state != FL_STORE_ASSIGNMENT_ISSUED;
+			fl_store_assignment_fini(&as);
+		}
+		outstanding += !fx.out[i].withdrawn;
+	}
 	for (size_t i = 0; i < fx.n_out; i++) {
 		uint32_t in_wave = 0, on_agent = 0;
 
+		if (fx.out[i].withdrawn)
+			continue;
 		for (size_t k = 0; k < fx.n_out; k++) {
-			if (strcmp(fx.out[k].rollout, fx.out[i].rollout) != 0)
+			if (strcmp(fx.out[k].rollout, fx.out[i].rollout) != 0 ||
+			    fx.out[k].withdrawn)
 				continue;
 			in_wave += fx.out[k].wave == fx.out[i].wave;
 			on_agent += fx.out[k].agent == fx.out[i].agent;
@@ -448,7 +474,7 @@ static void check_limits(void)
 		ck_assert_msg(on_agent <= fx.perag[fx.out[i].wave], "agent %d: %u out, limit %u",
 		              fx.out[i].agent, on_agent, fx.perag[fx.out[i].wave]);
 	}
-	ck_assert_uint_eq(fl_scheduler_outstanding(fx.s), fx.n_out);
+	ck_assert_uint_eq(fl_scheduler_outstanding(fx.s), outstanding);
 }
 
 struct polled {
@@ -465,12 +491,13 @@ static struct polled poll_agent(int a, uint32_t free_slots)
 	struct polled p = {0};
 
 	for (size_t i = 0; i < fx.n_out; i++)
-		if (fx.out[i].agent == a && !fx.out[i].lost)
+		if (fx.out[i].agent == a && !fx.out[i].lost && !fx.out[i].done)
 			running[n++] = fx.out[i].id;
 	ck_assert_msg(fl_scheduler_poll(fx.s, fx.apk[a], free_slots, running, n, now, &w, err) ==
 	                  FL_OK,
 	              "%s", err);
 	ck_assert_uint_le(w.n_assignments, free_slots);
+	fx.n_last = 0;
 	for (size_t i = 0; i < w.n_assignments; i++) {
 		const Flotilla__V1__WorkAssignment *x = w.assignments[i];
 		struct fl_order *o = NULL;
@@ -478,7 +505,7 @@ static struct polled poll_agent(int a, uint32_t free_slots)
 
 		for (size_t k = 0; k < fx.n_out; k++)
 			if (fx.out[k].id == x->assignment_id) {
-				ck_assert_msg(fx.out[k].lost,
+				ck_assert_msg(fx.out[k].lost || fx.out[k].done,
 				              "assignment %" PRIu64 " sent while listed as running",
 				              x->assignment_id);
 				fx.out[k] = fx.out[--fx.n_out];
@@ -507,12 +534,15 @@ static struct polled poll_agent(int a, uint32_t free_slots)
 			ck_assert_uint_lt(fx.n_seen, sizeof(fx.seen) / sizeof(fx.seen[0]));
 			fx.seen[fx.n_seen++] = x->assignment_id;
 		}
+		fx.last_ids[fx.n_last] = x->assignment_id;
+		fx.last_fresh[fx.n_last++] = !known;
 		ck_assert_uint_lt(fx.n_out, MAXOUT);
 		fx.out[fx.n_out] = (struct asg){.id = x->assignment_id,
 		                                .agent = a,
 		                                .wave = x->wave,
 		                                .kind = x->kind,
-		                                .rb_len = x->signed_rollback_order.len};
+		                                .rb_len = x->signed_rollback_order.len,
+		                                .arrival = ++fx.arrivals};
 		snprintf(fx.out[fx.n_out].rollout, 32, "%s", x->rollout_id);
 		snprintf(fx.out[fx.n_out].tenant, 64, "%s", x->tenant_id);
 		snprintf(fx.out[fx.n_out].target, 128, "%s", x->target_migration_id);
@@ -527,40 +557,72 @@ static struct polled poll_agent(int a, uint32_t free_slots)
 	return p;
 }
 
-/* Report assignment out[i] with this outcome, and drop it. */
-static void report_at(size_t i, int outcome)
+/*
+ * What the agent endpoint (agent_server.c) does with a report, in its
+ * transaction: bound to the assignment issued to this agent for this tenant,
+ * taken once: an assignment still issued, or withdrawn by the scheduler (its
+ * late report proves what the agent did), is marked reported and the
+ * scheduler hears of it; one reported already is a duplicate. With
+ * fx.drop_withdrawn, a withdrawn one is dropped (the endpoint before
+ * it passed them on). Returns whether the scheduler heard of it.
+ */
+static bool endpoint_report(const struct asg *a, int outcome, bool applied, const char *message)
 {
 	Flotilla__V1__Report r = FLOTILLA__V1__REPORT__INIT;
 	Flotilla__V1__MigrationResult mr = FLOTILLA__V1__MIGRATION_RESULT__INIT, *mrs[] = {&mr};
 	struct fl_store_assignment as, as2;
-	struct asg a = fx.out[i];
+	bool heard = false;
 
 	r.agent_id = "agent";
-	r.tenant_id = a.tenant;
-	r.rollout_id = a.rollout;
-	r.assignment_id = a.id;
-	r.kind = (Flotilla__V1__WorkKind)a.kind;
+	r.tenant_id = (char *)a->tenant;
+	r.rollout_id = (char *)a->rollout;
+	r.assignment_id = a->id;
+	r.kind = (Flotilla__V1__WorkKind)a->kind;
 	r.outcome = (Flotilla__V1__Outcome)outcome;
-	r.message = outcome == OC(APPLIED) || outcome == OC(HEALTHY) ? "" : "it went wrong";
+	r.message = (char *)(message                                            ? message
+	                     : outcome == OC(APPLIED) || outcome == OC(HEALTHY) ? ""
+	                                                                        : "it went wrong");
 	r.started_at_ms = now - 1000;
 	r.finished_at_ms = now;
 	r.journal_id = ++fx.journal;
-	if (a.kind == WK(APPLY) && (outcome == OC(APPLIED) || outcome == OC(HEALTH_FAILED))) {
+	if (applied) {
 		mr.migration_id = M2;
 		mr.outcome = OC(APPLIED);
 		r.migrations = mrs;
 		r.n_migrations = 1;
 	}
-	fx.out[i] = fx.out[--fx.n_out];
-	/* as the agent endpoint does: bound to the assignment issued to this agent */
-	ck_assert_msg(fl_store_assignment_get(fx.st, a.id, &as, err) == FL_OK, "%s", err);
-	ck_assert(memcmp(as.agent_pk, fx.apk[a.agent], 32) == 0);
-	ck_assert_str_eq(as.tenant_id, a.tenant);
-	ck_assert_msg(fl_scheduler_report(fx.s, &as, &r, now, err) == FL_OK, "%s", err);
-	ck_assert(fl_store_assignment_get(fx.st, a.id, &as2, err) == FL_OK);
-	ck_assert_int_eq(as2.state, FL_STORE_ASSIGNMENT_REPORTED);
+	ck_assert_msg(fl_store_begin(fx.st, err) == FL_OK, "%s", err);
+	ck_assert_msg(fl_store_assignment_get(fx.st, a->id, &as, err) == FL_OK, "%s", err);
+	ck_assert(memcmp(as.agent_pk, fx.apk[a->agent], 32) == 0);
+	ck_assert_str_eq(as.tenant_id, a->tenant);
+	if (as.state == FL_STORE_ASSIGNMENT_ISSUED ||
+	    (as.state == FL_STORE_ASSIGNMENT_CANCELED && !fx.drop_withdrawn)) {
+		ck_assert(fl_store_assignment_set_state(fx.st, as.id, FL_STORE_ASSIGNMENT_REPORTED,
+		                                        outcome, now, err) == FL_OK);
+		as.state = FL_STORE_ASSIGNMENT_REPORTED;
+		as.outcome = outcome;
+		ck_assert_msg(fl_scheduler_report(fx.s, &as, &r, now, err) == FL_OK, "%s", err);
+		heard = true;
+	}
+	ck_assert_msg(fl_store_commit(fx.st, err) == FL_OK, "%s", err);
+	if (heard) {
+		ck_assert(fl_store_assignment_get(fx.st, a->id, &as2, err) == FL_OK);
+		ck_assert_int_eq(as2.state, FL_STORE_ASSIGNMENT_REPORTED);
+		fl_store_assignment_fini(&as2);
+	}
 	fl_store_assignment_fini(&as);
-	fl_store_assignment_fini(&as2);
+	return heard;
+}
+
+/* Report assignment out[i] with this outcome, and drop it. */
+static void report_at(size_t i, int outcome)
+{
+	struct asg a = fx.out[i];
+
+	fx.out[i] = fx.out[--fx.n_out];
+	endpoint_report(
+	    &a, outcome,
+	    a.kind == WK(APPLY) && (outcome == OC(APPLIED) || outcome == OC(HEALTH_FAILED)), NULL);
 }
 
 /* Report everything outstanding, the outcome by fn (NULL: success). */
@@ -1903,6 +1965,1568 @@ START_TEST(rollback_order_expires)
 }
 END_TEST
 
+/* ---- review (R3): orderings of events ---- */
+
+/* The rollout's row for a tenant, from the store. */
+struct row_ctx {
+	const char *tenant;
+	struct fl_store_rollout_tenant row;
+	bool found;
+};
+
+static bool row_cb(void *arg, const struct fl_store_rollout_tenant *t)
+{
+	struct row_ctx *c = arg;
+
+	if (strcmp(t->tenant_id, c->tenant) != 0)
+		return true;
+	c->row = *t;
+	c->row.tenant_id = fl_strdup(t->tenant_id);
+	c->row.pre_head = fl_strdup(t->pre_head);
+	c->row.last_error = fl_strdup(t->last_error);
+	fl_labels_copy(&c->row.labels, &t->labels);
+	c->found = true;
+	return false;
+}
+
+static struct fl_store_rollout_tenant tenant_row(const char *rollout, const char *tenant)
+{
+	struct row_ctx c = {tenant, {0}, false};
+
+	ck_assert(fl_store_rollout_tenant_each(fx.st, rollout, row_cb, &c, err) == FL_OK);
+	ck_assert_msg(c.found, "no row for tenant '%s' in '%s'", tenant, rollout);
+	return c.row;
+}
+
+static int tenant_state(const char *rollout, const char *tenant)
+{
+	struct fl_store_rollout_tenant t = tenant_row(rollout, tenant);
+	int st = t.state;
+
+	fl_store_rollout_tenant_fini(&t);
+	return st;
+}
+
+/* The index in fx.out of the assignment held for this tenant, or -1. */
+static long held_for(const char *tenant)
+{
+	for (size_t i = 0; i < fx.n_out; i++)
+		if (strcmp(fx.out[i].tenant, tenant) == 0)
+			return (long)i;
+	return -1;
+}
+
+/* The tenant now belongs to agent a (its old agent stopped listing it, the
+ * new one listed it in a Hello: reconcile's doing). */
+static void move_tenant(const char *tenant, int a)
+{
+	struct fl_store_tenant t;
+
+	ck_assert(fl_store_tenant_get(fx.st, tenant, 0, &t, err) == FL_OK);
+	memcpy(t.agent_pk, fx.apk[a], 32);
+	ck_assert_msg(fl_store_tenant_put(fx.st, &t, err) == FL_OK, "%s", err);
+	fl_store_tenant_fini(&t);
+}
+
+static int retry_tenants(const char *id, const char **tenants, size_t n)
+{
+	Flotilla__V1__AdminRequest rq = FLOTILLA__V1__ADMIN_REQUEST__INIT;
+	Flotilla__V1__RolloutRetryRequest rt = FLOTILLA__V1__ROLLOUT_RETRY_REQUEST__INIT;
+	struct fl_rollout_reply rep;
+	int code;
+
+	rt.rollout_id = (char *)id;
+	rt.reason = "test";
+	rt.tenant_ids = (char **)tenants;
+	rt.n_tenant_ids = n;
+	rq.command_case = CMD(ROLLOUT_RETRY);
+	rq.rollout_retry = &rt;
+	code = admin(&rq, &rep);
+	snprintf(err, sizeof(err), "%s", rep.response.status->message);
+	fl_rollout_reply_fini(&rep);
+	return code;
+}
+
+/*
+ * An agent goes silent holding APPLYs it did run: with unreachable: fail its
+ * tenants fail, their work is withdrawn and the budget trips a
+ * rollback-wave. Those tenants may carry the release (nobody heard
+ * otherwise): they are reverted too, once their agent is back, and the
+ * rollback waits for them.
+ */
+START_TEST(withdrawn_apply_is_reverted)
+{
+	char id[32];
+	struct asg held[2];
+	int reverts[2] = {0, 0};
+
+	fx_up(true);
+	fx_fleet(2, 3, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 6, max_failures: 0, "
+	                "per_agent_parallel: 3}\n",
+	                "on_failure: rollback-wave\nunreachable: {action: fail, after: 1m}\n"),
+	         id);
+	poll_agent(1, 2);
+	ck_assert_uint_eq(fx.n_out, 2);
+	held[0] = fx.out[0];
+	held[1] = fx.out[1];
+	lose(1); /* it runs them (applies), then goes silent before reporting */
+	poll_agent(0, 3);
+	report_all(NULL);
+	for (int i = 0; i < 10 && rstate(id) == RS(RUNNING); i++) {
+		now += 30000;
+		ck_assert(fl_scheduler_tick(fx.s, now, err) == FL_OK);
+		poll_agent(0, 0);
+	}
+	ck_assert_int_eq(rstate(id), RS(ROLLING_BACK));
+	/* agent 0's three applied, and agent 1's two that may have applied */
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_REVERTING, -1), 5);
+	ck_assert_int_eq(tenant_state(id, held[0].tenant), FL_SCHED_REVERTING);
+	ck_assert_int_eq(tenant_state(id, held[1].tenant), FL_SCHED_REVERTING);
+	/* agent 0's go; the rollback waits for agent 1 */
+	for (int i = 0; i < 5; i++) {
+		poll_agent(0, 3 - (uint32_t)held_by(0));
+		report_all(NULL);
+		now += 1000;
+	}
+	ck_assert_int_eq(rstate(id), RS(ROLLING_BACK));
+	/* agent 1 is back: its journal's reports arrive, and it gets the reverts */
+	ck_assert(fl_scheduler_hello(fx.s, fx.apk[1], now, err) == FL_OK);
+	for (size_t k = 0; k < 2; k++) {
+		long i = held_for(held[k].tenant);
+
+		ck_assert_int_ge(i, 0);
+		report_at((size_t)i, OC(APPLIED));
+	}
+	for (int i = 0; i < 10 && rstate(id) == RS(ROLLING_BACK); i++) {
+		poll_agent(1, 3 - (uint32_t)held_by(1));
+		for (size_t k = 0; k < fx.n_out; k++) {
+			ck_assert_int_eq(fx.out[k].kind, WK(REVERT));
+			for (size_t h = 0; h < 2; h++)
+				reverts[h] += strcmp(fx.out[k].tenant, held[h].tenant) == 0;
+		}
+		report_all(NULL);
+		now += 1000;
+	}
+	ck_assert_int_eq(reverts[0], 1);
+	ck_assert_int_eq(reverts[1], 1);
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_ROLLED_BACK, -1), 5);
+	fx_down();
+}
+END_TEST
+
+/* The same, when the endpoint never passes the late reports on: the
+ * scheduler still reverts what may have been applied (agents revert only
+ * what their ledger says they applied, so a revert of nothing is harmless). */
+START_TEST(withdrawn_apply_reverted_without_late_report)
+{
+	char id[32];
+	struct fl_buf ord = FL_BUF_INIT;
+	const char *tenant;
+
+	fx_up(true);
+	fx_fleet(1, 2, 0, 0);
+	fx.drop_withdrawn = true;
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 1}\n", ""), id);
+	poll_agent(0, 1);
+	tenant = fx.out[0].tenant;
+	lose(0); /* the reply is lost... or so the coordinator must assume */
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	now += 61000;
+	poll_agent(0, 1); /* not listed, not wanted: withdrawn */
+	ck_assert_uint_eq(fl_scheduler_outstanding(fx.s), 0);
+	ck_assert_int_eq(tenant_state(id, tenant), FL_SCHED_PENDING);
+	/* ... but the agent had run it: its report comes late, and is dropped */
+	ck_assert(!endpoint_report(&fx.out[0], OC(APPLIED), true, NULL));
+	fx.n_out = 0;
+	rollback_order(id, NULL, "", &ord);
+	ck_assert_msg(rollback_cmd(id, &ord) == SC(OK), "%s", err);
+	ck_assert_int_eq(tenant_state(id, tenant), FL_SCHED_REVERTING);
+	poll_agent(0, 1);
+	ck_assert_uint_eq(fx.n_out, 1);
+	ck_assert_int_eq(fx.out[0].kind, WK(REVERT));
+	ck_assert_str_eq(fx.out[0].tenant, tenant);
+	report_all(NULL);
+	ck_assert_int_eq(rstate(id), RS(ROLLED_BACK));
+	fl_buf_fini(&ord);
+	fx_down();
+}
+END_TEST
+
+static int skipped(const struct asg *a)
+{
+	return a->kind == WK(APPLY) ? OC(SKIPPED) : 0;
+}
+
+/* A report that arrives after its rollout finished still records what it
+ * proves applied: a later rollback reverts that tenant. */
+START_TEST(late_report_after_finish_counts)
+{
+	char id[32];
+	struct asg first[2];
+	struct fl_store_rollout_tenant row;
+	struct fl_buf ord = FL_BUF_INIT;
+
+	fx_up(true);
+	fx_fleet(1, 2, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 2}\n", ""), id);
+	poll_agent(0, 2);
+	first[0] = fx.out[0];
+	first[1] = fx.out[1];
+	lose(0);
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	now += 61000;
+	poll_agent(0, 2); /* withdrawn */
+	fx.n_out = 0;
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(OK));
+	poll_agent(0, 2);
+	ck_assert_uint_eq(fx.n_out, 2);
+	/* the first attempts had applied: the new ones find the target */
+	report_all(skipped);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	/* now the first attempts' reports arrive */
+	for (size_t k = 0; k < 2; k++)
+		ck_assert(endpoint_report(&first[k], OC(APPLIED), true, NULL));
+	row = tenant_row(id, first[0].tenant);
+	ck_assert(row.changed);
+	fl_store_rollout_tenant_fini(&row);
+	rollback_order(id, NULL, "", &ord);
+	ck_assert_msg(rollback_cmd(id, &ord) == SC(OK), "%s", err);
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_REVERTING, -1), 2);
+	fl_buf_fini(&ord);
+	fx_down();
+}
+END_TEST
+
+/* rollback-all whose revert fails halts; retry must not take the rollout
+ * forward again (re-apply the reverted wave, start the next ones): the
+ * policy said roll everything back. A signed rollback order finishes it. */
+static int revert_fails_once;
+static int fail_a_revert(const struct asg *a)
+{
+	if (a->kind == WK(REVERT) && revert_fails_once > 0) {
+		revert_fails_once--;
+		return OC(FAILED);
+	}
+	return wave1_fails(a);
+}
+
+START_TEST(retry_refused_after_rollback_all)
+{
+	char id[32];
+	size_t seen;
+
+	fx_up(true);
+	fx_fleet(2, 6, 4, 0);
+	start_ok(
+	    POLICY("  - {name: canary, select: {labels: {ring: canary}}, max_parallel: 4}\n"
+	           "  - {name: early, select: {percent: 50}, max_parallel: 1, max_failures: 0}\n"
+	           "  - {name: rest, select: {percent: 100}, max_parallel: 4}\n",
+	           "on_failure: rollback-all\n"),
+	    id);
+	fail_in_wave1 = 0;
+	run(NULL, 4, 2);
+	run(NULL, 1, 1);
+	fail_in_wave1 = 1;
+	revert_fails_once = 1;
+	for (int i = 0; i < 80 && (rstate(id) == RS(RUNNING) || rstate(id) == RS(ROLLING_BACK));
+	     i++) {
+		for (size_t a = 0; a < fx.n_agents; a++)
+			poll_agent((int)a, 1 - (uint32_t)held_by((int)a));
+		report_all(fail_a_revert);
+		now += 1000;
+	}
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	ck_assert_int_eq(revert_fails_once, 0);
+	seen = fx.n_seen;
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(FAILED_PRECONDITION));
+	ck_assert_msg(strstr(err, "rollback") != NULL, "%s", err);
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	run(NULL, 4, 20);
+	ck_assert_uint_eq(fx.n_seen, seen); /* nothing more, and no APPLY in wave 2 */
+	ck_assert_int_eq(wstate(id, 2), WS(PENDING));
+	fx_down();
+}
+END_TEST
+
+/* An operator halts a rollback-wave half way: tenants are left to revert.
+ * retry would set the wave running with tenants that only a REVERT moves
+ * on (the wave could never finish): refused until the rollback is done. */
+START_TEST(retry_refused_while_reverts_left)
+{
+	char id[32];
+	struct fl_buf ord = FL_BUF_INIT;
+
+	fx_up(true);
+	fx_fleet(1, 4, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 4, max_failures: 0, "
+	                "per_agent_parallel: 4}\n",
+	                "on_failure: rollback-wave\n"),
+	         id);
+	poll_agent(0, 4);
+	report_at(0, OC(APPLIED));
+	report_at(0, OC(APPLIED));
+	report_at(0, OC(FAILED));
+	ck_assert_int_eq(rstate(id), RS(ROLLING_BACK));
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	report_all(NULL); /* the last APPLY: it went through */
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_REVERTING, -1), 3);
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(FAILED_PRECONDITION));
+	ck_assert_msg(strstr(err, "revert") != NULL, "%s", err);
+	/* a signed rollback order finishes the job */
+	rollback_order(id, NULL, "", &ord);
+	ck_assert_msg(rollback_cmd(id, &ord) == SC(OK), "%s", err);
+	for (int i = 0; i < 10 && rstate(id) == RS(ROLLING_BACK); i++) {
+		poll_agent(0, 4 - (uint32_t)held_by(0));
+		report_all(NULL);
+		now += 1000;
+	}
+	ck_assert_int_eq(rstate(id), RS(ROLLED_BACK));
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_ROLLED_BACK, -1), 3);
+	fl_buf_fini(&ord);
+	fx_down();
+}
+END_TEST
+
+/* A halted rollout is not active: another may take its tenants. Retrying it
+ * then would put those tenants in two active rollouts. */
+START_TEST(retry_keeps_one_active_rollout)
+{
+	char id[32], id2[32];
+	struct fl_selector sel;
+
+	fx_up(true);
+	fx_fleet(1, 4, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 1}\n", ""), id);
+	poll_agent(0, 1);
+	report_all(NULL);
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	fl_selector_init(&sel);
+	ck_assert(fl_selector_add_tenant(&sel, "t00003", err) == FL_OK);
+	ck_assert_int_eq(
+	    start(POLICY("  - {name: all, select: {percent: 100}}\n", ""), &sel, 0, id2), SC(OK));
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(FAILED_PRECONDITION));
+	ck_assert_msg(strstr(err, "t00003") && strstr(err, id2), "%s", err);
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	/* once the other is done, the retry goes on */
+	run(NULL, 4, 20);
+	ck_assert_int_eq(rstate(id2), RS(COMPLETED));
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(OK));
+	run(NULL, 4, 20);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	fl_selector_fini(&sel);
+	fx_down();
+}
+END_TEST
+
+/* Whether any assignment agent a holds was issued to another agent. */
+static void assert_own_assignments(int a)
+{
+	for (size_t k = 0; k < fx.n_out; k++) {
+		struct fl_store_assignment as;
+
+		if (fx.out[k].agent != a)
+			continue;
+		ck_assert(fl_store_assignment_get(fx.st, fx.out[k].id, &as, err) == FL_OK);
+		ck_assert_msg(memcmp(as.agent_pk, fx.apk[a], 32) == 0,
+		              "assignment %" PRIu64 " for '%s' was issued to another agent",
+		              fx.out[k].id, fx.out[k].tenant);
+		fl_store_assignment_fini(&as);
+	}
+}
+
+/* A tenant moves to another agent while work for it is out, and the
+ * coordinator restarts: the work issued to the old agent is never sent to
+ * the new one (its report would be refused, the tenant stuck); it is
+ * withdrawn, and the new agent gets work of its own for the tenant. */
+START_TEST(moved_tenant_after_restart)
+{
+	char id[32];
+	long i;
+
+	fx_up(true);
+	fx_fleet(2, 2, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 4}\n", ""), id);
+	poll_agent(0, 2);
+	ck_assert_uint_eq(fx.n_out, 2);
+	move_tenant("t00000", 1);
+	fx_restart();
+	ck_assert(fl_scheduler_hello(fx.s, fx.apk[1], now, err) == FL_OK);
+	poll_agent(1, 4);
+	assert_own_assignments(1);
+	i = held_for("t00000");
+	ck_assert_int_ge(i, 0); /* the old agent's entry is still in fx.out */
+	/* the old agent's assignment for it: withdrawn */
+	{
+		struct fl_store_assignment as;
+		uint64_t old = 0;
+
+		for (size_t k = 0; k < fx.n_out; k++)
+			if (fx.out[k].agent == 0 && strcmp(fx.out[k].tenant, "t00000") == 0)
+				old = fx.out[k].id;
+		ck_assert_uint_ne(old, 0);
+		ck_assert(fl_store_assignment_get(fx.st, old, &as, err) == FL_OK);
+		ck_assert_int_eq(as.state, FL_STORE_ASSIGNMENT_CANCELED);
+		fl_store_assignment_fini(&as);
+	}
+	for (size_t k = 0; k < fx.n_out;)
+		if (fx.out[k].agent == 0 && strcmp(fx.out[k].tenant, "t00000") == 0)
+			fx.out[k] = fx.out[--fx.n_out];
+		else
+			k++;
+	run(NULL, 4, 20);
+	assert_own_assignments(1);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	ck_assert_int_eq(tenant_state(id, "t00000"), FL_SCHED_APPLIED);
+	fx_down();
+}
+END_TEST
+
+/* The same without a restart: the move is noticed at the new agent's Hello. */
+START_TEST(moved_tenant_followed)
+{
+	char id[32];
+	bool got = false;
+
+	fx_up(true);
+	fx_fleet(2, 2, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 4, "
+	                "per_agent_parallel: 4}\n",
+	                ""),
+	         id);
+	poll_agent(0, 2);
+	move_tenant("t00000", 1);
+	ck_assert(fl_scheduler_hello(fx.s, fx.apk[1], now, err) == FL_OK);
+	poll_agent(1, 4);
+	assert_own_assignments(1);
+	for (size_t k = 0; k < fx.n_out; k++)
+		got = got || (fx.out[k].agent == 1 && strcmp(fx.out[k].tenant, "t00000") == 0);
+	ck_assert_msg(got, "the new agent got no work for the tenant it now holds");
+	/* the old agent's report of it is refused by the endpoint: drop it */
+	for (size_t k = 0; k < fx.n_out;)
+		if (fx.out[k].agent == 0 && strcmp(fx.out[k].tenant, "t00000") == 0)
+			fx.out[k] = fx.out[--fx.n_out];
+		else
+			k++;
+	run(NULL, 4, 20);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	fx_down();
+}
+END_TEST
+
+/* A report's own kind is the agent's word; the assignment's is the
+ * coordinator's: an APPLY reported APPLIED (its report saying CHECK) still
+ * changed the tenant. */
+START_TEST(report_kind_is_the_assignments)
+{
+	char id[32];
+	struct asg a;
+	struct fl_store_rollout_tenant row;
+
+	fx_up(true);
+	fx_fleet(1, 2, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 2}\n", ""), id);
+	poll_agent(0, 1);
+	a = fx.out[0];
+	fx.n_out = 0;
+	a.kind = WK(CHECK); /* what the report says */
+	endpoint_report(&a, OC(APPLIED), false, NULL);
+	row = tenant_row(id, a.tenant);
+	ck_assert(row.changed);
+	ck_assert_int_eq(row.state, FL_SCHED_APPLIED);
+	fl_store_rollout_tenant_fini(&row);
+	fx_down();
+}
+END_TEST
+
+/* A retry of some failed tenants would leave the others failed over the
+ * wave's budget: refused (the wave would go on with its budget exceeded). */
+START_TEST(retry_keeps_the_budget)
+{
+	char id[32], keep[64];
+	const char *one[1] = {keep};
+
+	fx_up(true);
+	fx_fleet(1, 4, 0, 0);
+	start_ok(POLICY("  - {name: a, select: {percent: 50}, max_parallel: 2, max_failures: 0}\n"
+	                "  - {name: b, select: {percent: 100}, max_parallel: 2}\n",
+	                ""),
+	         id);
+	poll_agent(0, 2);
+	ck_assert_uint_eq(fx.n_out, 2);
+	snprintf(keep, sizeof(keep), "%s", fx.out[0].tenant);
+	report_at(0, OC(FAILED));
+	report_at(0, OC(FAILED));
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	ck_assert_int_eq(retry_tenants(id, one, 1), SC(FAILED_PRECONDITION));
+	ck_assert_msg(strstr(err, "budget") != NULL, "%s", err);
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	poll_agent(0, 2);
+	ck_assert_uint_eq(fx.n_out, 0);
+	/* all of them: fine */
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(OK));
+	run(NULL, 2, 20);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	fx_down();
+}
+END_TEST
+
+/* What an agent says is quoted before it reaches a terminal. */
+START_TEST(agent_text_is_quoted)
+{
+	char id[32];
+	struct asg a;
+	struct fl_store_rollout_tenant row;
+	struct fl_rollout_reply rep;
+	Flotilla__V1__RolloutInfo *ri;
+
+	fx_up(true);
+	fx_fleet(1, 2, 0, 0);
+	start_ok(
+	    POLICY("  - {name: all, select: {percent: 100}, max_parallel: 2, max_failures: 0}\n",
+	           ""),
+	    id);
+	poll_agent(0, 1);
+	a = fx.out[0];
+	fx.n_out = 0;
+	endpoint_report(&a, OC(FAILED), false, "bad\x1b]0;owned\x07\r\nthing");
+	row = tenant_row(id, a.tenant);
+	for (const char *p = row.last_error; *p; p++)
+		ck_assert_msg((unsigned char)*p >= 0x20 && *p != 0x7f, "control byte in '%s'",
+		              row.last_error);
+	ck_assert_msg(strstr(row.last_error, "\\x1b") != NULL, "%s", row.last_error);
+	fl_store_rollout_tenant_fini(&row);
+	ri = info(id, &rep);
+	ck_assert_int_eq(ri->state, RS(HALTED));
+	for (const char *p = ri->state_reason; *p; p++)
+		ck_assert((unsigned char)*p >= 0x20);
+	fl_rollout_reply_fini(&rep);
+	fx_down();
+}
+END_TEST
+
+/* unreachable: fail, the agent still silent: a retry puts its tenants back
+ * as unreachable (they fail again after the deadline), not as pending for
+ * ever. */
+START_TEST(retry_with_agent_still_silent)
+{
+	char id[32];
+
+	fx_up(true);
+	fx_fleet(2, 2, 0, 0);
+	start_ok(
+	    POLICY("  - {name: all, select: {percent: 100}, max_parallel: 4, max_failures: 1}\n",
+	           "unreachable: {action: fail, after: 1m}\n"),
+	    id);
+	poll_agent(0, 2);
+	report_all(NULL);
+	for (int i = 0; i < 10 && rstate(id) == RS(RUNNING); i++) {
+		now += 30000;
+		ck_assert(fl_scheduler_tick(fx.s, now, err) == FL_OK);
+		poll_agent(0, 2);
+	}
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(OK));
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_PENDING, -1), 0);
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_UNREACHABLE, -1), 2);
+	now += 1000;
+	ck_assert(fl_scheduler_tick(fx.s, now, err) == FL_OK);
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	fx_down();
+}
+END_TEST
+
+/* A rollback starts while a retried APPLY is out; the tenant's first APPLY
+ * ran but was withdrawn before its report came (the rollout was halted).
+ * The retried one finds the target and says SKIPPED: the tenant holds the
+ * release, by the first attempt. It is reverted, not called rolled back. */
+START_TEST(skipped_while_reverting_is_reverted)
+{
+	char id[32];
+	struct asg first;
+	long x, z;
+	int reverts = 0;
+
+	fx_up(true);
+	fx_fleet(1, 3, 0, 0);
+	start_ok(
+	    POLICY("  - {name: all, select: {percent: 100}, max_parallel: 2, max_failures: 0}\n",
+	           "on_failure: rollback-all\n"),
+	    id);
+	poll_agent(0, 2);
+	first = fx.out[0]; /* runs, applies; its report waits in the journal */
+	fx.out[0].lost = true;
+	report_at(1, OC(APPLIED));
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	now += 61000;
+	poll_agent(0, 2); /* the first is not listed: withdrawn */
+	ck_assert_uint_eq(fl_scheduler_outstanding(fx.s), 0);
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(OK));
+	poll_agent(0, 2);
+	x = -1;
+	z = -1;
+	for (size_t k = 0; k < fx.n_out; k++)
+		if (!fx.out[k].lost && strcmp(fx.out[k].tenant, first.tenant) == 0)
+			x = (long)k;
+		else if (!fx.out[k].lost)
+			z = (long)k;
+	ck_assert_int_ge(x, 0);
+	ck_assert_int_ge(z, 0);
+	report_at((size_t)z, OC(FAILED)); /* the budget trips: rollback-all */
+	ck_assert_int_eq(rstate(id), RS(ROLLING_BACK));
+	x = held_for(first.tenant);
+	while (x >= 0 && fx.out[x].lost)
+		fx.out[x] = fx.out[--fx.n_out], x = held_for(first.tenant);
+	ck_assert_int_ge(x, 0);
+	report_at((size_t)x, OC(SKIPPED)); /* it ran before the halt reached it */
+	ck_assert_int_eq(tenant_state(id, first.tenant), FL_SCHED_REVERTING);
+	for (int i = 0; i < 10 && rstate(id) == RS(ROLLING_BACK); i++) {
+		poll_agent(0, 2 - (uint32_t)held_by(0));
+		for (size_t k = 0; k < fx.n_out; k++)
+			reverts += fx.out[k].kind == WK(REVERT) &&
+			           strcmp(fx.out[k].tenant, first.tenant) == 0;
+		report_all(NULL);
+		now += 1000;
+	}
+	ck_assert_int_eq(reverts, 1);
+	ck_assert_int_eq(rstate(id), RS(ROLLED_BACK));
+	fx_down();
+}
+END_TEST
+
+/* An agent cut off (still running an APPLY) is failed past unreachable.after
+ * and its work withdrawn; a rollback-wave follows. When it is back, it
+ * still lists the APPLY as running: no REVERT is sent for that tenant until
+ * the APPLY is over (an agent holding both could run the REVERT first). */
+START_TEST(no_work_while_withdrawn_held)
+{
+	char id[32], x[64];
+	long i;
+	int reverts = 0;
+
+	fx_up(true);
+	fx_fleet(2, 1, 0, 0);
+	start_ok(
+	    POLICY("  - {name: all, select: {percent: 100}, max_parallel: 2, max_failures: 0}\n",
+	           "on_failure: rollback-wave\nunreachable: {action: fail, after: 1m}\n"),
+	    id);
+	poll_agent(1, 1);
+	ck_assert_uint_eq(fx.n_out, 1);
+	snprintf(x, sizeof(x), "%s", fx.out[0].tenant);
+	poll_agent(0, 1);
+	i = held_for("t00000");
+	ck_assert_int_ge(i, 0);
+	report_at((size_t)i, OC(APPLIED)); /* agent 0's applied */
+	/* agent 1 is cut off, its APPLY running on; 2 minutes pass */
+	for (int k = 0; k < 6 && rstate(id) == RS(RUNNING); k++) {
+		now += 30000;
+		ck_assert(fl_scheduler_tick(fx.s, now, err) == FL_OK);
+		poll_agent(0, 0);
+	}
+	ck_assert_int_eq(rstate(id), RS(ROLLING_BACK));
+	ck_assert_int_eq(tenant_state(id, x), FL_SCHED_REVERTING);
+	/* back, listing its APPLY as running: nothing for that tenant yet */
+	for (int k = 0; k < 3; k++) {
+		poll_agent(1, 1);
+		for (size_t n = 0; n < fx.n_out; n++)
+			ck_assert_msg(fx.out[n].kind != WK(REVERT) ||
+			                  strcmp(fx.out[n].tenant, x) != 0,
+			              "a REVERT for '%s' while its APPLY runs there", x);
+		now += 1000;
+	}
+	/* the APPLY ends (applied) and is reported; then the REVERT */
+	i = held_for(x);
+	ck_assert_int_ge(i, 0);
+	report_at((size_t)i, OC(APPLIED));
+	for (int k = 0; k < 10 && rstate(id) == RS(ROLLING_BACK); k++) {
+		for (int a = 0; a < 2; a++)
+			poll_agent(a, 1 - (uint32_t)held_by(a));
+		for (size_t n = 0; n < fx.n_out; n++)
+			reverts += fx.out[n].kind == WK(REVERT) && strcmp(fx.out[n].tenant, x) == 0;
+		report_all(NULL);
+		now += 1000;
+	}
+	ck_assert_int_eq(reverts, 1);
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_ROLLED_BACK, -1), 2);
+	fx_down();
+}
+END_TEST
+
+/* A REVERT the agent lost is not sent again once the order authorising it
+ * expired (the agent would refuse it); it is withdrawn and the tenant left
+ * to a new rollback order. A signed rollback of a rollout whose order
+ * expired is refused up front: agents check the rollout order on every
+ * assignment, REVERTs included. */
+START_TEST(no_revert_after_expiry)
+{
+	char id[32];
+	struct fl_buf ord = FL_BUF_INIT;
+
+	fx_up(true);
+	fx_fleet(1, 4, 0, 0);
+	ck_assert_int_eq(start(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 2, "
+	                              "max_failures: 0}\n",
+	                              "on_failure: rollback-all\n"),
+	                       NULL, now + HOUR, id),
+	                 SC(OK));
+	poll_agent(0, 2);
+	report_at(0, OC(APPLIED));
+	report_at(0, OC(FAILED));
+	ck_assert_int_eq(rstate(id), RS(ROLLING_BACK));
+	poll_agent(0, 2);
+	ck_assert_uint_eq(fx.n_out, 1);
+	ck_assert_int_eq(fx.out[0].kind, WK(REVERT));
+	lose(0);
+	now += HOUR;
+	poll_agent(0, 2); /* lost, and expired: not sent again */
+	for (size_t k = 0; k < fx.n_out; k++)
+		ck_assert(fx.out[k].lost);
+	ck_assert_uint_eq(fl_scheduler_outstanding(fx.s), 0);
+	ck_assert(fl_scheduler_tick(fx.s, now, err) == FL_OK);
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	rollback_order(id, NULL, "", &ord);
+	ck_assert_int_eq(rollback_cmd(id, &ord), SC(FAILED_PRECONDITION));
+	ck_assert_msg(strstr(err, "expired") != NULL, "%s", err);
+	fl_buf_fini(&ord);
+	fx_down();
+}
+END_TEST
+
+static int fail_checks(const struct asg *a)
+{
+	return a->kind == WK(CHECK) ? OC(HEALTH_FAILED) : 0;
+}
+
+/* A tenant fails its health check after applying; retry sends it an APPLY
+ * again, which finds the target (SKIPPED: the agent runs no check then).
+ * It is checked before its wave moves on, not let through unchecked. */
+START_TEST(retry_rechecks_a_health_failure)
+{
+	char id[32], x[64];
+	int checks = 0;
+
+	fx_up(true);
+	fx_fleet(1, 2, 0, 0);
+	start_ok(
+	    POLICY("  - {name: all, select: {percent: 100}, max_parallel: 2, max_failures: 0}\n",
+	           "health:\n  checks:\n    - {name: ok, sql: \"SELECT true\", timeout: 1s}\n"),
+	    id);
+	poll_agent(0, 2);
+	snprintf(x, sizeof(x), "%s", fx.out[0].tenant);
+	report_at(0, OC(HEALTH_FAILED));
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	report_all(NULL);
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(OK));
+	poll_agent(0, 2);
+	ck_assert_uint_eq(fx.n_out, 1);
+	ck_assert_int_eq(fx.out[0].kind, WK(APPLY));
+	report_at(0, OC(SKIPPED)); /* applied already, by the first attempt */
+	ck_assert_int_eq(rstate(id), RS(RUNNING));
+	ck_assert_int_ne(wstate(id, 0), WS(COMPLETED));
+	for (int i = 0; i < 5 && rstate(id) == RS(RUNNING); i++) {
+		poll_agent(0, 2 - (uint32_t)held_by(0));
+		for (size_t k = 0; k < fx.n_out; k++) {
+			ck_assert_int_eq(fx.out[k].kind, WK(CHECK));
+			ck_assert_str_eq(fx.out[k].tenant, x);
+			checks++;
+		}
+		report_all(fail_checks);
+		now += 1000;
+	}
+	ck_assert_int_eq(checks, 1);
+	ck_assert_int_eq(rstate(id), RS(HALTED)); /* still unhealthy */
+	ck_assert_int_eq(tenant_state(id, x), FL_SCHED_FAILED);
+	fx_down();
+}
+END_TEST
+
+/* An automatic rollback halted half way, then a signed rollback order for
+ * the eu tenants only: the us tenants left to revert are not sent REVERTs
+ * carrying an order that does not cover them (agents would refuse each);
+ * they are failed, not reverted, with the reason. */
+START_TEST(manual_rollback_after_halted_rollback)
+{
+	char id[32];
+	struct fl_buf ord = FL_BUF_INIT;
+	struct fl_selector eu;
+	int eu_reverts = 0;
+
+	fx_up(true);
+	fx_fleet(1, 6, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 6, max_failures: 0, "
+	                "per_agent_parallel: 6}\n",
+	                "on_failure: rollback-all\n"),
+	         id);
+	poll_agent(0, 6);
+	ck_assert_uint_eq(fx.n_out, 6);
+	for (int k = 0; k < 5; k++)
+		report_at(0, OC(APPLIED));
+	report_at(0, OC(FAILED));
+	ck_assert_int_eq(rstate(id), RS(ROLLING_BACK));
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_REVERTING, -1), 5);
+	fl_selector_init(&eu);
+	ck_assert(fl_labels_set(&eu.labels, "region", "eu", err) == FL_OK);
+	rollback_order(id, &eu, "", &ord);
+	ck_assert_msg(rollback_cmd(id, &ord) == SC(OK), "%s", err);
+	for (int i = 0; i < 10 && rstate(id) == RS(ROLLING_BACK); i++) {
+		poll_agent(0, 6 - (uint32_t)held_by(0));
+		for (size_t k = 0; k < fx.n_out; k++) {
+			struct fl_store_tenant t;
+
+			ck_assert_int_eq(fx.out[k].kind, WK(REVERT));
+			ck_assert(fl_store_tenant_get(fx.st, fx.out[k].tenant, 0, &t, err) ==
+			          FL_OK);
+			ck_assert_msg(strcmp(fl_labels_get(&t.labels, "region"), "eu") == 0,
+			              "a REVERT for '%s', which the order does not cover",
+			              fx.out[k].tenant);
+			fl_store_tenant_fini(&t);
+			eu_reverts++;
+		}
+		report_all(NULL);
+		now += 1000;
+	}
+	ck_assert_int_gt(eu_reverts, 0);
+	ck_assert_int_eq(rstate(id), RS(HALTED)); /* some were not reverted */
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_ROLLED_BACK, -1), eu_reverts);
+	fl_selector_fini(&eu);
+	fl_buf_fini(&ord);
+	fx_down();
+}
+END_TEST
+
+/* An agent that cancels every APPLY it gets (buggy, or hostile) does not
+ * get a new one on every poll for ever: after a few, the tenant waits as a
+ * busy one does (a row per try would fill the coordinator's store). */
+START_TEST(canceled_loop_backs_off)
+{
+	char id[32];
+	size_t issued = 0;
+
+	fx_up(true);
+	fx_fleet(1, 1, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 1}\n", ""), id);
+	for (int i = 0; i < 20; i++) {
+		issued += poll_agent(0, 1).assignments;
+		if (fx.n_out > 0)
+			report_at(0, OC(CANCELED));
+		now += 100;
+	}
+	ck_assert_uint_le(issued, 4);
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_BUSY, -1), 1);
+	now += 30000;
+	ck_assert(fl_scheduler_tick(fx.s, now, err) == FL_OK);
+	run(NULL, 1, 5);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	fx_down();
+}
+END_TEST
+
+/* ---- a property test: random orderings of events, invariants after each ---- */
+
+/*
+ * Simulated agents that behave like flotilla-agent (agent/worker.c,
+ * ledger.c, journal.c): they run what they hold one tenant at a time, keep
+ * a ledger (an id run before is answered from it, never run again) and a
+ * journal of reports they send when they can; they lose replies, go silent
+ * (still working), restart (running work is reported CANCELED), cancel
+ * what a halt names; they revert only what they applied under the order.
+ * The coordinator is restarted, its transactions rolled back; operators
+ * pause, resume, halt, promote and retry at random. After every step:
+ *
+ * - the limits: per wave max_parallel, per agent per_agent_parallel, never
+ *   two assignments outstanding for a tenant, the model's count of
+ *   outstanding work is the store's;
+ * - new APPLY only for a selected tenant of the current wave, rollout and
+ *   wave running, its window open; CHECK only for an applied tenant of a
+ *   baking wave; REVERT only while rolling back (rollback-wave: only the
+ *   failing wave's tenants);
+ * - a running or paused rollout has no wave over its failure budget;
+ * - the model's counts are the store's;
+ * - after a restart, the same assignments are outstanding.
+ *
+ * A seed replays the same run (keys and nonces come from it too):
+ * FL_SCHED_SEED=<first> FL_SCHED_SEEDS=<how many> (24 from 1 by default),
+ * FL_SCHED_VERBOSE=1 to see each seed and how it ended.
+ *
+ * Then everything is let settle (agents back, reports delivered, work
+ * succeeding) and: a rolled back rollout left no tenant carrying what it
+ * applied; a wave rolled back (rollback-wave) neither; a completed one
+ * applied every tenant it says it applied, and no other.
+ */
+#define PT_AGENTS  3
+#define PT_PER     5
+#define PT_TENANTS (PT_AGENTS * PT_PER)
+#define PT_LEDGER  4096
+
+struct pt_rep {
+	struct asg a;
+	int outcome;
+	bool applied;
+};
+
+static struct {
+	uint64_t rng;
+	struct fl_policy pol;
+	bool selected[PT_TENANTS];
+	bool truth[PT_TENANTS]; /* the tenant carries what the rollout applies */
+	bool at_target[PT_TENANTS];
+	bool silent[PT_AGENTS];
+	struct pt_rep journal[PT_AGENTS][512];
+	size_t n_journal[PT_AGENTS];
+	struct pt_rep ledger[PT_LEDGER]; /* every assignment run, with its report */
+	size_t n_ledger;
+	bool windows;
+	char id[32];
+	unsigned steps, restarts, rollbacks_tx, late, halts;
+	bool manual;       /* a signed rollback order was taken */
+	uint32_t trouble;  /* percent of work that does not simply succeed */
+	bool quiet;        /* operators rarely step in */
+	bool signs;        /* a release manager may sign a rollback */
+	unsigned ended[8]; /* final rollout states, over seeds */
+	unsigned rolling_back;
+} pt;
+
+static uint32_t pt_rand(uint32_t n)
+{
+	/* xorshift64*: reproducible per seed */
+	pt.rng ^= pt.rng >> 12;
+	pt.rng ^= pt.rng << 25;
+	pt.rng ^= pt.rng >> 27;
+	return (uint32_t)((pt.rng * 2685821657736338717ULL) >> 33) % (n ? n : 1);
+}
+
+static bool pt_chance(uint32_t percent)
+{
+	return pt_rand(100) < percent;
+}
+
+static int pt_index(const char *tenant)
+{
+	unsigned a, k;
+
+	ck_assert(sscanf(tenant, "t%2u%3u", &a, &k) == 2);
+	ck_assert_uint_lt(a, PT_AGENTS);
+	ck_assert_uint_lt(k, PT_PER);
+	return (int)(a * PT_PER + k);
+}
+
+static const struct pt_rep *pt_ledger_find(uint64_t id)
+{
+	for (size_t i = 0; i < pt.n_ledger; i++)
+		if (pt.ledger[i].a.id == id)
+			return &pt.ledger[i];
+	return NULL;
+}
+
+static void pt_journal(int a, const struct asg *as, int outcome, bool applied)
+{
+	ck_assert_uint_lt(pt.n_journal[a], 512);
+	pt.journal[a][pt.n_journal[a]++] = (struct pt_rep){*as, outcome, applied};
+	if (pt_ledger_find(as->id) == NULL) {
+		ck_assert_uint_lt(pt.n_ledger, PT_LEDGER);
+		pt.ledger[pt.n_ledger++] = (struct pt_rep){*as, outcome, applied};
+	}
+}
+
+/* Agent a runs out[i] (one it really holds): the outcome decided here, the
+ * truth changed as it would be, the report journaled. */
+static void pt_run(size_t i, bool good)
+{
+	struct asg as;
+
+	/* one tenant at a time, in the order they came (agent/worker.c) */
+	for (size_t k = 0; k < fx.n_out; k++)
+		if (fx.out[k].agent == fx.out[i].agent && !fx.out[k].lost && !fx.out[k].done &&
+		    strcmp(fx.out[k].tenant, fx.out[i].tenant) == 0 &&
+		    fx.out[k].arrival < fx.out[i].arrival)
+			i = k;
+	as = fx.out[i];
+	const struct pt_rep *done = pt_ledger_find(as.id);
+	int ti = pt_index(as.tenant), o;
+	bool applied = false;
+
+	fx.out[i].done = true;
+	if (done != NULL) { /* run before: answered from the ledger */
+		pt_journal(as.agent, &as, done->outcome, done->applied);
+		return;
+	}
+	if (as.kind == WK(APPLY)) {
+		/* the rest of the outcomes, spread over what is not APPLIED */
+		uint32_t x = 66 + (pt_chance(pt.trouble) ? pt_rand(34) : 0);
+
+		if (pt.truth[ti] || pt.at_target[ti])
+			o = OC(SKIPPED);
+		else if (good || x < 66 || x == 66)
+			o = OC(APPLIED);
+		else if (x < 74)
+			o = OC(FAILED);
+		else if (x < 77)
+			o = OC(REFUSED);
+		else if (x < 80)
+			o = OC(BACKUP_FAILED);
+		else if (x < 88)
+			o = OC(BUSY);
+		else if (x < 93)
+			o = OC(HEALTH_FAILED);
+		else if (x < 98)
+			o = OC(CANCELED);
+		else
+			o = OC(INCONCLUSIVE);
+		applied = o == OC(APPLIED) || o == OC(HEALTH_FAILED) || o == OC(INCONCLUSIVE);
+		if (applied)
+			pt.truth[ti] = true;
+	} else if (as.kind == WK(CHECK)) {
+		uint32_t x = pt_chance(pt.trouble) ? 88 + pt_rand(12) : 0;
+
+		o = good || x < 88 ? OC(HEALTHY) : x < 97 ? OC(HEALTH_FAILED) : OC(INCONCLUSIVE);
+	} else {
+		if (!pt.truth[ti])
+			o = OC(SKIPPED); /* nothing this agent applied under the order */
+		else if (good || pt_chance(95))
+			o = OC(ROLLED_BACK), pt.truth[ti] = false;
+		else
+			o = OC(FAILED);
+	}
+	pt_journal(as.agent, &as, o, applied);
+}
+
+/* Agent a cancels what it holds (a halt; the ledger records CANCELED). */
+static void pt_cancel_held(int a, const uint64_t *except, size_t n_except)
+{
+	for (size_t i = 0; i < fx.n_out;) {
+		bool keep = fx.out[i].agent != a || fx.out[i].lost || fx.out[i].done;
+
+		for (size_t k = 0; k < n_except && !keep; k++)
+			keep = fx.out[i].id == except[k];
+		if (!keep && pt_ledger_find(fx.out[i].id) == NULL) {
+			pt_journal(a, &fx.out[i], OC(CANCELED), false);
+			fx.out[i].done = true;
+		}
+		i++;
+	}
+}
+
+static void pt_deliver(int a, size_t j, bool abort_tx)
+{
+	struct pt_rep r = pt.journal[a][j];
+	struct fl_store_assignment as;
+
+	if (abort_tx) {
+		/* the endpoint's transaction fails after the scheduler took it:
+		 * rolled back, the report stays in the journal */
+		ck_assert(fl_store_begin(fx.st, err) == FL_OK);
+		ck_assert(fl_store_assignment_get(fx.st, r.a.id, &as, err) == FL_OK);
+		if (as.state != FL_STORE_ASSIGNMENT_REPORTED) {
+			Flotilla__V1__Report rp = FLOTILLA__V1__REPORT__INIT;
+
+			rp.tenant_id = r.a.tenant;
+			rp.rollout_id = r.a.rollout;
+			rp.assignment_id = r.a.id;
+			rp.kind = (Flotilla__V1__WorkKind)r.a.kind;
+			rp.outcome = (Flotilla__V1__Outcome)r.outcome;
+			rp.message = "";
+			as.state = FL_STORE_ASSIGNMENT_REPORTED;
+			ck_assert(fl_store_assignment_set_state(fx.st, as.id,
+			                                        FL_STORE_ASSIGNMENT_REPORTED,
+			                                        r.outcome, now, err) == FL_OK);
+			ck_assert_msg(fl_scheduler_report(fx.s, &as, &rp, now, err) == FL_OK, "%s",
+			              err);
+		}
+		fl_store_rollback(fx.st);
+		fl_store_assignment_fini(&as);
+		pt.rollbacks_tx++;
+		return;
+	}
+	ck_assert(fl_store_assignment_get(fx.st, r.a.id, &as, err) == FL_OK);
+	pt.late += as.state == FL_STORE_ASSIGNMENT_CANCELED;
+	fl_store_assignment_fini(&as);
+	endpoint_report(&r.a, r.outcome, r.applied, NULL);
+	pt.journal[a][j] = pt.journal[a][--pt.n_journal[a]];
+	for (size_t i = 0; i < fx.n_out;)
+		if (fx.out[i].id == r.a.id && fx.out[i].done)
+			fx.out[i] = fx.out[--fx.n_out];
+		else
+			i++;
+}
+
+/* Agent a restarts: what it ran before is in its ledger and journal; what
+ * was running is reported CANCELED; what was queued it forgets. */
+static void pt_restart_agent(int a)
+{
+	for (size_t i = 0; i < fx.n_out; i++) {
+		if (fx.out[i].agent != a || fx.out[i].lost || fx.out[i].done)
+			continue;
+		if (pt_chance(50) && pt_ledger_find(fx.out[i].id) == NULL) {
+			pt_journal(a, &fx.out[i], OC(CANCELED), false); /* it was running */
+			fx.out[i].done = true;
+		} else {
+			fx.out[i].lost = true; /* queued: forgotten */
+		}
+	}
+	ck_assert(fl_scheduler_hello(fx.s, fx.apk[a], now, err) == FL_OK);
+}
+
+static struct fl_store_assignment *pt_issued(size_t *n)
+{
+	struct fl_store_assignment *as = NULL;
+
+	ck_assert(fl_store_assignment_issued_in(fx.st, pt.id, &as, n, err) == FL_OK);
+	return as;
+}
+
+/* The invariants on what one poll handed out. */
+static void pt_check_poll(int a, const Flotilla__V1__RolloutInfo *ri)
+{
+	int minute = (int)((now / 60000) % 1440);
+
+	for (size_t i = 0; i < fx.n_last; i++) {
+		const struct asg *as = NULL;
+		int ti, st;
+
+		for (size_t k = 0; k < fx.n_out; k++)
+			if (fx.out[k].id == fx.last_ids[i])
+				as = &fx.out[k];
+		ck_assert_ptr_nonnull(as);
+		ck_assert_int_eq(as->agent, a);
+		ti = pt_index(as->tenant);
+		ck_assert_msg(pt.selected[ti], "tenant '%s' is not selected", as->tenant);
+		if (!fx.last_fresh[i])
+			continue; /* sent again: checked when first issued */
+		st = tenant_state(pt.id, as->tenant);
+		if (as->kind == WK(APPLY)) {
+			ck_assert_int_eq(ri->state, RS(RUNNING));
+			ck_assert_uint_eq(as->wave, ri->current_wave);
+			ck_assert_int_eq(ri->waves[as->wave]->state, WS(RUNNING));
+			ck_assert_int_eq(st, FL_SCHED_ASSIGNED);
+			ck_assert(!pt.at_target[ti]);
+			if (pt.windows && ti % 2 == 0) /* eu: 22:00-23:30 */
+				ck_assert_msg(minute >= 1320 && minute < 1410,
+				              "'%s' started at minute %d", as->tenant, minute);
+		} else if (as->kind == WK(CHECK)) {
+			ck_assert_int_eq(ri->state, RS(RUNNING));
+			ck_assert_uint_eq(as->wave, ri->current_wave);
+			/* baking; or running: a tenant an earlier attempt applied */
+			ck_assert(ri->waves[as->wave]->state == WS(BAKING) ||
+			          ri->waves[as->wave]->state == WS(RUNNING));
+			ck_assert_int_eq(st, FL_SCHED_APPLIED);
+		} else {
+			ck_assert_int_eq(ri->state, RS(ROLLING_BACK));
+			ck_assert_int_eq(st, FL_SCHED_REVERTING);
+			if (pt.pol.on_failure == FL_ON_FAILURE_ROLLBACK_WAVE && !pt.manual)
+				ck_assert_uint_eq(as->wave, ri->current_wave);
+		}
+	}
+}
+
+struct pt_counts {
+	uint32_t c[8][FL_SCHED_TENANT_STATES];
+};
+
+static void pt_count_cb(void *arg, uint32_t wave, int state, uint32_t count)
+{
+	struct pt_counts *c = arg;
+
+	ck_assert_uint_lt(wave, 8);
+	c->c[wave][state] += count;
+}
+
+/* The invariants that hold between any two events. */
+static void pt_check(void)
+{
+	struct fl_rollout_reply rep;
+	Flotilla__V1__RolloutInfo *ri = info(pt.id, &rep);
+	struct pt_counts sc = {0};
+	struct fl_store_assignment *as;
+	size_t n_as;
+
+	check_limits();
+	as = pt_issued(&n_as);
+	ck_assert_uint_eq(fl_scheduler_outstanding(fx.s), n_as);
+	fl_store_assignments_free(as, n_as);
+	ck_assert(fl_store_rollout_tenant_counts(fx.st, pt.id, pt_count_cb, &sc, err) == FL_OK);
+	for (size_t w = 0; w < ri->n_waves; w++) {
+		const Flotilla__V1__WaveStatus *ws = ri->waves[w];
+
+		ck_assert_uint_eq(ws->tenants_failed, sc.c[w][FL_SCHED_FAILED]);
+		ck_assert_uint_eq(ws->tenants_applied, sc.c[w][FL_SCHED_APPLIED]);
+		ck_assert_uint_eq(ws->tenants_pending,
+		                  sc.c[w][FL_SCHED_PENDING] + sc.c[w][FL_SCHED_BUSY]);
+		ck_assert_uint_eq(ws->tenants_running,
+		                  sc.c[w][FL_SCHED_ASSIGNED] + sc.c[w][FL_SCHED_REVERTING]);
+		ck_assert_uint_eq(ws->tenants_rolled_back, sc.c[w][FL_SCHED_ROLLED_BACK]);
+		ck_assert_uint_eq(ws->tenants_unreachable, sc.c[w][FL_SCHED_UNREACHABLE]);
+		/* running or paused: no wave worked on is over its budget */
+		if ((ri->state == RS(RUNNING) || ri->state == RS(PAUSED)) &&
+		    w <= ri->current_wave && ws->state != WS(PENDING))
+			ck_assert_msg(!fl_wave_budget_exceeded(&pt.pol.waves[w], ws->tenants_failed,
+			                                       ws->tenants_total),
+			              "wave %zu: %u of %u failed, rollout %d, wave state %d", w,
+			              ws->tenants_failed, ws->tenants_total, ri->state, ws->state);
+	}
+	fl_rollout_reply_fini(&rep);
+}
+
+static void pt_poll(int a, uint32_t slots)
+{
+	struct fl_rollout_reply rep;
+	Flotilla__V1__RolloutInfo *ri;
+	struct polled p = poll_agent(a, slots);
+
+	ri = info(pt.id, &rep);
+	pt_check_poll(a, ri);
+	fl_rollout_reply_fini(&rep);
+	if (p.halts > 0) {
+		pt.halts++;
+		pt_cancel_held(a, fx.last_ids, fx.n_last);
+	}
+	if (fx.n_last > 0 && pt_chance(8)) /* the reply is lost on the way */
+		for (size_t i = 0; i < fx.n_out; i++)
+			for (size_t k = 0; k < fx.n_last; k++)
+				if (fx.out[i].id == fx.last_ids[k])
+					fx.out[i].lost = true;
+}
+
+static uint32_t pt_free(int a)
+{
+	uint32_t held = 0;
+
+	for (size_t i = 0; i < fx.n_out; i++)
+		held += fx.out[i].agent == a && !fx.out[i].lost && !fx.out[i].done;
+	return held >= 4 ? 0 : 4 - held;
+}
+
+static void pt_step(void)
+{
+	int a = (int)pt_rand(PT_AGENTS);
+	uint32_t x = pt_rand(1000);
+
+	pt.steps++;
+	if (x >= 845 && pt.quiet && !pt_chance(10))
+		x = 0; /* operators who mostly leave it alone */
+	if (x < 250) { /* time passes, the core ticks */
+		now += pt_chance(85) ? 200 + pt_rand(5000) : 30000 + pt_rand(150000);
+		ck_assert_msg(fl_scheduler_tick(fx.s, now, err) == FL_OK, "%s", err);
+	} else if (x < 450) {
+		if (!pt.silent[a])
+			pt_poll(a, pt_rand(5) == 0 ? 0 : pt_free(a));
+	} else if (x < 600) { /* run something held (silent agents work too) */
+		for (size_t i = 0; i < fx.n_out; i++)
+			if (fx.out[i].agent == a && !fx.out[i].lost && !fx.out[i].done) {
+				pt_run(i, false);
+				break;
+			}
+	} else if (x < 760) { /* send a journaled report */
+		if (!pt.silent[a] && pt.n_journal[a] > 0)
+			pt_deliver(a, pt_rand((uint32_t)pt.n_journal[a]), pt_chance(5));
+	} else if (x < 790) {
+		pt.silent[a] = !pt.silent[a];
+		if (!pt.silent[a] && pt_chance(50))
+			ck_assert(fl_scheduler_hello(fx.s, fx.apk[a], now, err) == FL_OK);
+	} else if (x < 805) {
+		pt_restart_agent(a);
+	} else if (x < 820) { /* the coordinator killed and started again */
+		struct fl_store_assignment *before, *after;
+		size_t nb, na;
+
+		before = pt_issued(&nb);
+		fx_restart();
+		pt.restarts++;
+		after = pt_issued(&na);
+		ck_assert_uint_eq(nb, na);
+		ck_assert_uint_eq(fl_scheduler_outstanding(fx.s), na);
+		for (size_t i = 0; i < na; i++)
+			ck_assert_uint_eq(before[i].id, after[i].id);
+		fl_store_assignments_free(before, nb);
+		fl_store_assignments_free(after, na);
+	} else if (x < 840) { /* the core's transaction fails after a poll or tick */
+		struct fl_scheduler_work w;
+		uint64_t none = 0;
+
+		ck_assert(fl_store_begin(fx.st, err) == FL_OK);
+		if (pt_chance(50))
+			ck_assert(fl_scheduler_poll(fx.s, fx.apk[a], 4, &none, 0, now, &w, err) ==
+			          FL_OK);
+		else
+			memset(&w, 0, sizeof(w)),
+			    ck_assert(fl_scheduler_tick(fx.s, now + 60000, err) == FL_OK);
+		fl_scheduler_work_fini(&w);
+		fl_store_rollback(fx.st);
+		pt.rollbacks_tx++;
+	} else if (x < 845 && pt.signs && pt_chance(30)) { /* a release manager signs a rollback */
+		struct fl_buf ord = FL_BUF_INIT;
+
+		rollback_order(pt.id, NULL, "", &ord);
+		pt.manual = pt.manual || rollback_cmd(pt.id, &ord) == SC(OK);
+		fl_buf_fini(&ord);
+	} else { /* an operator */
+		static const int cmds[] = {CMD(ROLLOUT_PAUSE),   CMD(ROLLOUT_RESUME),
+		                           CMD(ROLLOUT_HALT),    CMD(ROLLOUT_RETRY),
+		                           CMD(ROLLOUT_PROMOTE), CMD(ROLLOUT_RETRY),
+		                           CMD(ROLLOUT_RESUME),  CMD(ROLLOUT_PROMOTE)};
+		struct fl_rollout_reply rep;
+		uint32_t cur = info(pt.id, &rep)->current_wave;
+
+		fl_rollout_reply_fini(&rep);
+		command(cmds[pt_rand(8)], pt.id, pt_chance(80) ? cur : pt_rand(4));
+	}
+	pt_check();
+}
+
+/* Let everything settle: agents back, reports in, work succeeding, gates
+ * promoted, paused rollouts resumed; until nothing moves. */
+static void pt_settle(void)
+{
+	for (int a = 0; a < PT_AGENTS; a++)
+		if (pt.silent[a]) {
+			pt.silent[a] = false;
+			ck_assert(fl_scheduler_hello(fx.s, fx.apk[a], now, err) == FL_OK);
+		}
+	for (int round = 0; round < 3000; round++) {
+		bool busy = false;
+		struct fl_rollout_reply rep;
+		Flotilla__V1__RolloutInfo *ri;
+		int st;
+
+		now += round < 200 ? 2000 : 10 * MINUTE;
+		ck_assert(fl_scheduler_tick(fx.s, now, err) == FL_OK);
+		for (int a = 0; a < PT_AGENTS; a++) {
+			pt_poll(a, pt_free(a));
+			for (size_t i = 0; i < fx.n_out; i++)
+				if (fx.out[i].agent == a && !fx.out[i].lost && !fx.out[i].done)
+					pt_run(i, true);
+			while (pt.n_journal[a] > 0)
+				pt_deliver(a, 0, false);
+			busy = busy || fx.n_last > 0;
+		}
+		pt_check();
+		ri = info(pt.id, &rep);
+		st = ri->state;
+		if (st == RS(PAUSED))
+			command(CMD(ROLLOUT_RESUME), pt.id, 0);
+		else if (st == RS(HALTED) && strncmp(ri->state_reason, "halted by", 9) == 0 &&
+		         command(CMD(ROLLOUT_RETRY), pt.id, 0) == SC(OK))
+			busy = true; /* an operator's halt, lifted */
+		else if (st == RS(RUNNING) && ri->current_wave < ri->n_waves &&
+		         ri->waves[ri->current_wave]->state == WS(AWAITING_PROMOTE))
+			command(CMD(ROLLOUT_PROMOTE), pt.id, ri->current_wave);
+		fl_rollout_reply_fini(&rep);
+		if (!busy && fl_scheduler_outstanding(fx.s) == 0 &&
+		    (st == RS(COMPLETED) || st == RS(ROLLED_BACK) || st == RS(HALTED)))
+			return;
+	}
+	ck_abort_msg("rollout '%s' does not settle (state %d)", pt.id, rstate(pt.id));
+}
+
+static void pt_final(void)
+{
+	struct fl_store_wave *ws = NULL;
+	size_t nw = 0;
+	int st = rstate(pt.id);
+	bool revert_failed = false, reverting = false;
+
+	for (int i = 0; i < PT_TENANTS; i++) {
+		char tid[16];
+		struct fl_store_rollout_tenant row;
+
+		if (!pt.selected[i])
+			continue;
+		snprintf(tid, sizeof(tid), "t%02d%03d", i / PT_PER, i % PT_PER);
+		row = tenant_row(pt.id, tid);
+		revert_failed = revert_failed || row.revert_failed;
+		reverting = reverting || row.state == FL_SCHED_REVERTING;
+		/* what the rollout says it applied, it applied */
+		if (row.state == FL_SCHED_APPLIED)
+			ck_assert_msg(pt.truth[i], "'%s' applied by the books, not in truth", tid);
+		if (st == RS(ROLLED_BACK))
+			ck_assert_msg(!pt.truth[i], "'%s' still carries the release after rollback",
+			              tid);
+		if (st == RS(COMPLETED))
+			ck_assert_msg(pt.truth[i] ==
+			                  (row.state == FL_SCHED_APPLIED ||
+			                   (row.state == FL_SCHED_SKIPPED && !pt.at_target[i]) ||
+			                   (row.state == FL_SCHED_FAILED && pt.truth[i])),
+			              "'%s' state %d, truth %d", tid, row.state, pt.truth[i]);
+		fl_store_rollout_tenant_fini(&row);
+	}
+	/* a wave rolled back (rollback-wave), the rollback done: none of its
+	 * tenants carries the release */
+	ck_assert(fl_store_wave_list(fx.st, pt.id, &ws, &nw, err) == FL_OK);
+	for (size_t w = 0; w < nw; w++) {
+		if (!ws[w].rolled_back || st != RS(HALTED) || revert_failed || reverting)
+			continue;
+		for (int i = 0; i < PT_TENANTS; i++) {
+			char tid[16];
+			struct fl_store_rollout_tenant row;
+
+			if (!pt.selected[i])
+				continue;
+			snprintf(tid, sizeof(tid), "t%02d%03d", i / PT_PER, i % PT_PER);
+			row = tenant_row(pt.id, tid);
+			if (row.wave == w && strstr(ws[w].state_reason, "failure budget") != NULL)
+				ck_assert_msg(!pt.truth[i] || row.state != FL_SCHED_ROLLED_BACK,
+				              "'%s' rolled back by the books, not in truth", tid);
+			fl_store_rollout_tenant_fini(&row);
+		}
+	}
+	fl_store_waves_free(ws, nw);
+}
+
+/* Randomness for keys and nonces from the seed too (libsodium's is
+ * replaced while the test runs), so a seed replays the same run: the same
+ * orders, hence the same waves. */
+static uint8_t pt_sodium_seed[randombytes_SEEDBYTES];
+static uint64_t pt_sodium_n;
+
+static void pt_sodium_buf(void *buf, size_t n)
+{
+	uint8_t k[randombytes_SEEDBYTES];
+
+	memcpy(k, pt_sodium_seed, sizeof(k));
+	memcpy(k, &pt_sodium_n, sizeof(pt_sodium_n));
+	pt_sodium_n++;
+	randombytes_buf_deterministic(buf, n, k);
+}
+
+static uint32_t pt_sodium_random(void)
+{
+	uint32_t x;
+
+	pt_sodium_buf(&x, sizeof(x));
+	return x;
+}
+
+static const char *pt_sodium_name(void)
+{
+	return "check_scheduler";
+}
+
+static randombytes_implementation pt_sodium = {
+    .implementation_name = pt_sodium_name,
+    .random = pt_sodium_random,
+    .buf = pt_sodium_buf,
+};
+
+static void pt_run_seed(uint64_t seed, int steps)
+{
+	char pol[2048];
+	static const char *fails[] = {"halt", "rollback-wave", "rollback-all"};
+	struct fl_selector sel;
+	const char *budget[] = {"max_failures: 0", "max_failures: 1", "max_failures: 2",
+	                        "max_failure_rate: 0.3"};
+
+	memset(pt_sodium_seed, 0, sizeof(pt_sodium_seed));
+	memcpy(pt_sodium_seed + 8, &seed, sizeof(seed));
+	pt_sodium_n = 0;
+	randombytes_set_implementation(&pt_sodium);
+	fx_up(true);
+	memset(&pt, 0, sizeof(pt));
+	pt.rng = seed * 0x9e3779b97f4a7c15ULL + 1;
+	pt.trouble = (uint32_t[]){3, 12, 34}[pt_rand(3)];
+	pt.quiet = pt_chance(50);
+	pt.signs = pt_chance(30);
+	fx.drop_withdrawn = pt_chance(30);
+	fx_fleet(PT_AGENTS, PT_PER, 3, pt_chance(50) ? 2 : 0);
+	pt.windows = pt_chance(25);
+	snprintf(pol, sizeof(pol),
+	         "name: p\nwaves:\n"
+	         "  - {name: canary, select: {labels: {ring: canary}}, max_parallel: 2, %s, "
+	         "bake: %s, gate: %s}\n"
+	         "  - {name: early, select: {percent: 40}, max_parallel: 3, per_agent_parallel: "
+	         "%d, %s, bake: %s}\n"
+	         "  - {name: rest, select: {percent: 100}, max_parallel: 4, %s, gate: %s}\n"
+	         "per_agent_parallel: 2\n"
+	         "health:\n  interval: 30s\n  checks:\n"
+	         "    - {name: ok, sql: \"SELECT true\", timeout: 1s}\n"
+	         "on_failure: %s\n%s%s",
+	         budget[pt_rand(4)], pt_chance(50) ? "2m" : "0s", pt_chance(30) ? "manual" : "auto",
+	         (int)pt_rand(3), budget[pt_rand(4)], pt_chance(50) ? "1m" : "0s",
+	         budget[pt_rand(4)], pt_chance(20) ? "manual" : "auto", fails[pt_rand(3)],
+	         pt_chance(50) ? "unreachable: {action: fail, after: 1m}\n" : "",
+	         pt.windows
+	             ? "windows:\n  - {select: {labels: {region: eu}}, utc: \"22:00-23:30\"}\n"
+	             : "");
+	ck_assert_msg(fl_policy_load_buffer(pol, strlen(pol), "p.yaml", &pt.pol, err) == FL_OK,
+	              "%s", err);
+	/* the selection: all but two tenants */
+	fl_selector_init(&sel);
+	for (int i = 0; i < PT_TENANTS; i++) {
+		char tid[16];
+
+		pt.selected[i] = i != 4 && i != 13;
+		snprintf(tid, sizeof(tid), "t%02d%03d", i / PT_PER, i % PT_PER);
+		if (pt.selected[i])
+			ck_assert(fl_selector_add_tenant(&sel, tid, err) == FL_OK);
+	}
+	{
+		/* fx_fleet puts the first at_target tenants (by creation) at M3 */
+		struct fl_store_tenant t;
+
+		for (int i = 0; i < PT_TENANTS; i++) {
+			char tid[16];
+
+			snprintf(tid, sizeof(tid), "t%02d%03d", i / PT_PER, i % PT_PER);
+			ck_assert(fl_store_tenant_get(fx.st, tid, 0, &t, err) == FL_OK);
+			pt.at_target[i] = strcmp(t.head_migration_id, M3) == 0;
+			fl_store_tenant_fini(&t);
+		}
+	}
+	ck_assert_msg(start(pol, &sel,
+	                    pt_chance(25) ? now + 20 * MINUTE + pt_rand(100) * MINUTE : 0,
+	                    pt.id) == SC(OK),
+	              "seed %" PRIu64 ": %s", seed, err);
+	fl_selector_fini(&sel);
+	for (int i = 0; i < steps; i++)
+		pt_step();
+	pt_settle();
+	pt_final();
+	pt.ended[rstate(pt.id) & 7]++;
+	if (getenv("FL_SCHED_VERBOSE")) {
+		struct fl_rollout_reply rep;
+
+		fprintf(stderr, "random_orderings: ended %d: %s\n", rstate(pt.id),
+		        info(pt.id, &rep)->state_reason);
+		fl_rollout_reply_fini(&rep);
+	}
+	pt.rolling_back += (unsigned)audits("rolling_back");
+	fl_policy_fini(&pt.pol);
+	fx_down();
+	randombytes_set_implementation(&randombytes_sysrandom_implementation);
+}
+
+START_TEST(random_orderings)
+{
+	const char *env = getenv("FL_SCHED_SEEDS"), *base_env = getenv("FL_SCHED_SEED");
+	int seeds = env ? (int)strtol(env, NULL, 10) : 24;
+	uint64_t base = base_env ? strtoull(base_env, NULL, 10) : 1;
+	unsigned steps = 0, restarts = 0, txr = 0, late = 0, halts = 0, ended[8] = {0}, rb = 0;
+
+	for (int k = 0; k < seeds; k++) {
+		uint64_t seed = base + (uint64_t)k;
+
+		if (getenv("FL_SCHED_VERBOSE"))
+			fprintf(stderr, "random_orderings: seed %" PRIu64 "\n", seed);
+		pt_run_seed(seed, 400);
+		steps += pt.steps;
+		restarts += pt.restarts;
+		txr += pt.rollbacks_tx;
+		late += pt.late;
+		halts += pt.halts;
+		rb += pt.rolling_back;
+		for (int i = 0; i < 8; i++)
+			ended[i] += pt.ended[i];
+	}
+	fprintf(stderr,
+	        "random_orderings: %d seeds from %" PRIu64 ", %u steps, %u restarts, %u "
+	        "transactions rolled back, %u late reports, %u halts sent, %u automatic rollbacks; "
+	        "ended completed %u, halted %u, rolled back %u\n",
+	        seeds, base, steps, restarts, txr, late, halts, rb, ended[RS(COMPLETED)],
+	        ended[RS(HALTED)], ended[RS(ROLLED_BACK)]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("scheduler");
@@ -1945,6 +3569,28 @@ static Suite *suite(void)
 	tcase_add_test(tc, bad_row_skipped);
 	tcase_add_test(tc, rollback_reloads_model);
 	tcase_add_test(tc, rollback_order_expires);
+	tcase_add_test(tc, withdrawn_apply_is_reverted);
+	tcase_add_test(tc, withdrawn_apply_reverted_without_late_report);
+	tcase_add_test(tc, late_report_after_finish_counts);
+	tcase_add_test(tc, retry_refused_after_rollback_all);
+	tcase_add_test(tc, retry_refused_while_reverts_left);
+	tcase_add_test(tc, retry_keeps_one_active_rollout);
+	tcase_add_test(tc, moved_tenant_after_restart);
+	tcase_add_test(tc, moved_tenant_followed);
+	tcase_add_test(tc, report_kind_is_the_assignments);
+	tcase_add_test(tc, retry_keeps_the_budget);
+	tcase_add_test(tc, agent_text_is_quoted);
+	tcase_add_test(tc, retry_with_agent_still_silent);
+	tcase_add_test(tc, skipped_while_reverting_is_reverted);
+	tcase_add_test(tc, no_work_while_withdrawn_held);
+	tcase_add_test(tc, no_revert_after_expiry);
+	tcase_add_test(tc, retry_rechecks_a_health_failure);
+	tcase_add_test(tc, manual_rollback_after_halted_rollback);
+	tcase_add_test(tc, canceled_loop_backs_off);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("random");
+	tcase_set_timeout(tc, 900);
+	tcase_add_test(tc, random_orderings);
 	suite_add_tcase(s, tc);
 	return s;
 }
