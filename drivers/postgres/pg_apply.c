@@ -398,6 +398,12 @@ static void record_failure(struct run *a, enum fl_err rv)
 	if (a->mode == FL_APPLY_TRANSACTION &&
 	    (rv == FL_ECONNLOST || PQstatus(a->c->pg) != CONNECTION_OK))
 		return;
+	/* Canceled (Ctrl-C, an agent halting or shutting down) in one transaction:
+	 * the server rolled it back, nothing was applied, so there is nothing to
+	 * resolve. A failed row would latch the tenant (every later deploy refused
+	 * until someone runs resolve), as a busy table's would: leave none. */
+	if (a->mode == FL_APPLY_TRANSACTION && rv == FL_ECANCELED)
+		return;
 	if (PQstatus(a->c->pg) != CONNECTION_OK) {
 		if (fl_pg_conn_reset(a->c, errbuf) != FL_OK) {
 			fl_logger_warn(a->c->log, a->m->id,
