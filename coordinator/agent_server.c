@@ -266,7 +266,14 @@ static bool success(int outcome)
 	return false;
 }
 
-/* What the report changes besides being stored: in the caller's transaction. */
+/*
+ * What the report changes besides being stored: in the caller's transaction.
+ * A report for an assignment the scheduler withdrew (CANCELED) is late: the
+ * tenant may have moved on since (other work, a Hello), so its head, count
+ * and fingerprint are left as they are; what it proves the agent did still
+ * counts: the migrations it applied are flotilla's (origins), and the
+ * scheduler hears of it (a later rollback reverts that tenant).
+ */
 static enum fl_err report_effects(struct fl_core *core, struct fl_core_agent *agent,
                                   struct fl_store_assignment *a, const Flotilla__V1__Report *r,
                                   int64_t now, char *eb)
@@ -275,18 +282,20 @@ static enum fl_err report_effects(struct fl_core *core, struct fl_core_agent *ag
 	void *arg = NULL;
 	const struct fl_core_scheduler *sched = fl_core_scheduler(core, &arg);
 	const char *err = failure(r->outcome) ? r->message : success(r->outcome) ? "" : NULL;
+	bool late = a->state == FL_STORE_ASSIGNMENT_CANCELED;
 	enum fl_err rv;
 
 	if ((rv = fl_store_assignment_set_state(st, a->id, FL_STORE_ASSIGNMENT_REPORTED, r->outcome,
-	                                        now, eb)) != FL_OK ||
-	    (rv = fl_store_tenant_set_after_report(
-	         st, r->tenant_id,
-	         /* a CHECK report without the tenant's state says nothing of its head */
-	         r->kind == FLOTILLA__V1__WORK_KIND__WORK_KIND_CHECK && !r->fingerprint[0]
-	             ? NULL
-	             : r->head_migration_id,
-	         r->applied_count, r->fingerprint[0] ? r->fingerprint : NULL, err, now, eb)) !=
-	        FL_OK)
+	                                        now, eb)) != FL_OK)
+		return rv;
+	if (!late && (rv = fl_store_tenant_set_after_report(
+	                  st, r->tenant_id,
+	                  /* a CHECK report without the tenant's state says nothing of its head */
+	                  r->kind == FLOTILLA__V1__WORK_KIND__WORK_KIND_CHECK && !r->fingerprint[0]
+	                      ? NULL
+	                      : r->head_migration_id,
+	                  r->applied_count, r->fingerprint[0] ? r->fingerprint : NULL, err, now,
+	                  eb)) != FL_OK)
 		return rv;
 	for (size_t i = 0; i < r->n_migrations; i++)
 		if (r->migrations[i]->outcome == FLOTILLA__V1__OUTCOME__OUTCOME_APPLIED &&
@@ -349,7 +358,8 @@ static void report(struct agent_job *j, struct fl_core_agent *agent)
 		goto fail;
 	rv = fl_store_report_add(st, agent->pk, journal, r->assignment_id, r->tenant_id, r->outcome,
 	                         (const uint8_t *)packed.data, packed.len, now, &dup, eb);
-	if (rv == FL_OK && !dup && a.state == FL_STORE_ASSIGNMENT_ISSUED)
+	if (rv == FL_OK && !dup &&
+	    (a.state == FL_STORE_ASSIGNMENT_ISSUED || a.state == FL_STORE_ASSIGNMENT_CANCELED))
 		rv = report_effects(core, agent, &a, r, now, eb);
 	else if (rv == FL_OK)
 		dup = true; /* stored before, or its assignment already reported */
