@@ -386,6 +386,11 @@ static void report(struct agent_job *j, struct fl_core_agent *agent)
 	m.body_case = FLOTILLA__V1__MESSAGE__BODY_REPORT_ACK;
 	m.report_ack = &ack;
 	reply(j, &m, FL_WIRE_MAX_REPORT_ACK);
+	/* Its held poll was sent before this work ended, counting its slot as
+	 * taken: answered now, the agent polls again with the slot free rather
+	 * than at the end of the hold. */
+	if (!dup)
+		fl_core_answer_held(core, agent);
 	goto out;
 fail:
 	fl_log_error(agent->name, "cannot store report %llu: %s", (unsigned long long)journal, eb);

@@ -416,6 +416,16 @@ void fl_core_hold(struct fl_core *core, struct fl_core_agent *agent, struct fl_r
 	fl_core_count(core, FL_CORE_POLLS_HELD);
 }
 
+void fl_core_answer_held(struct fl_core *core, struct fl_core_agent *agent)
+{
+	struct fl_core_held *h = unhold(core, agent);
+
+	if (h == NULL)
+		return;
+	fl_core_poll_now(core, agent, h->req, h->seq, true);
+	free(h);
+}
+
 void fl_core_wake_agent(struct fl_core *core, const uint8_t pk[FL_PEER_KEY_LEN])
 {
 	struct fl_core_agent *a = fl_core_agent(core, pk);

@@ -219,6 +219,11 @@ void fl_core_agent_remove(struct fl_core *core, const uint8_t pk[FL_PEER_KEY_LEN
 void fl_core_wake_agent(struct fl_core *core, const uint8_t pk[FL_PEER_KEY_LEN]);
 /* The same for every agent with a held poll (halts). */
 void fl_core_wake_all(struct fl_core *core);
+/* Answer agent's held poll now, if it has one: with what the scheduler has
+ * for what that poll said (free slots, running work), else empty, so the
+ * agent polls again at once with what it has now (after a Report: the slot
+ * its work held is free). */
+void fl_core_answer_held(struct fl_core *core, struct fl_core_agent *agent);
 
 /* Append an audit entry for a decision of the coordinator itself (actor
  * "coordinator"), in the current transaction. */

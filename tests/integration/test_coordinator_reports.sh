@@ -3,7 +3,8 @@
 # tests/tools/fl-testclient plays an agent with four tenants (and a second
 # one with one tenant), the flotilla CLI is the release manager.
 #
-# 1. A report for an assignment the scheduler withdrew still counts: the
+# 1. A Report answers the agent's held poll at once (its slot is free).
+# 2. A report for an assignment the scheduler withdrew still counts: the
 #    migrations it applied are flotilla's (a later Hello is no external
 #    change) and a rollback reverts that tenant.
 # shellcheck source=tests/integration/lib.sh disable=SC2154 # pub_* are set with printf -v
@@ -112,11 +113,18 @@ take() {
 	[ -n "$ID" ] || fl_fail "no assignment: $OUT"
 }
 
+fl_log "a report answers the agent's held poll at once"
 take
 A1=$ID
 T1=$TENANT
+bg_poll poll1.out a1 --free-slots 0 --running "$A1"
+held 1
 assert_exit 0 agent a1 report --tenant "$T1" --assignment "$A1" --journal 1 \
 	--migrations "$M2" --head "$M2" --applied-count 2 --fingerprint "$(printf 'ab%.0s' {1..32})"
+bg_done 60 || fl_fail "the held poll was not answered after the report"
+assert_eq "$BG_RC" 0 "the held poll's exit status ($(cat poll1.out))"
+assert_contains "$(cat poll1.out)" "poll_reply"
+
 fl_log "a late report for withdrawn work counts"
 take
 A2=$ID
