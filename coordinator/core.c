@@ -484,7 +484,9 @@ void fl_core_agent_remove(struct fl_core *core, const uint8_t pk[FL_PEER_KEY_LEN
 	if (a == NULL)
 		return;
 	if ((h = unhold(core, a)) != NULL) {
-		fl_rep_drop(h->req); /* a revoked agent gets nothing */
+		/* answered at once with the refusal its later requests get too: a
+		 * dropped context would leave the agent waiting out its poll */
+		fl_core_refuse(core, h->req);
 		free(h);
 	}
 	if (core->sched && core->sched->agent_state && a->online &&

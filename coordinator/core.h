@@ -208,7 +208,8 @@ struct fl_core_agent *fl_core_agent_add(struct fl_core *core, const uint8_t pk[F
 /* The agent endpoint heard from it now: last_seen, and online again if it
  * was not (the scheduler's agent_state hook runs). */
 void fl_core_agent_seen(struct fl_core *core, struct fl_core_agent *agent);
-/* Take an agent out of the model (revoked): its held poll is dropped, and
+/* Take an agent out of the model (revoked): its held poll is answered at
+ * once with the refusal (docs/WIRE.md), as its later requests are, and
  * pointers to it are invalid from then on (the scheduler keys its own
  * records by public key). */
 void fl_core_agent_remove(struct fl_core *core, const uint8_t pk[FL_PEER_KEY_LEN]);

@@ -7,6 +7,7 @@
 # 2. A report for an assignment the scheduler withdrew still counts: the
 #    migrations it applied are flotilla's (a later Hello is no external
 #    change) and a rollback reverts that tenant.
+# 3. Revoking an agent answers its held poll with the refusal at once.
 # shellcheck source=tests/integration/lib.sh disable=SC2154 # pub_* are set with printf -v
 . "$(dirname "$0")/lib.sh"
 
@@ -169,6 +170,14 @@ for ((i = 0; i < 10; i++)); do
 done
 assert_contains "$reverted" " $T2"
 assert_contains "$reverted" " $T1"
+
+fl_log "revoking an agent answers its held poll with the refusal at once"
+assert_exit 0 agent a2 hello --tenant "u1 applied=$M1"
+bg_poll poll2.out a2 --free-slots 1
+held 1
+assert_exit 0 op admin agent-revoke "$pub_a2" --reason "lost laptop"
+bg_done 60 || fl_fail "the held poll of the revoked agent was not answered"
+assert_eq "$BG_RC" 4 "the revoked agent's held poll ($(cat poll2.out))"
 
 kill -TERM "$CPID"
 wait "$CPID" || fl_fail "the coordinator did not exit 0"
