@@ -266,11 +266,63 @@ static bool success(int outcome)
 	return false;
 }
 
+/* The stored history as the report says it changed (store.h,
+ * fl_store_tenant_history_after_report): its applied migrations appended,
+ * its reverted ones taken out, its failed rows when it carries the tenant's
+ * state. A row appended here has no checksum until the next Hello reads the
+ * history from the tenant. */
+static enum fl_err report_history(struct fl_store *st, const Flotilla__V1__Report *r, int64_t now,
+                                  char *eb)
+{
+	struct fl_store_history_change c = {0};
+	struct fl_store_applied *applied = fl_calloc(r->n_migrations + 1, sizeof(*applied));
+	const char **removed = fl_calloc(r->n_migrations + 1, sizeof(*removed));
+	struct fl_store_failed *failed = fl_calloc(r->n_failed + 1, sizeof(*failed));
+	enum fl_err rv;
+
+	for (size_t i = 0; i < r->n_migrations; i++) {
+		const Flotilla__V1__MigrationResult *m = r->migrations[i];
+
+		if (m->outcome == FLOTILLA__V1__OUTCOME__OUTCOME_APPLIED) {
+			struct fl_store_applied *a = &applied[c.n_applied++];
+
+			a->id = m->migration_id;
+			a->checksum = "";
+			a->started_at_ms = m->started_at_ms;
+			a->finished_at_ms = m->finished_at_ms;
+			a->applied_steps_count = m->applied_steps_count;
+		} else if (m->outcome == FLOTILLA__V1__OUTCOME__OUTCOME_ROLLED_BACK) {
+			removed[c.n_removed++] = m->migration_id;
+		}
+	}
+	c.applied = applied;
+	c.removed = removed;
+	if (r->fingerprint[0] != '\0') { /* the tenant's state after the work */
+		for (size_t i = 0; i < r->n_failed; i++) {
+			failed[i].id = r->failed[i]->id;
+			failed[i].checksum = r->failed[i]->checksum;
+			failed[i].started_at_ms = r->failed[i]->started_at_ms;
+			failed[i].applied_steps_count = r->failed[i]->applied_steps_count;
+			failed[i].logs = r->failed[i]->logs;
+		}
+		c.failed = failed;
+		c.n_failed = r->n_failed;
+		c.replace_failed = true;
+	}
+	rv = c.n_applied || c.n_removed || c.replace_failed
+	         ? fl_store_tenant_history_after_report(st, r->tenant_id, &c, now, eb)
+	         : FL_OK;
+	free(applied);
+	free(removed);
+	free(failed);
+	return rv;
+}
+
 /*
  * What the report changes besides being stored: in the caller's transaction.
  * A report for an assignment the scheduler withdrew (CANCELED) is late: the
- * tenant may have moved on since (other work, a Hello), so its head, count
- * and fingerprint are left as they are; what it proves the agent did still
+ * tenant may have moved on since (other work, a Hello), so its head, count,
+ * fingerprint and history are left as they are; what it proves the agent did still
  * counts: the migrations it applied are flotilla's (origins), and the
  * scheduler hears of it (a later rollback reverts that tenant).
  */
@@ -288,14 +340,15 @@ static enum fl_err report_effects(struct fl_core *core, struct fl_core_agent *ag
 	if ((rv = fl_store_assignment_set_state(st, a->id, FL_STORE_ASSIGNMENT_REPORTED, r->outcome,
 	                                        now, eb)) != FL_OK)
 		return rv;
-	if (!late && (rv = fl_store_tenant_set_after_report(
-	                  st, r->tenant_id,
-	                  /* a CHECK report without the tenant's state says nothing of its head */
-	                  r->kind == FLOTILLA__V1__WORK_KIND__WORK_KIND_CHECK && !r->fingerprint[0]
-	                      ? NULL
-	                      : r->head_migration_id,
-	                  r->applied_count, r->fingerprint[0] ? r->fingerprint : NULL, err, now,
-	                  eb)) != FL_OK)
+	if (!late && ((rv = fl_store_tenant_set_after_report(
+	                   st, r->tenant_id,
+	                   /* a CHECK report without the tenant's state says nothing of its head */
+	                   r->kind == FLOTILLA__V1__WORK_KIND__WORK_KIND_CHECK && !r->fingerprint[0]
+	                       ? NULL
+	                       : r->head_migration_id,
+	                   r->applied_count, r->fingerprint[0] ? r->fingerprint : NULL, err, now,
+	                   eb)) != FL_OK ||
+	              (rv = report_history(st, r, now, eb)) != FL_OK))
 		return rv;
 	for (size_t i = 0; i < r->n_migrations; i++)
 		if (r->migrations[i]->outcome == FLOTILLA__V1__OUTCOME__OUTCOME_APPLIED &&

@@ -291,6 +291,32 @@ enum fl_err fl_store_tenant_set_after_report(struct fl_store *st, const char *id
                                              const char *last_error, int64_t at_ms, char *errbuf)
     __attribute__((warn_unused_result));
 
+/* What one report changes in a tenant's stored history. */
+struct fl_store_history_change {
+	/* Appended after the stored rows, in this order; one whose id is there
+	 * already is left as it is. */
+	const struct fl_store_applied *applied;
+	size_t n_applied;
+	/* Taken out of the stored history (reverted). */
+	const char *const *removed;
+	size_t n_removed;
+	/* With replace_failed: the tenant's failed rows (and failed_count) now. */
+	const struct fl_store_failed *failed;
+	size_t n_failed;
+	bool replace_failed;
+};
+/*
+ * After a report, in its transaction: the stored history as the report says
+ * it changed (removed first, then appended), so it agrees with the head and
+ * count fl_store_tenant_set_after_report writes until the next Hello reads
+ * the history from the tenant again (and replaces it: the history's digest
+ * is forgotten here). FL_ENOENT for an unknown tenant (nothing written).
+ */
+enum fl_err fl_store_tenant_history_after_report(struct fl_store *st, const char *id,
+                                                 const struct fl_store_history_change *c,
+                                                 int64_t at_ms, char *errbuf)
+    __attribute__((warn_unused_result));
+
 /* Calls fn for every tenant, by id, starting after after_id ("" from the
  * start), without history, until fn returns false. gone ones only with
  * include_gone. The struct fn gets is valid during the call only. */

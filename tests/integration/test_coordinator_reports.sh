@@ -4,10 +4,11 @@
 # one with one tenant), the flotilla CLI is the release manager.
 #
 # 1. A Report answers the agent's held poll at once (its slot is free).
-# 2. A report for an assignment the scheduler withdrew still counts: the
+# 2. tenant show lists what a report applied before the next Hello.
+# 3. A report for an assignment the scheduler withdrew still counts: the
 #    migrations it applied are flotilla's (a later Hello is no external
 #    change) and a rollback reverts that tenant.
-# 3. Revoking an agent answers its held poll with the refusal at once.
+# 4. Revoking an agent answers its held poll with the refusal at once.
 # shellcheck source=tests/integration/lib.sh disable=SC2154 # pub_* are set with printf -v
 . "$(dirname "$0")/lib.sh"
 
@@ -125,6 +126,12 @@ assert_exit 0 agent a1 report --tenant "$T1" --assignment "$A1" --journal 1 \
 bg_done 60 || fl_fail "the held poll was not answered after the report"
 assert_eq "$BG_RC" 0 "the held poll's exit status ($(cat poll1.out))"
 assert_contains "$(cat poll1.out)" "poll_reply"
+
+fl_log "tenant show has the report's migration before the next Hello"
+assert_exit 0 op admin tenant-show "$T1"
+assert_eq "$(value admin_response.tenant_show.tenant.head_migration_id)" "$M2"
+assert_eq "$(value 'admin_response.tenant_show.applied[1].id')" "$M2"
+assert_eq "$(value admin_response.tenant_show.applied.count)" 2
 
 fl_log "a late report for withdrawn work counts"
 take

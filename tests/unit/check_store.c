@@ -693,6 +693,62 @@ START_TEST(kill9_loses_nothing_committed)
 }
 END_TEST
 
+/* A report between Hellos: its applied migrations appended (one there already
+ * left as it is), its reverted ones taken out, its failed rows replaced; the
+ * next Hello's history is written again (the digest was forgotten). */
+START_TEST(history_after_report)
+{
+	struct fl_store *st = open_ok(NULL);
+	struct fl_store_tenant t, got;
+	struct fl_store_applied add[2] = {{"m3", "", 10, 11, 1}, {"m2", "", 12, 13, 1}};
+	const char *removed[] = {"m1"};
+	struct fl_store_history_change c = {0};
+
+	add_agent(st, 1, "a1");
+	tenant(&t, "acme", 1, 2);
+	ck_assert(fl_store_tenant_put(st, &t, err) == FL_OK);
+
+	c.applied = add;
+	c.n_applied = 2;
+	ck_assert_msg(fl_store_tenant_history_after_report(st, "acme", &c, 500, err) == FL_OK, "%s",
+	              err);
+	ck_assert(fl_store_tenant_get(st, "acme", FL_STORE_WITH_HISTORY, &got, err) == FL_OK);
+	ck_assert_uint_eq(got.n_applied, 3);
+	ck_assert_str_eq(got.applied[0].id, "m1");
+	ck_assert_str_eq(got.applied[1].id, "m2");
+	ck_assert_str_eq(got.applied[1].checksum, "c"); /* already there: kept */
+	ck_assert_str_eq(got.applied[2].id, "m3");
+	ck_assert_int_eq(got.applied[2].finished_at_ms, 11);
+	ck_assert_uint_eq(got.n_failed, 1); /* not replaced without replace_failed */
+	ck_assert_int_eq(got.updated_at_ms, 500);
+	fl_store_tenant_fini(&got);
+
+	memset(&c, 0, sizeof(c));
+	c.removed = removed;
+	c.n_removed = 1;
+	c.replace_failed = true; /* none now */
+	ck_assert(fl_store_tenant_history_after_report(st, "acme", &c, 600, err) == FL_OK);
+	ck_assert(fl_store_tenant_get(st, "acme", FL_STORE_WITH_HISTORY, &got, err) == FL_OK);
+	ck_assert_uint_eq(got.n_applied, 2);
+	ck_assert_str_eq(got.applied[0].id, "m2");
+	ck_assert_str_eq(got.applied[1].id, "m3");
+	ck_assert_uint_eq(got.n_failed, 0);
+	ck_assert_uint_eq(got.failed_count, 0);
+	fl_store_tenant_fini(&got);
+
+	/* the Hello's history (the same as the first put) replaces it again */
+	ck_assert(fl_store_tenant_put(st, &t, err) == FL_OK);
+	ck_assert(fl_store_tenant_get(st, "acme", FL_STORE_WITH_HISTORY, &got, err) == FL_OK);
+	ck_assert_uint_eq(got.n_applied, 2);
+	ck_assert_str_eq(got.applied[0].id, "m1");
+	ck_assert_uint_eq(got.n_failed, 1);
+	fl_store_tenant_fini(&got);
+
+	ck_assert_int_eq(fl_store_tenant_history_after_report(st, "nope", &c, 700, err), FL_ENOENT);
+	fl_store_close(st);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -709,6 +765,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, releases);
 	tcase_add_test(tc, agents);
 	tcase_add_test(tc, tenants);
+	tcase_add_test(tc, history_after_report);
 	tcase_add_test(tc, reports_once);
 	tcase_add_test(tc, assignments);
 	tcase_add_test(tc, audit_pages);
