@@ -361,6 +361,7 @@ static void out_add(struct fl_scheduler *s, struct sched_rollout *r, uint32_t ti
 	t->out_id = id;
 	t->out_kind = kind;
 	t->out_sent = sent;
+	t->halt_sent = 0;
 	w->inflight++;
 	if (kind == WK_CHECK)
 		w->checks_out++;
@@ -394,6 +395,7 @@ static void out_clear(struct fl_scheduler *s, struct sched_rollout *r, uint32_t 
 	t->out_id = 0;
 	t->out_kind = 0;
 	t->out_sent = 0;
+	t->halt_sent = 0;
 }
 
 size_t fl_scheduler_outstanding(struct fl_scheduler *s)
@@ -492,6 +494,9 @@ enum fl_err fl_sched_set_rollout(struct fl_scheduler *s, struct sched_rollout *r
 {
 	bool finished = state == RS_COMPLETED || state == RS_ROLLED_BACK;
 
+	if (state != r->row.state) /* a new state: a halt it calls for is news */
+		for (size_t i = 0; i < r->n_t; i++)
+			r->t[i].halt_sent = 0;
 	r->row.state = state;
 	if (reason != NULL)
 		set_str(&r->row.state_reason, reason);
@@ -1544,6 +1549,26 @@ static bool must_stop(const struct sched_rollout *r, int kind)
 	return r->row.state == RS_ROLLING_BACK && kind != WK_REVERT;
 }
 
+/*
+ * Whether the agent must hear (again) that t's outstanding work must stop.
+ * A Halt is sent once: the agent stops or finishes the work as the order's
+ * on_halt says and reports it; sent on every poll, a halt answers each poll
+ * at once and the agent's polls spin until that report. Sent again after
+ * the agent's Hello (it restarted: the work may be running again), or once
+ * resend_after_ms passed (the reply that carried it may have been lost) but
+ * not while rolling back, where a second halt would also cancel the REVERTs
+ * of the rollout sent since the first.
+ */
+static bool halt_due(const struct fl_scheduler *s, const struct sched_agent *a,
+                     const struct sched_rollout *r, const struct sched_tenant *t, int64_t now_ms)
+{
+	if (!must_stop(r, t->out_kind))
+		return false;
+	if (t->halt_sent == 0 || t->halt_sent < a->hello_at_ms)
+		return true;
+	return r->row.state != RS_ROLLING_BACK && now_ms - t->halt_sent >= s->resend_after_ms;
+}
+
 /* Whether agents would refuse the rollback's REVERTs: the rollout order
  * expired (agents check it for every assignment, REVERTs under a signed
  * rollback order included), or the rollback order did. */
@@ -1772,8 +1797,15 @@ enum fl_err fl_scheduler_poll(struct fl_scheduler *s, const uint8_t agent_pk[FL_
 	for (size_t i = 0; i < a->n_out; i++) {
 		struct sched_rollout *r = a->out[i].r;
 
-		if (must_stop(r, r->t[a->out[i].t].out_kind))
+		if (halt_due(s, a, r, &r->t[a->out[i].t], now_ms))
 			halt_add(out, r);
+	}
+	for (size_t i = 0; i < a->n_out; i++) {
+		struct sched_rollout *r = a->out[i].r;
+		struct sched_tenant *t = &r->t[a->out[i].t];
+
+		if (must_stop(r, t->out_kind) && halted_here(out, r))
+			t->halt_sent = now_ms;
 	}
 	if ((e = held_withdrawn(s, a, ids, n_running, &held, errbuf)) != FL_OK)
 		goto out;

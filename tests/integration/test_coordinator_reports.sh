@@ -9,6 +9,8 @@
 #    migrations it applied are flotilla's (a later Hello is no external
 #    change) and a rollback reverts that tenant.
 # 4. Revoking an agent answers its held poll with the refusal at once.
+# 5. A halt reaches the agent once: its next poll is held, not answered at
+#    once with the same halt.
 # shellcheck source=tests/integration/lib.sh disable=SC2154 # pub_* are set with printf -v
 . "$(dirname "$0")/lib.sh"
 
@@ -139,6 +141,14 @@ A2=$ID
 T2=$TENANT
 [ "$T2" != "$T1" ] || fl_fail "the same tenant twice: $T2"
 assert_exit 0 cli rollout halt r-1 --reason "test"
+# the halt reaches the agent once: its next poll, still running A2, is held
+assert_exit 0 agent a1 poll --free-slots 0 --running "$A2" --max-wait 5000
+assert_eq "$(value poll_reply.halts.count)" 1 "halts in the first poll after the halt"
+bg_poll poll3.out a1 --free-slots 0 --running "$A2"
+held 1
+kill "$BG"
+wait "$BG" 2>/dev/null || true
+BG=''
 # the agent restarts without it: the halted rollout withdraws it
 hello2=()
 for t in t1 t2 t3 t4; do

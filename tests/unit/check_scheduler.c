@@ -1279,6 +1279,58 @@ START_TEST(halt_answers_held_polls)
 }
 END_TEST
 
+/*
+ * A halt reaches each agent once, not on every poll: with its work still
+ * running (on_halt: finish) the agent's next polls are held, not answered
+ * with the same halt at once (they would spin until its report). Sent again
+ * after its Hello (a restart) or resend_after (a lost reply), and when the
+ * rollout halts anew.
+ */
+START_TEST(halt_delivered_once)
+{
+	char id[32];
+	struct polled p;
+
+	fx_up(true);
+	fx_fleet(1, 4, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 4}\n",
+	                "on_halt: finish\n"),
+	         id);
+	poll_agent(0, 2);
+	ck_assert_uint_eq(fx.n_out, 2);
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	p = poll_agent(0, 0);
+	ck_assert_uint_eq(p.halts, 1);
+	/* the agent finishes its work: its polls list it as running */
+	for (int k = 0; k < 5; k++) {
+		now += 1000;
+		p = poll_agent(0, 0);
+		ck_assert_uint_eq(p.halts, 0);
+		ck_assert_uint_eq(p.assignments, 0);
+	}
+	/* a reply lost: sent again after resend_after (60 s here) */
+	now += 60000;
+	ck_assert_uint_eq(poll_agent(0, 0).halts, 1);
+	ck_assert_uint_eq(poll_agent(0, 0).halts, 0);
+	/* the agent restarted */
+	now += 1000;
+	ck_assert(fl_scheduler_hello(fx.s, fx.apk[0], now, err) == FL_OK);
+	ck_assert_uint_eq(poll_agent(0, 0).halts, 1);
+	ck_assert_uint_eq(poll_agent(0, 0).halts, 0);
+	/* retried while one is still running, then halted again: heard again */
+	report_at(0, OC(APPLIED));
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(OK));
+	ck_assert_int_eq(rstate(id), RS(RUNNING));
+	ck_assert_uint_eq(poll_agent(0, 0).halts, 0);
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	ck_assert_uint_eq(poll_agent(0, 0).halts, 1);
+	ck_assert_uint_eq(poll_agent(0, 0).halts, 0);
+	report_all(NULL);
+	ck_assert_uint_eq(poll_agent(0, 4).halts, 0);
+	fx_down();
+}
+END_TEST
+
 /* Wave 0 completes; wave 1 fails: only wave 1's changed tenants revert. */
 static int fail_in_wave1;
 static int wave1_fails(const struct asg *a)
@@ -3552,6 +3604,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, order_expiry);
 	tcase_add_test(tc, pause_resume);
 	tcase_add_test(tc, halt_answers_held_polls);
+	tcase_add_test(tc, halt_delivered_once);
 	tcase_add_test(tc, rollback_wave_only_that_wave);
 	tcase_add_test(tc, rollback_all);
 	tcase_add_test(tc, retry_new_ids);
