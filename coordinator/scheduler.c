@@ -405,13 +405,22 @@ size_t fl_scheduler_outstanding(struct fl_scheduler *s)
 
 /* ---- writing through ---- */
 
-/* The fleet view's TenantState for a tenant of a rollout. */
+/* Whether the rollout's pending tenants wait for it (it may still start
+ * them): not once halted, rolling back or finished. */
+static bool queues(int rollout_state)
+{
+	return rollout_state == RS_PENDING || rollout_state == RS_RUNNING ||
+	       rollout_state == RS_PAUSED;
+}
+
+/* The fleet view's TenantState for a tenant of a rollout; 0: none (a tenant
+ * the rollout never started and no longer will: the fleet's own view). */
 static int fleet_state(const struct sched_rollout *r, const struct sched_tenant *t)
 {
 	switch (t->row.state) {
 	case FL_SCHED_PENDING:
 	case FL_SCHED_BUSY:
-		return FLOTILLA__V1__TENANT_STATE__TENANT_STATE_QUEUED;
+		return queues(r->row.state) ? FLOTILLA__V1__TENANT_STATE__TENANT_STATE_QUEUED : 0;
 	case FL_SCHED_ASSIGNED:
 	case FL_SCHED_REVERTING:
 		return FLOTILLA__V1__TENANT_STATE__TENANT_STATE_RUNNING;
@@ -435,11 +444,13 @@ static enum fl_err put_tenant(struct fl_scheduler *s, struct sched_rollout *r,
 {
 	enum fl_err e;
 
+	int fs = fleet_state(r, t);
+
 	t->row.updated_at_ms = now_ms;
 	if ((e = fl_store_rollout_tenant_put(s->st, r->row.id, &t->row, errbuf)) != FL_OK)
 		return e;
 	return fl_store_tenant_set_rollout(
-	    s->st, t->row.tenant_id, r->row.id, fleet_state(r, t),
+	    s->st, t->row.tenant_id, fs ? r->row.id : "", fs,
 	    t->row.state == FL_SCHED_FAILED ? t->row.last_error : NULL, now_ms, errbuf);
 }
 
@@ -493,6 +504,8 @@ enum fl_err fl_sched_set_rollout(struct fl_scheduler *s, struct sched_rollout *r
                                  const char *reason, int64_t now_ms, char *errbuf)
 {
 	bool finished = state == RS_COMPLETED || state == RS_ROLLED_BACK;
+	bool requeue = queues(state) != queues(r->row.state);
+	enum fl_err e;
 
 	if (state != r->row.state) /* a new state: a halt it calls for is news */
 		for (size_t i = 0; i < r->n_t; i++)
@@ -503,8 +516,19 @@ enum fl_err fl_sched_set_rollout(struct fl_scheduler *s, struct sched_rollout *r
 	r->row.updated_at_ms = now_ms;
 	if (finished)
 		r->row.finished_at_ms = now_ms;
-	return fl_store_rollout_set_state(s->st, r->row.id, state, r->row.current_wave, reason,
-	                                  now_ms, finished ? now_ms : 0, errbuf);
+	if ((e = fl_store_rollout_set_state(s->st, r->row.id, state, r->row.current_wave, reason,
+	                                    now_ms, finished ? now_ms : 0, errbuf)) != FL_OK)
+		return e;
+	/* tenants it never started: queued in the fleet view while it may start
+	 * them, not once it stopped (halted, rolling back, finished) */
+	for (size_t i = 0; requeue && i < r->n_t; i++) {
+		struct sched_tenant *t = &r->t[i];
+
+		if ((t->row.state == FL_SCHED_PENDING || t->row.state == FL_SCHED_BUSY) &&
+		    (e = put_tenant(s, r, t, now_ms, errbuf)) != FL_OK)
+			return e;
+	}
+	return FL_OK;
 }
 
 /* Re-write the fleet view of a wave's applied tenants (their state there

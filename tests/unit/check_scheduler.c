@@ -1331,6 +1331,75 @@ START_TEST(halt_delivered_once)
 }
 END_TEST
 
+/* The fleet view: tenants a halted rollout never started are not "queued"
+ * (nor in the rollout): rollout status leaves them out too; queued again
+ * when a retry makes it run. */
+static int fleet_view(const char *tenant, char *rollout, size_t n)
+{
+	struct fl_store_tenant t;
+	int state;
+
+	ck_assert_msg(fl_store_tenant_get(fx.st, tenant, 0, &t, err) == FL_OK, "%s", err);
+	state = t.rollout_state;
+	snprintf(rollout, n, "%s", t.rollout_id);
+	fl_store_tenant_fini(&t);
+	return state;
+}
+
+START_TEST(halted_not_queued)
+{
+	char id[32], in[32];
+
+	fx_up(true);
+	fx_fleet(1, 4, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 1}\n", ""), id);
+	poll_agent(0, 1);
+	ck_assert_uint_eq(fx.n_out, 1);
+	for (int k = 0; k < 4; k++) {
+		char tenant[16];
+
+		snprintf(tenant, sizeof(tenant), "t00%03d", k);
+		if (strcmp(tenant, fx.out[0].tenant) == 0)
+			continue;
+		ck_assert_int_eq(fleet_view(tenant, in, sizeof(in)),
+		                 FLOTILLA__V1__TENANT_STATE__TENANT_STATE_QUEUED);
+		ck_assert_str_eq(in, id);
+	}
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	for (int k = 0; k < 4; k++) {
+		char tenant[16];
+
+		snprintf(tenant, sizeof(tenant), "t00%03d", k);
+		if (strcmp(tenant, fx.out[0].tenant) == 0) {
+			ck_assert_int_eq(fleet_view(tenant, in, sizeof(in)),
+			                 FLOTILLA__V1__TENANT_STATE__TENANT_STATE_RUNNING);
+			continue;
+		}
+		ck_assert_int_eq(fleet_view(tenant, in, sizeof(in)), 0);
+		ck_assert_str_eq(in, "");
+	}
+	{
+		struct asg done = fx.out[0];
+		int queued = 0;
+
+		report_all(NULL);
+		ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(OK));
+		ck_assert_int_eq(rstate(id), RS(RUNNING));
+		for (int k = 0; k < 4; k++) {
+			char tenant[16];
+
+			snprintf(tenant, sizeof(tenant), "t00%03d", k);
+			if (strcmp(tenant, done.tenant) == 0)
+				continue;
+			queued += fleet_view(tenant, in, sizeof(in)) ==
+			          FLOTILLA__V1__TENANT_STATE__TENANT_STATE_QUEUED;
+		}
+		ck_assert_int_eq(queued, 3);
+	}
+	fx_down();
+}
+END_TEST
+
 /* Wave 0 completes; wave 1 fails: only wave 1's changed tenants revert. */
 static int fail_in_wave1;
 static int wave1_fails(const struct asg *a)
@@ -3605,6 +3674,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, pause_resume);
 	tcase_add_test(tc, halt_answers_held_polls);
 	tcase_add_test(tc, halt_delivered_once);
+	tcase_add_test(tc, halted_not_queued);
 	tcase_add_test(tc, rollback_wave_only_that_wave);
 	tcase_add_test(tc, rollback_all);
 	tcase_add_test(tc, retry_new_ids);
