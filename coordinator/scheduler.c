@@ -2069,8 +2069,12 @@ static enum fl_err on_revert(struct fl_scheduler *s, struct sched_rollout *r,
 
 	if (t->row.state != FL_SCHED_REVERTING)
 		return put_tenant(s, r, t, now_ms, errbuf);
-	if (o == OC(ROLLED_BACK) || o == OC(SKIPPED) || o == OC(INCONCLUSIVE) || o == OC(HEALTHY))
+	if (o == OC(ROLLED_BACK) || o == OC(SKIPPED) || o == OC(INCONCLUSIVE) || o == OC(HEALTHY)) {
+		/* what the rollout changed there is undone: a later rollback (a
+		 * signed one after rollback-wave) does not revert it again */
+		t->row.changed = false;
 		return fl_sched_set_tenant(s, r, t, FL_SCHED_ROLLED_BACK, now_ms, errbuf);
+	}
 	if (o == OC(BUSY) || o == OC(CANCELED)) {
 		t->row.not_before_ms = o == OC(BUSY) ? now_ms + s->busy_retry_ms : 0;
 		return fl_sched_set_tenant(s, r, t, FL_SCHED_REVERTING, now_ms, errbuf);

@@ -2921,6 +2921,69 @@ END_TEST
 /* An agent that cancels every APPLY it gets (buggy, or hostile) does not
  * get a new one on every poll for ever: after a few, the tenant waits as a
  * busy one does (a row per try would fill the coordinator's store). */
+/* A tenant reverted by rollback-wave no longer counts as changed: a later
+ * rollback (here a signed one, of everything the rollout applied) does not
+ * revert it again. */
+START_TEST(reverted_not_reverted_again)
+{
+	char id[32];
+	int reverts_w0 = 0, reverts_w1 = 0;
+	struct fl_buf order = FL_BUF_INIT;
+
+	fx_up(true);
+	fx_fleet(2, 6, 4, 0);
+	start_ok(
+	    POLICY("  - {name: canary, select: {labels: {ring: canary}}, max_parallel: 4}\n"
+	           "  - {name: rest, select: {percent: 100}, max_parallel: 1, max_failures: 0}\n",
+	           "on_failure: rollback-wave\n"),
+	    id);
+	fail_in_wave1 = 0;
+	run(NULL, 4, 2);
+	ck_assert_int_eq(wstate(id, 0), WS(COMPLETED));
+	run(NULL, 1, 1);
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_APPLIED, 1), 1);
+	fail_in_wave1 = 1;
+	for (int i = 0; i < 40 && rstate(id) != RS(HALTED); i++) {
+		for (size_t a = 0; a < fx.n_agents; a++)
+			poll_agent((int)a, 1 - (uint32_t)held_by((int)a));
+		report_all(wave1_fails);
+		now += 1000;
+	}
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_ROLLED_BACK, 1), 1);
+	for (size_t i = 0; i < 12; i++) {
+		char tenant[16];
+		struct fl_store_rollout_tenant row;
+
+		snprintf(tenant, sizeof(tenant), "t%02zu%03zu", i / 6, i % 6);
+		row = tenant_row(id, tenant);
+		if (row.state == FL_SCHED_ROLLED_BACK)
+			ck_assert_msg(!row.changed, "'%s' reverted, still changed", tenant);
+		fl_store_rollout_tenant_fini(&row);
+	}
+	rollback_order(id, NULL, "", &order);
+	ck_assert_int_eq(rollback_cmd(id, &order), SC(OK));
+	fl_buf_fini(&order);
+	for (int i = 0; i < 40 && rstate(id) == RS(ROLLING_BACK); i++) {
+		for (size_t a = 0; a < fx.n_agents; a++)
+			poll_agent((int)a, 4 - (uint32_t)held_by((int)a));
+		for (size_t k = 0; k < fx.n_out; k++) {
+			ck_assert_int_eq(fx.out[k].kind, WK(REVERT));
+			if (fx.out[k].wave == 0)
+				reverts_w0++;
+			else
+				reverts_w1++;
+		}
+		report_all(NULL);
+		now += 1000;
+	}
+	ck_assert_int_eq(rstate(id), RS(ROLLED_BACK));
+	ck_assert_int_eq(reverts_w0, 4); /* the canaries */
+	ck_assert_int_eq(reverts_w1, 0); /* reverted already */
+	fx_down();
+}
+END_TEST
+
 START_TEST(canceled_loop_backs_off)
 {
 	char id[32];
@@ -3676,6 +3739,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, halt_delivered_once);
 	tcase_add_test(tc, halted_not_queued);
 	tcase_add_test(tc, rollback_wave_only_that_wave);
+	tcase_add_test(tc, reverted_not_reverted_again);
 	tcase_add_test(tc, rollback_all);
 	tcase_add_test(tc, retry_new_ids);
 	tcase_add_test(tc, one_active_rollout_per_tenant);
