@@ -500,6 +500,36 @@ enum fl_err fl_sched_set_wave(struct fl_scheduler *s, struct sched_rollout *r, s
 	return fl_store_wave_put(s->st, r->row.id, &w->row, errbuf);
 }
 
+/* A baking wave's clock runs only while its rollout runs: stopped when it
+ * pauses (a pause during the bake does not eat the bake), and on going on,
+ * the bake's end and next check round move by the time it stood still. */
+static enum fl_err bake_clock(struct fl_scheduler *s, struct sched_rollout *r, int64_t now_ms,
+                              char *errbuf)
+{
+	struct sched_wave *w;
+	int64_t stood;
+
+	if (r->row.current_wave >= r->n_w)
+		return FL_OK;
+	w = &r->w[r->row.current_wave];
+	if (r->row.state == RS_PAUSED) {
+		if (w->row.state != WS_BAKING || w->row.bake_paused_at_ms != 0)
+			return FL_OK;
+		w->row.bake_paused_at_ms = now_ms;
+		return fl_store_wave_put(s->st, r->row.id, &w->row, errbuf);
+	}
+	if (w->row.bake_paused_at_ms == 0)
+		return FL_OK;
+	stood = now_ms > w->row.bake_paused_at_ms ? now_ms - w->row.bake_paused_at_ms : 0;
+	w->row.bake_paused_at_ms = 0;
+	if (w->row.state == WS_BAKING) {
+		w->row.bake_until_ms += stood;
+		if (w->row.next_check_at_ms != 0)
+			w->row.next_check_at_ms += stood;
+	}
+	return fl_store_wave_put(s->st, r->row.id, &w->row, errbuf);
+}
+
 enum fl_err fl_sched_set_rollout(struct fl_scheduler *s, struct sched_rollout *r, int state,
                                  const char *reason, int64_t now_ms, char *errbuf)
 {
@@ -517,7 +547,8 @@ enum fl_err fl_sched_set_rollout(struct fl_scheduler *s, struct sched_rollout *r
 	if (finished)
 		r->row.finished_at_ms = now_ms;
 	if ((e = fl_store_rollout_set_state(s->st, r->row.id, state, r->row.current_wave, reason,
-	                                    now_ms, finished ? now_ms : 0, errbuf)) != FL_OK)
+	                                    now_ms, finished ? now_ms : 0, errbuf)) != FL_OK ||
+	    (e = bake_clock(s, r, now_ms, errbuf)) != FL_OK)
 		return e;
 	/* tenants it never started: queued in the fleet view while it may start
 	 * them, not once it stopped (halted, rolling back, finished) */

@@ -245,7 +245,11 @@ static const char STEP3[] =
     "CREATE INDEX assignments_issued ON assignments(rollout_id, id) WHERE state = 1;"
     "CREATE INDEX reports_outcome ON reports(outcome, id);";
 
-static const char *const steps[] = {STEP1, STEP2, STEP3};
+/* When a baking wave's clock stopped: its rollout paused (0: it runs). */
+static const char STEP4[] =
+    "ALTER TABLE waves ADD COLUMN bake_paused_at INTEGER NOT NULL DEFAULT 0;";
+
+static const char *const steps[] = {STEP1, STEP2, STEP3, STEP4};
 const int FL_STORE_SCHEMA_VERSION = (int)(sizeof(steps) / sizeof(steps[0]));
 
 /* ---- helpers ---- */

@@ -1000,6 +1000,38 @@ START_TEST(bake_repeats_checks)
 }
 END_TEST
 
+/* A pause during a bake stops its clock (across a restart too): after the
+ * resume, the bake still has what it had left. */
+START_TEST(bake_pause_stops_clock)
+{
+	char id[32];
+	int64_t t0, t1;
+
+	fx_up(true);
+	fx_fleet(1, 6, 3, 0);
+	start_ok(bake_policy, id);
+	run(NULL, 5, 5); /* the canaries apply */
+	ck_assert_int_eq(wstate(id, 0), WS(BAKING));
+	t0 = now;
+	run_until(t0 + 2 * MINUTE, 10000, NULL, 5);
+	ck_assert_int_eq(command(CMD(ROLLOUT_PAUSE), id, 0), SC(OK));
+	run_until(t0 + 7 * MINUTE, 10000, NULL, 5);
+	fx_restart();
+	run_until(t0 + 12 * MINUTE, 10000, NULL, 5);
+	ck_assert_int_eq(wstate(id, 0), WS(BAKING));
+	t1 = now;
+	ck_assert_int_eq(command(CMD(ROLLOUT_RESUME), id, 0), SC(OK));
+	/* 3 of its 5 minutes left */
+	run_until(t1 + 3 * MINUTE - 20000, 10000, NULL, 5);
+	ck_assert_int_eq(wstate(id, 0), WS(BAKING));
+	run_until(t1 + 4 * MINUTE, 10000, NULL, 5);
+	ck_assert_int_ne(wstate(id, 0), WS(BAKING));
+	run(NULL, 5, 20);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	fx_down();
+}
+END_TEST
+
 static int fail_checks_of_t00001(const struct asg *a)
 {
 	return a->kind == WK(CHECK) && strcmp(a->tenant, "t00001") == 0 ? OC(HEALTH_FAILED) : 0;
@@ -3728,6 +3760,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, refused_is_failure);
 	tcase_add_test(tc, manual_gate_and_promote);
 	tcase_add_test(tc, bake_repeats_checks);
+	tcase_add_test(tc, bake_pause_stops_clock);
 	tcase_add_test(tc, bake_check_failure_counts);
 	tcase_add_test(tc, inconclusive_pauses);
 	tcase_add_test(tc, busy_requeued);

@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "store.h"
+#include "store_rollouts.h"
 #include "store_sqlite_int.h"
 #include "testutil.h"
 
@@ -122,6 +123,48 @@ START_TEST(newer_schema_refused)
 	ck_assert_ptr_null(st);
 	ck_assert_msg(strstr(err, "newer") || strstr(err, "upgrade"), "%s", err);
 	ck_assert_msg(strstr(err, path) != NULL, "%s", err);
+}
+END_TEST
+
+/* A store written by schema 3 (before waves.bake_paused_at) opens as
+ * schema 4: the step adds the column, the rows stay, the clock runs. */
+START_TEST(migrates_from_schema_3)
+{
+	struct fl_store *st = open_ok(NULL);
+	struct fl_store_wave *waves;
+	struct fl_store_agent a;
+	uint8_t pk[32];
+	size_t n;
+	bool created = true;
+
+	ck_assert_int_eq(FL_STORE_SCHEMA_VERSION, 4);
+	add_agent(st, 1, "a1");
+	/* back to schema 3 as it was: no bake_paused_at; a baking wave */
+	ck_assert_int_eq(sqlite3_exec(fl_store_sqlite_db(st),
+	                              "PRAGMA foreign_keys = OFF;"
+	                              "ALTER TABLE waves DROP COLUMN bake_paused_at;"
+	                              "INSERT INTO waves (rollout_id, idx, name, state, bake_until,"
+	                              " next_check_at) VALUES ('r-1', 0, 'canary', 3, 5000, 2000);",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	fl_store_close(st);
+	ck_assert_msg(fl_store_test_set_version(path, 3, err) == FL_OK, "%s", err);
+
+	st = open_ok(&created);
+	ck_assert(!created);
+	ck_assert_int_eq(fl_store_schema_version(st), 4);
+	key(pk, 1);
+	ck_assert_msg(fl_store_agent_get(st, pk, &a, err) == FL_OK, "%s", err);
+	fl_store_agent_fini(&a);
+	ck_assert_msg(fl_store_wave_list(st, "r-1", &waves, &n, err) == FL_OK, "%s", err);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(waves[0].bake_until_ms, 5000);
+	ck_assert_int_eq(waves[0].next_check_at_ms, 2000);
+	ck_assert_int_eq(waves[0].bake_paused_at_ms, 0);
+	fl_store_waves_free(waves, n);
+	ck_assert_int_eq(
+	    sqlite3_exec(fl_store_sqlite_db(st), "DELETE FROM waves", NULL, NULL, NULL), SQLITE_OK);
+	fl_store_close(st);
 }
 END_TEST
 
@@ -759,6 +802,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, migrations_from_empty);
 	tcase_add_test(tc, reopen_keeps_data);
 	tcase_add_test(tc, newer_schema_refused);
+	tcase_add_test(tc, migrates_from_schema_3);
 	tcase_add_test(tc, not_a_store_refused);
 	tcase_add_test(tc, second_process_refused);
 	tcase_add_test(tc, rollback_discards);
