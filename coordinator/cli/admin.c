@@ -288,7 +288,7 @@ static int call(struct cli_admin *a, Flotilla__V1__AdminRequest *req, unsigned f
 	max = fl_roles_max_size(FL_PEER_ADMIN, m.body_case, req->command_case);
 	if (max == 0)
 		max = FL_WIRE_MAX_SMALL;
-	rv = fl_client_call(a->client, &m, max, 0, a->timeout_ms, &r, errbuf);
+	rv = fl_client_call(a->client, &m, max, FL_CLIENT_REFUSAL, a->timeout_ms, &r, errbuf);
 	switch (rv) {
 	case FL_OK:
 		break;
@@ -315,19 +315,16 @@ static int call(struct cli_admin *a, Flotilla__V1__AdminRequest *req, unsigned f
 		        "trying again\n",
 		        a->what, errbuf);
 		return CLI_CONNECT;
+	case FL_EREFUSED:
+		/* the coordinator could not open our envelope (unknown or revoked
+		 * key, or we pinned a key that is not the coordinator's) */
+		fprintf(stderr,
+		        "flotilla: error: the coordinator at '%s' refused this key (operator "
+		        "key %s): is it approved with a role? (and is --coordinator-key the "
+		        "coordinator's public key?)\n",
+		        a->url, fl_identity_key_id(a->id));
+		return CLI_CONNECT;
 	case FL_EAUTH:
-		/* proto/client.c's words for the constant refusal: the
-		 * coordinator could not open our envelope (unknown or revoked
-		 * key, or we pinned a key that is not the coordinator's). */
-		if (strstr(errbuf, "refused the request") != NULL) {
-			fprintf(
-			    stderr,
-			    "flotilla: error: the coordinator at '%s' refused this key (operator "
-			    "key %s): is it approved with a role? (and is --coordinator-key the "
-			    "coordinator's public key?)\n",
-			    a->url, fl_identity_key_id(a->id));
-			return CLI_CONNECT;
-		}
 		fprintf(stderr, "flotilla: error: cannot trust the reply: %s\n", errbuf);
 		return CLI_CONNECT;
 	default:

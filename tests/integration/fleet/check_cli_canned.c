@@ -26,12 +26,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "envelope.h"
 #include "identity.h"
 #include "keys.h"
 #include "log.h"
 #include "mem.h"
 #include "order.h"
+#include "peers.h"
 #include "release.h"
 #include "rpc.h"
 #include "testutil.h"
@@ -502,6 +504,43 @@ START_TEST(refused_key)
 	ASSERT_HAS(r.err, "is it approved with a role?");
 	ck_assert_int_eq(count(), 0);
 	run_free(&r);
+}
+END_TEST
+
+/* proto/client.h: the refusal is its own error for callers that ask
+ * (FL_CLIENT_REFUSAL), so the CLI never reads it from the message. */
+START_TEST(client_refusal_is_its_own_error)
+{
+	char err[FL_ERRBUF_SIZE] = "";
+	struct fl_identity *id = fl_identity_new_from_seed(stranger.seed);
+	struct fl_peers *pp;
+	struct fl_envelope *cep;
+	struct fl_client *c;
+	Flotilla__V1__Message m = FLOTILLA__V1__MESSAGE__INIT, *reply = NULL;
+	Flotilla__V1__AdminRequest rq = FLOTILLA__V1__ADMIN_REQUEST__INIT;
+	Flotilla__V1__AgentListRequest al = FLOTILLA__V1__AGENT_LIST_REQUEST__INIT;
+
+	handler = h_never;
+	ck_assert_int_eq(fl_peers_new(id, NULL, 0, 0, &pp, err), FL_OK);
+	ck_assert_int_eq(fl_peers_add(pp, coord.pk, FL_PEER_COORDINATOR, "c", err), FL_OK);
+	cep = fl_envelope_new(id, pp);
+	ck_assert_msg(fl_client_new(cep, url, (const uint8_t(*)[32])coord.pk, 1, &c, err) == FL_OK,
+	              "%s", err);
+	rq.command_case = FLOTILLA__V1__ADMIN_REQUEST__COMMAND_AGENT_LIST;
+	rq.agent_list = &al;
+	m.body_case = FLOTILLA__V1__MESSAGE__BODY_ADMIN_REQUEST;
+	m.admin_request = &rq;
+	ck_assert_int_eq(
+	    fl_client_call(c, &m, FL_WIRE_MAX_SMALL, FL_CLIENT_REFUSAL, 10000, &reply, err),
+	    FL_EREFUSED);
+	ck_assert_ptr_null(reply);
+	ck_assert_int_eq(fl_client_call(c, &m, FL_WIRE_MAX_SMALL, 0, 10000, &reply, err), FL_EAUTH);
+	ck_assert_ptr_null(reply);
+	ck_assert_int_eq(count(), 0);
+	fl_client_free(c);
+	fl_envelope_free(cep);
+	fl_peers_free(pp);
+	fl_identity_free(id);
 }
 END_TEST
 
@@ -1521,6 +1560,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, unreachable);
 	tcase_add_test(tc, refused_key);
+	tcase_add_test(tc, client_refusal_is_its_own_error);
 	tcase_add_test(tc, missing_keys);
 	tcase_add_test(tc, status_codes);
 	tcase_add_test(tc, usage_errors_send_nothing);
