@@ -378,16 +378,49 @@ bool fl_ledger_find(struct fl_ledger *l, uint64_t assignment_id, struct fl_ledge
 	return e != NULL;
 }
 
+static bool counts_for_sequence(const struct fl_ledger_entry *e)
+{
+	return e->kind == KIND_APPLY &&
+	       (e->n_applied > 0 ||
+	        (e->finished && (e->outcome == OUTCOME_APPLIED || e->outcome == OUTCOME_SKIPPED)));
+}
+
+/* The highest release sequence applied to tenant_id. l->mu held. */
+static uint64_t floor_locked(struct fl_ledger *l, const char *tenant_id)
+{
+	uint64_t seq = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		const struct fl_ledger_entry *e = &l->items[i];
+
+		if (strcmp(e->tenant_id, tenant_id) == 0 && counts_for_sequence(e) &&
+		    e->release_sequence > seq)
+			seq = e->release_sequence;
+	}
+	return seq;
+}
+
 enum fl_err fl_ledger_start(struct fl_ledger *l, const struct fl_ledger_start *s, char *errbuf)
 {
 	struct fl_ledger_entry tmp = {0}, *e;
 	struct fl_buf b = FL_BUF_INIT;
+	uint64_t floor;
 	enum fl_err rv;
 
 	pthread_mutex_lock(&l->mu);
 	if (lookup(l, s->assignment_id) != NULL) {
 		rv = fl_errf(errbuf, FL_ESTATE, "assignment %llu was run before",
 		             (unsigned long long)s->assignment_id);
+		goto out;
+	}
+	/* the floor again, under the lock that moves it: what was checked
+	 * before the work waited for its tenant may be stale by now */
+	if ((floor = floor_locked(l, s->tenant_id)) > s->release_sequence) {
+		rv = fl_errf(errbuf, FL_EAUTH,
+		             "release sequence %llu is older than sequence %llu, which this agent "
+		             "applied to tenant '%s'",
+		             (unsigned long long)s->release_sequence, (unsigned long long)floor,
+		             s->tenant_id);
 		goto out;
 	}
 	tmp.assignment_id = s->assignment_id;
@@ -481,26 +514,12 @@ out:
 	return rv;
 }
 
-static bool counts_for_sequence(const struct fl_ledger_entry *e)
-{
-	return e->kind == KIND_APPLY &&
-	       (e->n_applied > 0 ||
-	        (e->finished && (e->outcome == OUTCOME_APPLIED || e->outcome == OUTCOME_SKIPPED)));
-}
-
 uint64_t fl_ledger_tenant_sequence(struct fl_ledger *l, const char *tenant_id)
 {
-	uint64_t seq = 0;
-	size_t i;
+	uint64_t seq;
 
 	pthread_mutex_lock(&l->mu);
-	for (i = 0; i < l->n; i++) {
-		const struct fl_ledger_entry *e = &l->items[i];
-
-		if (strcmp(e->tenant_id, tenant_id) == 0 && counts_for_sequence(e) &&
-		    e->release_sequence > seq)
-			seq = e->release_sequence;
-	}
+	seq = floor_locked(l, tenant_id);
 	pthread_mutex_unlock(&l->mu);
 	return seq;
 }

@@ -89,7 +89,10 @@ void fl_ledger_close(struct fl_ledger *l); /* NULL is a no-op */
 bool fl_ledger_find(struct fl_ledger *l, uint64_t assignment_id, struct fl_ledger_entry *copy);
 
 /* Record that an assignment starts, fsync'd. FL_ESTATE if the id is in the
- * ledger already (never run twice); FL_EIO. */
+ * ledger already (never run twice); FL_EAUTH if its release sequence is
+ * below the tenant's (checked under the same lock as the write, so a check
+ * made earlier, before another assignment for the tenant ran, cannot be
+ * stale); FL_EIO. */
 enum fl_err fl_ledger_start(struct fl_ledger *l, const struct fl_ledger_start *s, char *errbuf)
     __attribute__((warn_unused_result));
 /* A migration of a started assignment committed (reverted: down.sql did). */

@@ -461,6 +461,12 @@ static bool prepare(struct fl_worker *w, struct job *j)
 	                                                   : j->v.order->policy.per_agent_parallel;
 	if (j->order_limit == 0)
 		j->order_limit = 1;
+	fl_logger_debug(&j->log, NULL,
+	                "assignment %llu: checks passed (%s under order %.16s, release %.16s, "
+	                "sequence %llu); waiting for its turn",
+	                (unsigned long long)j->id, fl_verify_kind_name(j->v.kind),
+	                j->v.order->hash_hex, j->v.release->release->hash,
+	                (unsigned long long)j->v.release->release->sequence);
 	return true;
 }
 
@@ -711,6 +717,11 @@ static void run(struct fl_worker *w, struct job *j)
 	rv = fl_ledger_start(w->d.ledger, &ls, err);
 	if (rv == FL_ESTATE) /* another copy of it got there first */
 		return;
+	if (rv == FL_EAUTH) { /* the tenant moved on while this waited for it */
+		set_outcome(j, O_REFUSED, "%s", err);
+		finish(w, j, false);
+		return;
+	}
 	if (rv != FL_OK) {
 		set_outcome(j, O_FAILED, "cannot record the assignment in the ledger: %s", err);
 		finish(w, j, false);

@@ -210,6 +210,39 @@ START_TEST(tenant_sequence)
 }
 END_TEST
 
+/* The floor is checked again when the start is written, under the ledger's
+ * lock: an assignment verified while another one for the tenant ran (and
+ * moved it to a newer release) is refused there, not run. */
+START_TEST(start_refuses_below_floor)
+{
+	struct fl_ledger *l = open_ledger();
+	char err[FL_ERRBUF_SIZE] = "";
+	struct fl_ledger_start s = {0};
+
+	/* both verified against floor 0; the newer one runs first */
+	ck_assert_int_eq(start(l, 1, "acme", 1, APPLY, 5), FL_OK);
+	step(l, 1, false, "m1");
+	finish(l, 1, APPLIED, 1);
+	ck_assert_int_eq(start(l, 2, "acme", 2, APPLY, 3), FL_EAUTH);
+	ck_assert(!fl_ledger_find(l, 2, NULL));
+	/* every kind: a revert or a check under an older release alike */
+	ck_assert_int_eq(start(l, 3, "acme", 2, REVERT, 4), FL_EAUTH);
+	ck_assert_int_eq(start(l, 4, "acme", 2, CHECK, 4), FL_EAUTH);
+	/* the same sequence, a newer one, another tenant: fine */
+	ck_assert_int_eq(start(l, 5, "acme", 1, CHECK, 5), FL_OK);
+	ck_assert_int_eq(start(l, 6, "acme", 3, APPLY, 7), FL_OK);
+	ck_assert_int_eq(start(l, 7, "beta", 2, APPLY, 3), FL_OK);
+	/* the message names both sequences */
+	s.assignment_id = 8;
+	s.release_sequence = 2;
+	s.tenant_id = "acme";
+	s.kind = APPLY;
+	ck_assert_int_eq(fl_ledger_start(l, &s, err), FL_EAUTH);
+	ck_assert_msg(strstr(err, "sequence 2 is older than sequence 5") != NULL, "%s", err);
+	fl_ledger_close(l);
+}
+END_TEST
+
 START_TEST(applied_under_order)
 {
 	struct fl_ledger *l = open_ledger();
@@ -221,8 +254,8 @@ START_TEST(applied_under_order)
 	finish(l, 1, APPLIED, 1);
 	ck_assert_int_eq(start(l, 2, "beta", 1, APPLY, 1), FL_OK);
 	step(l, 2, false, "m3");
-	/* order 2 applies m4 on acme */
-	ck_assert_int_eq(start(l, 3, "acme", 2, APPLY, 2), FL_OK);
+	/* order 2 (of the same release) applies m4 on acme */
+	ck_assert_int_eq(start(l, 3, "acme", 2, APPLY, 1), FL_OK);
 	step(l, 3, false, "m4");
 	finish(l, 3, APPLIED, 3);
 	expect_under(l, "acme", 1, "m1,m2");
@@ -230,7 +263,7 @@ START_TEST(applied_under_order)
 	expect_under(l, "beta", 1, "m3");
 	expect_under(l, "acme", 3, "");
 	/* a revert under any order takes a migration off */
-	ck_assert_int_eq(start(l, 4, "acme", 2, REVERT, 2), FL_OK);
+	ck_assert_int_eq(start(l, 4, "acme", 2, REVERT, 1), FL_OK);
 	step(l, 4, true, "m4");
 	step(l, 4, true, "m2");
 	finish(l, 4, 3, 4);
@@ -455,6 +488,7 @@ static Suite *ledger_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, start_once_ever);
 	tcase_add_test(tc, tenant_sequence);
+	tcase_add_test(tc, start_refuses_below_floor);
 	tcase_add_test(tc, applied_under_order);
 	tcase_add_test(tc, unfinished_after_crash);
 	tcase_add_test(tc, torn_tail_every_offset);
