@@ -17,6 +17,7 @@
 #include "log.h"
 #include "mem.h"
 #include "pull.h"
+#include "recfile.h"
 #include "retry.h"
 
 #define SYNC_EVERY_MS 10000 /* peers.seq fsync */
@@ -197,6 +198,14 @@ static bool file_exists(const char *dir, const char *name)
 	return yes;
 }
 
+/* Whether path is a file holding at least a record file's header. */
+static bool file_has_header(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && st.st_size >= FL_RECFILE_MAGIC_LEN;
+}
+
 static enum fl_err open_wire(struct fl_agent *a, const struct fl_agent_config *c, bool ran_before,
                              char *errbuf)
 {
@@ -278,6 +287,18 @@ enum fl_err fl_agent_open(const char *config_path, struct fl_agent **out, int *c
 		goto fail;
 	fl_buf_reset(&path);
 	fl_buf_printf(&path, "%s/ledger", c->state_dir);
+	/* a journal that gave out ids says the agent ran before: its ledger
+	 * must be there, or it would forget what it ran and which release each
+	 * tenant runs (and take an older one again) */
+	if (fl_journal_max_id(a->journal) > 0 && !file_has_header(path.data)) {
+		rv = fl_errf(errbuf, FL_ESTATE,
+		             "state_dir '%s': the ledger is missing or empty, but the journal says "
+		             "this agent ran before: it would forget which assignments it ran and "
+		             "which release each tenant runs; restore '%s', or move the whole "
+		             "state_dir away to start over",
+		             c->state_dir, path.data);
+		goto fail;
+	}
 	if ((rv = fl_ledger_open(path.data, &a->ledger, errbuf)) != FL_OK)
 		goto fail;
 	fl_buf_reset(&path);

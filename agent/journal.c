@@ -115,7 +115,8 @@ enum fl_err fl_journal_open(const char *path, struct fl_journal **out, char *err
 
 	*out = NULL;
 	pthread_mutex_init(&j->mu, NULL);
-	if ((rv = fl_recfile_open(path, "journal", magic, load, j, &j->file, errbuf)) != FL_OK) {
+	if ((rv = fl_recfile_open(path, "journal", magic, UINT32_C(1) << REC_ACK, load, j, &j->file,
+	                          errbuf)) != FL_OK) {
 		fl_journal_close(j);
 		return rv;
 	}

@@ -337,7 +337,7 @@ enum fl_err fl_ledger_open(const char *path, struct fl_ledger **out, char *errbu
 	*out = NULL;
 	pthread_mutex_init(&l->mu, NULL);
 	rehash(l);
-	if ((rv = fl_recfile_open(path, "ledger", magic, load, l, &l->file, errbuf)) != FL_OK) {
+	if ((rv = fl_recfile_open(path, "ledger", magic, 0, load, l, &l->file, errbuf)) != FL_OK) {
 		fl_ledger_close(l);
 		return rv;
 	}

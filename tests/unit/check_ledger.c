@@ -344,6 +344,49 @@ START_TEST(torn_tail_every_offset)
 }
 END_TEST
 
+/* A damaged record with good ones after it is no torn write (every ledger
+ * record is synced before the next is written): cutting there would make
+ * the agent forget assignments it ran and the release sequences of its
+ * tenants, so the ledger is refused as it is, with the offset to cut at on
+ * purpose. Before, the cut dropped the newer floor and the agent took an
+ * older release again. */
+START_TEST(damage_before_good_records_refused)
+{
+	struct fl_ledger *l = open_ledger();
+	char err[FL_ERRBUF_SIZE] = "", want[64];
+	off_t one, size;
+	char byte;
+	int fd;
+
+	ck_assert_int_eq(start(l, 1, "acme", 1, APPLY, 1), FL_OK);
+	step(l, 1, false, "m1");
+	finish(l, 1, APPLIED, 1);
+	one = file_size();
+	ck_assert_int_eq(start(l, 2, "acme", 1, CHECK, 1), FL_OK);
+	finish(l, 2, 12, 2);
+	ck_assert_int_eq(start(l, 3, "acme", 2, APPLY, 7), FL_OK);
+	step(l, 3, false, "m2");
+	finish(l, 3, APPLIED, 3);
+	fl_ledger_close(l);
+	size = file_size();
+
+	fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &byte, 1, one + 30), 1);
+	byte ^= 0x04;
+	ck_assert_int_eq(pwrite(fd, &byte, 1, one + 30), 1);
+	close(fd);
+	l = NULL;
+	ck_assert_int_eq(fl_ledger_open(path, &l, err), FL_EPARSE);
+	ck_assert_ptr_null(l);
+	snprintf(want, sizeof(want), "truncate -s %lld ", (long long)one);
+	ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+	ck_assert_int_eq(file_size(), size);
+	ck_assert_int_eq(fl_ledger_open(path, &l, err), FL_EPARSE); /* and again */
+	ck_assert_int_eq(file_size(), size);
+}
+END_TEST
+
 /* The child starts assignments 1, 2, 3... each with two steps, finishing
  * even ones, and tells the parent after each call returns. */
 static void child_writer(int wfd)
@@ -492,6 +535,7 @@ static Suite *ledger_suite(void)
 	tcase_add_test(tc, applied_under_order);
 	tcase_add_test(tc, unfinished_after_crash);
 	tcase_add_test(tc, torn_tail_every_offset);
+	tcase_add_test(tc, damage_before_good_records_refused);
 	tcase_add_test(tc, sigkill_while_writing);
 	tcase_add_test(tc, recover_journals_a_lost_report);
 	suite_add_tcase(s, tc);
