@@ -49,6 +49,11 @@ _Static_assert(K_APPLY == 1, "ledger.c reads this value");
 
 #define QUEUE_FACTOR 4 /* jobs held at most: threads x this (a coordinator ignoring free_slots) */
 #define WATCH_MS     250
+/* Bytes of assignments held before a worker checks them, whatever the
+ * coordinator sends: one poll reply's worth. */
+#define QUEUED_BYTES_MAX FL_WIRE_MAX_POLL_REPLY
+/* Names the coordinator gives (rollout, tenant, target) are kept to this. */
+#define NAME_MAX_ 255
 
 enum job_state {
 	J_NEW,       /* in the list, waiting for a worker to prepare it */
@@ -70,8 +75,11 @@ struct job {
 	struct fl_worker *w;
 	uint64_t id;
 	char *rollout_id;
-	uint8_t *packed; /* the assignment as received */
+	char *tenant_id; /* as named (cut to 255 bytes), for the report */
+	int kind;
+	uint8_t *packed; /* the assignment as received, until a worker unpacks it */
 	size_t len;
+	char *refusal; /* refused as it came (too large): why; nothing else kept */
 	enum job_state state;
 	enum cancel_why why; /* set once, under the pool's mutex */
 	char why_text[256];
@@ -113,6 +121,7 @@ struct fl_worker {
 	pthread_cond_t done; /* a job left the pool */
 	struct job *jobs;    /* arrival order */
 	size_t n_jobs;
+	size_t queued_bytes; /* packed assignments not unpacked yet */
 	struct count *counts;
 	size_t n_counts;
 	bool stopping; /* take nothing new; workers exit when no job is left */
@@ -196,7 +205,9 @@ static void free_job(struct job *j)
 	fl_verified_fini(&j->v);
 	fl_report_fini(&j->report);
 	free(j->rollout_id);
+	free(j->tenant_id);
 	free(j->packed);
+	free(j->refusal);
 	free(j->server);
 	pthread_mutex_destroy(&j->mu);
 	free(j);
@@ -357,8 +368,8 @@ static void report_basics(struct fl_worker *w, struct job *j)
 	r->agent_id = fl_strdup(w->agent_id);
 	r->assignment_id = j->id;
 	r->rollout_id = fl_strdup(j->rollout_id);
-	r->tenant_id = fl_strdup(j->a && j->a->tenant_id ? j->a->tenant_id : "");
-	r->kind = j->a ? (int)j->a->kind : 0;
+	r->tenant_id = fl_strdup(j->tenant_id);
+	r->kind = j->kind;
 	r->started_at_ms = fl_report_now_ms();
 	{
 		char q[200];
@@ -385,10 +396,20 @@ static bool prepare(struct fl_worker *w, struct job *j)
 	enum cancel_why why;
 	enum fl_err rv;
 
+	report_basics(w, j);
+	if (j->refusal != NULL) {
+		set_outcome(j, O_REFUSED, "too large: %s", j->refusal);
+		finish(w, j, false);
+		return false;
+	}
 	rv = fl_wire_unpack_message(&flotilla__v1__work_assignment__descriptor, FL_WIRE_STRICT,
 	                            j->packed, j->len, FL_WIRE_MAX_POLL_REPLY,
 	                            (ProtobufCMessage **)&j->a, err);
-	report_basics(w, j);
+	pthread_mutex_lock(&w->mu);
+	w->queued_bytes -= j->len;
+	pthread_mutex_unlock(&w->mu);
+	free(j->packed);
+	j->packed = NULL;
 	if (rv != FL_OK) {
 		set_outcome(j, O_REFUSED, "malformed assignment: %s", err);
 		finish(w, j, false);
@@ -906,10 +927,48 @@ struct fl_worker *fl_worker_new(const struct fl_worker_deps *deps)
 	return w;
 }
 
+/* s cut to at most max bytes, on a UTF-8 character's boundary (heap). */
+static char *cut_name(const char *s, size_t max)
+{
+	size_t n = s != NULL ? strlen(s) : 0;
+
+	if (n > max) {
+		n = max;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	return fl_strndup(s != NULL ? s : "", n);
+}
+
+/* Why a is refused before anything of it is kept, or NULL. */
+static const char *too_large(const Flotilla__V1__WorkAssignment *a, char *why, size_t size)
+{
+	if (a->signed_order.len > FL_WIRE_MAX_ORDER)
+		snprintf(why, size, "a signed order of %zu bytes (at most %u)", a->signed_order.len,
+		         FL_WIRE_MAX_ORDER);
+	else if (a->signed_rollback_order.len > FL_WIRE_MAX_ORDER)
+		snprintf(why, size, "a signed rollback order of %zu bytes (at most %u)",
+		         a->signed_rollback_order.len, FL_WIRE_MAX_ORDER);
+	else if (a->rollout_id != NULL && strlen(a->rollout_id) > NAME_MAX_)
+		snprintf(why, size, "a rollout id of %zu bytes (at most %d)", strlen(a->rollout_id),
+		         NAME_MAX_);
+	else if (a->tenant_id != NULL && strlen(a->tenant_id) > NAME_MAX_)
+		snprintf(why, size, "a tenant id of %zu bytes (at most %d)", strlen(a->tenant_id),
+		         NAME_MAX_);
+	else if (a->target_migration_id != NULL && strlen(a->target_migration_id) > NAME_MAX_)
+		snprintf(why, size, "a target of %zu bytes (at most %d)",
+		         strlen(a->target_migration_id), NAME_MAX_);
+	else
+		return NULL;
+	return why;
+}
+
 enum fl_err fl_worker_submit(struct fl_worker *w, const Flotilla__V1__WorkAssignment *a)
 {
+	char why[160], q[128];
+	const char *refusal = too_large(a, why, sizeof(why));
 	struct job *j, **tail;
-	size_t len;
+	size_t len = refusal == NULL ? protobuf_c_message_get_packed_size(&a->base) : 0;
 
 	pthread_mutex_lock(&w->mu);
 	if (w->stopping) {
@@ -921,22 +980,34 @@ enum fl_err fl_worker_submit(struct fl_worker *w, const Flotilla__V1__WorkAssign
 			pthread_mutex_unlock(&w->mu);
 			return FL_OK; /* sent again while we work on it */
 		}
-	if (w->n_jobs >= w->n_threads * QUEUE_FACTOR) {
+	if (w->n_jobs >= w->n_threads * QUEUE_FACTOR || w->queued_bytes + len > QUEUED_BYTES_MAX) {
+		size_t held = w->n_jobs, bytes = w->queued_bytes;
+
 		pthread_mutex_unlock(&w->mu);
-		fl_log_warn(a->tenant_id,
-		            "assignment %llu: the agent is full (%zu assignments held): "
-		            "dropped; the coordinator sends it again",
-		            (unsigned long long)a->assignment_id, w->n_jobs);
+		fl_log_warn("agent",
+		            "assignment %llu for tenant '%s': the agent is full (%zu assignments "
+		            "held, %zu bytes not checked yet): dropped; the coordinator sends it "
+		            "again",
+		            (unsigned long long)a->assignment_id,
+		            fl_err_quote(q, sizeof(q), a->tenant_id ? a->tenant_id : "",
+		                         a->tenant_id ? strlen(a->tenant_id) : 0),
+		            held, bytes);
 		return FL_OK;
 	}
 	j = fl_calloc(1, sizeof(*j));
 	j->w = w;
 	pthread_mutex_init(&j->mu, NULL);
 	j->id = a->assignment_id;
-	j->rollout_id = fl_strdup(a->rollout_id ? a->rollout_id : "");
-	len = protobuf_c_message_get_packed_size(&a->base);
-	j->packed = fl_malloc(len ? len : 1);
-	j->len = protobuf_c_message_pack(&a->base, j->packed);
+	j->rollout_id = cut_name(a->rollout_id, NAME_MAX_);
+	j->tenant_id = cut_name(a->tenant_id, NAME_MAX_);
+	j->kind = (int)a->kind;
+	if (refusal != NULL) { /* refused as it came: nothing else of it kept */
+		j->refusal = fl_strdup(refusal);
+	} else {
+		j->packed = fl_malloc(len ? len : 1);
+		j->len = protobuf_c_message_pack(&a->base, j->packed);
+		w->queued_bytes += j->len;
+	}
 	j->state = J_NEW;
 	for (tail = &w->jobs; *tail != NULL; tail = &(*tail)->next)
 		;

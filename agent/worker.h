@@ -83,7 +83,11 @@ void fl_worker_free(struct fl_worker *w);
 
 /*
  * Take an assignment (copied). FL_OK: queued, or a duplicate of one in the
- * pool (ignored). FL_ECANCELED: the pool is shutting down. Never blocks on
+ * pool (ignored), or dropped because the pool is full (threads x 4
+ * assignments, or a poll reply's worth of bytes not checked yet: the
+ * coordinator sends it again). One with an order over FL_WIRE_MAX_ORDER or
+ * a rollout, tenant or target name over 255 bytes is kept without its bulk
+ * and refused. FL_ECANCELED: the pool is shutting down. Never blocks on
  * I/O: the ledger and the trust checks run on the workers.
  */
 enum fl_err fl_worker_submit(struct fl_worker *w, const Flotilla__V1__WorkAssignment *a);
