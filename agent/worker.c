@@ -735,6 +735,7 @@ static void run(struct fl_worker *w, struct job *j)
 	ls.kind = j->v.kind;
 	ls.target = j->v.target ? j->v.target : "";
 	ls.started_at_ms = j->report.started_at_ms;
+	ls.expires_at_ms = j->v.order->expires_at_ms;
 	rv = fl_ledger_start(w->d.ledger, &ls, err);
 	if (rv == FL_ESTATE) /* another copy of it got there first */
 		return;

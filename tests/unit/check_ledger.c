@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "journal.h"
@@ -161,7 +162,7 @@ START_TEST(start_once_ever)
 	fl_ledger_entry_fini(&e);
 
 	/* compaction keeps every fact */
-	ck_assert_int_eq(fl_ledger_compact(l, err), FL_OK);
+	ck_assert_int_eq(fl_ledger_compact(l, 0, err), FL_OK);
 	fl_ledger_close(l);
 	l = open_ledger();
 	ck_assert_int_eq(start(l, 42, "acme", 1, APPLY, 3), FL_ESTATE);
@@ -387,6 +388,87 @@ START_TEST(damage_before_good_records_refused)
 }
 END_TEST
 
+static int64_t wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static enum fl_err start_exp(struct fl_ledger *l, uint64_t id, const char *tenant, uint8_t order,
+                             int kind, uint64_t seq, int64_t expires)
+{
+	char err[FL_ERRBUF_SIZE] = "";
+	struct fl_ledger_start s = {0};
+
+	s.assignment_id = id;
+	memset(s.order_hash, order, sizeof(s.order_hash));
+	s.release_sequence = seq;
+	s.tenant_id = tenant;
+	s.rollout_id = "r-1";
+	s.kind = kind;
+	s.target = "";
+	s.started_at_ms = expires - 1000;
+	s.expires_at_ms = expires;
+	return fl_ledger_start(l, &s, err);
+}
+
+/* An agent that runs for months: assignments whose orders expired long ago
+ * are dropped as the ledger compacts itself, while the tenants' sequence
+ * floors, unfinished work and work under valid orders stay. Before, every
+ * assignment ever run stayed in memory and in the file, and every floor
+ * lookup scanned them all. */
+START_TEST(expired_assignments_dropped)
+{
+	struct fl_ledger *l = open_ledger();
+	int64_t now = wall_now(), old = now - INT64_C(30) * 86400000;
+	char tenant[16];
+	uint64_t id;
+
+	ck_assert_int_eq(start_exp(l, 1, "acme", 7, APPLY, 9, old), FL_OK);
+	step(l, 1, false, "m1");
+	finish(l, 1, APPLIED, 1);
+	ck_assert_int_eq(start_exp(l, 2, "acme", 7, APPLY, 9, old), FL_OK); /* unfinished */
+	ck_assert_int_eq(start_exp(l, 3, "acme", 8, APPLY, 9, now + 86400000), FL_OK);
+	step(l, 3, false, "m2");
+	finish(l, 3, APPLIED, 3);
+	ck_assert_int_eq(start(l, 4, "acme", 9, CHECK, 9), FL_OK); /* no expiry known */
+	finish(l, 4, 12, 4);
+	/* months of checks under orders long expired */
+	for (id = 100; id < 3100; id++) {
+		snprintf(tenant, sizeof(tenant), "t%llu", (unsigned long long)(id % 50));
+		ck_assert_int_eq(start_exp(l, id, tenant, 7, CHECK, 1, old), FL_OK);
+		finish(l, id, 12, id);
+	}
+	ck_assert_uint_lt(fl_ledger_count(l), 1000);
+	for (int pass = 0; pass < 2; pass++) {
+		ck_assert(!fl_ledger_find(l, 1, NULL)); /* dropped */
+		ck_assert(fl_ledger_find(l, 2, NULL));  /* unfinished: kept */
+		ck_assert(fl_ledger_find(l, 3, NULL));  /* its order is valid */
+		ck_assert(fl_ledger_find(l, 4, NULL));  /* no expiry recorded */
+		ck_assert(fl_ledger_find(l, 3099, NULL) || fl_ledger_count(l) < 10);
+		ck_assert_uint_eq(fl_ledger_tenant_sequence(l, "acme"), 9);
+		expect_under(l, "acme", 8, "m2");
+		/* what the dropped entry applied no revert can be bounded by */
+		expect_under(l, "acme", 7, "");
+		ck_assert_int_eq(start(l, 5 + (uint64_t)pass, "acme", 7, APPLY, 8), FL_EAUTH);
+		fl_ledger_close(l);
+		l = open_ledger();
+	}
+	/* an explicit compaction at a time when everything finished expired */
+	ck_assert_int_eq(fl_ledger_compact(l, now + INT64_C(30) * 86400000, NULL), FL_OK);
+	ck_assert(!fl_ledger_find(l, 3, NULL));
+	ck_assert(fl_ledger_find(l, 2, NULL));
+	ck_assert_uint_eq(fl_ledger_count(l), 2);
+	fl_ledger_close(l);
+	l = open_ledger();
+	ck_assert_uint_eq(fl_ledger_tenant_sequence(l, "acme"), 9);
+	ck_assert_uint_eq(fl_ledger_count(l), 2);
+	fl_ledger_close(l);
+}
+END_TEST
+
 /* The child starts assignments 1, 2, 3... each with two steps, finishing
  * even ones, and tells the parent after each call returns. */
 static void child_writer(int wfd)
@@ -536,6 +618,7 @@ static Suite *ledger_suite(void)
 	tcase_add_test(tc, unfinished_after_crash);
 	tcase_add_test(tc, torn_tail_every_offset);
 	tcase_add_test(tc, damage_before_good_records_refused);
+	tcase_add_test(tc, expired_assignments_dropped);
 	tcase_add_test(tc, sigkill_while_writing);
 	tcase_add_test(tc, recover_journals_a_lost_report);
 	suite_add_tcase(s, tc);
