@@ -26,6 +26,7 @@ struct fl_journal {
 	struct fl_recfile *file;
 	struct pending *items; /* by id, ascending */
 	size_t n, cap;
+	size_t bytes;      /* of the pending reports */
 	uint64_t max_id;   /* highest id given or seen */
 	size_t acked;      /* ACK records (and acknowledged reports) in the file */
 	uint64_t reserved; /* highest id reserved in this process */
@@ -63,6 +64,7 @@ static void insert(struct fl_journal *j, uint64_t id, const uint8_t *p, size_t l
 		memcpy(j->items[at].bytes, p, len);
 	j->items[at].len = len;
 	j->n++;
+	j->bytes += len;
 }
 
 static bool drop(struct fl_journal *j, uint64_t id)
@@ -72,6 +74,7 @@ static bool drop(struct fl_journal *j, uint64_t id)
 
 	if (!found)
 		return false;
+	j->bytes -= j->items[at].len;
 	free(j->items[at].bytes);
 	memmove(&j->items[at], &j->items[at + 1], (j->n - at - 1) * sizeof(*j->items));
 	j->n--;
@@ -257,6 +260,16 @@ size_t fl_journal_count(struct fl_journal *j)
 
 	pthread_mutex_lock(&j->mu);
 	n = j->n;
+	pthread_mutex_unlock(&j->mu);
+	return n;
+}
+
+size_t fl_journal_bytes(struct fl_journal *j)
+{
+	size_t n;
+
+	pthread_mutex_lock(&j->mu);
+	n = j->bytes;
 	pthread_mutex_unlock(&j->mu);
 	return n;
 }

@@ -77,6 +77,8 @@ bool fl_journal_next(struct fl_journal *j, uint64_t after, uint64_t *id, struct 
 bool fl_journal_pending(struct fl_journal *j, uint64_t id);
 /* How many reports are pending. */
 size_t fl_journal_count(struct fl_journal *j);
+/* Bytes of the pending reports. */
+size_t fl_journal_bytes(struct fl_journal *j);
 
 /* Rewrite the file with only BASE and the pending reports. */
 enum fl_err fl_journal_compact(struct fl_journal *j, char *errbuf)

@@ -15,11 +15,12 @@
 #include "rpc.h"
 #include "wire.h"
 
-#define HELLO_PART_BYTES (3u << 20) /* below FL_WIRE_MAX_HELLO, with room to spare */
-#define POLL_AGAIN_MAX   60000
-#define POLL_WAIT_MIN    100 /* ms: the shortest long poll, whatever the coordinator says */
-#define POLL_EMPTY_MIN   50  /* ms between polls answered with nothing at once */
-#define FETCH_FACTOR     4   /* a release may take longer than other requests */
+#define HELLO_PART_BYTES  (3u << 20) /* below FL_WIRE_MAX_HELLO, with room to spare */
+#define POLL_AGAIN_MAX    60000
+#define POLL_WAIT_MIN     100 /* ms: the shortest long poll, whatever the coordinator says */
+#define POLL_EMPTY_MIN    50  /* ms between polls answered with nothing at once */
+#define FETCH_FACTOR      4   /* a release may take longer than other requests */
+#define PENDING_BYTES_MAX (256u << 20) /* unacknowledged reports: then no new work */
 
 int64_t fl_pull_backoff(unsigned n, int64_t max_ms)
 {
@@ -482,6 +483,31 @@ enum fl_err fl_pull_fetch(void *arg, const uint8_t hash[32], struct fl_buf *out,
 
 /* ---- the main loop ---- */
 
+/* Whether the journal holds too many unacknowledged reports to take more
+ * work (the coordinator is not storing them: more work would only fill the
+ * disk); logged when that changes. Main thread. */
+static bool journal_full(struct fl_agent *a)
+{
+	size_t n = fl_journal_count(a->journal), bytes = fl_journal_bytes(a->journal);
+	int64_t max;
+	bool full;
+
+	pthread_mutex_lock(&a->mu);
+	max = a->cfg->c.max_pending_reports;
+	pthread_mutex_unlock(&a->mu);
+	full = (int64_t)n >= max || bytes >= PENDING_BYTES_MAX;
+	if (full && !a->journal_full)
+		fl_log_warn(
+		    "agent",
+		    "%zu reports (%zu bytes) not acknowledged by the coordinator: taking no "
+		    "new work until they are (poll.max_pending_reports %lld)",
+		    n, bytes, (long long)max);
+	else if (!full && a->journal_full)
+		fl_log_info("agent", "reports acknowledged: taking work again");
+	a->journal_full = full;
+	return full;
+}
+
 /* One long poll. FL_OK: answered (work, halts or nothing). */
 static enum fl_err poll_once(struct fl_agent *a, char *errbuf)
 {
@@ -492,6 +518,7 @@ static enum fl_err poll_once(struct fl_agent *a, char *errbuf)
 	size_t n_running = 0, i;
 	int64_t wait, timeout;
 	uint32_t again = 0;
+	bool full = journal_full(a);
 	enum fl_err rv;
 
 	pthread_mutex_lock(&a->mu);
@@ -506,7 +533,7 @@ static enum fl_err poll_once(struct fl_agent *a, char *errbuf)
 	msg.body_case = FLOTILLA__V1__MESSAGE__BODY_POLL;
 	msg.poll = &poll;
 	poll.agent_id = a->agent_id;
-	poll.free_slots = (uint32_t)fl_worker_free_slots(a->worker);
+	poll.free_slots = full ? 0 : (uint32_t)fl_worker_free_slots(a->worker);
 	poll.max_wait_ms = (uint32_t)wait;
 	poll.running_assignment_ids = running;
 	poll.n_running_assignment_ids = n_running;
@@ -532,9 +559,13 @@ static enum fl_err poll_once(struct fl_agent *a, char *errbuf)
 		/* halts first: nothing of a halted rollout starts after this */
 		for (i = 0; i < pr->n_halts; i++)
 			fl_worker_halt(a->worker, pr->halts[i]->rollout_id, pr->halts[i]->reason);
-		for (i = 0; i < pr->n_assignments; i++)
+		for (i = 0; i < pr->n_assignments && !full; i++)
 			if (fl_worker_submit(a->worker, pr->assignments[i]) != FL_OK)
 				break; /* stopping: the coordinator sends it again */
+		if (full && pr->n_assignments > 0)
+			fl_log_debug("agent",
+			             "%zu assignment%s dropped: too many reports unacknowledged",
+			             pr->n_assignments, pr->n_assignments == 1 ? "" : "s");
 		if (pr->n_assignments == 0 && pr->n_halts == 0) {
 			again =
 			    pr->poll_again_ms > POLL_AGAIN_MAX ? POLL_AGAIN_MAX : pr->poll_again_ms;
