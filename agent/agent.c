@@ -474,11 +474,14 @@ static void *housekeeping_main(void *arg)
 				fl_log_info("agent", "%s: stopping: taking no more work",
 				            sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			a->stopping = true;
-			l = a->poll;
+			l = a->poll; /* referenced: a redirect may replace it meanwhile */
+			if (l != NULL)
+				atomic_fetch_add(&l->refs, 1);
 			pthread_cond_broadcast(&a->changed);
 			pthread_mutex_unlock(&a->mu);
-			if (!stopping)
+			if (!stopping && l != NULL)
 				fl_client_close(l->client); /* ends the long poll now */
+			fl_agent_link_unref(l);
 		} else if (sig == SIGHUP) {
 			if (fl_agent_reload(a, err) == FL_OK)
 				fl_log_info("agent", "SIGHUP: reloaded '%s'", a->config_path);

@@ -964,13 +964,16 @@ static const char *too_large(const Flotilla__V1__WorkAssignment *a, char *why, s
 	return why;
 }
 
-enum fl_err fl_worker_submit(struct fl_worker *w, const Flotilla__V1__WorkAssignment *a)
+enum fl_err fl_worker_submit(struct fl_worker *w, const Flotilla__V1__WorkAssignment *a,
+                             bool *taken)
 {
 	char why[160], q[128];
 	const char *refusal = too_large(a, why, sizeof(why));
 	struct job *j, **tail;
 	size_t len = refusal == NULL ? protobuf_c_message_get_packed_size(&a->base) : 0;
 
+	if (taken != NULL)
+		*taken = false;
 	pthread_mutex_lock(&w->mu);
 	if (w->stopping) {
 		pthread_mutex_unlock(&w->mu);
@@ -1016,10 +1019,12 @@ enum fl_err fl_worker_submit(struct fl_worker *w, const Flotilla__V1__WorkAssign
 	w->n_jobs++;
 	pthread_cond_broadcast(&w->work);
 	pthread_mutex_unlock(&w->mu);
+	if (taken != NULL)
+		*taken = true;
 	return FL_OK;
 }
 
-void fl_worker_halt(struct fl_worker *w, const char *rollout_id, const char *reason)
+size_t fl_worker_halt(struct fl_worker *w, const char *rollout_id, const char *reason)
 {
 	size_t n = 0;
 
@@ -1041,11 +1046,15 @@ void fl_worker_halt(struct fl_worker *w, const char *rollout_id, const char *rea
 	{
 		char qr[128], qw[256];
 
-		fl_log_warn("agent", "rollout '%s' halted (%s): %zu assignment%s stopped",
-		            fl_err_quote(qr, sizeof(qr), rollout_id, strlen(rollout_id)),
-		            fl_err_quote(qw, sizeof(qw), reason, strlen(reason)), n,
-		            n == 1 ? "" : "s");
+		/* a coordinator may name any rollout: only what stopped work is worth
+		 * a line at the default level */
+		fl_log_at(n > 0 ? FL_LOG_WARN : FL_LOG_DEBUG, "agent",
+		          "rollout '%s' halted (%s): %zu assignment%s stopped",
+		          fl_err_quote(qr, sizeof(qr), rollout_id, strlen(rollout_id)),
+		          fl_err_quote(qw, sizeof(qw), reason, strlen(reason)), n,
+		          n == 1 ? "" : "s");
 	}
+	return n;
 }
 
 size_t fl_worker_free_slots(struct fl_worker *w)

@@ -152,7 +152,7 @@ static void submit(struct fl_worker *w, uint64_t id, const char *rollout, const 
 	a.signed_order.len = order;
 	a.signed_rollback_order.data = r;
 	a.signed_rollback_order.len = rollback;
-	ck_assert_int_eq(fl_worker_submit(w, &a), FL_OK);
+	ck_assert_int_eq(fl_worker_submit(w, &a, NULL), FL_OK);
 	free(o);
 	free(r);
 }
