@@ -168,6 +168,14 @@ static enum fl_err open_state(struct fl_agent *a, const char *dir, char *errbuf)
 		    errbuf, FL_EIO,
 		    "refusing state_dir '%s': writable by others (mode %04o); chmod go-w it", dir,
 		    (unsigned)(st.st_mode & 07777));
+	/* whoever owns it can reset the ledger: the agent's user or root, as for
+	 * the file holding the trust roots */
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+		return fl_errf(
+		    errbuf, FL_EIO,
+		    "refusing state_dir '%s': owned by uid %u, neither this agent's user "
+		    "(uid %u) nor root; chown it",
+		    dir, (unsigned)st.st_uid, (unsigned)geteuid());
 	fl_buf_printf(&path, "%s/agent.lock", dir);
 	a->lock_fd = open(path.data, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (a->lock_fd < 0) {

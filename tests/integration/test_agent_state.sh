@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The agent's state_dir as an operator may find it: a ledger that is missing, emptied or
-# damaged in the middle makes the agent refuse to start (exit 1, one line saying what and how
-# to go on) rather than forget which assignments it ran and which release each tenant runs;
-# put back, the agent goes on where it was.
+# damaged in the middle, or a state_dir another user owns, makes the agent refuse to start
+# (exit 1, one line saying what and how to go on) rather than forget (or let someone make it
+# forget) which assignments it ran and which release each tenant runs; put back, the agent
+# goes on where it was.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
 
@@ -61,6 +62,14 @@ assert_contains "$(cat "$AG/start.err")" "truncate -s 16 "
 cmp -s "$AG_STATE/ledger" "$AG/ledger.good" && fl_fail "the damage was not made"
 [ "$(stat -c %s "$AG_STATE/ledger")" = "$(stat -c %s "$AG/ledger.good")" ] ||
 	fl_fail "the damaged ledger was cut"
+
+if [ "$(id -u)" = 0 ]; then
+	fl_log "a state_dir owned by another user (who could reset the ledger): refused"
+	cp "$AG/ledger.good" "$AG_STATE/ledger"
+	chown 65534 "$AG_STATE"
+	refused "refusing state_dir '$AG_STATE': owned by uid 65534, neither this agent's user"
+	chown 0 "$AG_STATE"
+fi
 
 fl_log "put back: the agent starts, remembers what it ran and the tenant's release"
 cp "$AG/ledger.good" "$AG_STATE/ledger"
