@@ -490,6 +490,11 @@ static void *housekeeping_main(void *arg)
 			if (!stopping && l != NULL)
 				fl_client_close(l->client); /* ends the long poll now */
 			fl_agent_link_unref(l);
+			if (stopping) { /* again: the operator wants out now */
+				fl_log_warn("agent", "%s again: canceling running work",
+				            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+				fl_worker_cancel_all(a->worker);
+			}
 		} else if (sig == SIGHUP) {
 			if (fl_agent_reload(a, err) == FL_OK)
 				fl_log_info("agent", "SIGHUP: reloaded '%s'", a->config_path);
@@ -551,6 +556,9 @@ void fl_agent_free(struct fl_agent *a)
 	a->stopping = true;
 	pthread_cond_broadcast(&a->changed);
 	pthread_mutex_unlock(&a->mu);
+	/* before the pool goes: a second SIGTERM reaches it from there */
+	if (a->housekeeping_started)
+		pthread_join(a->housekeeping, NULL);
 	fl_worker_free(a->worker);
 	/* calls in flight end with FL_ECANCELED */
 	if (a->rpc)
@@ -559,8 +567,6 @@ void fl_agent_free(struct fl_agent *a)
 		fl_client_close(a->poll->client);
 	if (a->sender_started)
 		pthread_join(a->sender, NULL);
-	if (a->housekeeping_started)
-		pthread_join(a->housekeeping, NULL);
 	fl_agent_link_unref(a->poll);
 	fl_agent_link_unref(a->rpc);
 	fl_releases_close(a->releases);

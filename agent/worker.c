@@ -1095,6 +1095,13 @@ static void cancel_all(struct fl_worker *w)
 		cancel_job(j, WHY_SHUTDOWN, NULL);
 }
 
+void fl_worker_cancel_all(struct fl_worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	cancel_all(w);
+	pthread_mutex_unlock(&w->mu);
+}
+
 void fl_worker_shutdown(struct fl_worker *w, bool cancel, int64_t timeout_ms)
 {
 	struct timespec ts;

@@ -107,6 +107,10 @@ void fl_worker_running(struct fl_worker *w, uint64_t **ids, size_t *n);
 /* Whether the pool holds nothing. */
 bool fl_worker_idle(struct fl_worker *w);
 
+/* Cancel everything the pool is doing now (a second SIGTERM during a
+ * shutdown that lets work finish). Any thread. */
+void fl_worker_cancel_all(struct fl_worker *w);
+
 /*
  * Shut down: take nothing new; work not started ends CANCELED; running work
  * is canceled now (cancel) or allowed timeout_ms to finish and then
