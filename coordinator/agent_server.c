@@ -280,8 +280,13 @@ static enum fl_err report_effects(struct fl_core *core, struct fl_core_agent *ag
 	if ((rv = fl_store_assignment_set_state(st, a->id, FL_STORE_ASSIGNMENT_REPORTED, r->outcome,
 	                                        now, eb)) != FL_OK ||
 	    (rv = fl_store_tenant_set_after_report(
-	         st, r->tenant_id, r->head_migration_id, r->applied_count,
-	         r->fingerprint[0] ? r->fingerprint : NULL, err, now, eb)) != FL_OK)
+	         st, r->tenant_id,
+	         /* a CHECK report without the tenant's state says nothing of its head */
+	         r->kind == FLOTILLA__V1__WORK_KIND__WORK_KIND_CHECK && !r->fingerprint[0]
+	             ? NULL
+	             : r->head_migration_id,
+	         r->applied_count, r->fingerprint[0] ? r->fingerprint : NULL, err, now, eb)) !=
+	        FL_OK)
 		return rv;
 	for (size_t i = 0; i < r->n_migrations; i++)
 		if (r->migrations[i]->outcome == FLOTILLA__V1__OUTCOME__OUTCOME_APPLIED &&

@@ -74,7 +74,7 @@ struct fl_core {
 	size_t n_wakes, cap_wakes;
 
 	int64_t next_offline_check, next_flush, next_sync, next_tick;
-	struct fl_buf packed, sealed;
+	struct fl_buf sealed; /* the reply being handed to nng */
 	atomic_uint_least64_t counters[FL_CORE_COUNTER_COUNT];
 	atomic_size_t held_count;
 };
@@ -781,7 +781,6 @@ enum fl_err fl_core_new(const struct fl_core_params *p, struct fl_core **out, ch
 	for (int i = 0; i < FL_CORE_COUNTER_COUNT; i++)
 		atomic_init(&core->counters[i], 0);
 	atomic_init(&core->held_count, 0);
-	fl_buf_init(&core->packed, 0);
 	fl_buf_init(&core->sealed, 0);
 	map_rebuild(core);
 	core->tokens = fl_enroll_tokens_new();
@@ -1001,7 +1000,6 @@ void fl_core_free(struct fl_core *core)
 		free(core->cfg);
 	}
 	fl_enroll_tokens_free(core->tokens);
-	fl_buf_fini(&core->packed);
 	fl_buf_fini(&core->sealed);
 	pthread_mutex_destroy(&core->mtx);
 	pthread_cond_destroy(&core->cond);

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "mem.h"
 #include "peers.h"
+#include "rollout_hooks.h"
 #include "store.h"
 #include "wire.h"
 
@@ -126,6 +127,7 @@ int main(int argc, char **argv)
 	struct fl_envelope *agent_ep = NULL, *admin_ep = NULL;
 	struct fl_store *store = NULL;
 	struct fl_core *core = NULL;
+	struct fl_rollout_hooks *hooks = NULL;
 	struct fl_agent_server *agents = NULL;
 	struct fl_admin_server *admins = NULL;
 	struct fl_core_params params;
@@ -264,7 +266,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	cfg = NULL; /* the core's */
-	/* The scheduler registers here: fl_core_set_scheduler(core, &ops, arg). */
+	/* The rollout scheduler (coordinator/rollout_hooks.h). */
+	hooks = fl_rollout_hooks_new();
+	fl_core_set_scheduler(core, fl_rollout_hooks_ops(), hooks);
 	if (fl_core_start(core, err) != FL_OK) {
 		fl_log_error("coordinator", "%s", err);
 		goto out;
@@ -322,6 +326,7 @@ stop:
 		log_stats(core, NULL, "stopped");
 out:
 	fl_core_free(core);
+	fl_rollout_hooks_free(hooks); /* before the store closes */
 	fl_store_close(store);
 	fl_envelope_free(agent_ep);
 	fl_envelope_free(admin_ep);

@@ -228,7 +228,24 @@ static const char STEP2[] =
     "CREATE INDEX assignments_agent ON assignments(agent_pk, state, id);"
     "CREATE INDEX assignments_rollout ON assignments(rollout_id, tenant_id);";
 
-static const char *const steps[] = {STEP1, STEP2};
+/* The scheduler's columns beyond STEP2 (coordinator/store_rollouts.h says
+ * what each means), and indexes for what it reads at start-up. */
+static const char STEP3[] =
+    "ALTER TABLE rollouts ADD COLUMN rollback_kind INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE rollouts ADD COLUMN finished_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE waves ADD COLUMN next_check_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE waves ADD COLUMN rolled_back INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE rollout_tenants ADD COLUMN pos INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE rollout_tenants ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE rollout_tenants ADD COLUMN since INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE rollout_tenants ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE rollout_tenants ADD COLUMN check_due INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE rollout_tenants ADD COLUMN revert_failed INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX rollouts_state ON rollouts(state);"
+    "CREATE INDEX assignments_issued ON assignments(rollout_id, id) WHERE state = 1;"
+    "CREATE INDEX reports_outcome ON reports(outcome, id);";
+
+static const char *const steps[] = {STEP1, STEP2, STEP3};
 const int FL_STORE_SCHEMA_VERSION = (int)(sizeof(steps) / sizeof(steps[0]));
 
 /* ---- helpers ---- */

@@ -109,6 +109,33 @@ out:
 	return fl_session_bookkeeping(rv);
 }
 
+/* The history table lives in the tenant's database, where anyone with DDL
+ * rights may have made it (or altered it) otherwise than Prisma: a row
+ * without what Prisma's DDL makes NOT NULL is refused, as Prisma refuses it,
+ * before the plan or any writer reads it. */
+static enum fl_err check_history(const struct fl_history *h, char *errbuf)
+{
+	for (size_t i = 0; i < h->count; i++) {
+		const struct fl_history_row *r = &h->rows[i];
+		const char *missing = r->id == NULL               ? "id"
+		                      : r->migration_name == NULL ? "migration_name"
+		                      : r->checksum == NULL       ? "checksum"
+		                      : r->started_at == NULL     ? "started_at"
+		                                                  : NULL;
+		char shown[96];
+
+		if (missing == NULL)
+			continue;
+		return fl_errf(
+		    errbuf, FL_EDB,
+		    "the migration history holds a row without a %s (row %zu, id '%s'): "
+		    "its table was not written by Prisma or flotilla",
+		    missing, i + 1,
+		    r->id != NULL ? fl_err_quote(shown, sizeof(shown), r->id, strlen(r->id)) : "");
+	}
+	return FL_OK;
+}
+
 static enum fl_err refresh(struct fl_session *s, char *errbuf)
 {
 	enum fl_err rv;
@@ -117,6 +144,10 @@ static enum fl_err refresh(struct fl_session *s, char *errbuf)
 	fl_history_fini(&s->history);
 	if ((rv = s->driver->history_read(s->conn, &s->history, errbuf)) != FL_OK)
 		return rv;
+	if ((rv = check_history(&s->history, errbuf)) != FL_OK) {
+		fl_history_fini(&s->history);
+		return rv;
+	}
 	fl_plan_build(s->set, &s->history, &s->plan);
 	return FL_OK;
 }

@@ -122,15 +122,18 @@ enum fl_err fl_session_fingerprint(struct fl_session *s, struct fl_buf *dump,
     __attribute__((warn_unused_result));
 
 /* FL_EFAILED naming the first failed migration and how to resolve it, else FL_OK. */
-enum fl_err fl_session_check_failed(const struct fl_session *s, char *errbuf);
+enum fl_err fl_session_check_failed(const struct fl_session *s, char *errbuf)
+    __attribute__((warn_unused_result));
 /* Create the history tables that are missing (idempotent), for writers that
  * record in flotilla's own table. */
 enum fl_err fl_session_ensure_history(struct fl_session *s, char *errbuf)
     __attribute__((warn_unused_result));
 /* FL_ESTATE when the schema needs a baseline before a first deploy, else FL_OK. */
-enum fl_err fl_session_check_baselined(const struct fl_session *s, char *errbuf);
+enum fl_err fl_session_check_baselined(const struct fl_session *s, char *errbuf)
+    __attribute__((warn_unused_result));
 /* FL_ECHECKSUM naming the first migration edited after it was applied, else FL_OK. */
-enum fl_err fl_session_check_modified(const struct fl_session *s, char *errbuf);
+enum fl_err fl_session_check_modified(const struct fl_session *s, char *errbuf)
+    __attribute__((warn_unused_result));
 
 /* A driver's error from bookkeeping (not from running a migration's SQL):
  * FL_ESQL there means the database refused flotilla, not that a migration

@@ -163,12 +163,14 @@ enum fl_peer_check {
 /* Before decrypting: is pk a live peer? If so copy its shared key (the caller
  * wipes it) and its facts. */
 enum fl_peer_check fl_peers_recv_begin(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN],
-                                       uint8_t key[32], struct fl_peer_info *info);
+                                       uint8_t key[32], struct fl_peer_info *info)
+    __attribute__((warn_unused_result));
 /* After the signature verified: in this order, revoked since begin? seq not
  * above the last accepted (then *last says which)? in_window false? Otherwise
  * record seq (memory, then peers.seq) and accept. */
 enum fl_peer_check fl_peers_recv_commit(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN],
-                                        uint64_t seq, bool in_window, uint64_t *last);
+                                        uint64_t seq, bool in_window, uint64_t *last)
+    __attribute__((warn_unused_result));
 /* Sealing: copy the shared key of live peer pk and take the next sequence
  * number, max(last sent + 1, now_us). Errors: FL_ENOENT (not a peer),
  * FL_ESTATE (revoked), FL_EINVAL (sequence numbers exhausted). */

@@ -925,6 +925,10 @@ static enum fl_err unpack_walk(struct walk *w, const ProtobufCMessageDescriptor 
 		return rv;
 	if (w->by_role && d == &flotilla__v1__message__descriptor && w->body_case == 0)
 		return fail(w, "no body this build knows");
+	/* Nor a command: it has no row in the table, hence no cap of its own. */
+	if (w->by_role && w->body_case == FLOTILLA__V1__MESSAGE__BODY_ADMIN_REQUEST &&
+	    w->command_case == 0)
+		return fail(w, "admin_request: no command this build knows");
 	if (w->predicted > limit)
 		return fl_errf(w->errbuf, FL_EPARSE,
 		               "invalid %s: %zu bytes would take %zu bytes of memory to decode, "

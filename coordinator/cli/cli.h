@@ -27,6 +27,15 @@ enum cli_exit {
 	CLI_PENDING = 9,    /* status: migrations are waiting to be applied */
 	CLI_UNTRUSTED = 10, /* release: no signature by a trusted key verifies */
 	CLI_RUNNING = 11,   /* status: a migration is running (another session holds the lock) */
+	/* the coordinator's answers (coordinator/cli/admin.h) */
+	CLI_DENIED = 12,       /* the operator key's role may not run the command */
+	CLI_NOT_FOUND = 13,    /* no such rollout, release, tenant or agent */
+	CLI_CONFLICT = 14,     /* not in the current state (failed precondition, exists, a race) */
+	CLI_HALTED = 15,       /* rollout watch/--wait: the rollout halted */
+	CLI_ROLLED_BACK = 16,  /* rollout watch/--wait: the rollout was rolled back */
+	CLI_EXPIRED = 17,      /* rollout watch/--wait: its order expired before it completed */
+	CLI_BLOCKED = 18,      /* rollout watch --exit-on-blocked: waiting for a human */
+	CLI_WAIT_TIMEOUT = 19, /* rollout watch --wait-timeout: still going when it ran out */
 	/* 128 + the signal's number (130 SIGINT, 143 SIGTERM): interrupted, the
 	 * work canceled on the server, the lock released */
 	CLI_SIGNALED = 128,
@@ -143,7 +152,11 @@ int cli_open(struct cli *c, const struct fl_migration_set *set, bool lock, struc
 int cli_close(struct cli *c, struct fl_session *s, int code);
 
 /* The commands. */
+int cmd_agents(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 int cmd_deploy(int argc, char **argv);
+int cmd_enroll(int argc, char **argv);
+int cmd_fleet(int argc, char **argv);
 int cmd_fingerprint(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
@@ -152,7 +165,12 @@ int cmd_new(int argc, char **argv);
 int cmd_release(int argc, char **argv);
 int cmd_resolve(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
+int cmd_rollout(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_tenant(int argc, char **argv);
+/* `release push` and `release list` (cmd_release_push.c): the exit code, or
+ * -1 when argv[1] is neither and cmd_release goes on. */
+int cmd_release_remote(int argc, char **argv);
 
 /* Print one line per migration step of deploy and rollback (an fl_event_fn). */
 void cli_print_event(const struct fl_event *ev, void *arg);

@@ -463,6 +463,8 @@ int cmd_release(int argc, char **argv)
 	struct cli c;
 	int code;
 
+	if ((code = cmd_release_remote(argc, argv)) >= 0) /* push, list: cmd_release_push.c */
+		return code;
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		usage();
 		return CLI_OK;

@@ -24,7 +24,13 @@ static const struct command commands[] = {
     {"graph", cmd_graph, "show the migration graph (--dot for Graphviz)"},
     {"new", cmd_new, "create a timestamped migration folder"},
     {"keygen", cmd_keygen, "create a key pair (release, agent, operator, coordinator)"},
-    {"release", cmd_release, "build, sign, verify and show signed release files"},
+    {"release", cmd_release, "build, sign, verify and show signed release files; push, list"},
+    {"rollout", cmd_rollout, "plan, start, watch and steer rollouts across the fleet"},
+    {"fleet", cmd_fleet, "tenants by state and version; drift"},
+    {"tenant", cmd_tenant, "one tenant: history, reports, errors"},
+    {"agents", cmd_agents, "list, approve and revoke agent keys"},
+    {"enroll-token", cmd_enroll, "create a one-time enrollment token for an agent"},
+    {"audit", cmd_audit, "the coordinator's audit log"},
 };
 
 static void usage(FILE *out)

@@ -115,15 +115,87 @@ static enum fl_err classify(struct fl_conn *c, const PGresult *res, struct fl_pg
 
 /* ---- waiting, always bounded ---- */
 
-/* Send the cancel request for what runs now, if we have a handle. */
-static void send_cancel(struct fl_conn *c)
+/*
+ * The cancel handle, shared by the connection and the threads sending a
+ * cancel request with it, freed by the last of them. PQcancel blocks: it
+ * connects, sends, then waits for the server to close the connection, with
+ * no bound when a middlebox accepts it and never answers. So it never runs
+ * under a lock, nor on a thread that must get on: each request is sent by a
+ * detached thread of its own, which holds a reference to the handle (the
+ * connection may be closed and freed meanwhile). If that thread cannot be
+ * started, the request is not sent: the sticky flag and the grace period
+ * still end the wait.
+ */
+struct fl_pg_cancel {
+	PGcancel *pg;
+	atomic_int refs;
+};
+
+static struct fl_pg_cancel *cancel_new(PGcancel *pg)
 {
-	char buf[256];
+	struct fl_pg_cancel *k;
+
+	if (pg == NULL)
+		return NULL;
+	k = fl_calloc(1, sizeof(*k));
+	k->pg = pg;
+	atomic_init(&k->refs, 1);
+	return k;
+}
+
+static void cancel_put(struct fl_pg_cancel *k)
+{
+	if (k != NULL && atomic_fetch_sub(&k->refs, 1) == 1) {
+		PQfreeCancel(k->pg);
+		free(k);
+	}
+}
+
+/* Swap in the connection's new handle (NULL: none) and drop the old one. */
+static void cancel_set(struct fl_conn *c, struct fl_pg_cancel *k)
+{
+	struct fl_pg_cancel *old;
 
 	pthread_mutex_lock(&c->cancel_mu);
-	if (c->cancel != NULL && !PQcancel(c->cancel, buf, sizeof(buf)))
-		fl_logger_debug(c->log, c->db, "cancel request failed: %s", buf);
+	old = c->cancel;
+	c->cancel = k;
 	pthread_mutex_unlock(&c->cancel_mu);
+	cancel_put(old);
+}
+
+static void *cancel_main(void *arg)
+{
+	struct fl_pg_cancel *k = arg;
+	char buf[256];
+
+	(void)PQcancel(k->pg, buf, sizeof(buf)); /* nothing to do if it fails */
+	cancel_put(k);
+	return NULL;
+}
+
+/* Send the cancel request for what runs now, if we have a handle, and
+ * return at once. */
+static void send_cancel(struct fl_conn *c)
+{
+	struct fl_pg_cancel *k;
+	pthread_attr_t attr;
+	pthread_t th;
+	int rc;
+
+	pthread_mutex_lock(&c->cancel_mu);
+	if ((k = c->cancel) != NULL)
+		atomic_fetch_add(&k->refs, 1);
+	pthread_mutex_unlock(&c->cancel_mu);
+	if (k == NULL)
+		return;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&th, &attr, cancel_main, k);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		fl_logger_debug(c->log, c->db, "cannot start a thread to send the cancel request");
+		cancel_put(k);
+	}
 }
 
 /* One statement's wait: when we first saw the cancel flag, and whether we
@@ -356,13 +428,7 @@ static void on_notice(void *arg, const char *message)
 
 static void refresh_cancel(struct fl_conn *c)
 {
-	PGcancel *fresh = PQgetCancel(c->pg), *old;
-
-	pthread_mutex_lock(&c->cancel_mu);
-	old = c->cancel;
-	c->cancel = fresh;
-	pthread_mutex_unlock(&c->cancel_mu);
-	PQfreeCancel(old);
+	cancel_set(c, cancel_new(PQgetCancel(c->pg)));
 }
 
 /* Per-session state, in one round trip: search_path as Prisma sets it, and
@@ -750,10 +816,7 @@ void fl_pg_conn_close(struct fl_conn *c)
 {
 	if (c == NULL)
 		return;
-	pthread_mutex_lock(&c->cancel_mu);
-	PQfreeCancel(c->cancel);
-	c->cancel = NULL;
-	pthread_mutex_unlock(&c->cancel_mu);
+	cancel_set(c, NULL);
 	if (c->pg != NULL)
 		PQfinish(c->pg);
 	pthread_mutex_destroy(&c->cancel_mu);
@@ -769,12 +832,19 @@ void fl_pg_conn_close(struct fl_conn *c)
 
 /* The session we lost may live on in the server (a half-open TCP
  * connection), holding the migration lock or still running our SQL. End it,
- * so what follows waits on nothing of ours and finds a settled state. */
+ * and wait (within the connect deadline) until it is gone, so what follows
+ * waits on nothing of ours and finds a settled state: pg_terminate_backend
+ * only signals, and a backend lets go of its advisory locks on its way out,
+ * before it leaves pg_stat_activity. Without the wait, taking the lock again
+ * at once (--lock-wait 0) would find our own old session holding it. */
 static void end_orphan(struct fl_conn *c, int pid, const char *started)
 {
 	char spid[16];
-	const char *params[2] = {spid, started};
+	const char *params[2] = {spid, started}, *v;
 	struct fl_pg_error e;
+	PGresult *r = NULL;
+	int64_t end;
+	bool signaled;
 
 	if (pid <= 0 || started[0] == '\0' || pid == c->backend_pid)
 		return;
@@ -782,9 +852,38 @@ static void end_orphan(struct fl_conn *c, int pid, const char *started)
 	if (fl_pg_conn_query(c,
 	                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
 	                     "WHERE pid = $1::int AND backend_start = $2::timestamptz",
-	                     2, params, NULL, &e) != FL_OK)
+	                     2, params, &r, &e) != FL_OK) {
 		fl_logger_debug(c->log, c->db, "cannot end our previous session (pid %d): %s", pid,
 		                e.message);
+		return;
+	}
+	signaled = (v = value_at(r, 0, 0)) != NULL && strcmp(v, "t") == 0;
+	PQclear(r);
+	end = fl_now_ms() + c->connect_timeout_ms;
+	while (signaled && !atomic_load(&c->canceled)) {
+		bool gone;
+
+		if (fl_pg_conn_query(
+		        c,
+		        "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1::int "
+		        "AND backend_start = $2::timestamptz "
+		        "/* flotilla: waiting for our previous session to end */",
+		        2, params, &r, &e) != FL_OK)
+			return;
+		gone = (v = value_at(r, 0, 0)) != NULL && strcmp(v, "t") == 0;
+		PQclear(r);
+		if (gone)
+			return;
+		if (fl_now_ms() >= end) {
+			fl_logger_warn(
+			    c->log, c->db,
+			    "our previous session (pid %d) has not ended yet: it may still "
+			    "hold the migration lock",
+			    pid);
+			return;
+		}
+		(void)poll(NULL, 0, SLICE_MS);
+	}
 }
 
 enum fl_err fl_pg_conn_reset(struct fl_conn *c, char *errbuf)
@@ -799,10 +898,7 @@ enum fl_err fl_pg_conn_reset(struct fl_conn *c, char *errbuf)
 	memcpy(old_start, c->backend_start, sizeof(old_start));
 	/* No handle for a session that is gone: a cancel now must not reach
 	 * whichever backend reuses its pid. */
-	pthread_mutex_lock(&c->cancel_mu);
-	PQfreeCancel(c->cancel);
-	c->cancel = NULL;
-	pthread_mutex_unlock(&c->cancel_mu);
+	cancel_set(c, NULL);
 	c->abandoned = false;
 	rv = PQresetStart(c->pg) ? poll_connect(c, true) : FL_ECONNECT;
 	if (rv == FL_ECANCELED)

@@ -53,6 +53,8 @@
 #define FL_PG_CANCEL_GRACE_MS  5000 /* after a cancel, how long a statement may still run */
 #define FL_PG_CANCEL_RESEND_MS 1000 /* ...and when we send the cancel again ourselves */
 
+struct fl_pg_cancel; /* pg_conn.c: a cancel handle and its reference count */
+
 struct fl_conn {
 	PGconn *pg;
 	struct fl_conn_opts opts;
@@ -76,9 +78,9 @@ struct fl_conn {
 	char backend_start[64];
 
 	pthread_mutex_t cancel_mu;
-	PGcancel *cancel;     /* guarded by cancel_mu */
-	atomic_bool canceled; /* set by fl_pg_conn_cancel(); sticky */
-	bool abandoned;       /* we closed the socket after a cancel went unanswered */
+	struct fl_pg_cancel *cancel; /* guarded by cancel_mu; shared with cancel senders */
+	atomic_bool canceled;        /* set by fl_pg_conn_cancel(); sticky */
+	bool abandoned;              /* we closed the socket after a cancel went unanswered */
 };
 
 /*
@@ -105,26 +107,30 @@ struct fl_conn *fl_pg_conn_new(const struct fl_conn_opts *opts);
 enum fl_err fl_pg_conn_connect(struct fl_conn *c, const char *url, char *errbuf);
 /* new + connect; on error *out is NULL and nothing is left. */
 enum fl_err fl_pg_conn_open(const char *url, const struct fl_conn_opts *opts, struct fl_conn **out,
-                            char *errbuf);
+                            char *errbuf) __attribute__((warn_unused_result));
 void fl_pg_conn_close(struct fl_conn *c); /* NULL is a no-op */
 
 /* Reconnect after a lost connection, within the connect deadline: same
- * parameters, search_path again, our orphaned backend ended, and the
+ * parameters, search_path again, our orphaned backend ended and waited for
+ * (at most the connect deadline again: it may hold the lock), and the
  * migration lock re-taken if it was held.
  * Errors: FL_ECONNLOST, FL_ELOCKED, FL_ECANCELED. */
-enum fl_err fl_pg_conn_reset(struct fl_conn *c, char *errbuf);
+enum fl_err fl_pg_conn_reset(struct fl_conn *c, char *errbuf) __attribute__((warn_unused_result));
 
 /* The migration lock (see driver.h), waiting at most wait_ms in all (<= 0:
  * try once). Errors: FL_ELOCKED, FL_ECONNLOST, FL_ECANCELED, FL_ESQL. */
-enum fl_err fl_pg_conn_lock(struct fl_conn *c, int64_t wait_ms, char *errbuf);
+enum fl_err fl_pg_conn_lock(struct fl_conn *c, int64_t wait_ms, char *errbuf)
+    __attribute__((warn_unused_result));
 enum fl_err fl_pg_conn_unlock(struct fl_conn *c, char *errbuf);
 /* Whether another backend holds our schema's key, or Prisma's key
  * exclusively, in this database. */
-enum fl_err fl_pg_conn_lock_held(struct fl_conn *c, bool *held, char *errbuf);
+enum fl_err fl_pg_conn_lock_held(struct fl_conn *c, bool *held, char *errbuf)
+    __attribute__((warn_unused_result));
 
 /* Any thread: ask the server to cancel what runs now, abandon a connect in
  * progress, and make every later connect, reset, apply, revert or lock on
- * this connection stop with FL_ECANCELED. */
+ * this connection stop with FL_ECANCELED. Returns at once: the request is
+ * sent by a thread of its own (PQcancel may block without a bound). */
 void fl_pg_conn_cancel(struct fl_conn *c);
 
 /*

@@ -29,7 +29,10 @@
  * and a timestamp inside the window is accepted with its body intact, one
  * with seq 0 is a replay and one far outside the window is skew; a mode-3
  * message enrolls only as a Hello with a token, with its body intact, and
- * leaves the registry as it was.
+ * leaves the registry as it was. An accepted body is decoded as every kind
+ * of sender would send it: what unpack_from accepts, the role table allows
+ * and is numbered as a request or a reply, and the pre-scan's memory
+ * prediction never falls short of what protobuf-c allocates.
  */
 #include <sodium.h>
 #include <stdbool.h>
@@ -212,10 +215,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (fl_wire_unpack(o.body, o.body_len, FL_WIRE_MAX_MESSAGE, &m, err) == FL_OK)
 			fl_wire_free(m);
 		m = NULL;
-		rv = fl_wire_unpack_from(o.sender.role, o.body, o.body_len, &m, err);
-		CHECK((rv == FL_OK) == (m != NULL), "unpack_from: %d", (int)rv);
-		CHECK(rv != FL_OK || fl_roles_may_send(o.sender.role, m), "role table disagrees");
-		fl_wire_free(m);
+		/* The body as each kind of sender would send it: the role table and
+		 * the caps of every role, not only the agent's. */
+		for (int role = FL_PEER_NONE; role <= FL_PEER_ADMIN; role++) {
+			struct fl_wire_stats st;
+
+			m = NULL;
+			rv = fl_wire_unpack_from((enum fl_peer_role)role, o.body, o.body_len, &m,
+			                         err);
+			fl_wire_last_stats(&st);
+			if (verbose)
+				fprintf(stderr, "fuzz_envelope_open: as %s: %s\n",
+				        fl_peer_role_name((enum fl_peer_role)role),
+				        rv == FL_OK ? "accepted" : err);
+			CHECK((rv == FL_OK) == (m != NULL), "unpack_from: %d", (int)rv);
+			CHECK(rv != FL_OK || fl_roles_may_send((enum fl_peer_role)role, m),
+			      "role table disagrees for role %d", role);
+			CHECK(rv != FL_OK ||
+			          (m->reply_to_seq != 0) == fl_roles_is_reply((int)m->body_case),
+			      "reply numbering not checked");
+			/* The pre-scan's prediction is exact: the budget never
+			 * refuses what the checks would accept. */
+			CHECK(!st.over_budget, "predicted %zu, budget %zu, peak %zu", st.predicted,
+			      st.budget, st.peak);
+			fl_wire_free(m);
+		}
 		CHECK(fl_envelope_open(ep, env, len, 0, &o, &again, err) != FL_OK &&
 		          again == FL_ENVELOPE_REPLAY,
 		      "opened twice: %s", fl_envelope_reason_name(again));

@@ -149,6 +149,52 @@ static void hello_body(struct fl_buf *out)
 	pack(&m, out);
 }
 
+/* What the coordinator sends an agent: a PollReply with one assignment (a
+ * reply: reply_to_seq set), whose unknown fields are refused. */
+static void poll_reply_body(struct fl_buf *out)
+{
+	static uint8_t hash[32] = {7}, order[] = {0x0a, 0x02, 0x08, 0x01};
+	Flotilla__V1__Message m = FLOTILLA__V1__MESSAGE__INIT;
+	Flotilla__V1__PollReply reply = FLOTILLA__V1__POLL_REPLY__INIT;
+	Flotilla__V1__WorkAssignment work = FLOTILLA__V1__WORK_ASSIGNMENT__INIT, *works[] = {&work};
+
+	work.assignment_id = 77;
+	work.rollout_id = "r-1";
+	work.wave = 1;
+	work.tenant_id = "acme";
+	work.release_hash.data = hash;
+	work.release_hash.len = sizeof(hash);
+	work.target_migration_id = "20250101090000_init";
+	work.kind = FLOTILLA__V1__WORK_KIND__WORK_KIND_APPLY;
+	work.signed_order.data = order;
+	work.signed_order.len = sizeof(order);
+	reply.n_assignments = 1;
+	reply.assignments = works;
+	reply.poll_again_ms = 1000;
+	m.body_case = FLOTILLA__V1__MESSAGE__BODY_POLL_REPLY;
+	m.poll_reply = &reply;
+	m.reply_to_seq = 9;
+	pack(&m, out);
+}
+
+/* What an operator sends: an AdminRequest whose command only some roles may run. */
+static void admin_body(struct fl_buf *out)
+{
+	static uint8_t order[] = {0x0a, 0x02, 0x08, 0x01};
+	Flotilla__V1__Message m = FLOTILLA__V1__MESSAGE__INIT;
+	Flotilla__V1__AdminRequest req = FLOTILLA__V1__ADMIN_REQUEST__INIT;
+	Flotilla__V1__RolloutStartRequest start = FLOTILLA__V1__ROLLOUT_START_REQUEST__INIT;
+
+	start.signed_order.data = order;
+	start.signed_order.len = sizeof(order);
+	req.request_id = 3;
+	req.command_case = FLOTILLA__V1__ADMIN_REQUEST__COMMAND_ROLLOUT_START;
+	req.rollout_start = &start;
+	m.body_case = FLOTILLA__V1__MESSAGE__BODY_ADMIN_REQUEST;
+	m.admin_request = &req;
+	pack(&m, out);
+}
+
 static void seal(enum fuzz_seed from, const struct fl_buf *body, struct fl_buf *out)
 {
 	uint8_t rpk[32], rsk[64];
@@ -262,6 +308,11 @@ static void gen_envelopes(const char *dir)
 	enroll_body(&hello);
 	write_message_as(dir, "enroll_hello", 3, 5, -2000, &hello);
 	write_message_as(dir, "enroll_poll", 3, 6, 0, &poll);
+	/* Bodies other roles send: the harness decodes each as every role's. */
+	poll_reply_body(&poll);
+	write_message(dir, "message_poll_reply", 3, 0, &poll);
+	admin_body(&poll);
+	write_message(dir, "message_admin_request", 4, 0, &poll);
 
 	fl_buf_fini(&poll);
 	fl_buf_fini(&hello);

@@ -19,6 +19,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -30,6 +31,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "checksum.h"
 #include "driver.h"
 #include "pg_conn.h"
 #include "pg_url.h"
@@ -570,6 +572,89 @@ START_TEST(cancel_abandons_a_server_that_does_not_answer)
 }
 END_TEST
 
+struct timed_runner {
+	struct runner r;
+	atomic_bool done;
+};
+
+static void *run_sql_timed(void *arg)
+{
+	struct timed_runner *tr = arg;
+
+	run_sql(&tr->r);
+	atomic_store(&tr->done, true);
+	return NULL;
+}
+
+struct canceller {
+	struct fl_conn *c;
+	atomic_bool returned;
+};
+
+static void *cancel_conn(void *arg)
+{
+	struct canceller *k = arg;
+
+	fl_pg_conn_cancel(k->c);
+	atomic_store(&k->returned, true);
+	return NULL;
+}
+
+/* Wait up to ms for flag; whether it came. */
+static bool wait_flag(atomic_bool *flag, int ms)
+{
+	for (int i = 0; i < ms / 10 && !atomic_load(flag); i++)
+		fl_sleep_ms(10);
+	return atomic_load(flag);
+}
+
+/* A middlebox that accepts the cancel request's own connection and never
+ * answers or closes it (PQcancel then waits for ever for the server to close
+ * it): neither the thread that cancels nor the one that runs the statement
+ * is held up. The statement is abandoned after the grace period. */
+START_TEST(a_cancel_request_that_hangs_holds_nobody_up)
+{
+	struct tdb t;
+	struct proxy px;
+	struct timed_runner tr;
+	struct canceller k;
+	struct fl_conn *c;
+	char url[256];
+	pthread_t th, kt;
+	bool returned, done;
+	int64_t t0;
+
+	tdb_open(&t);
+	proxy_start(&px);
+	proxy_url(&px, t.name, url, sizeof(url));
+	c = conn_to(url, NULL);
+	tr.r = (struct runner){c, "SELECT pg_sleep(60) AS flc_hung_cancel", FL_OK, {0}};
+	atomic_init(&tr.done, false);
+	pthread_create(&th, NULL, run_sql_timed, &tr);
+	wait_count(t.pg, 1,
+	           "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE "
+	           "'%flc_hung_cancel%' AND pid <> pg_backend_pid()");
+	atomic_store(&px.hang_new, true);
+	k.c = c;
+	atomic_init(&k.returned, false);
+	t0 = fl_now_ms();
+	pthread_create(&kt, NULL, cancel_conn, &k);
+	returned = wait_flag(&k.returned, 10000);
+	done = wait_flag(&tr.done, FL_PG_CANCEL_GRACE_MS + 15000);
+	/* Stopping the proxy closes the hung connections: whatever waited on
+	 * them ends, so the threads can be joined either way. */
+	proxy_stop(&px);
+	pthread_join(kt, NULL);
+	pthread_join(th, NULL);
+	ck_assert_msg(returned, "fl_pg_conn_cancel blocked on the hung cancel request");
+	ck_assert_msg(done, "the statement was not abandoned: blocked behind the cancel");
+	ck_assert_int_eq(tr.r.rv, FL_ECANCELED);
+	ck_assert_int_ge(fl_now_ms() - t0, FL_PG_CANCEL_GRACE_MS - 100);
+	fl_pg_conn_close(c);
+	tdb_close(&t);
+}
+END_TEST
+
 static void *cancel_session_when_waiting(void *arg)
 {
 	struct later_cancel *k = arg;
@@ -675,6 +760,51 @@ START_TEST(session_cancel_at_any_moment)
 }
 END_TEST
 
+/* A history table whose rows lack what Prisma's DDL makes NOT NULL (a table
+ * someone else created, or altered): the session refuses the history, as
+ * Prisma refuses it, rather than crash on it (the agent serves every other
+ * tenant from the same process). */
+START_TEST(history_rows_with_nulls_are_refused)
+{
+	static const char *const cols[] = {"migration_name", "checksum", "started_at", "id"};
+	struct fl_migration ms[2] = {{.id = "20250101000000_a", .sql = "SELECT 1", .sql_len = 8},
+	                             {.id = "20250102000000_b", .sql = "SELECT 2", .sql_len = 8}};
+	struct fl_migration_set set = {.dir = "m", .items = ms, .count = 2};
+	struct fl_engine_opts o;
+	struct tdb t;
+
+	for (size_t i = 0; i < 2; i++)
+		fl_checksum_compute(ms[i].sql, ms[i].sql_len, ms[i].checksum);
+	tdb_open(&t);
+	raw_exec(t.pg, "CREATE TABLE _prisma_migrations (id varchar(36), checksum varchar(64), "
+	               "finished_at timestamptz, migration_name varchar(255), logs text, "
+	               "rolled_back_at timestamptz, started_at timestamptz, "
+	               "applied_steps_count int)");
+	fl_engine_opts_init(&o);
+	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+		char errbuf[FL_ERRBUF_SIZE] = "", want[64];
+		struct fl_session *s;
+		enum fl_err rv;
+
+		raw_exec(t.pg, "DELETE FROM _prisma_migrations");
+		raw_exec(t.pg, "INSERT INTO _prisma_migrations VALUES ('2a1e', 'abc', now(), "
+		               "'20250101000000_a', NULL, NULL, now(), 1), ('7f0c', 'def', NULL, "
+		               "'20250102000000_b', 'boom', NULL, now(), 0)");
+		raw_exec(t.pg, "UPDATE _prisma_migrations SET %s = NULL WHERE id = '7f0c'",
+		         cols[i]);
+		for (int lock = 0; lock < 2; lock++) {
+			s = fl_session_new(&o, NULL);
+			rv = fl_session_open(s, t.url, &set, lock == 1, errbuf);
+			fl_session_free(s);
+			ck_assert_msg(rv == FL_EDB, "%s NULL: %d: %s", cols[i], rv, errbuf);
+			fl_test_fmt(want, sizeof(want), "without a %s", cols[i]);
+			ck_assert_msg(strstr(errbuf, want) != NULL, "%s", errbuf);
+		}
+	}
+	tdb_close(&t);
+}
+END_TEST
+
 /* ---- the migration lock: Prisma's key shared, ours per schema ---- */
 
 static const char held_sql[] =
@@ -760,6 +890,85 @@ START_TEST(reconnect_takes_both_keys_again)
 	                           "granted AND pid = %d",
 	                           c->backend_pid),
 	                 2);
+	fl_pg_conn_close(c);
+	tdb_close(&t);
+}
+END_TEST
+
+/* Resumes the lost session (stopped with SIGSTOP) once the reconnect is
+ * seen waiting for it to end, or once the reconnect has returned. */
+struct orphan {
+	const char *db;
+	int pid;
+	atomic_bool done;
+	atomic_bool seen_waiting;
+};
+
+static void *resume_orphan(void *arg)
+{
+	struct orphan *o = arg;
+	char info[512];
+	PGconn *pg;
+
+	snprintf(info, sizeof(info), "host='%s' port=%s user=postgres dbname='%s'",
+	         getenv("FL_PG_HOST"), getenv("FL_PG_PORT"), o->db);
+	pg = PQconnectdb(info);
+	for (int i = 0; i < 6000 && !atomic_load(&o->done); i++) {
+		PGresult *r = PQexec(pg, "SELECT count(*) FROM pg_stat_activity WHERE "
+		                         "application_name = 'flotilla' AND query LIKE "
+		                         "'%our previous session to end%'");
+
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+		    strcmp(PQgetvalue(r, 0, 0), "0") != 0)
+			atomic_store(&o->seen_waiting, true);
+		PQclear(r);
+		if (atomic_load(&o->seen_waiting))
+			break;
+		fl_sleep_ms(5);
+	}
+	kill(o->pid, SIGCONT);
+	PQfinish(pg);
+	return NULL;
+}
+
+/* A lost session can live on in the server, holding both keys: a reconnect
+ * ends it and waits until it is gone before it takes the lock again, so the
+ * lock it finds taken is never its own (here with --lock-wait 0: try once). */
+START_TEST(reconnect_waits_for_its_old_session_to_let_go)
+{
+	struct tdb t;
+	struct fl_pg_error e;
+	struct fl_conn *c;
+	struct orphan o;
+	char errbuf[FL_ERRBUF_SIZE];
+	pthread_t th;
+	enum fl_err rv;
+
+	tdb_open(&t);
+	c = conn_to(t.url, NULL);
+	ck_assert_int_eq(fl_pg_conn_lock(c, 0, errbuf), FL_OK);
+	o.db = t.name;
+	o.pid = c->backend_pid;
+	atomic_init(&o.done, false);
+	atomic_init(&o.seen_waiting, false);
+	/* The old backend stays, frozen, holding its locks; we lose it. */
+	ck_assert_int_eq(kill(o.pid, SIGSTOP), 0);
+	shutdown(PQsocket(c->pg), SHUT_RDWR);
+	ck_assert_int_eq(fl_pg_conn_run(c, "SELECT 1", NULL, &e), FL_ECONNLOST);
+	ck_assert_int_eq(pthread_create(&th, NULL, resume_orphan, &o), 0);
+	rv = fl_pg_conn_reset(c, errbuf);
+	atomic_store(&o.done, true);
+	pthread_join(th, NULL);
+	ck_assert_msg(rv == FL_OK, "%s", errbuf);
+	ck_assert(atomic_load(&o.seen_waiting));
+	ck_assert_int_ne(c->backend_pid, o.pid);
+	ck_assert_int_eq(raw_count(t.pg,
+	                           "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+	                           "granted AND pid = %d",
+	                           c->backend_pid),
+	                 2);
+	ck_assert_int_eq(
+	    raw_count(t.pg, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", o.pid), 0);
 	fl_pg_conn_close(c);
 	tdb_close(&t);
 }
@@ -1050,10 +1259,13 @@ static Suite *pg_conn_suite(void)
 	tcase_add_test(tc, cancel_stops_a_connect_in_progress);
 	tcase_add_test(tc, reset_has_a_deadline);
 	tcase_add_test(tc, cancel_abandons_a_server_that_does_not_answer);
+	tcase_add_test(tc, a_cancel_request_that_hangs_holds_nobody_up);
 	tcase_add_test(tc, session_cancel_ends_a_lock_wait);
 	tcase_add_test(tc, session_cancel_at_any_moment);
+	tcase_add_test(tc, history_rows_with_nulls_are_refused);
 	tcase_add_test(tc, schemas_of_one_database_lock_side_by_side);
 	tcase_add_test(tc, reconnect_takes_both_keys_again);
+	tcase_add_test(tc, reconnect_waits_for_its_old_session_to_let_go);
 	tcase_add_test(tc, clean_undoes_what_a_migration_left_behind);
 	tcase_add_test(tc, libpq_environment_is_kept_out);
 	tcase_add_test(tc, scrub_hides_password_fields_only);

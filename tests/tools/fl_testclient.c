@@ -60,11 +60,15 @@
  *                                         store): issue an assignment as a scheduler
  *                                         would (a bare rollout row R is added if
  *                                         missing); prints its id
- *   flood --agents N --seed SEED [--max-wait MS]
+ *   flood --agents N --seed SEED [--max-wait MS] [--sockets S] [--window W]
+ *         [--hello-only]
  *                                         as N agents (keys from flood-keys): each
  *                                         says Hello, then polls and is held; prints
  *                                         "held N" once every poll is sent, then
- *                                         waits for the replies ("answered N")
+ *                                         waits for the replies ("answered N"); over
+ *                                         S connections (default 1), W agents at a
+ *                                         time until held (default 64); --hello-only
+ *                                         stops after the Hellos
  *
  * Output: the reply as "path = value" lines (or --json), e.g.
  *   admin_response.status.code = STATUS_CODE_OK
@@ -1216,7 +1220,37 @@ struct flooder {
 	int step; /* 0 sending hello, 1 awaiting its reply, 2 sending poll, 3 held, 4 answered */
 };
 
-static atomic_long flood_held, flood_answered, flood_failed;
+static void flood_cb(void *arg);
+static atomic_long flood_held, flood_answered, flood_failed, flood_next;
+static bool flood_hello_only;
+static struct flooder *flood_all;
+static nng_socket *flood_socks;
+static long flood_n, flood_n_socks, flood_wait_ms;
+
+/* Start agent i: a context of its own on its connection, then its Hello. */
+static void flood_start(long i)
+{
+	struct flooder *f = &flood_all[i];
+	nng_msg *msg;
+
+	if (nng_ctx_open(&f->ctx, flood_socks[i % flood_n_socks]) != 0 ||
+	    nng_ctx_set_ms(f->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE) != 0 ||
+	    nng_aio_alloc(&f->aio, flood_cb, f) != 0 || nng_msg_alloc(&msg, 0) != 0 ||
+	    nng_msg_append(msg, f->hello.data, f->hello.len) != 0)
+		die(EXIT_FAIL, "flood: nng failed");
+	nng_aio_set_timeout(f->aio, flood_wait_ms + 30000);
+	nng_aio_set_msg(f->aio, msg);
+	nng_ctx_send(f->ctx, f->aio);
+}
+
+/* One agent is done with its turn (held, or through its Hello): the next goes. */
+static void flood_turn(void)
+{
+	long i = atomic_fetch_add(&flood_next, 1);
+
+	if (i < flood_n)
+		flood_start(i);
+}
 
 static void flood_cb(void *arg)
 {
@@ -1228,21 +1262,34 @@ static void flood_cb(void *arg)
 		nng_msg_free(nng_aio_get_msg(f->aio));
 		nng_aio_set_msg(f->aio, NULL);
 		atomic_fetch_add(&flood_failed, 1);
+		if (f->step < 3)
+			flood_turn();
 		f->step = 4;
 		return;
 	}
 	switch (f->step) {
 	case 0:
 	case 2:
-		if (f->step == 2)
+		if (f->step == 2) {
 			atomic_fetch_add(&flood_held, 1);
+			flood_turn();
+		}
 		f->step++;
 		nng_ctx_recv(f->ctx, f->aio);
 		return;
 	case 1:
 		nng_msg_free(nng_aio_get_msg(f->aio));
+		nng_aio_set_msg(f->aio, NULL);
+		if (flood_hello_only) {
+			f->step = 4;
+			atomic_fetch_add(&flood_held, 1);
+			atomic_fetch_add(&flood_answered, 1);
+			flood_turn();
+			return;
+		}
 		if (nng_msg_alloc(&msg, 0) != 0 || nng_msg_append(msg, f->poll.data, f->poll.len)) {
 			atomic_fetch_add(&flood_failed, 1);
+			flood_turn();
 			return;
 		}
 		f->step = 2;
@@ -1260,12 +1307,17 @@ static void flood_cb(void *arg)
 
 static int cmd_flood(int argc, char **argv)
 {
-	static const struct option o[] = {
-	    {"agents", 1, 0, 'n'}, {"seed", 1, 0, 's'}, {"max-wait", 1, 0, 'w'}, {0, 0, 0, 0}};
-	long n = 0, wait_ms = 60000;
+	static const struct option o[] = {{"agents", 1, 0, 'n'},
+	                                  {"seed", 1, 0, 's'},
+	                                  {"max-wait", 1, 0, 'w'},
+	                                  {"sockets", 1, 0, 'S'},
+	                                  {"hello-only", 0, 0, 'H'},
+	                                  {"window", 1, 0, 'W'},
+	                                  {0, 0, 0, 0}};
+	long n = 0, wait_ms = 60000, n_socks = 1, window = 64;
 	const char *seed = NULL;
 	struct flooder *fs;
-	nng_socket sock;
+	nng_socket *socks;
 	char err[FL_ERRBUF_SIZE] = "";
 	int c;
 
@@ -1276,6 +1328,12 @@ static int cmd_flood(int argc, char **argv)
 			seed = optarg;
 		else if (c == 'w')
 			wait_ms = num(optarg, "--max-wait");
+		else if (c == 'S')
+			n_socks = num(optarg, "--sockets");
+		else if (c == 'H')
+			flood_hello_only = true;
+		else if (c == 'W')
+			window = num(optarg, "--window");
 		else
 			die_usage("flood: bad option");
 	}
@@ -1324,26 +1382,26 @@ static int cmd_flood(int argc, char **argv)
 		fl_peers_free(peers);
 		fl_identity_free(id);
 	}
-	if (nng_req0_open(&sock) != 0 ||
-	    nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE) != 0 ||
-	    nng_dial(sock, g.url, NULL, 0) != 0)
-		die(EXIT_UNREACHABLE, "flood: cannot dial '%s'", g.url);
+	if (n_socks < 1 || n_socks > n)
+		die_usage("flood: --sockets: 1 to --agents");
+	socks = fl_calloc((size_t)n_socks, sizeof(*socks));
+	for (long k = 0; k < n_socks; k++)
+		if (nng_req0_open(&socks[k]) != 0 ||
+		    nng_socket_set_ms(socks[k], NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE) !=
+		        0 ||
+		    nng_dial(socks[k], g.url, NULL, 0) != 0)
+			die(EXIT_UNREACHABLE, "flood: cannot dial '%s'", g.url);
 	atomic_init(&flood_held, 0);
 	atomic_init(&flood_answered, 0);
 	atomic_init(&flood_failed, 0);
-	for (long i = 0; i < n; i++) {
-		nng_msg *msg;
-
-		if (nng_ctx_open(&fs[i].ctx, sock) != 0 ||
-		    nng_ctx_set_ms(fs[i].ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE) != 0 ||
-		    nng_aio_alloc(&fs[i].aio, flood_cb, &fs[i]) != 0 ||
-		    nng_msg_alloc(&msg, 0) != 0 ||
-		    nng_msg_append(msg, fs[i].hello.data, fs[i].hello.len) != 0)
-			die(EXIT_FAIL, "flood: nng failed");
-		nng_aio_set_timeout(fs[i].aio, wait_ms + 30000);
-		nng_aio_set_msg(fs[i].aio, msg);
-		nng_ctx_send(fs[i].ctx, fs[i].aio);
-	}
+	atomic_init(&flood_next, window < n ? window : n);
+	flood_all = fs;
+	flood_socks = socks;
+	flood_n = n;
+	flood_n_socks = n_socks;
+	flood_wait_ms = wait_ms;
+	for (long i = 0; i < (window < n ? window : n); i++)
+		flood_start(i);
 	while (atomic_load(&flood_held) + atomic_load(&flood_failed) < n)
 		nng_msleep(10);
 	printf("held %ld\n", atomic_load(&flood_held));
@@ -1353,12 +1411,16 @@ static int cmd_flood(int argc, char **argv)
 	printf("answered %ld failed %ld\n", atomic_load(&flood_answered),
 	       atomic_load(&flood_failed));
 	for (long i = 0; i < n; i++) {
+		if (fs[i].aio == NULL)
+			continue;
 		nng_aio_stop(fs[i].aio);
 		nng_aio_free(fs[i].aio);
 		fl_buf_fini(&fs[i].hello);
 		fl_buf_fini(&fs[i].poll);
 	}
-	nng_close(sock);
+	for (long k = 0; k < n_socks; k++)
+		nng_close(socks[k]);
+	free(socks);
 	free(fs);
 	return atomic_load(&flood_failed) ? EXIT_FAIL : EXIT_YES;
 }

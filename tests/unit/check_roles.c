@@ -426,6 +426,56 @@ START_TEST(size_caps_by_role_and_body)
 }
 END_TEST
 
+/* A varint into out, returning its length. */
+static size_t put_varint(uint8_t *out, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		out[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	out[n++] = (uint8_t)v;
+	return n;
+}
+
+/* An admin_request whose command this build does not know (a newer CLI's, or
+ * a forged one) is refused before protobuf-c decodes it, like an unknown
+ * body: it has no row in the table, so no size cap of its own applies, and
+ * decoding it would copy up to the sender's largest message for nothing. */
+START_TEST(unknown_command_refused_unread)
+{
+	static const int senders[] = {FL_PEER_VIEWER, FL_PEER_RELEASE_MANAGER, FL_PEER_ADMIN};
+	Flotilla__V1__Message *back = NULL;
+	struct fl_wire_stats st;
+	char errbuf[FL_ERRBUF_SIZE] = "";
+	size_t payload = 500000, inner_len, n = 0;
+	uint8_t *bytes = calloc(1, payload + 32), hdr[16];
+
+	/* AdminRequest{request_id: 7, field 99: <payload>} */
+	inner_len = 2 + put_varint(hdr, 99 << 3 | 2) + put_varint(hdr, payload) + payload;
+	n += put_varint(bytes + n, FLOTILLA__V1__MESSAGE__BODY_ADMIN_REQUEST << 3 | 2);
+	n += put_varint(bytes + n, inner_len);
+	bytes[n++] = 1 << 3 | 0;
+	bytes[n++] = 7;
+	n += put_varint(bytes + n, 99 << 3 | 2);
+	n += put_varint(bytes + n, payload);
+	memset(bytes + n, 'x', payload);
+	n += payload;
+	for (size_t i = 0; i < sizeof(senders) / sizeof(senders[0]); i++) {
+		ck_assert_int_eq(
+		    fl_wire_unpack_from((enum fl_peer_role)senders[i], bytes, n, &back, errbuf),
+		    FL_EPARSE);
+		ck_assert_ptr_null(back);
+		ck_assert_msg(strstr(errbuf, "admin_request: no command this build knows") != NULL,
+		              "%s", errbuf);
+		fl_wire_last_stats(&st);
+		ck_assert_uint_eq(st.allocated, 0);
+	}
+	free(bytes);
+}
+END_TEST
+
 /* Requests carry reply_to_seq 0, replies the request's sequence number. */
 START_TEST(requests_and_replies_numbered)
 {
@@ -470,6 +520,7 @@ int main(void)
 	tcase_add_test(tc, proto_comments_agree);
 	tcase_add_test(tc, size_caps_by_role_and_body);
 	tcase_add_test(tc, requests_and_replies_numbered);
+	tcase_add_test(tc, unknown_command_refused_unread);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,2 @@
+ALTER TABLE "users" DROP COLUMN "org_id";
+DROP TABLE "orgs";
