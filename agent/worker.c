@@ -231,14 +231,19 @@ static void finish(struct fl_worker *w, struct job *j, bool started)
 	if (fl_report_pack(r, jid, &packed, err) != FL_OK) {
 		fl_logger_error(&j->log, NULL, "assignment %llu: cannot pack its report: %s",
 		                (unsigned long long)j->id, err);
+		fl_journal_unreserve(w->d.journal, jid);
 		goto out;
 	}
 	/* the ledger first: a crash between the two is mended at the next start
 	 * (fl_worker_recover journals what the ledger has and the journal lacks) */
 	if (started && fl_ledger_finish(w->d.ledger, j->id, r->outcome, r->finished_at_ms, jid,
-	                                packed.data, packed.len, err) != FL_OK)
+	                                packed.data, packed.len, err) != FL_OK) {
 		fl_logger_error(&j->log, NULL, "assignment %llu: %s", (unsigned long long)j->id,
 		                err);
+		started = false;
+	}
+	if (!started) /* no ledger holds it: nothing could mend a failed put */
+		fl_journal_unreserve(w->d.journal, jid);
 	if (fl_journal_put(w->d.journal, jid, packed.data, packed.len, err) != FL_OK) {
 		fl_logger_error(&j->log, NULL, "assignment %llu: cannot journal its report: %s",
 		                (unsigned long long)j->id, err);
@@ -1171,13 +1176,18 @@ void fl_worker_recover(const struct fl_worker_deps *d)
 	size_t n = 0, i;
 	char err[FL_ERRBUF_SIZE] = "";
 
-	/* reports the ledger holds and the journal lost (a crash between the two) */
-	fl_ledger_reports_after(d->ledger, fl_journal_max_id(d->journal), &ids, &n);
+	/* reports the ledger holds and the journal never had (a crash, or a
+	 * failed write, between the two) */
+	fl_ledger_reports_after(d->ledger, fl_journal_low(d->journal), &ids, &n);
 	for (i = 0; i < n; i++) {
 		struct fl_ledger_entry e;
 
 		if (!fl_ledger_find(d->ledger, ids[i], &e))
 			continue;
+		if (!fl_journal_lost(d->journal, e.journal_id)) {
+			fl_ledger_entry_fini(&e);
+			continue;
+		}
 		if (fl_journal_put(d->journal, e.journal_id, e.report, e.report_len, err) != FL_OK)
 			fl_log_error("agent", "assignment %llu: %s", (unsigned long long)ids[i],
 			             err);
@@ -1240,8 +1250,11 @@ void fl_worker_recover(const struct fl_worker_deps *d)
 		jid = fl_journal_reserve(d->journal);
 		if (fl_report_pack(&r, jid, &packed, err) != FL_OK ||
 		    fl_ledger_finish(d->ledger, e.assignment_id, O_CANCELED, r.finished_at_ms, jid,
-		                     packed.data, packed.len, err) != FL_OK ||
-		    fl_journal_put(d->journal, jid, packed.data, packed.len, err) != FL_OK)
+		                     packed.data, packed.len, err) != FL_OK) {
+			fl_journal_unreserve(d->journal, jid);
+			fl_log_error("agent", "assignment %llu: %s",
+			             (unsigned long long)e.assignment_id, err);
+		} else if (fl_journal_put(d->journal, jid, packed.data, packed.len, err) != FL_OK)
 			fl_log_error("agent", "assignment %llu: %s",
 			             (unsigned long long)e.assignment_id, err);
 		else

@@ -603,6 +603,55 @@ START_TEST(recover_journals_a_lost_report)
 }
 END_TEST
 
+/* Two workers finish at once: the second journals its report, the agent
+ * dies before the first one's put (its report is in the ledger). Recovery
+ * looked only above the journal's highest id, and lost the first one for
+ * good; across a compaction (acknowledgements while the first waited) too. */
+START_TEST(recover_out_of_order_report)
+{
+	char err[FL_ERRBUF_SIZE] = "", jpath[600], text[32];
+	struct fl_ledger *l = open_ledger();
+	struct fl_journal *j = NULL;
+	struct fl_worker_deps d;
+	uint64_t a, b, c;
+
+	fl_test_fmt(jpath, sizeof(jpath), "%s.journal", path);
+	ck_assert_int_eq(fl_journal_open(jpath, &j, err), FL_OK);
+	a = fl_journal_reserve(j); /* the first worker */
+	b = fl_journal_reserve(j); /* the second */
+	ck_assert_int_eq(start(l, 1, "acme", 1, APPLY, 1), FL_OK);
+	ck_assert_int_eq(start(l, 2, "beta", 1, APPLY, 1), FL_OK);
+	finish(l, 1, APPLIED, a);
+	finish(l, 2, APPLIED, b);
+	ck_assert_int_eq(fl_journal_put(j, b, "report of 2", 11, err), FL_OK);
+	/* many more reports, acknowledged: the journal compacts meanwhile */
+	for (uint64_t id = 10; id < 10 + FL_JOURNAL_COMPACT_AFTER + 5; id++) {
+		c = fl_journal_reserve(j);
+		ck_assert_int_eq(start(l, id, "gamma", 1, CHECK, 1), FL_OK);
+		finish(l, id, 12, c);
+		snprintf(text, sizeof(text), "report of %llu", (unsigned long long)id);
+		ck_assert_int_eq(fl_journal_put(j, c, text, strlen(text), err), FL_OK);
+		ck_assert_int_eq(fl_journal_ack(j, c, err), FL_OK);
+	}
+	fl_journal_close(j); /* the crash: a never journaled */
+	fl_ledger_close(l);
+
+	l = open_ledger();
+	ck_assert_int_eq(fl_journal_open(jpath, &j, err), FL_OK);
+	memset(&d, 0, sizeof(d));
+	d.journal = j;
+	d.ledger = l;
+	d.agent_id = "agent";
+	fl_worker_recover(&d);
+	ck_assert_msg(fl_journal_pending(j, a), "the first report was lost");
+	ck_assert(fl_journal_pending(j, b));
+	ck_assert_uint_eq(fl_journal_count(j), 2); /* the acknowledged ones stay so */
+	ck_assert_uint_gt(fl_journal_reserve(j), c);
+	fl_journal_close(j);
+	fl_ledger_close(l);
+}
+END_TEST
+
 static Suite *ledger_suite(void)
 {
 	Suite *s = suite_create("ledger");
@@ -621,6 +670,7 @@ static Suite *ledger_suite(void)
 	tcase_add_test(tc, expired_assignments_dropped);
 	tcase_add_test(tc, sigkill_while_writing);
 	tcase_add_test(tc, recover_journals_a_lost_report);
+	tcase_add_test(tc, recover_out_of_order_report);
 	suite_add_tcase(s, tc);
 	return s;
 }
