@@ -108,6 +108,10 @@ struct fl_apply_result {
 	int attempts;                 /* tries made, 1 when nothing was retried */
 	int64_t duration_us;          /* wall time of the last try */
 	char message[FL_ERRBUF_SIZE]; /* one line for humans; also what went into logs */
+	/* The connection was lost and re-established during the call: other
+	 * deployers may have changed the history meanwhile, so read it again
+	 * before the next step (with FL_OK too: the commit may have landed). */
+	bool reconnected;
 };
 
 struct fl_driver_ops {
@@ -143,21 +147,28 @@ struct fl_driver_ops {
 	 * tables aside: deploy refuses to start a history in a non-empty schema
 	 * (Prisma's P3005) until it is baselined with resolve --applied. */
 	enum fl_err (*schema_empty)(struct fl_conn *c, bool *empty, char *errbuf);
-	/* Create _prisma_migrations with Prisma's DDL, and flotilla's own table. */
+	/* Create _prisma_migrations with Prisma's DDL (and the schema) when
+	 * missing. flotilla's own table is created by the calls that write it. */
 	enum fl_err (*history_ensure)(struct fl_conn *c, char *errbuf);
 
 	/*
-	 * Apply m (script is its parsed migration.sql, required for STATEMENTS).
-	 * Transient failures are retried within opts->retry; after a lost
-	 * connection the driver reconnects, re-takes the lock and reads the
-	 * history to learn whether the migration had committed.
+	 * Apply m (script is its parsed migration.sql, required for STATEMENTS),
+	 * from a clean session (nothing an earlier migration SET). Transient
+	 * failures are retried within opts->retry; after a lost connection the
+	 * driver reconnects, re-takes the lock, reads its history row to learn
+	 * whether the migration had committed, and sets res->reconnected.
 	 * Success: a finished history row. Failure: FL_ESQL, FL_EVERIFY,
-	 * FL_ERETRY (budget spent), FL_ECONNLOST, FL_ECANCELED, with a failed
-	 * row (finished_at NULL, logs saying why) as Prisma leaves one, and res
-	 * filled in. A TRANSACTION-mode failure leaves nothing else behind.
-	 * FL_ELOCKED: after a reconnect another deployer held the lock; nothing
-	 * is written then. On success res->message is "" and res->statement 0;
-	 * res->sqlstate keeps the last error a retry overcame.
+	 * FL_ERETRY (budget spent, something applied), FL_ECONNLOST,
+	 * FL_ECANCELED, with a failed row (finished_at NULL, logs saying why,
+	 * and how far an interrupted migration got) as Prisma leaves one, and
+	 * res filled in. A TRANSACTION-mode failure leaves nothing else behind.
+	 * No row at all: FL_EBUSY (retries spent on a busy table, nothing
+	 * applied: run again), FL_EDB (the database refused the bookkeeping),
+	 * FL_ECONNLOST with res->reconnected when nothing of it had committed
+	 * (read the history again: another deployer may have moved on), and
+	 * FL_ELOCKED (after a reconnect another deployer held the lock). On
+	 * success res->message is "" and res->statement 0; res->sqlstate keeps
+	 * the last error a retry overcame.
 	 */
 	enum fl_err (*apply)(struct fl_conn *c, const struct fl_migration *m,
 	                     enum fl_apply_mode mode, const struct fl_sql_script *script,
@@ -168,8 +179,10 @@ struct fl_driver_ops {
 	 * Roll m back: run down.sql and delete its _prisma_migrations rows in one
 	 * transaction (mode TRANSACTION; for SCRIPT or STATEMENTS the rows are
 	 * deleted once down.sql succeeded), and log the rollback in flotilla's own
-	 * table. Deleting the rows is what makes both `prisma migrate status` and
-	 * `prisma migrate deploy` call the migration not applied.
+	 * table (PostgreSQL: _flotilla.events, made writable before down.sql
+	 * runs, or FL_EDB naming the privilege missing). Deleting the rows is
+	 * what makes both `prisma migrate status` and `prisma migrate deploy`
+	 * call the migration not applied.
 	 * FL_ESTATE (down.sql not run) when the migration has no rows at all.
 	 * A failed down.sql leaves the rows as they were.
 	 */

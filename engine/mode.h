@@ -6,7 +6,10 @@
  *   a lone CREATE INDEX CONCURRENTLY    -> as Prisma: one simple query
  *   a statement that cannot run in a transaction among others
  *                                       -> refused before anything runs
- *   a file our parser cannot read       -> as Prisma, with a warning
+ *   a file our parser cannot read (newer syntax, or a statement over
+ *   FL_SQL_PIECE_MAX, 1 MiB, that we do not hand to the parser)
+ *                                       -> as Prisma, with a warning, and never
+ *                                          retried (not known to be atomic)
  *   anything else                       -> one transaction, history row included
  */
 #ifndef FL_MODE_H

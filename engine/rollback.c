@@ -81,6 +81,45 @@ static enum fl_err refuse_unsafe(const struct fl_session *s, const struct fl_pla
 	return rv;
 }
 
+/*
+ * The driver reconnected: another deployer may have changed the history
+ * while our session was gone. Read it again; go on only if what is left to
+ * undo (rest, n entries) is exactly what the request would undo now. The
+ * entries of rest are re-pointed into the new plan.
+ */
+static enum fl_err still_the_same(struct fl_session *s, const char *to, size_t steps,
+                                  const struct fl_plan_entry **rest, size_t n, size_t reverted,
+                                  char *errbuf)
+{
+	const struct fl_plan_entry **now = NULL;
+	const struct fl_migration **want = fl_calloc(n, sizeof(*want));
+	size_t k = 0;
+	enum fl_err rv;
+	bool same;
+
+	for (size_t i = 0; i < n; i++)
+		want[i] = rest[i]->migration;
+	if ((rv = fl_session_refresh(s, errbuf)) != FL_OK) {
+		free(want);
+		return fl_session_bookkeeping(rv);
+	}
+	same = fl_session_check_failed(s, NULL) == FL_OK &&
+	       choose(s, to, to != NULL ? 0 : steps - reverted, &now, &k, NULL) == FL_OK && k == n;
+	for (size_t i = 0; same && i < n; i++)
+		same = now[i]->migration == want[i];
+	for (size_t i = 0; same && i < n; i++)
+		rest[i] = now[i];
+	free(now);
+	free(want);
+	if (same)
+		return FL_OK;
+	return fl_errf(errbuf, FL_ESTATE,
+	               "the connection was lost and re-established, and the migration history "
+	               "changed meanwhile (another deployer?): %zu rolled back; check 'flotilla "
+	               "status', then run rollback again",
+	               reverted);
+}
+
 enum fl_err fl_rollback(struct fl_session *s, const char *to, size_t steps, size_t *reverted,
                         char *errbuf)
 {
@@ -107,9 +146,8 @@ enum fl_err fl_rollback(struct fl_session *s, const char *to, size_t steps, size
 			goto out;
 	}
 
-	/* Reverting records in our own table, which a history Prisma started lacks. */
-	if (n > 0 && (rv = fl_session_ensure_history(s, errbuf)) != FL_OK)
-		goto out;
+	/* The driver makes sure flotilla's own records can be written before the
+	 * first down.sql runs. */
 	for (size_t i = 0; i < n; i++) {
 		const struct fl_migration *m = list[i]->migration;
 		struct fl_apply_result res;
@@ -125,6 +163,10 @@ enum fl_err fl_rollback(struct fl_session *s, const char *to, size_t steps, size
 		}
 		fl_session_emit(s, FL_EVENT_DONE, true, m, modes[i], &res, FL_OK);
 		(*reverted)++;
+		if (res.reconnected && i + 1 < n &&
+		    (rv = still_the_same(s, to, steps, list + i + 1, n - i - 1, *reverted,
+		                         errbuf)) != FL_OK)
+			goto out;
 	}
 out:
 	for (size_t i = 0; i < parsed && scripts; i++)

@@ -6,8 +6,6 @@
 #include "log.h"
 #include "mem.h"
 
-static enum fl_err refresh(struct fl_session *s, char *errbuf);
-
 void fl_engine_opts_init(struct fl_engine_opts *o)
 {
 	const struct fl_retry_policy retry = FL_RETRY_POLICY_DEFAULT;
@@ -86,7 +84,7 @@ enum fl_err fl_session_open(struct fl_session *s, const char *url,
 			goto out;
 		s->locked = true;
 	}
-	if ((rv = refresh(s, errbuf)) != FL_OK)
+	if ((rv = fl_session_refresh(s, errbuf)) != FL_OK)
 		goto out;
 	if (lock && !s->history.table_exists) {
 		bool empty;
@@ -136,7 +134,7 @@ static enum fl_err check_history(const struct fl_history *h, char *errbuf)
 	return FL_OK;
 }
 
-static enum fl_err refresh(struct fl_session *s, char *errbuf)
+enum fl_err fl_session_refresh(struct fl_session *s, char *errbuf)
 {
 	enum fl_err rv;
 

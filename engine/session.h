@@ -77,8 +77,8 @@ void fl_session_free(struct fl_session *s);
  * Connect to url, with `lock` take the migration lock, then read the history
  * and build the plan. Creates no history where there is none: writers create
  * it when they first write (deploy after its checks, resolve in the driver);
- * rollback and resolve --rolled-back add flotilla's own table beside a history
- * Prisma started (fl_session_ensure_history). A session is opened once.
+ * flotilla's own table is created by the driver calls that write it
+ * (rollback, resolve). A session is opened once.
  * Read-only sessions (no lock) that find an unfinished row ask whether
  * another session holds the migration lock: if so, that migration is
  * RUNNING in the plan, not failed.
@@ -124,8 +124,8 @@ enum fl_err fl_session_fingerprint(struct fl_session *s, struct fl_buf *dump,
 /* FL_EFAILED naming the first failed migration and how to resolve it, else FL_OK. */
 enum fl_err fl_session_check_failed(const struct fl_session *s, char *errbuf)
     __attribute__((warn_unused_result));
-/* Create the history tables that are missing (idempotent), for writers that
- * record in flotilla's own table. */
+/* Create the history table when it is missing (idempotent): deploy, before
+ * its first migration. */
 enum fl_err fl_session_ensure_history(struct fl_session *s, char *errbuf)
     __attribute__((warn_unused_result));
 /* FL_ESTATE when the schema needs a baseline before a first deploy, else FL_OK. */

@@ -50,6 +50,8 @@ const char *fl_strerror(enum fl_err err)
 		return "migration lock held by another deployer";
 	case FL_EDB:
 		return "database error in flotilla's bookkeeping";
+	case FL_EBUSY:
+		return "the database stayed busy: nothing applied, try again";
 	}
 	return "unknown error";
 }

@@ -33,6 +33,9 @@ enum fl_err {
 	FL_ELOCKED = 18,   /* another deployer holds the migration lock */
 	FL_EDB = 19,       /* the database refused flotilla's own bookkeeping (history,
 	                      lock, catalog queries): not a migration failure */
+	FL_EBUSY = 20,     /* the tables a migration needs stayed locked (or deadlocked, or
+	                      in serialization conflicts) for the whole retry budget; nothing
+	                      was applied or recorded, so simply run again later */
 };
 
 const char *fl_strerror(enum fl_err err);

@@ -6,6 +6,7 @@
  * migrations_directory.rs before it):
  * - every entry of the folder that is a directory (not a symlink to one) is a
  *   migration, hidden ones included; files such as migration_lock.toml are not;
+ *   a symlink to a folder is skipped with a warning (Prisma skips it silently);
  * - the migration's name is the folder name, unvalidated by Prisma;
  * - the order is the folder names' String.prototype.localeCompare order (ICU
  *   collation, en-US/root), see fl_migration_id_cmp;
@@ -32,6 +33,7 @@
 #include "duration.h"
 #include "file.h"
 #include "graph.h"
+#include "log.h"
 #include "mem.h"
 #include "utf8.h"
 
@@ -555,6 +557,23 @@ static enum fl_err list_dirs(const char *dir, char ***out, size_t *count, char *
 			             fl_err_errno(errno, eb, sizeof(eb)));
 			free(path);
 			break;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			struct stat to;
+
+			/* Prisma skips it; say so, rather than skip it in silence. */
+			if (fstatat(dirfd(d), e->d_name, &to, 0) == 0 && S_ISDIR(to.st_mode)) {
+				char *path = join(dir, e->d_name);
+
+				len = strlen(path);
+				fl_log_warn(
+				    NULL,
+				    "'%s' is a symbolic link to a folder: not a migration, as "
+				    "Prisma skips it too (copy the folder instead)",
+				    fl_err_quote(shown, sizeof(shown), path, len));
+				free(path);
+			}
+			continue;
 		}
 		if (!S_ISDIR(st.st_mode))
 			continue;

@@ -64,8 +64,9 @@ struct fl_migration_set {
 /*
  * Load every migration under dir, in Prisma's order, parse directives, compute
  * checksums and sort the graph. As in Prisma, every subfolder is a migration
- * (hidden ones too; symlinks and files are not); no subfolder is no error
- * (count 0). On error, errbuf names the path (and line for directives and file
+ * (hidden ones too; symlinks and files are not: a symlink to a folder is
+ * skipped with a warning on the log); no subfolder is no error (count 0).
+ * On error, errbuf names the path (and line for directives and file
  * contents) and the rule broken, and *set is left empty.
  * Errors: FL_ENOENT (no such folder, missing migration.sql), FL_EIO, FL_EPARSE
  * (bad directive, invalid UTF-8, NUL byte, over the size cap, bad name,

@@ -183,6 +183,8 @@ int cli_exit_for(enum fl_err rv)
 	case FL_ELOCKED:
 	case FL_ETIMEDOUT:
 		return CLI_LOCKED;
+	case FL_EBUSY:
+		return CLI_BUSY;
 	case FL_ENOENT:
 	case FL_EDB:
 	case FL_EIO:
@@ -316,18 +318,13 @@ int cli_load(struct cli *c, struct fl_migration_set *set)
 	if (c->dir == NULL)
 		c->dir = cli_default_dir();
 	rv = fl_migration_set_load(c->dir, set, errbuf);
-	if (rv == FL_ENOENT)
-		rv = FL_EPARSE; /* a missing folder or file is an invalid migrations folder */
+	/* A missing or unreadable folder or file is an invalid migrations folder. */
+	if (rv == FL_ENOENT || rv == FL_EIO)
+		rv = FL_EPARSE;
 	if (rv != FL_OK)
 		return cli_fail(rv, errbuf);
-	if (set->count == 0) {
-		fl_migration_set_fini(set);
-		fprintf(stderr,
-		        "flotilla: error: no migrations in '%s': expected folders like "
-		        "'%s/20250101000000_init/migration.sql'\n",
-		        c->dir, c->dir);
-		return CLI_INVALID;
-	}
+	/* As Prisma: an empty folder is no error ("No migration found"); each
+	 * command says what that means for it. */
 	return CLI_OK;
 }
 

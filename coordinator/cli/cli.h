@@ -36,6 +36,7 @@ enum cli_exit {
 	CLI_EXPIRED = 17,      /* rollout watch/--wait: its order expired before it completed */
 	CLI_BLOCKED = 18,      /* rollout watch --exit-on-blocked: waiting for a human */
 	CLI_WAIT_TIMEOUT = 19, /* rollout watch --wait-timeout: still going when it ran out */
+	CLI_BUSY = 20, /* tables stayed locked past the retries; nothing applied: run again */
 	/* 128 + the signal's number (130 SIGINT, 143 SIGTERM): interrupted, the
 	 * work canceled on the server, the lock released */
 	CLI_SIGNALED = 128,

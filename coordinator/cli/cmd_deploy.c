@@ -40,6 +40,8 @@ int cmd_deploy(int argc, char **argv)
 		return code;
 	if ((code = cli_load(&c, &set)) != CLI_OK)
 		return code;
+	if (set.count == 0)
+		printf("no migration found in '%s'\n", c.dir); /* as Prisma: not an error */
 	if ((code = cli_open(&c, &set, true, &s)) != CLI_OK)
 		goto out;
 	fl_session_on_event(s, cli_print_event, NULL);

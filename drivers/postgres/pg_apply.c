@@ -13,6 +13,7 @@
 #include "retry.h"
 
 #define AGAIN    (-1) /* settle(): the failure was transient; try again now */
+#define DONE     (-2) /* settle(): after a reconnect, our history row is finished */
 #define BOOL_OID 16   /* pg_type.oid of boolean */
 
 /* Prisma's ApplyMigrationError (P3018), which is what its logs column holds. */
@@ -25,9 +26,11 @@
 struct run {
 	struct fl_conn *c;
 	const struct fl_migration *m;
-	const struct fl_sql_script *script; /* parsed sql, or NULL */
+	const struct fl_sql_script *script; /* parsed sql, or NULL (or not parsed) */
 	const char *sql;                    /* migration.sql or down.sql */
 	const char *file;                   /* "migration.sql" or "down.sql" */
+	enum fl_apply_mode mode;
+	bool revert;
 	struct fl_apply_result *res;
 	struct fl_retry retry;
 	int64_t lock_ms, stmt_ms; /* effective timeouts, -1: the server's */
@@ -38,12 +41,18 @@ struct run {
 	 * as Prisma sets none, and are never retried. */
 	int64_t lock_ms_plain, lock_ms_no_tx;
 	int64_t try_started_us;
-	bool exhausted;   /* the retry budget ran out */
-	bool lock_lost;   /* reconnected, but another deployer took the lock */
-	bool session_set; /* session-level timeouts are in place */
+	bool exhausted;    /* the retry budget ran out */
+	bool lock_lost;    /* reconnected, but another deployer took the lock */
+	bool session_set;  /* session-level timeouts are in place */
+	bool nothing_done; /* stopped after a reconnect: nothing of ours committed */
+	bool unknown;      /* the interrupted statement may or may not have run */
+	int applied;       /* STATEMENTS: statements committed so far */
+	size_t running;    /* STATEMENTS: 1-based statement under way, 0 between them */
+	bool sent;         /* ... and it was sent (not only about to be) */
 	char id[FL_PG_UUID_LEN + 1];
 	char started_at[64];
-	struct fl_pg_error err; /* the failure being reported */
+	struct fl_pg_error err;     /* the failure being reported */
+	char cause[FL_ERRBUF_SIZE]; /* ... as one line, without where it happened */
 };
 
 /* snprintf for messages that may be cut short, on purpose. */
@@ -139,14 +148,14 @@ static int line_at(const char *text, int pos)
  */
 static void note(struct run *a, const char *where, const char *text, const struct fl_pg_error *e)
 {
-	char line[FL_ERRBUF_SIZE], at[64] = "";
+	char at[64] = "";
 
 	a->err = *e;
 	snprintf(a->res->sqlstate, sizeof(a->res->sqlstate), "%s", e->sqlstate);
-	fl_pg_error_line(e, line, sizeof(line));
+	fl_pg_error_line(e, a->cause, sizeof(a->cause));
 	if (text != NULL && e->position > 0)
 		snprintf(at, sizeof(at), " line %d", line_at(text, e->position));
-	say(a->res->message, sizeof(a->res->message), "%s%s: %s", where, at, line);
+	say(a->res->message, sizeof(a->res->message), "%s%s: %s", where, at, a->cause);
 }
 
 static void note_statement(struct run *a, size_t k, const char *text, const struct fl_pg_error *e)
@@ -158,9 +167,22 @@ static void note_statement(struct run *a, size_t k, const char *text, const stru
 	if (e->position > 0)
 		line = st->line + line_at(text, e->position) - 1;
 	snprintf(where, sizeof(where), "%sstatement %zu of %zu (line %d)",
-	         a->file[0] == 'd' ? "down.sql " : "", k + 1, a->script->count, line);
+	         a->revert ? "down.sql " : "", k + 1, a->script->count, line);
 	note(a, where, NULL, e);
 	a->res->statement = (int)k + 1;
+}
+
+/* A failure that is not the server's error: message and cause alike. */
+static void tell(struct run *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void tell(struct run *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(a->cause, sizeof(a->cause), fmt, ap);
+	va_end(ap);
+	memcpy(a->res->message, a->cause, sizeof(a->res->message));
 }
 
 /* Prefix res->message, keeping it one line within its buffer. */
@@ -170,6 +192,14 @@ static void prefix(struct run *a, const char *what)
 
 	memcpy(old, a->res->message, sizeof(old));
 	say(a->res->message, sizeof(a->res->message), "%s: %s", what, old);
+}
+
+/* A bookkeeping statement failed: say so; the database refusing it (FL_ESQL)
+ * is FL_EDB, not a failed migration. */
+static enum fl_err book(struct run *a, enum fl_err rv, const struct fl_pg_error *e)
+{
+	note(a, "_prisma_migrations", NULL, e);
+	return rv == FL_ESQL ? FL_EDB : rv;
 }
 
 /*
@@ -188,43 +218,83 @@ static enum fl_err reconnect(struct run *a, char *line, size_t size)
 			a->exhausted = true;
 			return FL_ECONNLOST;
 		}
-		fl_log_info(a->m->id, "%s; reconnecting in %lld ms (attempt %d of %d)", line,
-		            (long long)delay, a->retry.attempt + 1, a->retry.policy.attempts);
+		fl_logger_info(a->c->log, a->m->id,
+		               "%s; reconnecting in %lld ms (attempt %d of %d)", line,
+		               (long long)delay, a->retry.attempt + 1, a->retry.policy.attempts);
 		if (nap(a->c, delay))
 			return FL_ECANCELED;
 		a->session_set = false;
+		/* TODO(A1): fl_pg_conn_clean() is not needed here: a new session
+		 * starts clean. */
 		switch ((rv = fl_pg_conn_reset(a->c, errbuf))) {
 		case FL_OK:
+			a->res->reconnected = true;
 			return FL_OK;
 		case FL_ECONNLOST:
 			fl_pg_first_line(errbuf, line, size);
 			continue;
 		case FL_ELOCKED:
 			a->lock_lost = true;
-			say(a->res->message, sizeof(a->res->message),
-			    "connection lost, and on reconnecting: %s", errbuf);
+			tell(a, "connection lost, and on reconnecting: %s", errbuf);
 			return FL_ELOCKED;
 		case FL_ECANCELED:
 			return FL_ECANCELED;
 		default:
 			/* Whatever else went wrong on reconnecting is what we report. */
-			say(a->res->message, sizeof(a->res->message),
-			    "connection lost, and on reconnecting: %s", errbuf);
+			tell(a, "connection lost, and on reconnecting: %s", errbuf);
 			return rv;
 		}
 	}
 }
 
 /*
+ * After a reconnect while applying, our history row tells what happened while
+ * we were away (the lock was free from the moment our session died):
+ * - finished: the commit we never heard back from went through: DONE;
+ * - there and unfinished: it was committed while we held the lock, and it
+ *   blocks every other deployer (Prisma's P3009), so nobody moved on: AGAIN;
+ * - not there (or resolved meanwhile): nothing of ours is committed, and
+ *   another deployer may have changed the history: stop with FL_ECONNLOST,
+ *   record nothing, and let the engine read the history again.
+ */
+static int recheck(struct run *a)
+{
+	struct fl_pg_row_state st;
+	struct fl_pg_error e;
+	char line[FL_ERRBUF_SIZE];
+	enum fl_err rv;
+
+	while ((rv = fl_pg_history_row(a->c, a->id, &st, &e)) != FL_OK) {
+		if (rv != FL_ECONNLOST)
+			return book(a, rv, &e);
+		fl_pg_error_line(&e, line, sizeof(line));
+		if ((rv = reconnect(a, line, sizeof(line))) != FL_OK)
+			return rv;
+	}
+	if (st.finished)
+		return DONE;
+	if (st.exists && !st.rolled_back)
+		return AGAIN;
+	a->nothing_done = true;
+	tell(a,
+	     "connection lost before %s committed; reconnected: nothing of it was applied, and "
+	     "the history must be read again before going on",
+	     a->file);
+	return FL_ECONNLOST;
+}
+
+/*
  * After a failed statement: FL_OK when rv is FL_OK, AGAIN when the failure was
  * transient and another try may start now (after the backoff, and after a
- * reconnect when the connection was lost), else the error to give up with.
+ * reconnect when the connection was lost), DONE when a reconnect showed the
+ * work committed, else the error to give up with.
  */
 static int settle(struct run *a, enum fl_err rv, const struct fl_pg_error *e)
 {
 	char line[FL_ERRBUF_SIZE];
 	int64_t delay;
 	enum fl_err r;
+	int s;
 
 	if (rv == FL_OK)
 		return FL_OK;
@@ -236,13 +306,16 @@ static int settle(struct run *a, enum fl_err rv, const struct fl_pg_error *e)
 	if (rv == FL_ECONNLOST) {
 		if ((r = reconnect(a, line, sizeof(line))) != FL_OK)
 			return r;
+		if (!a->revert && (s = recheck(a)) != AGAIN)
+			return s;
 	} else {
 		if (!fl_retry_next(&a->retry, &delay)) {
 			a->exhausted = true;
 			return rv;
 		}
-		fl_log_info(a->m->id, "%s; retrying in %lld ms (attempt %d of %d)", line,
-		            (long long)delay, a->retry.attempt + 1, a->retry.policy.attempts);
+		fl_logger_info(a->c->log, a->m->id, "%s; retrying in %lld ms (attempt %d of %d)",
+		               line, (long long)delay, a->retry.attempt + 1,
+		               a->retry.policy.attempts);
 		if (nap(a->c, delay))
 			return FL_ECANCELED;
 	}
@@ -257,10 +330,12 @@ static void lost(struct run *a, const struct fl_pg_error *e, const char *what)
 {
 	char line[FL_ERRBUF_SIZE];
 
+	a->unknown = true;
 	fl_pg_error_line(e, line, sizeof(line));
 	if (!atomic_load(&a->c->canceled))
 		(void)reconnect(a, line, sizeof(line));
-	prefix(a, what);
+	if (what != NULL)
+		prefix(a, what);
 }
 
 /* Run a bookkeeping call (idempotent) until it succeeds or fails for good. */
@@ -269,7 +344,7 @@ static void lost(struct run *a, const struct fl_pg_error *e, const char *what)
 		int s_;                                                                            \
 		while ((s_ = settle((a), (call), (e))) == AGAIN)                                   \
 			;                                                                          \
-		(rv) = (enum fl_err)s_;                                                            \
+		(rv) = s_ == DONE ? FL_OK : (enum fl_err)s_;                                       \
 	} while (0)
 
 /* The text that goes into logs: our one line, then Prisma's P3018 text. */
@@ -299,8 +374,12 @@ static char *make_logs(const struct run *a, bool sql_error)
  * Leave a failed row behind, as Prisma does: for TRANSACTION mode a new row
  * (the started one rolled back with the script), otherwise logs on the
  * started row. Best effort: one reconnect, then a warning.
+ *
+ * A TRANSACTION migration applied nothing when it fails, and when it failed
+ * through a lost connection other deployers may have moved on since: no row
+ * then, so nothing false blocks them (the engine reads the history again).
  */
-static void record_failure(struct run *a, enum fl_apply_mode mode, enum fl_err rv)
+static void record_failure(struct run *a, enum fl_err rv)
 {
 	struct fl_pg_error e;
 	char errbuf[FL_ERRBUF_SIZE];
@@ -309,18 +388,28 @@ static void record_failure(struct run *a, enum fl_apply_mode mode, enum fl_err r
 	char *logs;
 	enum fl_err wr;
 
+	if (a->nothing_done || rv == FL_EBUSY || rv == FL_EDB)
+		return;
 	if (a->lock_lost) {
-		fl_log_warn(a->m->id, "not recording the failure: the migration lock is lost");
+		fl_logger_warn(a->c->log, a->m->id,
+		               "not recording the failure: the migration lock is lost");
 		return;
 	}
-	if (PQstatus(a->c->pg) != CONNECTION_OK && fl_pg_conn_reset(a->c, errbuf) != FL_OK) {
-		fl_log_warn(a->m->id, "cannot record the failure in _prisma_migrations: %s",
-		            errbuf);
+	if (a->mode == FL_APPLY_TRANSACTION &&
+	    (rv == FL_ECONNLOST || PQstatus(a->c->pg) != CONNECTION_OK))
 		return;
+	if (PQstatus(a->c->pg) != CONNECTION_OK) {
+		if (fl_pg_conn_reset(a->c, errbuf) != FL_OK) {
+			fl_logger_warn(a->c->log, a->m->id,
+			               "cannot record the failure in _prisma_migrations: %s",
+			               errbuf);
+			return;
+		}
+		a->res->reconnected = true;
 	}
 	fl_pg_conn_rollback(a->c);
 	logs = make_logs(a, sql_error);
-	if (mode == FL_APPLY_TRANSACTION)
+	if (a->mode == FL_APPLY_TRANSACTION)
 		wr = fl_pg_history_insert_failed(a->c, a->id, a->m->id, a->m->checksum,
 		                                 a->started_at, logs, &e);
 	else
@@ -328,9 +417,88 @@ static void record_failure(struct run *a, enum fl_apply_mode mode, enum fl_err r
 	free(logs);
 	if (wr != FL_OK) {
 		fl_pg_error_line(&e, errbuf, sizeof(errbuf));
-		fl_log_warn(a->m->id, "cannot record the failure in _prisma_migrations: %s",
-		            errbuf);
+		fl_logger_warn(a->c->log, a->m->id,
+		               "cannot record the failure in _prisma_migrations: %s", errbuf);
 	}
+}
+
+/*
+ * Out of retries on a busy table (lock timeouts, deadlocks, serialization
+ * failures) with nothing applied: there is nothing to resolve, so leave no
+ * failed row (it would block every later deploy) and say the deploy can
+ * simply run again: FL_EBUSY. Our started row, when it was committed ahead of
+ * the work (STATEMENTS, SCRIPT), goes too.
+ */
+static enum fl_err busy(struct run *a, enum fl_err rv, bool nothing_applied)
+{
+	struct fl_pg_error e;
+	char line[FL_ERRBUF_SIZE];
+
+	if (rv != FL_ERETRY || !a->exhausted || !nothing_applied)
+		return rv;
+	if (!a->revert && a->mode != FL_APPLY_TRANSACTION &&
+	    fl_pg_history_discard(a->c, a->id, &e) != FL_OK) {
+		fl_pg_error_line(&e, line, sizeof(line));
+		fl_logger_warn(a->c->log, a->m->id,
+		               "cannot remove the row of a try that applied nothing: %s", line);
+		return rv;
+	}
+	return FL_EBUSY;
+}
+
+/* Whether a file sent as one simple query runs as one transaction: it parsed,
+ * and has no transaction control, or only at its first and last statements. */
+static bool atomic_script(const struct fl_sql_script *s)
+{
+	if (s == NULL || !s->parsed || (s->flags & FL_SQL_NO_TX_BLOCK))
+		return false;
+	for (size_t i = 0; i < s->count; i++)
+		if ((s->stmts[i].flags & FL_SQL_TX_CONTROL) && i != 0 && i + 1 != s->count)
+			return false;
+	if (s->count > 0 && (s->stmts[0].flags & FL_SQL_TX_CONTROL) &&
+	    !(s->stmts[s->count - 1].flags & FL_SQL_TX_CONTROL))
+		return false;
+	return true;
+}
+
+/*
+ * An interrupted migration (canceled, or a connection lost with its outcome
+ * unknown) says how far it got: "interrupted during statement 4 of 7 (line
+ * 12): 3 applied; <cause>", in res->message and so in the history row's logs.
+ */
+static void interrupted(struct run *a, enum fl_err rv)
+{
+	char gave[64] = "";
+	const char *cause = a->cause[0] != '\0' ? a->cause : fl_strerror(rv);
+	const char *down = a->revert ? "down.sql " : "";
+
+	if (a->exhausted)
+		snprintf(gave, sizeof(gave), "gave up after %d attempts: ", a->res->attempts);
+	if (a->mode == FL_APPLY_STATEMENTS && a->running > 0) {
+		const struct fl_sql_stmt *st = &a->script->stmts[a->running - 1];
+
+		say(a->res->message, sizeof(a->res->message),
+		    "%sinterrupted %s statement %zu of %zu (line %d): %d applied; %s%s%s", down,
+		    a->sent ? "during" : "before", a->running, a->script->count, st->line,
+		    a->applied, gave, a->unknown ? "it may or may not have been applied: " : "",
+		    cause);
+	} else if (a->mode == FL_APPLY_STATEMENTS) {
+		say(a->res->message, sizeof(a->res->message),
+		    "%sinterrupted with %d of %zu statements applied; %s%s", down, a->applied,
+		    a->script->count, gave, cause);
+	} else if (a->mode == FL_APPLY_TRANSACTION) {
+		say(a->res->message, sizeof(a->res->message),
+		    "%sinterrupted: nothing applied, its transaction was rolled back; %s%s", down,
+		    gave, cause);
+	} else if (!a->unknown) {
+		/* SCRIPT, stopped by the server or while waiting to retry. */
+		say(a->res->message, sizeof(a->res->message), "%sinterrupted: %s; %s%s", down,
+		    atomic_script(a->script)
+		        ? "nothing applied, the file runs as one transaction"
+		        : "it may be partly applied, as the file commits part of its work",
+		    gave, cause);
+	}
+	/* SCRIPT with its connection lost says so already (lost()). */
 }
 
 /* Say why we gave up, once the error itself is in res->message. */
@@ -338,12 +506,16 @@ static void final_words(struct run *a, enum fl_err rv)
 {
 	char what[64];
 
-	if (a->exhausted) {
+	if (a->nothing_done)
+		return;
+	if (rv == FL_ECANCELED || rv == FL_ECONNLOST) {
+		interrupted(a, rv);
+	} else if (a->exhausted) {
 		snprintf(what, sizeof(what), "gave up after %d attempts", a->res->attempts);
 		prefix(a, what);
-	} else if (rv == FL_ECANCELED && strcmp(a->err.sqlstate, "57014") != 0) {
-		prefix(a, "canceled");
 	}
+	if (a->res->message[0] == '\0')
+		tell(a, "%s", fl_strerror(rv));
 }
 
 /*
@@ -392,25 +564,10 @@ static enum fl_err verify_retrying(struct run *a)
 		return FL_OK;
 	while ((s = settle(a, verify(a, &e), &e)) == AGAIN)
 		;
-	return (enum fl_err)s;
+	return s == DONE ? FL_OK : (enum fl_err)s;
 }
 
-/* Whether a file sent as one simple query runs as one transaction: no
- * transaction control, or only at its first and last statements. */
-static bool atomic_script(const struct fl_sql_script *s)
-{
-	if (s == NULL)
-		return false;
-	for (size_t i = 0; i < s->count; i++)
-		if ((s->stmts[i].flags & FL_SQL_TX_CONTROL) && i != 0 && i + 1 != s->count)
-			return false;
-	if (s->count > 0 && (s->stmts[0].flags & FL_SQL_TX_CONTROL) &&
-	    !(s->stmts[s->count - 1].flags & FL_SQL_TX_CONTROL))
-		return false;
-	return true;
-}
-
-/* ---- TRANSACTION: script, verify.sql and history row in one transaction ---- */
+/* ---- TRANSACTION: script and history row in one transaction ---- */
 
 static enum fl_err tx_try(struct run *a, struct fl_pg_error *e)
 {
@@ -432,9 +589,9 @@ static enum fl_err tx_try(struct run *a, struct fl_pg_error *e)
 		goto out;
 	}
 	if (PQtransactionStatus(c->pg) == PQTRANS_IDLE)
-		fl_log_warn(a->m->id,
-		            "migration.sql ended flotilla's transaction with its own "
-		            "COMMIT: the rest ran outside it (use SCRIPT mode for such files)");
+		fl_logger_warn(a->c->log, a->m->id,
+		               "migration.sql ended flotilla's transaction with its own "
+		               "COMMIT: the rest ran outside it (use SCRIPT mode for such files)");
 	if (a->m->verify_sql != NULL && (rv = verify(a, e)) != FL_OK)
 		goto out;
 	if ((rv = fl_pg_history_finish(c, a->id, true, e)) != FL_OK)
@@ -446,42 +603,127 @@ static enum fl_err tx_try(struct run *a, struct fl_pg_error *e)
 	}
 	return FL_OK;
 book:
-	note(a, "_prisma_migrations", NULL, e);
+	rv = book(a, rv, e);
 out:
 	if (PQstatus(c->pg) == CONNECTION_OK)
 		fl_pg_conn_rollback(c);
 	return rv;
 }
 
+/* Whether TRANSACTION tries go as one batch: the script's statements are
+ * counted (it parsed), no verify.sql result must be read in between, and the
+ * script is small enough to copy into the batch. */
+static bool batched(const struct run *a)
+{
+	return a->mode == FL_APPLY_TRANSACTION && !a->revert && a->script != NULL &&
+	       a->script->parsed && a->m->verify_sql == NULL && a->m->sql_len <= FL_SQL_PIECE_MAX;
+}
+
+/* Characters (UTF-8) in s[0, n): error positions count them. */
+static int chars_in(const char *s, size_t n)
+{
+	int k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += ((unsigned char)s[i] & 0xc0) != 0x80;
+	return k;
+}
+
+/*
+ * One TRANSACTION try in one round trip: BEGIN, the session cleaned (as
+ * fl_pg_conn_clean, inside the transaction: rolled back with it, and done
+ * again by the next try), the timeouts, the history row, the script, the row
+ * finished, COMMIT, all in one simple query, which the server stops at the
+ * first error. How many statements completed says whose error it was. The
+ * rules are tx_try's; only the round trips differ. FL_EINVAL (nothing sent):
+ * the migration's name cannot be quoted; use tx_try.
+ */
+static enum fl_err tx_batch(struct run *a, struct fl_pg_error *e)
+{
+	struct fl_buf q = FL_BUF_INIT;
+	PGresult *row = NULL;
+	int clean_n, head, done = 0, n = (int)a->script->count;
+	size_t script_at;
+	enum fl_err rv;
+
+	memset(e, 0, sizeof(*e));
+	fl_buf_puts(&q, "BEGIN; ");
+	clean_n = fl_pg_conn_clean_sql(a->c, &q);
+	head = 1 + clean_n;
+	if (a->lock_ms >= 0) {
+		fl_buf_printf(&q, "; SET LOCAL lock_timeout = %lld", clamp_ms(a->lock_ms));
+		head++;
+	}
+	if (a->stmt_ms >= 0) {
+		fl_buf_printf(&q, "; SET LOCAL statement_timeout = %lld", clamp_ms(a->stmt_ms));
+		head++;
+	}
+	fl_buf_puts(&q, "; ");
+	if (fl_pg_history_start_sql(a->c, a->id, a->m->id, a->m->checksum, &q) != FL_OK) {
+		fl_buf_fini(&q);
+		return FL_EINVAL;
+	}
+	/* The newlines end a trailing "--" comment before our ';'. */
+	fl_buf_puts(&q, ";\n");
+	script_at = q.len;
+	fl_buf_append(&q, a->sql, a->m->sql_len);
+	fl_buf_puts(&q, "\n;\n");
+	fl_pg_history_finish_sql(a->c, a->id, &q);
+	fl_buf_puts(&q, ";\nCOMMIT");
+	rv = fl_pg_conn_run_counted(a->c, fl_buf_str(&q), head, &row, &done, e);
+	if (row != NULL && PQntuples(row) == 1 && PQnfields(row) == 1)
+		snprintf(a->started_at, sizeof(a->started_at), "%s", PQgetvalue(row, 0, 0));
+	PQclear(row);
+	if (rv != FL_OK) {
+		if (done < 1 + clean_n) {
+			note(a, "resetting the session", NULL, e);
+			rv = rv == FL_ESQL ? FL_EDB : rv;
+		} else if (done <= head) {
+			rv = book(a, rv, e); /* the timeouts, the history row */
+		} else if (done <= head + n) {
+			e->position -= e->position > 0 ? chars_in(q.data, script_at) : 0;
+			e->position = e->position > 0 ? e->position : 0;
+			note(a, a->file, a->sql, e);
+		} else if (done == head + n + 1) {
+			rv = book(a, rv, e); /* finishing the history row */
+		} else {
+			note(a, "COMMIT", NULL, e); /* deferred constraints fail here */
+		}
+		if (PQstatus(a->c->pg) == CONNECTION_OK)
+			fl_pg_conn_rollback(a->c);
+	}
+	fl_buf_fini(&q);
+	return rv;
+}
+
 static enum fl_err apply_tx(struct run *a)
 {
-	struct fl_pg_row_state st;
 	struct fl_pg_error e;
 	enum fl_err rv;
 	int s;
 
 	for (;;) {
-		rv = tx_try(a, &e);
+		rv = batched(a) ? tx_batch(a, &e) : FL_EINVAL;
+		if (rv == FL_EINVAL)
+			rv = tx_try(a, &e);
 		if (rv == FL_OK)
 			return FL_OK;
-		if ((s = settle(a, rv, &e)) != AGAIN) {
+		if (rv == FL_EDB)
+			break; /* flotilla may not write its bookkeeping: nothing ran */
+		s = settle(a, rv, &e);
+		if (s == DONE) {
+			fl_logger_info(a->c->log, a->m->id,
+			               "the connection dropped after the commit went through");
+			return FL_OK;
+		}
+		if (s != AGAIN) {
 			rv = (enum fl_err)s;
 			break;
 		}
-		if (rv != FL_ECONNLOST)
-			continue;
-		/* Did the COMMIT we never heard back from go through? */
-		KEEP_TRYING(a, rv, &e, fl_pg_history_row(a->c, a->id, &st, &e));
-		if (rv != FL_OK)
-			break;
-		if (st.finished) {
-			fl_log_info(a->m->id,
-			            "the connection dropped after the commit went through");
-			return FL_OK;
-		}
 	}
+	rv = busy(a, rv, true);
 	final_words(a, rv);
-	record_failure(a, FL_APPLY_TRANSACTION, rv);
+	record_failure(a, rv);
 	return rv;
 }
 
@@ -509,6 +751,7 @@ static enum fl_err run_statement(struct run *a, size_t k, const char *text, bool
 	}
 	if ((rv = set_session_timeouts(a, e)) != FL_OK)
 		return rv;
+	a->sent = true;
 	if (!counted)
 		return fl_pg_conn_run(a->c, text, NULL, e);
 	/* The newline ends a trailing "--" comment before our ';'. */
@@ -535,29 +778,32 @@ static enum fl_err run_statements(struct run *a, bool count)
 
 	while (k < s->count) {
 		bool counted = count && combinable(&s->stmts[k]) && !no_combine;
-		char *text = fl_strndup(a->sql + s->stmts[k].offset, s->stmts[k].len);
+		char *text;
 		bool in_tx;
 		int r;
 
+		a->running = k + 1;
+		a->sent = false;
 		if (atomic_load(&a->c->canceled)) {
-			free(text);
 			memset(&e, 0, sizeof(e));
 			e.kind = FL_ECANCELED;
-			snprintf(e.message, sizeof(e.message), "canceled before this statement");
+			snprintf(e.message, sizeof(e.message), "canceled");
 			note_statement(a, k, "", &e);
 			return FL_ECANCELED;
 		}
+		text = fl_strndup(a->sql + s->stmts[k].offset, s->stmts[k].len);
 		rv = run_statement(a, k, text, counted, &e);
 		if (rv == FL_OK) {
 			free(text);
 			no_combine = false;
+			/* Inside the file's own BEGIN, nothing is committed until its COMMIT. */
+			if (PQtransactionStatus(a->c->pg) == PQTRANS_IDLE)
+				a->applied = (int)k + 1;
 			if (count && !counted) {
 				KEEP_TRYING(a, rv, &e,
 				            fl_pg_history_set_steps(a->c, a->id, (int)k + 1, &e));
-				if (rv != FL_OK) {
-					note(a, "_prisma_migrations", NULL, &e);
-					return rv;
-				}
+				if (rv != FL_OK)
+					return a->nothing_done ? rv : book(a, rv, &e);
 			}
 			k++;
 			continue;
@@ -577,7 +823,7 @@ static enum fl_err run_statements(struct run *a, bool count)
 		}
 		if (rv == FL_ECONNLOST && !counted) {
 			/* Unknown whether it ran: never run it twice. */
-			lost(a, &e, "connection lost; it may or may not have been applied");
+			lost(a, &e, NULL);
 			return FL_ECONNLOST;
 		}
 		if (rv == FL_ERETRY && (s->stmts[k].flags & FL_SQL_NO_TX_BLOCK)) {
@@ -591,16 +837,16 @@ static enum fl_err run_statements(struct run *a, bool count)
 			return rv;
 		}
 		if ((r = settle(a, rv, &e)) != AGAIN)
-			return (enum fl_err)r;
+			return r == DONE ? FL_OK : (enum fl_err)r;
 		if (count && (rv == FL_ECONNLOST || in_tx || own_tx)) {
 			KEEP_TRYING(a, rv, &e, fl_pg_history_row(a->c, a->id, &st, &e));
-			if (rv != FL_OK) {
-				note(a, "_prisma_migrations", NULL, &e);
-				return rv;
-			}
+			if (rv != FL_OK)
+				return a->nothing_done ? rv : book(a, rv, &e);
 			k = st.steps >= 0 && (size_t)st.steps <= k ? (size_t)st.steps : k;
+			a->applied = (int)k;
 		}
 	}
+	a->running = 0;
 	return FL_OK;
 }
 
@@ -612,7 +858,8 @@ static enum fl_err apply_statements(struct run *a)
 	KEEP_TRYING(a, rv, &e,
 	            fl_pg_history_start(a->c, a->id, a->m->id, a->m->checksum, a->started_at, &e));
 	if (rv != FL_OK) {
-		note(a, "_prisma_migrations", NULL, &e);
+		if (!a->nothing_done)
+			rv = book(a, rv, &e);
 		final_words(a, rv);
 		return rv;
 	}
@@ -623,24 +870,26 @@ static enum fl_err apply_statements(struct run *a)
 		goto fail;
 	KEEP_TRYING(a, rv, &e, fl_pg_history_finish(a->c, a->id, false, &e));
 	if (rv != FL_OK) {
-		note(a, "_prisma_migrations", NULL, &e);
+		if (!a->nothing_done)
+			rv = book(a, rv, &e);
 		goto fail;
 	}
 	return FL_OK;
 fail:
 	reset_session_timeouts(a);
+	rv = busy(a, rv, a->applied == 0 && !a->unknown);
 	final_words(a, rv);
-	record_failure(a, FL_APPLY_STATEMENTS, rv);
+	record_failure(a, rv);
 	return rv;
 }
 
 /* ---- SCRIPT: as Prisma runs it ---- */
 
 /* Send the whole file as one simple query, retrying a lock timeout only when
- * the file is atomic. */
+ * the file is known to be atomic (it parsed, and commits nothing halfway). */
 static enum fl_err run_script(struct run *a)
 {
-	bool atomic = atomic_script(a->script) && !(a->script->flags & FL_SQL_NO_TX_BLOCK);
+	bool atomic = atomic_script(a->script);
 	struct fl_pg_error e;
 	enum fl_err rv;
 	int s;
@@ -667,11 +916,15 @@ static enum fl_err run_script(struct run *a)
 			return FL_ECONNLOST;
 		}
 		if (rv == FL_ERETRY && !atomic) {
-			prefix(a, "not retried, as the file commits part of its work");
+			prefix(a,
+			       a->script != NULL && a->script->parsed
+			           ? "not retried, as the file commits part of its work"
+			           : "not retried, as the file did not parse: it may commit part "
+			             "of its work");
 			return rv;
 		}
 		if ((s = settle(a, rv, &e)) != AGAIN)
-			return (enum fl_err)s;
+			return s == DONE ? FL_OK : (enum fl_err)s;
 	}
 }
 
@@ -683,7 +936,8 @@ static enum fl_err apply_script(struct run *a)
 	KEEP_TRYING(a, rv, &e,
 	            fl_pg_history_start(a->c, a->id, a->m->id, a->m->checksum, a->started_at, &e));
 	if (rv != FL_OK) {
-		note(a, "_prisma_migrations", NULL, &e);
+		if (!a->nothing_done)
+			rv = book(a, rv, &e);
 		final_words(a, rv);
 		return rv;
 	}
@@ -695,31 +949,38 @@ static enum fl_err apply_script(struct run *a)
 	/* Prisma: record_successful_step, then record_migration_finished. */
 	KEEP_TRYING(a, rv, &e, fl_pg_history_finish(a->c, a->id, true, &e));
 	if (rv != FL_OK) {
-		note(a, "_prisma_migrations", NULL, &e);
+		if (!a->nothing_done)
+			rv = book(a, rv, &e);
 		goto fail;
 	}
 	return FL_OK;
 fail:
 	reset_session_timeouts(a);
+	rv = busy(a, rv, atomic_script(a->script));
 	final_words(a, rv);
-	record_failure(a, FL_APPLY_SCRIPT, rv);
+	record_failure(a, rv);
 	return rv;
 }
 
 static enum fl_err start(struct run *a, struct fl_conn *c, const struct fl_migration *m,
-                         const struct fl_sql_script *script, const struct fl_apply_opts *opts,
-                         struct fl_apply_result *res, bool down)
+                         enum fl_apply_mode mode, const struct fl_sql_script *script,
+                         const struct fl_apply_opts *opts, struct fl_apply_result *res, bool down)
 {
 	memset(a, 0, sizeof(*a));
 	memset(res, 0, sizeof(*res));
 	res->attempts = 1;
 	a->c = c;
 	a->m = m;
+	a->mode = mode;
+	a->revert = down;
 	a->script = script;
 	a->res = res;
 	a->file = down ? "down.sql" : "migration.sql";
 	if (m == NULL || opts == NULL || (a->sql = down ? m->down_sql : m->sql) == NULL)
 		return fl_errf(res->message, FL_EINVAL, "%s: nothing to run", a->file);
+	if (mode == FL_APPLY_STATEMENTS && (script == NULL || !script->parsed))
+		return fl_errf(res->message, FL_EINVAL,
+		               "statement-by-statement mode needs the parsed %s", a->file);
 	res->statements = script != NULL ? (int)script->count : 0;
 	a->lock_ms_plain = m->lock_timeout_ms >= 0 ? m->lock_timeout_ms : opts->lock_timeout_ms;
 	a->lock_ms_no_tx = m->lock_timeout_ms;
@@ -732,8 +993,41 @@ static enum fl_err start(struct run *a, struct fl_conn *c, const struct fl_migra
 	fl_retry_start(&a->retry, &opts->retry);
 	fl_pg_history_new_id(a->id);
 	if (atomic_load(&c->canceled))
-		return fl_errf(res->message, FL_ECANCELED, "canceled");
+		return fl_errf(res->message, FL_ECANCELED, "canceled before %s started", a->file);
 	return FL_OK;
+}
+
+/* Start from the session state right after connecting: a SET search_path or
+ * SET ROLE of the migration before must not leak into this one, so that the
+ * result never depends on how migrations were batched into deploys. */
+static enum fl_err clean(struct run *a)
+{
+	struct fl_pg_error e;
+	int s;
+
+	while ((s = settle(a, fl_pg_conn_clean(a->c, &e), &e)) == AGAIN)
+		;
+	if (s == FL_OK || s == DONE)
+		return FL_OK;
+	if (!a->nothing_done) {
+		note(a, "resetting the session", NULL, &e);
+		return s == FL_ESQL ? FL_EDB : (enum fl_err)s;
+	}
+	return (enum fl_err)s;
+}
+
+/* What every apply and revert does at its end. */
+static enum fl_err finish(struct run *a, enum fl_err rv)
+{
+	a->res->duration_us = fl_now_us() - a->try_started_us;
+	if (rv == FL_OK) {
+		/* Errors overcome by a retry stay only in sqlstate and attempts. */
+		a->res->message[0] = '\0';
+		a->res->statement = 0;
+	} else if (a->res->message[0] == '\0') {
+		tell(a, "%s: %s", a->file, fl_strerror(rv));
+	}
+	return rv;
 }
 
 enum fl_err fl_pg_apply_run(struct fl_conn *c, const struct fl_migration *m,
@@ -743,16 +1037,16 @@ enum fl_err fl_pg_apply_run(struct fl_conn *c, const struct fl_migration *m,
 	struct run a;
 	enum fl_err rv;
 
-	if ((rv = start(&a, c, m, script, opts, res, false)) != FL_OK)
+	if ((rv = start(&a, c, m, mode, script, opts, res, false)) != FL_OK)
 		return rv;
+	/* A batched TRANSACTION try cleans the session itself. */
+	if (!batched(&a) && (rv = clean(&a)) != FL_OK)
+		return finish(&a, rv);
 	switch (mode) {
 	case FL_APPLY_TRANSACTION:
 		rv = apply_tx(&a);
 		break;
 	case FL_APPLY_STATEMENTS:
-		if (script == NULL)
-			return fl_errf(res->message, FL_EINVAL,
-			               "statement-by-statement mode needs the parsed script");
 		rv = apply_statements(&a);
 		break;
 	case FL_APPLY_SCRIPT:
@@ -761,13 +1055,7 @@ enum fl_err fl_pg_apply_run(struct fl_conn *c, const struct fl_migration *m,
 	default:
 		return fl_errf(res->message, FL_EINVAL, "unknown apply mode %d", (int)mode);
 	}
-	res->duration_us = fl_now_us() - a.try_started_us;
-	if (rv == FL_OK) {
-		/* Errors overcome by a retry stay only in sqlstate and attempts. */
-		res->message[0] = '\0';
-		res->statement = 0;
-	}
-	return rv;
+	return finish(&a, rv);
 }
 
 /* ---- revert: down.sql, then the history rows go ---- */
@@ -807,7 +1095,8 @@ static enum fl_err revert_tx_try(struct run *a, const char *detail, bool *gone,
 		goto out;
 	}
 	if (PQtransactionStatus(c->pg) == PQTRANS_IDLE)
-		fl_log_warn(a->m->id, "down.sql ended flotilla's transaction with its own COMMIT");
+		fl_logger_warn(a->c->log, a->m->id,
+		               "down.sql ended flotilla's transaction with its own COMMIT");
 	if ((rv = fl_pg_history_forget(c, a->m->id, a->m->checksum, detail, &rows, e)) != FL_OK)
 		goto book;
 	if (PQtransactionStatus(c->pg) != PQTRANS_IDLE &&
@@ -817,7 +1106,7 @@ static enum fl_err revert_tx_try(struct run *a, const char *detail, bool *gone,
 	}
 	return FL_OK;
 book:
-	note(a, "_prisma_migrations", NULL, e);
+	rv = book(a, rv, e);
 out:
 	if (PQstatus(c->pg) == CONNECTION_OK)
 		fl_pg_conn_rollback(c);
@@ -836,22 +1125,26 @@ static enum fl_err revert_tx(struct run *a)
 		if (rv == FL_OK && gone) {
 			if (first)
 				return nothing_to_revert(a);
-			fl_log_info(a->m->id,
-			            "the connection dropped after the commit went through");
+			fl_logger_info(a->c->log, a->m->id,
+			               "the connection dropped after the commit went through");
 			return FL_OK;
 		}
 		if (rv == FL_OK)
 			return FL_OK;
-		if ((s = settle(a, rv, &e)) != AGAIN)
+		if (rv == FL_EDB)
 			break;
+		if ((s = settle(a, rv, &e)) != AGAIN) {
+			rv = (enum fl_err)s;
+			break;
+		}
 		first = first && rv != FL_ECONNLOST;
 	}
-	rv = (enum fl_err)s;
+	rv = busy(a, rv, true);
 	final_words(a, rv);
 	return rv;
 }
 
-static enum fl_err revert_outside_tx(struct run *a, enum fl_apply_mode mode)
+static enum fl_err revert_outside_tx(struct run *a)
 {
 	struct fl_pg_error e;
 	long rows = 0;
@@ -859,23 +1152,27 @@ static enum fl_err revert_outside_tx(struct run *a, enum fl_apply_mode mode)
 
 	KEEP_TRYING(a, rv, &e, fl_pg_history_count(a->c, a->m->id, &rows, &e));
 	if (rv != FL_OK) {
-		note(a, "_prisma_migrations", NULL, &e);
+		rv = book(a, rv, &e);
 		goto out;
 	}
 	if (rows == 0)
 		return nothing_to_revert(a);
-	rv = mode == FL_APPLY_STATEMENTS ? run_statements(a, false) : run_script(a);
+	rv = a->mode == FL_APPLY_STATEMENTS ? run_statements(a, false) : run_script(a);
 	reset_session_timeouts(a);
-	if (rv != FL_OK)
+	if (rv != FL_OK) {
+		rv = busy(a, rv,
+		          a->mode == FL_APPLY_STATEMENTS ? a->applied == 0 && !a->unknown
+		                                         : atomic_script(a->script));
 		goto out;
+	}
 	KEEP_TRYING(a, rv, &e,
 	            fl_pg_history_forget(a->c, a->m->id, a->m->checksum,
-	                                 mode == FL_APPLY_STATEMENTS
+	                                 a->mode == FL_APPLY_STATEMENTS
 	                                     ? "down.sql statement by statement"
 	                                     : "down.sql as one script",
 	                                 &rows, &e));
 	if (rv != FL_OK)
-		note(a, "_prisma_migrations", NULL, &e);
+		rv = book(a, rv, &e);
 out:
 	if (rv != FL_OK)
 		final_words(a, rv);
@@ -889,30 +1186,27 @@ enum fl_err fl_pg_apply_revert(struct fl_conn *c, const struct fl_migration *m,
 	struct run a;
 	enum fl_err rv;
 
-	if ((rv = start(&a, c, m, down, opts, res, true)) != FL_OK)
+	if ((rv = start(&a, c, m, mode, down, opts, res, true)) != FL_OK)
+		return rv;
+	if ((rv = clean(&a)) != FL_OK)
+		return finish(&a, rv);
+	/* The rollback is recorded in our own table: make sure we may write
+	 * there before down.sql changes anything. */
+	if ((rv = fl_pg_history_ensure_events(c, res->message)) != FL_OK)
 		return rv;
 	switch (mode) {
 	case FL_APPLY_TRANSACTION:
 		rv = revert_tx(&a);
 		break;
 	case FL_APPLY_STATEMENTS:
-		if (down == NULL)
-			return fl_errf(res->message, FL_EINVAL,
-			               "statement-by-statement mode needs the parsed down.sql");
-		/* fall through */
 	case FL_APPLY_SCRIPT:
-		rv = revert_outside_tx(&a, mode);
+		rv = revert_outside_tx(&a);
 		break;
 	default:
 		return fl_errf(res->message, FL_EINVAL, "unknown apply mode %d", (int)mode);
 	}
-	res->duration_us = fl_now_us() - a.try_started_us;
-	if (rv == FL_OK) {
-		/* Errors overcome by a retry stay only in sqlstate and attempts. */
-		res->message[0] = '\0';
-		res->statement = 0;
-	}
+	rv = finish(&a, rv);
 	if (rv == FL_OK)
-		fl_log_info(m->id, "rolled back");
+		fl_logger_info(c->log, m->id, "rolled back");
 	return rv;
 }

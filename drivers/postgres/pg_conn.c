@@ -322,12 +322,16 @@ static enum fl_err drain_copy_out(struct fl_conn *c, struct wait *w, struct fl_p
 }
 
 /* Read every result of what was sent: the last good one to *last, the first
- * failure into e. Leaves the connection idle, or dead. */
-static enum fl_err collect(struct fl_conn *c, PGresult **last, struct fl_pg_error *e)
+ * failure into e. Leaves the connection idle, or dead. With done, count the
+ * statements that completed before the failure; with nth, keep the result
+ * of statement want (0-based) there. */
+static enum fl_err collect(struct fl_conn *c, PGresult **last, int want, PGresult **nth, int *done,
+                           struct fl_pg_error *e)
 {
 	PGresult *r, *keep = NULL, *failed = NULL;
 	struct wait w = {0, false};
 	enum fl_err rv = FL_OK;
+	int n = 0;
 
 	for (;;) {
 		if ((rv = await_idle(c, &w, e)) != FL_OK)
@@ -339,8 +343,14 @@ static enum fl_err collect(struct fl_conn *c, PGresult **last, struct fl_pg_erro
 		case PGRES_TUPLES_OK:
 		case PGRES_EMPTY_QUERY:
 		case PGRES_SINGLE_TUPLE:
-			PQclear(keep);
-			keep = r;
+			if (nth != NULL && n == want) {
+				*nth = r; /* the caller's now */
+			} else {
+				PQclear(keep);
+				keep = r;
+			}
+			if (failed == NULL)
+				n++;
 			break;
 		case PGRES_COPY_IN:
 			PQclear(r);
@@ -370,6 +380,8 @@ out:
 		*last = keep;
 	else
 		PQclear(keep);
+	if (done != NULL)
+		*done = n;
 	return rv;
 }
 
@@ -383,7 +395,18 @@ enum fl_err fl_pg_conn_run(struct fl_conn *c, const char *sql, PGresult **last,
 	memset(e, 0, sizeof(*e));
 	if (!PQsendQuery(c->pg, sql))
 		return classify(c, NULL, e);
-	return collect(c, last, e);
+	return collect(c, last, -1, NULL, NULL, e);
+}
+
+enum fl_err fl_pg_conn_run_counted(struct fl_conn *c, const char *sql, int want, PGresult **nth,
+                                   int *done, struct fl_pg_error *e)
+{
+	*nth = NULL;
+	*done = 0;
+	memset(e, 0, sizeof(*e));
+	if (!PQsendQuery(c->pg, sql))
+		return classify(c, NULL, e);
+	return collect(c, NULL, want, nth, done, e);
 }
 
 enum fl_err fl_pg_conn_query(struct fl_conn *c, const char *sql, int nparams,
@@ -394,7 +417,7 @@ enum fl_err fl_pg_conn_query(struct fl_conn *c, const char *sql, int nparams,
 	memset(e, 0, sizeof(*e));
 	if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0))
 		return classify(c, NULL, e);
-	return collect(c, out, e);
+	return collect(c, out, -1, NULL, NULL, e);
 }
 
 void fl_pg_conn_rollback(struct fl_conn *c)
@@ -1087,22 +1110,29 @@ enum fl_err fl_pg_conn_lock_held(struct fl_conn *c, bool *held, char *errbuf)
 
 /* ---- between migrations ---- */
 
+int fl_pg_conn_clean_sql(const struct fl_conn *c, struct fl_buf *out)
+{
+	/* DISCARD ALL less pg_advisory_unlock_all(), which would drop our lock;
+	 * and not DISCARD ALL itself, which cannot run in the implicit
+	 * transaction of a multi-statement query. */
+	fl_buf_puts(out, "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; "
+	                 "DEALLOCATE ALL; UNLISTEN *; DISCARD PLANS; DISCARD SEQUENCES; "
+	                 "DISCARD TEMP");
+	if (!c->schema_given)
+		return 9;
+	fl_buf_printf(out, "; SET search_path = %s", c->qschema);
+	return 10;
+}
+
 enum fl_err fl_pg_conn_clean(struct fl_conn *c, struct fl_pg_error *e)
 {
 	struct fl_buf sql = FL_BUF_INIT;
 	PGTransactionStatusType st = PQtransactionStatus(c->pg);
 	enum fl_err rv;
 
-	/* DISCARD ALL less pg_advisory_unlock_all(), which would drop our lock;
-	 * and not DISCARD ALL itself, which cannot run in the implicit
-	 * transaction of a multi-statement query. */
 	if (st == PQTRANS_INTRANS || st == PQTRANS_INERROR)
 		fl_buf_puts(&sql, "ROLLBACK; ");
-	fl_buf_puts(&sql, "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; "
-	                  "DEALLOCATE ALL; UNLISTEN *; DISCARD PLANS; DISCARD SEQUENCES; "
-	                  "DISCARD TEMP");
-	if (c->schema_given)
-		fl_buf_printf(&sql, "; SET search_path = %s", c->qschema);
+	(void)fl_pg_conn_clean_sql(c, &sql);
 	rv = fl_pg_conn_run(c, fl_buf_str(&sql), NULL, e);
 	fl_buf_fini(&sql);
 	return rv;

@@ -144,6 +144,10 @@ void fl_pg_conn_cancel(struct fl_conn *c);
  */
 enum fl_err fl_pg_conn_clean(struct fl_conn *c, struct fl_pg_error *e)
     __attribute__((warn_unused_result));
+/* The statements of fl_pg_conn_clean (for an idle session, no ROLLBACK), for
+ * a caller that sends them in a batch of its own, even inside a transaction
+ * block: appended to out, ';'-separated, no trailing ';'. Returns how many. */
+int fl_pg_conn_clean_sql(const struct fl_conn *c, struct fl_buf *out);
 
 /*
  * Run sql (one or more statements) with the simple query protocol, exactly
@@ -153,6 +157,15 @@ enum fl_err fl_pg_conn_clean(struct fl_conn *c, struct fl_pg_error *e)
  */
 enum fl_err fl_pg_conn_run(struct fl_conn *c, const char *sql, PGresult **last,
                            struct fl_pg_error *e);
+
+/*
+ * fl_pg_conn_run for a batch whose results the caller tells apart: *done
+ * gets how many statements completed before the first failure (all of them
+ * on success), and *nth the result of statement `want` (0-based) if it
+ * completed, for the caller to PQclear (NULL otherwise).
+ */
+enum fl_err fl_pg_conn_run_counted(struct fl_conn *c, const char *sql, int want, PGresult **nth,
+                                   int *done, struct fl_pg_error *e);
 
 /* One statement with text parameters (extended protocol). On success *out
  * (if not NULL) gets the result, for the caller to PQclear. */

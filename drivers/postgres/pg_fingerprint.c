@@ -176,15 +176,23 @@ enum fl_err fl_pg_fingerprint_compute(struct fl_conn *c, struct fl_buf *dump,
 		goto out;
 	if ((rv = fl_pg_conn_query(c, "SELECT quote_ident($1)", 1, params, &r, &e)) != FL_OK)
 		goto out;
-	qname = fl_strdup(PQgetvalue(r, 0, 0));
+	qname = fl_strdup(PQntuples(r) == 1 && PQnfields(r) == 1 ? PQgetvalue(r, 0, 0) : "");
 	PQclear(r);
 	if ((rv = fl_pg_conn_query(c, catalog_sql, 1, params, &r, &e)) != FL_OK)
 		goto out;
 	if ((rv = fl_pg_conn_run(c, "COMMIT", NULL, &e)) != FL_OK)
 		goto out;
 
+	if (PQnfields(r) != 3 || qname[0] == '\0') {
+		rv =
+		    fl_errf(errbuf, FL_EDB,
+		            "cannot fingerprint schema '%s': the server answered the catalog query "
+		            "with %d columns, not 3",
+		            c->schema, PQnfields(r));
+		goto out;
+	}
 	n = PQntuples(r);
-	lines = fl_calloc((size_t)n, sizeof(*lines));
+	lines = fl_calloc((size_t)(n > 0 ? n : 1), sizeof(*lines));
 	for (int i = 0; i < n; i++) {
 		struct fl_buf b = FL_BUF_INIT;
 

@@ -24,17 +24,38 @@
 	"    applied_steps_count     INTEGER NOT NULL DEFAULT 0\n"                                 \
 	")"
 
-/* flotilla's own facts: rollbacks and resolves, which Prisma keeps nowhere.
- * event is 'rolled_back', 'resolved_applied' or 'resolved_rolled_back'. */
+/* flotilla's own facts, which Prisma keeps nowhere (rollbacks, resolves), live
+ * in a schema of their own, one per database, never in the application's
+ * schema: Prisma introspects every table there. Rows are keyed by the
+ * tenant's schema, so tenants sharing a database share the table. event is
+ * 'rolled_back', 'resolved_applied' or 'resolved_rolled_back'. The identity
+ * column needs no privilege on its sequence, only INSERT on the table. */
+#define EVENTS_SCHEMA "_flotilla"
+#define EVENTS_QNAME  "\"_flotilla\".events"
 #define EVENTS_TABLE_DDL                                                                           \
-	"CREATE TABLE %s (\n"                                                                      \
-	"    id              BIGSERIAL PRIMARY KEY,\n"                                             \
+	"CREATE TABLE IF NOT EXISTS \"_flotilla\".events (\n"                                      \
+	"    id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"                   \
 	"    at              TIMESTAMPTZ NOT NULL DEFAULT now(),\n"                                \
+	"    schema_name     TEXT NOT NULL,\n"                                                     \
 	"    migration_name  VARCHAR(255) NOT NULL,\n"                                             \
 	"    event           TEXT NOT NULL,\n"                                                     \
 	"    checksum        VARCHAR(64),\n"                                                       \
 	"    detail          TEXT\n"                                                               \
-	")"
+	");\n"                                                                                     \
+	"CREATE INDEX IF NOT EXISTS events_schema_name_idx ON \"_flotilla\".events "               \
+	"(schema_name, migration_name)"
+
+/* What older flotilla kept in the application's schema, as it created it. */
+#define LEGACY_TABLE "_flotilla_events"
+
+/* Cell (row, col) of r, "" when r has no such cell (or it is NULL): a server
+ * that answers otherwise than asked gives wrong data here, never a crash. */
+static const char *val(const PGresult *r, int row, int col)
+{
+	if (r == NULL || row < 0 || row >= PQntuples(r) || col < 0 || col >= PQnfields(r))
+		return "";
+	return PQgetvalue(r, row, col);
+}
 
 static char *sqlf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -97,63 +118,255 @@ static enum fl_err exists(struct fl_conn *c, const char *qname, bool *yes, struc
 	rv = fl_pg_conn_query(c, "SELECT to_regclass($1) IS NOT NULL", 1, params, &r, e);
 	if (rv != FL_OK)
 		return rv;
-	*yes = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	*yes = strcmp(val(r, 0, 0), "t") == 0;
 	PQclear(r);
 	return FL_OK;
 }
 
+/* "schema"."_flotilla_events", where older flotilla kept its events; caller frees. */
+static char *legacy_qname(const struct fl_conn *c)
+{
+	return sqlf("%s.\"" LEGACY_TABLE "\"", c->qschema);
+}
+
 enum fl_err fl_pg_history_ensure(struct fl_conn *c, char *errbuf)
 {
-	const char *params[1] = {c->schema};
+	const char *params[2] = {c->schema, c->qmig};
 	struct fl_pg_error e;
 	PGresult *r = NULL;
-	bool have;
+	bool have_schema, have_table;
 	enum fl_err rv;
 
+	/* The common case, everything there, in one round trip. */
+	rv = fl_pg_conn_query(c,
+	                      "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), "
+	                      "to_regclass($2) IS NOT NULL",
+	                      2, params, &r, &e);
+	if (rv != FL_OK)
+		goto out;
+	have_schema = strcmp(val(r, 0, 0), "t") == 0;
+	have_table = strcmp(val(r, 0, 1), "t") == 0;
+	PQclear(r);
+	if (have_schema && have_table)
+		return FL_OK;
 	if ((rv = fl_pg_conn_run(c, "BEGIN", NULL, &e)) != FL_OK)
 		goto out;
 	/* As Prisma's setup_connection: create the schema when it is missing. */
-	rv = fl_pg_conn_query(c, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", 1,
-	                      params, &r, &e);
-	if (rv != FL_OK)
+	if (!have_schema &&
+	    (rv = runf(c, &e, "CREATE SCHEMA IF NOT EXISTS %s", c->qschema)) != FL_OK)
 		goto out;
-	have = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-	PQclear(r);
-	if (!have && (rv = runf(c, &e, "CREATE SCHEMA IF NOT EXISTS %s", c->qschema)) != FL_OK)
+	if ((rv = exists(c, c->qmig, &have_table, &e)) != FL_OK)
 		goto out;
-	if ((rv = exists(c, c->qmig, &have, &e)) != FL_OK)
-		goto out;
-	if (!have && (rv = runf(c, &e, PRISMA_TABLE_DDL, c->qmig)) != FL_OK)
-		goto out;
-	if ((rv = exists(c, c->qevents, &have, &e)) != FL_OK)
-		goto out;
-	if (!have && (rv = runf(c, &e, EVENTS_TABLE_DDL, c->qevents)) != FL_OK)
+	if (!have_table && (rv = runf(c, &e, PRISMA_TABLE_DDL, c->qmig)) != FL_OK)
 		goto out;
 	rv = fl_pg_conn_run(c, "COMMIT", NULL, &e);
 out:
 	if (rv != FL_OK) {
 		fl_pg_conn_rollback(c);
-		return fail(errbuf, &e, "create the history tables in schema", c->schema);
+		return fail(errbuf, &e, "create the history table in schema", c->schema);
 	}
 	return FL_OK;
 }
 
+/* One row of facts about our events schema, the role and the database. */
+static const char events_state_sql[] =
+    "SELECT n.oid IS NOT NULL, t.oid IS NOT NULL,"
+    " has_database_privilege(current_database(), 'CREATE'),"
+    " n.oid IS NOT NULL AND has_schema_privilege(n.oid, 'USAGE'),"
+    " n.oid IS NOT NULL AND has_schema_privilege(n.oid, 'CREATE'),"
+    " t.oid IS NOT NULL AND has_table_privilege(t.oid, 'INSERT'),"
+    " current_database(), current_user "
+    "FROM (SELECT 1) one"
+    " LEFT JOIN pg_namespace n ON n.nspname = '" EVENTS_SCHEMA "'"
+    " LEFT JOIN pg_class t ON t.relnamespace = n.oid AND t.relname = 'events'";
+
+/* The privilege the role lacks to record events, as a message; FL_OK if none. */
+static enum fl_err events_refusal(const PGresult *r, char *errbuf)
+{
+	bool schema = strcmp(val(r, 0, 0), "t") == 0;
+	bool table = strcmp(val(r, 0, 1), "t") == 0;
+	bool db_create = strcmp(val(r, 0, 2), "t") == 0;
+	bool usage = strcmp(val(r, 0, 3), "t") == 0;
+	bool schema_create = strcmp(val(r, 0, 4), "t") == 0;
+	bool insert = strcmp(val(r, 0, 5), "t") == 0;
+	char db[200], role[200];
+	const char *v;
+
+	v = val(r, 0, 6);
+	fl_err_quote(db, sizeof(db), v, strlen(v));
+	v = val(r, 0, 7);
+	fl_err_quote(role, sizeof(role), v, strlen(v));
+	if (!schema && !db_create)
+		return fl_errf(errbuf, FL_EDB,
+		               "cannot create schema '" EVENTS_SCHEMA
+		               "' for flotilla's own records: "
+		               "permission denied for database '%s' (role '%s' needs CREATE on the "
+		               "database); grant it, or have an administrator run 'CREATE "
+		               "SCHEMA " EVENTS_SCHEMA "' and grant '%s' USAGE and CREATE on it",
+		               db, role, role);
+	if (schema && !usage)
+		return fl_errf(errbuf, FL_EDB,
+		               "cannot use schema '" EVENTS_SCHEMA "' for flotilla's own records: "
+		               "permission denied (role '%s' needs USAGE on schema '" EVENTS_SCHEMA
+		               "')",
+		               role);
+	if (schema && !table && !schema_create)
+		return fl_errf(
+		    errbuf, FL_EDB,
+		    "cannot create table '" EVENTS_SCHEMA ".events' for flotilla's own "
+		    "records: permission denied (role '%s' needs CREATE on schema '" EVENTS_SCHEMA
+		    "')",
+		    role);
+	if (table && !insert)
+		return fl_errf(errbuf, FL_EDB,
+		               "cannot write to '" EVENTS_SCHEMA
+		               ".events', flotilla's own records: "
+		               "permission denied (role '%s' needs INSERT on table '" EVENTS_SCHEMA
+		               ".events')",
+		               role);
+	return FL_OK;
+}
+
+/* Move what an older flotilla kept in the application's schema into our own
+ * table, and drop it there. One transaction: all of it or none. */
+static enum fl_err move_legacy(struct fl_conn *c, struct fl_pg_error *e)
+{
+	const char *params[1] = {c->schema};
+	char *legacy = legacy_qname(c);
+	PGresult *r = NULL;
+	enum fl_err rv;
+
+	if ((rv = fl_pg_conn_run(c, "BEGIN", NULL, e)) != FL_OK)
+		goto out;
+	rv = query(c,
+	           sqlf("INSERT INTO " EVENTS_QNAME " (at, schema_name, migration_name, event, "
+	                "checksum, detail) SELECT at, $1, migration_name, event, checksum, detail "
+	                "FROM %s ORDER BY id",
+	                legacy),
+	           1, params, &r, e);
+	if (rv != FL_OK)
+		goto out;
+	fl_logger_info(c->log, c->db, "moved %s event(s) from %s to " EVENTS_QNAME, PQcmdTuples(r),
+	               legacy);
+	PQclear(r);
+	if ((rv = runf(c, e, "DROP TABLE %s", legacy)) != FL_OK)
+		goto out;
+	rv = fl_pg_conn_run(c, "COMMIT", NULL, e);
+out:
+	if (rv != FL_OK)
+		fl_pg_conn_rollback(c);
+	free(legacy);
+	return rv;
+}
+
+/* Create what is missing of schema and table, as the state row r says. */
+static enum fl_err create_events(struct fl_conn *c, const PGresult *r, struct fl_pg_error *e)
+{
+	enum fl_err rv;
+
+	/* CREATE ... IF NOT EXISTS checks the privilege before the existence:
+	 * only ask for what is missing. */
+	if ((rv = fl_pg_conn_run(c, "BEGIN", NULL, e)) != FL_OK)
+		goto out;
+	if (strcmp(val(r, 0, 0), "t") != 0 &&
+	    (rv = fl_pg_conn_run(c, "CREATE SCHEMA IF NOT EXISTS \"" EVENTS_SCHEMA "\"", NULL,
+	                         e)) != FL_OK)
+		goto out;
+	if ((rv = fl_pg_conn_run(c, EVENTS_TABLE_DDL, NULL, e)) != FL_OK)
+		goto out;
+	rv = fl_pg_conn_run(c, "COMMIT", NULL, e);
+out:
+	if (rv != FL_OK)
+		fl_pg_conn_rollback(c);
+	return rv;
+}
+
+enum fl_err fl_pg_history_ensure_events(struct fl_conn *c, char *errbuf)
+{
+	struct fl_pg_error e;
+	PGresult *r = NULL;
+	char *legacy = legacy_qname(c);
+	bool ready = false, have_legacy = false;
+	enum fl_err rv;
+
+	/* Two tenants of one database may race to create it: the loser meets a
+	 * duplicate (23505 in the catalog, 42P06, 42P07), looks again and finds
+	 * it there. */
+	for (int tries = 0; !ready; tries++) {
+		if ((rv = fl_pg_conn_query(c, events_state_sql, 0, NULL, &r, &e)) != FL_OK)
+			goto fail;
+		if ((rv = events_refusal(r, errbuf)) != FL_OK)
+			goto out;
+		ready = strcmp(val(r, 0, 1), "t") == 0;
+		if (!ready && (rv = create_events(c, r, &e)) != FL_OK &&
+		    (tries > 0 ||
+		     (strcmp(e.sqlstate, "23505") != 0 && strcmp(e.sqlstate, "42P06") != 0 &&
+		      strcmp(e.sqlstate, "42P07") != 0)))
+			goto fail;
+		ready = ready || rv == FL_OK;
+		PQclear(r);
+		r = NULL;
+	}
+	if ((rv = exists(c, legacy, &have_legacy, &e)) != FL_OK)
+		goto fail;
+	if (have_legacy && (rv = move_legacy(c, &e)) != FL_OK)
+		goto fail;
+	goto out;
+fail:
+	rv = fail(errbuf, &e, "prepare flotilla's own records in schema", EVENTS_SCHEMA);
+out:
+	PQclear(r);
+	free(legacy);
+	return rv;
+}
+
 static char *dup_value(const PGresult *r, int row, int col)
 {
-	return PQgetisnull(r, row, col) ? NULL : fl_strdup(PQgetvalue(r, row, col));
+	return PQgetisnull(r, row, col) ? NULL : fl_strdup(val(r, row, col));
+}
+
+/* An older flotilla's table in the application's schema: writers (under the
+ * migration lock) move it into our own schema; readers say it is there. */
+static void legacy_events(struct fl_conn *c, bool present)
+{
+	char errbuf[FL_ERRBUF_SIZE];
+
+	if (!present)
+		return;
+	if (!c->locked) {
+		fl_logger_warn(c->log, c->db,
+		               "schema '%s' holds '" LEGACY_TABLE
+		               "' from an older flotilla: the next "
+		               "deploy, rollback or resolve moves its rows to '" EVENTS_SCHEMA
+		               ".events' and drops it",
+		               c->schema);
+		return;
+	}
+	if (fl_pg_history_ensure_events(c, errbuf) != FL_OK)
+		fl_logger_warn(c->log, c->db, "'" LEGACY_TABLE "' stays in schema '%s': %s",
+		               c->schema, errbuf);
 }
 
 enum fl_err fl_pg_history_read(struct fl_conn *c, struct fl_history *out, char *errbuf)
 {
 	struct fl_pg_error e;
 	PGresult *r = NULL;
+	char *legacy = legacy_qname(c);
+	const char *params[2] = {c->qmig, legacy};
 	enum fl_err rv;
-	bool have;
+	bool have, have_legacy;
 	int n;
 
 	memset(out, 0, sizeof(*out));
-	if ((rv = exists(c, c->qmig, &have, &e)) != FL_OK)
+	rv = fl_pg_conn_query(c, "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL",
+	                      2, params, &r, &e);
+	free(legacy);
+	if (rv != FL_OK)
 		return fail(errbuf, &e, "read the migration history of", c->db);
+	have = strcmp(val(r, 0, 0), "t") == 0;
+	have_legacy = strcmp(val(r, 0, 1), "t") == 0;
+	PQclear(r);
+	legacy_events(c, have_legacy);
 	if (!have)
 		return FL_OK;
 	rv = query(c,
@@ -177,7 +390,7 @@ enum fl_err fl_pg_history_read(struct fl_conn *c, struct fl_history *out, char *
 		row->started_at = dup_value(r, i, 4);
 		row->finished_at = dup_value(r, i, 5);
 		row->rolled_back_at = dup_value(r, i, 6);
-		row->applied_steps_count = (int)strtol(PQgetvalue(r, i, 7), NULL, 10);
+		row->applied_steps_count = (int)strtol(val(r, i, 7), NULL, 10);
 	}
 	PQclear(r);
 	return FL_OK;
@@ -186,13 +399,12 @@ enum fl_err fl_pg_history_read(struct fl_conn *c, struct fl_history *out, char *
 static enum fl_err add_event(struct fl_conn *c, const char *name, const char *event,
                              const char *checksum, const char *detail, struct fl_pg_error *e)
 {
-	const char *params[4] = {name, event, checksum, detail};
+	const char *params[5] = {c->schema, name, event, checksum, detail};
 
-	return query(c,
-	             sqlf("INSERT INTO %s (migration_name, event, checksum, detail) "
-	                  "VALUES ($1, $2, $3, $4)",
-	                  c->qevents),
-	             4, params, NULL, e);
+	return fl_pg_conn_query(c,
+	                        "INSERT INTO " EVENTS_QNAME " (schema_name, migration_name, event, "
+	                        "checksum, detail) VALUES ($1, $2, $3, $4, $5)",
+	                        5, params, NULL, e);
 }
 
 enum fl_err fl_pg_history_mark_applied(struct fl_conn *c, const char *name, const char *checksum,
@@ -205,8 +417,10 @@ enum fl_err fl_pg_history_mark_applied(struct fl_conn *c, const char *name, cons
 	long finished, marked;
 	enum fl_err rv;
 
-	/* Prisma creates the table here when it is missing (baseline_initialize). */
-	if ((rv = fl_pg_history_ensure(c, errbuf)) != FL_OK)
+	/* Prisma creates the table here when it is missing (baseline_initialize);
+	 * our own records must be writable before anything changes. */
+	if ((rv = fl_pg_history_ensure(c, errbuf)) != FL_OK ||
+	    (rv = fl_pg_history_ensure_events(c, errbuf)) != FL_OK)
 		return rv;
 	if ((rv = fl_pg_conn_run(c, "BEGIN", NULL, &e)) != FL_OK)
 		goto fail;
@@ -217,7 +431,7 @@ enum fl_err fl_pg_history_mark_applied(struct fl_conn *c, const char *name, cons
 	           1, params, &r, &e);
 	if (rv != FL_OK)
 		goto fail;
-	finished = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	finished = strtol(val(r, 0, 0), NULL, 10);
 	PQclear(r);
 	if (finished > 0) {
 		fl_pg_conn_rollback(c);
@@ -271,6 +485,8 @@ enum fl_err fl_pg_history_mark_rolled_back(struct fl_conn *c, const char *name, 
 		               "migration '%s' cannot be marked rolled back: it was never applied "
 		               "to the database",
 		               name);
+	if ((rv = fl_pg_history_ensure_events(c, errbuf)) != FL_OK)
+		return rv;
 	if ((rv = fl_pg_conn_run(c, "BEGIN", NULL, &e)) != FL_OK)
 		goto fail;
 	rv = query(c,
@@ -280,8 +496,8 @@ enum fl_err fl_pg_history_mark_rolled_back(struct fl_conn *c, const char *name, 
 	           1, params, &r, &e);
 	if (rv != FL_OK)
 		goto fail;
-	total = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-	unfinished = strtol(PQgetvalue(r, 0, 1), NULL, 10);
+	total = strtol(val(r, 0, 0), NULL, 10);
+	unfinished = strtol(val(r, 0, 1), NULL, 10);
 	PQclear(r);
 	if (total == 0 || unfinished == 0) {
 		fl_pg_conn_rollback(c);
@@ -307,7 +523,7 @@ enum fl_err fl_pg_history_mark_rolled_back(struct fl_conn *c, const char *name, 
 		if ((rv = add_event(c, name, "resolved_rolled_back", NULL, detail, &e)) != FL_OK)
 			goto fail;
 	} else {
-		fl_log_info(name, "no failed rows left to mark rolled back");
+		fl_logger_info(c->log, name, "no failed rows left to mark rolled back");
 	}
 	if ((rv = fl_pg_conn_run(c, "COMMIT", NULL, &e)) != FL_OK)
 		goto fail;
@@ -346,9 +562,35 @@ enum fl_err fl_pg_history_start(struct fl_conn *c, const char *id, const char *n
 	if (rv != FL_OK)
 		return rv;
 	if (PQntuples(r) == 1)
-		snprintf(started_at, 64, "%s", PQgetvalue(r, 0, 0));
+		snprintf(started_at, 64, "%s", val(r, 0, 0));
 	PQclear(r);
 	return FL_OK;
+}
+
+enum fl_err fl_pg_history_start_sql(struct fl_conn *c, const char *id, const char *name,
+                                    const char *checksum, struct fl_buf *out)
+{
+	char *lname = PQescapeLiteral(c->pg, name, strlen(name));
+
+	/* id and checksum are ours: hex digits and dashes, safe as literals. The
+	 * name libpq quotes, or refuses (not valid in the client encoding). */
+	if (lname == NULL)
+		return FL_EINVAL;
+	fl_buf_printf(out,
+	              "INSERT INTO %s (id, checksum, migration_name) VALUES ('%s', '%s', %s) "
+	              "ON CONFLICT (id) DO NOTHING RETURNING started_at",
+	              c->qmig, id, checksum, lname);
+	PQfreemem(lname);
+	return FL_OK;
+}
+
+void fl_pg_history_finish_sql(struct fl_conn *c, const char *id, struct fl_buf *out)
+{
+	fl_buf_printf(out,
+	              "UPDATE %s SET finished_at = clock_timestamp(), "
+	              "applied_steps_count = applied_steps_count + 1 "
+	              "WHERE id = '%s' AND finished_at IS NULL",
+	              c->qmig, id);
 }
 
 char *fl_pg_history_steps_sql(struct fl_conn *c, const char *id, int steps)
@@ -415,15 +657,17 @@ enum fl_err fl_pg_history_row(struct fl_conn *c, const char *id, struct fl_pg_ro
 
 	memset(st, 0, sizeof(*st));
 	rv = query(c,
-	           sqlf("SELECT finished_at IS NOT NULL, applied_steps_count FROM %s WHERE id = $1",
+	           sqlf("SELECT finished_at IS NOT NULL, applied_steps_count, "
+	                "rolled_back_at IS NOT NULL FROM %s WHERE id = $1",
 	                c->qmig),
 	           1, params, &r, e);
 	if (rv != FL_OK)
 		return rv;
 	if (PQntuples(r) == 1) {
 		st->exists = true;
-		st->finished = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-		st->steps = (int)strtol(PQgetvalue(r, 0, 1), NULL, 10);
+		st->finished = strcmp(val(r, 0, 0), "t") == 0;
+		st->steps = (int)strtol(val(r, 0, 1), NULL, 10);
+		st->rolled_back = strcmp(val(r, 0, 2), "t") == 0;
 	}
 	PQclear(r);
 	return FL_OK;
@@ -441,7 +685,7 @@ enum fl_err fl_pg_history_count(struct fl_conn *c, const char *name, long *count
 	           &r, e);
 	if (rv != FL_OK)
 		return rv;
-	*count = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	*count = strtol(val(r, 0, 0), NULL, 10);
 	PQclear(r);
 	return FL_OK;
 }
@@ -449,7 +693,7 @@ enum fl_err fl_pg_history_count(struct fl_conn *c, const char *name, long *count
 enum fl_err fl_pg_history_forget(struct fl_conn *c, const char *name, const char *checksum,
                                  const char *detail, long *deleted, struct fl_pg_error *e)
 {
-	const char *params[3] = {name, checksum, detail};
+	const char *params[4] = {name, checksum, detail, c->schema};
 	PGresult *r = NULL;
 	enum fl_err rv;
 
@@ -459,15 +703,26 @@ enum fl_err fl_pg_history_forget(struct fl_conn *c, const char *name, const char
 	rv = query(c,
 	           sqlf("WITH gone AS (DELETE FROM %s WHERE migration_name = $1 RETURNING 1), "
 	                "n AS (SELECT count(*) AS rows FROM gone), "
-	                "ev AS (INSERT INTO %s (migration_name, event, checksum, detail) "
-	                "SELECT $1, 'rolled_back', $2, $3 || ' (' || rows || ' history row(s) "
-	                "deleted)' FROM n WHERE rows > 0) "
+	                "ev AS (INSERT INTO " EVENTS_QNAME " (schema_name, migration_name, event, "
+	                "checksum, detail) SELECT $4, $1, 'rolled_back', $2, $3 || ' (' || rows || "
+	                "' history row(s) deleted)' FROM n WHERE rows > 0) "
 	                "SELECT rows FROM n",
-	                c->qmig, c->qevents),
-	           3, params, &r, e);
+	                c->qmig),
+	           4, params, &r, e);
 	if (rv != FL_OK)
 		return rv;
-	*deleted = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	*deleted = strtol(val(r, 0, 0), NULL, 10);
 	PQclear(r);
 	return FL_OK;
+}
+
+enum fl_err fl_pg_history_discard(struct fl_conn *c, const char *id, struct fl_pg_error *e)
+{
+	const char *params[1] = {id};
+
+	return query(c,
+	             sqlf("DELETE FROM %s WHERE id = $1 AND finished_at IS NULL "
+	                  "AND applied_steps_count = 0",
+	                  c->qmig),
+	             1, params, NULL, e);
 }

@@ -13,7 +13,7 @@
  */
 #include "split.h"
 
-#include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -342,7 +342,11 @@ void fl_sql_error_message(const char *message, char *out, size_t outsz)
 	static const char more[] = "...";
 	size_t o = 0;
 
-	assert(outsz > sizeof(more));
+	if (outsz <= sizeof(more)) { /* too small for anything useful: say nothing */
+		if (outsz > 0)
+			out[0] = '\0';
+		return;
+	}
 	for (const char *p = message; *p != '\0'; p++) {
 		char esc = *p == '\n' ? 'n' : *p == '\r' ? 'r' : *p == '\t' ? 't' : 0;
 		size_t need = esc ? 2 : 1;
@@ -366,17 +370,6 @@ void fl_sql_error_message(const char *message, char *out, size_t outsz)
 		}
 	}
 	out[o] = '\0';
-}
-
-static enum fl_err parse_error(const char *sql, const PgQueryError *e, char *errbuf)
-{
-	char msg[FL_SQL_ERROR_MAX];
-	int line = fl_sql_error_line(sql, e->cursorpos);
-
-	fl_sql_error_message(e->message, msg, sizeof(msg));
-	if (line > 0)
-		return fl_errf(errbuf, FL_EPARSE, "line %d: %s", line, msg);
-	return fl_errf(errbuf, FL_EPARSE, "%s", msg);
 }
 
 static bool is_comment(const PgQuery__ScanToken *t)
@@ -419,25 +412,70 @@ static bool trim(const char *sql, const PgQuery__ScanResult *scan, size_t *t, si
 	return true;
 }
 
-enum fl_err fl_sql_split(const char *sql, struct fl_sql_script *out, char *errbuf)
+/* The script being split, and where line counting has got to. */
+struct splitter {
+	const char *sql; /* the whole script */
+	size_t len;
+	struct fl_sql_script *out;
+	size_t cap; /* room in out->stmts */
+	int line;   /* 1-based line of sql[at] */
+	size_t at;
+};
+
+static void add_stmt(struct splitter *sp, size_t first, size_t last, unsigned flags)
+{
+	struct fl_sql_stmt *st;
+
+	if (sp->out->count == sp->cap)
+		sp->out->stmts =
+		    fl_grow(sp->out->stmts, &sp->cap, sp->out->count + 1, sizeof(*sp->out->stmts));
+	for (; sp->at < first; sp->at++)
+		sp->line += sp->sql[sp->at] == '\n';
+	st = &sp->out->stmts[sp->out->count++];
+	st->offset = first;
+	st->len = last - first;
+	st->line = sp->line;
+	st->flags = flags;
+	sp->out->flags |= flags;
+}
+
+/* A parser error in piece, which starts at byte base of the script. */
+static enum fl_err piece_error(const struct splitter *sp, const char *piece, size_t base,
+                               const PgQueryError *e, char *errbuf)
+{
+	char msg[FL_SQL_ERROR_MAX];
+	int line = fl_sql_error_line(piece, e->cursorpos);
+
+	fl_sql_error_message(e->message, msg, sizeof(msg));
+	if (line > 0)
+		return fl_errf(errbuf, FL_EPARSE, "line %d: %s", line + line_at(sp->sql, base) - 1,
+		               msg);
+	return fl_errf(errbuf, FL_EPARSE, "%s", msg);
+}
+
+/*
+ * Parse piece, the bytes of the script from base on (NUL-terminated; the
+ * script itself when base is 0), and add its statements. On a parse error
+ * nothing is added, and *cut_short (if not NULL) says whether the parser
+ * ran out of input (a statement cut short).
+ */
+static enum fl_err parse_piece(struct splitter *sp, const char *piece, size_t base, bool *cut_short,
+                               char *errbuf)
 {
 	PgQueryProtobufParseResult pr = {0};
 	PgQueryScanResult sr = {0};
 	PgQuery__ParseResult *tree = NULL;
 	PgQuery__ScanResult *scan = NULL;
-	size_t sql_len = strlen(sql);
-	size_t t = 0, nl_at = 0;
-	int line = 1;
+	size_t len = strlen(piece), t = 0, added = sp->out->count;
 	enum fl_err rv = FL_OK;
 
-	memset(out, 0, sizeof(*out));
-	if (sql_len > FL_SQL_MAX)
-		return fl_errf(errbuf, FL_EINVAL, "script of %zu bytes is over the %u byte limit",
-		               sql_len, FL_SQL_MAX);
-
-	pr = pg_query_parse_protobuf(sql);
+	pr = pg_query_parse_protobuf(piece);
+	if (cut_short != NULL)
+		*cut_short = false;
 	if (pr.error != NULL) {
-		rv = parse_error(sql, pr.error, errbuf);
+		rv = piece_error(sp, piece, base, pr.error, errbuf);
+		if (cut_short != NULL)
+			*cut_short = strstr(pr.error->message, "end of input") != NULL;
 		goto out;
 	}
 	tree = pg_query__parse_result__unpack(NULL, pr.parse_tree.len,
@@ -447,9 +485,9 @@ enum fl_err fl_sql_split(const char *sql, struct fl_sql_script *out, char *errbu
 		goto out;
 	}
 	/* The scanner accepts whatever the parser accepted. */
-	sr = pg_query_scan(sql);
+	sr = pg_query_scan(piece);
 	if (sr.error != NULL) {
-		rv = parse_error(sql, sr.error, errbuf);
+		rv = piece_error(sp, piece, base, sr.error, errbuf);
 		goto out;
 	}
 	scan = pg_query__scan_result__unpack(NULL, sr.pbuf.len, (const uint8_t *)sr.pbuf.data);
@@ -457,35 +495,24 @@ enum fl_err fl_sql_split(const char *sql, struct fl_sql_script *out, char *errbu
 		rv = fl_errf(errbuf, FL_EPARSE, "cannot decode libpg_query's tokens");
 		goto out;
 	}
-
-	out->stmts = fl_calloc(tree->n_stmts, sizeof(*out->stmts));
 	for (size_t i = 0; i < tree->n_stmts; i++) {
 		const PgQuery__RawStmt *raw = tree->stmts[i];
 		size_t start = (size_t)raw->stmt_location;
-		size_t end = raw->stmt_len > 0 ? start + (size_t)raw->stmt_len : sql_len;
-		struct fl_sql_stmt *st;
+		size_t end = raw->stmt_len > 0 ? start + (size_t)raw->stmt_len : len;
 		size_t first = 0, last = 0;
 
-		if (raw->stmt == NULL || raw->stmt_location < 0 || raw->stmt_len < 0 ||
-		    end > sql_len || !trim(sql, scan, &t, start, end, &first, &last)) {
+		if (raw->stmt == NULL || raw->stmt_location < 0 || raw->stmt_len < 0 || end > len ||
+		    !trim(piece, scan, &t, start, end, &first, &last)) {
 			rv = fl_errf(errbuf, FL_EPARSE,
 			             "libpg_query gave statement %zu bounds that hold no token",
-			             i + 1);
+			             sp->out->count + 1);
 			goto out;
 		}
-		line += line_at(sql + nl_at, first - nl_at) - 1;
-		nl_at = first;
-		st = &out->stmts[out->count++];
-		st->offset = first;
-		st->len = last - first;
-		st->line = line;
-		st->flags = classify(raw->stmt);
-		out->flags |= st->flags;
+		add_stmt(sp, base + first, base + last, classify(raw->stmt));
 	}
-
 out:
 	if (rv != FL_OK)
-		fl_sql_script_fini(out);
+		sp->out->count = added;
 	if (scan != NULL)
 		pg_query__scan_result__free_unpacked(scan, NULL);
 	if (tree != NULL)
@@ -493,6 +520,180 @@ out:
 	pg_query_free_scan_result(sr);
 	pg_query_free_protobuf_parse_result(pr);
 	return rv;
+}
+
+/* Byte offset of the 1-based character position pos in text (UTF-8). */
+static size_t byte_at(const char *text, size_t len, int pos)
+{
+	size_t off = 0;
+
+	for (int ch = 1; ch < pos && off < len; ch++)
+		off += utf8_len((unsigned char)text[off]);
+	return off < len ? off : len;
+}
+
+/*
+ * Where statements end in text, a window of the script starting at a
+ * statement's start: the scanner's ends that a ';' closes, and the end of
+ * text when it is the end of the script. In a window cut short the last
+ * statement runs into the cut (or into an unterminated string the cut made:
+ * the scanner stops there, and what came before is scanned again).
+ * *ends is heap, *n may be 0.
+ */
+static enum fl_err find_ends(const struct splitter *sp, char *text, size_t len, size_t base,
+                             bool last, size_t **ends, size_t *n, char *errbuf)
+{
+	PgQuerySplitResult cut = pg_query_split_with_scanner(text);
+	size_t cap = 0, keep = len;
+	enum fl_err rv = FL_OK;
+
+	*ends = NULL;
+	*n = 0;
+	if (cut.error != NULL) {
+		size_t at = byte_at(text, len, cut.error->cursorpos);
+
+		if (last) {
+			rv = piece_error(sp, text, base, cut.error, errbuf);
+			goto out;
+		}
+		if (at == 0)
+			goto out; /* the first statement runs past the window */
+		pg_query_free_split_result(cut);
+		keep = at;
+		text[keep] = '\0';
+		cut = pg_query_split_with_scanner(text);
+		if (cut.error != NULL)
+			goto out; /* no end found: the caller says why */
+	}
+	for (int i = 0; i < cut.n_stmts; i++) {
+		size_t end = (size_t)cut.stmts[i]->stmt_location + (size_t)cut.stmts[i]->stmt_len;
+
+		if (end >= keep || text[end] != ';')
+			continue; /* runs into the end of the window */
+		*ends = fl_grow(*ends, &cap, *n + 1, sizeof(**ends));
+		(*ends)[(*n)++] = end;
+	}
+	if (last && (*n == 0 || (*ends)[*n - 1] + 1 < len)) {
+		*ends = fl_grow(*ends, &cap, *n + 1, sizeof(**ends));
+		(*ends)[(*n)++] = len;
+	}
+out:
+	pg_query_free_split_result(cut);
+	return rv;
+}
+
+/*
+ * Parse the statements of the script's window that starts at base (a
+ * statement's start) and spans the piece limit and one byte, so that it holds
+ * any statement within the limit whole. *next gets where the next window
+ * starts: past the last statement parsed.
+ */
+static enum fl_err split_window(struct splitter *sp, size_t base, size_t limit, size_t *next,
+                                char *errbuf)
+{
+	size_t len = sp->len - base < limit + 1 ? sp->len - base : limit + 1;
+	bool last = base + len == sp->len;
+	char *text = fl_strndup(sp->sql + base, len);
+	char first[FL_ERRBUF_SIZE], eb[FL_ERRBUF_SIZE] = "";
+	size_t *ends = NULL, n = 0, b = 0, i = 0;
+	enum fl_err rv;
+
+	if ((rv = find_ends(sp, text, len, base, last, &ends, &n, errbuf)) != FL_OK)
+		goto out;
+	while (i < n) {
+		size_t j = i;
+
+		first[0] = '\0';
+		for (;;) {
+			bool cut_short = false;
+			/* With its ';': "WHERE;" fails at the ';', as in the whole script. */
+			size_t stop = ends[j] < len ? ends[j] + 1 : ends[j];
+			char *piece = fl_strndup(sp->sql + base + b, stop - b);
+
+			rv = parse_piece(sp, piece, base + b, &cut_short, eb);
+			free(piece);
+			if (rv == FL_OK)
+				break;
+			if (first[0] == '\0')
+				snprintf(first, sizeof(first), "%s", eb);
+			/* Only a statement cut short at a ';' inside it (a BEGIN ATOMIC
+			 * body) is joined with what follows; any other error stands. */
+			if (!cut_short || (++j >= n && last)) {
+				rv = fl_errf(errbuf, FL_EPARSE, "%s", first);
+				goto out;
+			}
+			if (j >= n)
+				goto done; /* the rest of it is in the next window */
+		}
+		b = ends[j] < len ? ends[j] + 1 : ends[j];
+		i = j + 1;
+	}
+done:
+	*next = base + b;
+	if (b == 0 && !(last && n > 0)) {
+		size_t at = base;
+
+		while (at < sp->len && blank(sp->sql[at]))
+			at++;
+		rv = fl_errf(errbuf, FL_EPARSE,
+		             "line %d: a statement of more than %zu bytes (or a quote or "
+		             "parenthesis never closed): more than flotilla hands to the parser "
+		             "at once",
+		             line_at(sp->sql, at), limit);
+	}
+out:
+	free(ends);
+	free(text);
+	return rv;
+}
+
+/*
+ * A script over the piece limit, in windows of about the limit: the scanner
+ * finds where statements end (it sees quotes, comments and parentheses, not
+ * the grammar), and the text between two ends is parsed on its own, so every
+ * byte is parsed once. The scanner ends a statement at every ';' outside
+ * parentheses, also inside a BEGIN ATOMIC body: a piece cut short there is
+ * joined with the next until it parses. Memory stays bounded by the limit,
+ * not by the script.
+ */
+static enum fl_err split_in_pieces(struct splitter *sp, size_t limit, char *errbuf)
+{
+	size_t base = 0, next;
+	enum fl_err rv;
+
+	while (base < sp->len) {
+		if ((rv = split_window(sp, base, limit, &next, errbuf)) != FL_OK)
+			return rv;
+		base = next;
+	}
+	return FL_OK;
+}
+
+enum fl_err fl_sql_split_limited(const char *sql, size_t whole, size_t limit,
+                                 struct fl_sql_script *out, char *errbuf)
+{
+	struct splitter sp = {sql, strlen(sql), out, 0, 1, 0};
+	enum fl_err rv;
+
+	memset(out, 0, sizeof(*out));
+	if (sp.len > FL_SQL_MAX)
+		return fl_errf(errbuf, FL_EINVAL, "script of %zu bytes is over the %u byte limit",
+		               sp.len, FL_SQL_MAX);
+	if (sp.len <= whole)
+		rv = parse_piece(&sp, sql, 0, NULL, errbuf);
+	else
+		rv = split_in_pieces(&sp, limit, errbuf);
+	if (rv != FL_OK) {
+		fl_sql_script_fini(out);
+		return rv;
+	}
+	out->parsed = true;
+	return FL_OK;
+}
+
+enum fl_err fl_sql_split(const char *sql, struct fl_sql_script *out, char *errbuf)
+{
+	return fl_sql_split_limited(sql, FL_SQL_PIECE_MAX, FL_SQL_PIECE_MAX, out, errbuf);
 }
 
 void fl_sql_script_fini(struct fl_sql_script *s)

@@ -22,6 +22,11 @@
 
 /* Hard cap on a script's size: libpg_query counts offsets in int. */
 #define FL_SQL_MAX (64u * 1024 * 1024)
+/* The most flotilla hands to the parser at once. The parse tree of a script
+ * takes about thirty times its size: a bigger script is split by the scanner
+ * and parsed statement by statement, and one statement over this is not
+ * parsed at all (a split error: such a file runs as Prisma runs it). */
+#define FL_SQL_PIECE_MAX ((size_t)1024 * 1024)
 
 enum fl_sql_stmt_flags {
 	FL_SQL_TX_CONTROL = 1u << 0,  /* BEGIN, START TRANSACTION, COMMIT, ROLLBACK, END,
@@ -49,6 +54,7 @@ struct fl_sql_script {
 	struct fl_sql_stmt *stmts; /* owned */
 	size_t count;              /* 0 for a file of only comments, blanks and ';' */
 	unsigned flags;            /* OR of all statements' flags */
+	bool parsed;               /* fl_sql_split read it; false: nothing is known of it */
 };
 
 /*
@@ -68,7 +74,9 @@ enum fl_sql_shape {
 /*
  * Split sql (NUL-terminated) into statements and classify each. A syntax error
  * returns FL_EPARSE with "line N: <parser message>" in errbuf and leaves
- * *out empty; a script over FL_SQL_MAX bytes returns FL_EINVAL. Statements
+ * *out empty; so does a statement over FL_SQL_PIECE_MAX bytes; a script over
+ * FL_SQL_MAX bytes returns FL_EINVAL. Memory: about thirty times
+ * FL_SQL_PIECE_MAX for the parser at most, whatever the script's size. Statements
  * nested in CREATE RULE actions or BEGIN ATOMIC bodies are part of their
  * enclosing statement. Thread-safe: libpg_query keeps a memory context per
  * thread, freed when the thread ends and reachable (not leaked) until then.
@@ -77,6 +85,12 @@ enum fl_sql_shape {
  * context twice on a thread that then ends.
  */
 enum fl_err fl_sql_split(const char *sql, struct fl_sql_script *out, char *errbuf)
+    __attribute__((warn_unused_result));
+/* fl_sql_split with other limits (for tests): a script of at most `whole`
+ * bytes is parsed at once, a bigger one statement by statement, none of more
+ * than `limit` bytes (fl_sql_split: both FL_SQL_PIECE_MAX). */
+enum fl_err fl_sql_split_limited(const char *sql, size_t whole, size_t limit,
+                                 struct fl_sql_script *out, char *errbuf)
     __attribute__((warn_unused_result));
 void fl_sql_script_fini(struct fl_sql_script *s);
 

@@ -9,8 +9,11 @@
 #                per file, what a shell-script deployer does (the baseline to beat)
 #   psql-single  all N files concatenated, `psql -1 -f` in ONE session and transaction:
 #                the pure SQL cost, a floor nothing bookkeeping per migration can reach
-# and prints the medians, the ratio psql-loop/flotilla and flotilla's own overhead per
-# migration, (flotilla - psql-single) / N.
+# and prints the medians, the ratio psql-loop/flotilla, the ratio flotilla/psql-single
+# (the target: within 1.05x of one psql session), both as a ratio of medians and as the
+# median of each repetition's ratio (steadier on a busy machine: the methods of one
+# repetition run back to back), and flotilla's own overhead per migration,
+# (flotilla - psql-single) / N.
 #
 # The binary: $FLOTILLA, else $BUILD/coordinator/cli/flotilla (BUILD defaults to build/),
 # built there if missing.
@@ -112,7 +115,11 @@ declare -A elapsed=()
 methods=(flotilla psql-loop psql-single)
 echo "bench_deploy: $N migrations, $REPS repetitions, PostgreSQL $(psql -X -A -t -c 'SHOW server_version')" >&2
 for ((r = 1; r <= REPS; r++)); do
-	for m in "${methods[@]}"; do
+	# flotilla and psql-single back to back, in turns first, so that the load of a busy
+	# machine weighs on both alike; psql-loop, the long one, after them.
+	order=(flotilla psql-single psql-loop)
+	((r % 2 == 1)) || order=(psql-single flotilla psql-loop)
+	for m in "${order[@]}"; do
 		db=bench_${m//-/_}_$r
 		createdb "$db"
 		# Start each run clean: no dirty buffers of the previous one left to flush.
@@ -146,6 +153,16 @@ for m in "${methods[@]}"; do
 		'BEGIN { printf "%-12s %12.1f %14.3f   %s\n", m, t / 1e6, t / 1e6 / n, runs }'
 done
 echo
+# Each repetition's flotilla / psql-single, then their median.
+read -r -a fl_runs <<<"${elapsed[flotilla]}"
+read -r -a single_runs <<<"${elapsed[psql-single]}"
+pair_ratio=$(for ((r = 0; r < REPS; r++)); do
+	awk -v a="${fl_runs[r]}" -v b="${single_runs[r]}" 'BEGIN { printf "%.6f\n", a / b }'
+done | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+awk -v fl="${med[flotilla]}" -v single="${med[psql-single]}" -v pair="$pair_ratio" 'BEGIN {
+	printf "flotilla / psql-single: %.3fx (ratio of medians), %.3fx (median of per-run ratios); target <= 1.05x\n",
+		fl / single, pair
+}'
 awk -v fl="${med[flotilla]}" -v loop="${med[psql-loop]}" -v single="${med[psql-single]}" -v n="$N" 'BEGIN {
 	printf "psql-loop / flotilla: %.2fx (%s)\n", loop / fl,
 		(loop > fl) ? "flotilla is faster than a process per file" : "flotilla is SLOWER than a process per file"

@@ -18,6 +18,7 @@
 
 #include "driver.h"
 #include "log.h"
+#include "mode.h"
 #include "pg_conn.h"
 #include "pg_url.h"
 #include "postgres.h"
@@ -180,6 +181,7 @@ static void script_of(struct tscript *t, const char *sql, const char *const *stm
 	}
 	t->s.stmts = t->st;
 	t->s.count = n;
+	t->s.parsed = true;
 }
 
 static struct fl_apply_opts opts(void)
@@ -385,7 +387,12 @@ START_TEST(history_ddl_is_prismas)
 	              "FROM pg_constraint WHERE conrelid = 'public._prisma_migrations'::regclass");
 	ck_assert_str_eq(v, "_prisma_migrations_pkey PRIMARY KEY (id)");
 	free(v);
-	ck_assert(relation_exists(&t, "public._flotilla_events"));
+	/* Nothing of flotilla's own in the application's schema, and deploy's
+	 * ensure creates no schema of ours either. */
+	ck_assert(!relation_exists(&t, "public._flotilla_events"));
+	v = raw_value(t.pg, "SELECT count(*) FROM pg_namespace WHERE nspname = '_flotilla'");
+	ck_assert_str_eq(v, "0");
+	free(v);
 
 	ck_assert_int_eq(drv->history_read(c, &h, errbuf), FL_OK);
 	ck_assert(h.table_exists);
@@ -411,7 +418,7 @@ START_TEST(history_in_url_schema)
 	c = dconnect(t.url);
 	ensure(c); /* creates the schema too, as Prisma does */
 	ck_assert(relation_exists(&t, "\"Tenant One\"._prisma_migrations"));
-	ck_assert(relation_exists(&t, "\"Tenant One\"._flotilla_events"));
+	ck_assert(!relation_exists(&t, "\"Tenant One\"._flotilla_events"));
 	ck_assert(!relation_exists(&t, "public._prisma_migrations"));
 
 	/* search_path is the schema: unqualified names land there. */
@@ -767,7 +774,6 @@ START_TEST(lock_timeout_budget_spent)
 	struct fl_apply_result res;
 	struct fl_conn *c;
 	PGconn *locker;
-	char *v;
 
 	tdb_open(&t, "");
 	raw_exec(t.pg, "CREATE TABLE t (id int)");
@@ -776,14 +782,14 @@ START_TEST(lock_timeout_budget_spent)
 	raw_exec(locker, "LOCK TABLE t IN ACCESS EXCLUSIVE MODE");
 	c = dconnect(t.url);
 	ensure(c);
-	ck_assert_int_eq(drv->apply(c, &m, FL_APPLY_TRANSACTION, NULL, &o, &res), FL_ERETRY);
+	/* Nothing was applied: no failed row to block later deploys, and FL_EBUSY
+	 * says to simply run again. */
+	ck_assert_int_eq(drv->apply(c, &m, FL_APPLY_TRANSACTION, NULL, &o, &res), FL_EBUSY);
 	ck_assert_int_eq(res.attempts, 2);
 	ck_assert_str_eq(res.sqlstate, "55P03");
 	ck_assert_msg(strncmp(res.message, "gave up after 2 attempts: migration.sql", 39) == 0,
 	              "%s", res.message);
-	v = row_field(&t, m.id, "(finished_at IS NULL)::text || (logs LIKE '%55P03%')::text");
-	ck_assert_str_eq(v, "truetrue");
-	free(v);
+	ck_assert_int_eq(rows_of(&t, "public", m.id), 0);
 	raw_exec(locker, "ROLLBACK");
 	PQfinish(locker);
 	drv->close(c);
@@ -839,9 +845,17 @@ START_TEST(connection_loss_reconnects_and_relocks)
 	ensure(c);
 	k.url = t.url;
 	pthread_create(&th, NULL, kill_when_running, &k);
-	ck_assert_int_eq(drv->apply(c, &m, FL_APPLY_TRANSACTION, NULL, &o, &res), FL_OK);
+	/* Nothing committed: the driver stops, records nothing (another deployer
+	 * may have moved on while the lock was free) and says it reconnected, so
+	 * that the engine reads the history again. */
+	ck_assert_int_eq(drv->apply(c, &m, FL_APPLY_TRANSACTION, NULL, &o, &res), FL_ECONNLOST);
 	pthread_join(th, NULL);
-	ck_assert_int_eq(res.attempts, 2);
+	ck_assert(res.reconnected);
+	ck_assert_msg(strstr(res.message, "nothing of it was applied") != NULL, "%s", res.message);
+	ck_assert(!relation_exists(&t, "z"));
+	ck_assert_int_eq(rows_of(&t, "public", m.id), 0);
+	ck_assert_int_eq(drv->apply(c, &m, FL_APPLY_TRANSACTION, NULL, &o, &res), FL_OK);
+	ck_assert(!res.reconnected);
 	ck_assert(relation_exists(&t, "z"));
 	ck_assert_int_eq(rows_of(&t, "public", m.id), 1);
 	/* The lock is held again, by the new session. */
@@ -983,6 +997,10 @@ START_TEST(cancel_stops_a_running_migration)
 	ck_assert_int_eq(drv->apply(c, &m, FL_APPLY_TRANSACTION, NULL, &o, &res), FL_ECANCELED);
 	pthread_join(th, NULL);
 	ck_assert_int_lt(fl_now_ms() - t0, 20000);
+	ck_assert_msg(strncmp(res.message,
+	                      "interrupted: nothing applied, its transaction was rolled back; ",
+	                      63) == 0,
+	              "%s", res.message);
 	ck_assert(!relation_exists(&t, "y"));
 	ck_assert_int_eq(rows_of(&t, "public", m.id), 1); /* failed, as Prisma records one */
 	drv->close(c);
@@ -1046,8 +1064,8 @@ START_TEST(revert_deletes_rows_and_undoes_schema)
 	ck_assert_int_eq(drv->revert(c, &m, FL_APPLY_TRANSACTION, NULL, &o, &res), FL_OK);
 	ck_assert(!relation_exists(&t, "r"));
 	ck_assert_int_eq(rows_of(&t, "public", m.id), 0);
-	v = raw_value(t.pg, "SELECT event || ' ' || checksum FROM _flotilla_events "
-	                    "WHERE migration_name = '20240101000000_r'");
+	v = raw_value(t.pg, "SELECT event || ' ' || checksum FROM _flotilla.events "
+	                    "WHERE migration_name = '20240101000000_r' AND schema_name = 'public'");
 	ck_assert_str_eq(v + 12, m.checksum);
 	ck_assert(strncmp(v, "rolled_back ", 12) == 0);
 	free(v);
@@ -1122,7 +1140,8 @@ START_TEST(resolve_both_ways_with_refusals)
 	              "WHERE migration_name = '20240101000000_bad'");
 	ck_assert_str_eq(v, "2/1");
 	free(v);
-	v = raw_value(t.pg, "SELECT string_agg(event, ',' ORDER BY id) FROM _flotilla_events");
+	v = raw_value(t.pg, "SELECT string_agg(event, ',' ORDER BY id) FROM _flotilla.events "
+	                    "WHERE schema_name = 'public'");
 	ck_assert_str_eq(v, "resolved_applied,resolved_rolled_back,resolved_applied");
 	free(v);
 	drv->close(c);
@@ -1216,8 +1235,8 @@ END_TEST
 START_TEST(fingerprint_ignores_the_schema_name)
 {
 	struct tdb t;
-	char h1[65], h2[65], *u1, *u2;
-	struct fl_conn *c1, *c2;
+	char h1[65], h2[65], h3[65], *u1, *u2;
+	struct fl_conn *c1, *c2, *c3;
 
 	tdb_open(&t, "");
 	raw_exec(t.pg, "CREATE SCHEMA tenant_a; SET search_path = tenant_a");
@@ -1231,10 +1250,190 @@ START_TEST(fingerprint_ignores_the_schema_name)
 	fingerprint(c1, h1, NULL);
 	fingerprint(c2, h2, NULL);
 	ck_assert_str_eq(h1, h2);
+	/* It reads the schema it is given: neither public (empty here) ... */
+	c3 = dconnect(t.url);
+	fingerprint(c3, h3, NULL);
+	ck_assert_str_ne(h1, h3);
+	/* ... nor the other tenant's. */
+	raw_exec(t.pg, "ALTER TABLE tenant_b.posts ADD COLUMN title text");
+	fingerprint(c1, h3, NULL);
+	ck_assert_str_eq(h1, h3);
+	fingerprint(c2, h2, NULL);
+	ck_assert_str_ne(h1, h2);
 	drv->close(c1);
 	drv->close(c2);
+	drv->close(c3);
 	free(u1);
 	free(u2);
+	tdb_close(&t);
+}
+END_TEST
+
+/* ---- TRANSACTION in one round trip ---- */
+
+/* A parsed script goes as one batch (BEGIN ... COMMIT in one simple query):
+ * the same rows and the same messages as statement by statement, errors
+ * placed in the script, the bookkeeping or the COMMIT. */
+START_TEST(tx_batch_says_whose_error)
+{
+	struct tdb t;
+	struct fl_migration ok =
+	    mig("20240101000000_it's ok", "-- CreateTable\n"
+	                                  "CREATE TABLE a (id int PRIMARY KEY);\n"
+	                                  "INSERT INTO a VALUES (1) -- one");
+	struct fl_migration bad = mig("20240101000001_bad", "CREATE TABLE b (id int);\n"
+	                                                    "-- a comment\n"
+	                                                    "SELECT * FROM nope;\n");
+	struct fl_migration late =
+	    mig("20240101000002_late", "CREATE TABLE c (id int REFERENCES a DEFERRABLE "
+	                               "INITIALLY DEFERRED);\nINSERT INTO c VALUES (2);\n");
+	struct fl_apply_opts o = opts();
+	struct fl_apply_result res;
+	struct fl_sql_script s1, s2, s3;
+	char errbuf[FL_ERRBUF_SIZE];
+	struct fl_conn *c;
+	char *v;
+
+	ck_assert_int_eq(fl_sql_split(ok.sql, &s1, errbuf), FL_OK);
+	ck_assert_int_eq(fl_sql_split(bad.sql, &s2, errbuf), FL_OK);
+	ck_assert_int_eq(fl_sql_split(late.sql, &s3, errbuf), FL_OK);
+	tdb_open(&t, "");
+	c = dconnect(t.url);
+	ensure(c);
+	ck_assert_int_eq(drv->apply(c, &ok, FL_APPLY_TRANSACTION, &s1, &o, &res), FL_OK);
+	v = raw_value(t.pg, "SELECT (finished_at IS NOT NULL)::text || applied_steps_count || "
+	                    "coalesce(logs, 'null') FROM _prisma_migrations WHERE migration_name = "
+	                    "'20240101000000_it''s ok'");
+	ck_assert_str_eq(v, "true1null");
+	free(v);
+	v = raw_value(t.pg, "SELECT count(*) FROM a");
+	ck_assert_str_eq(v, "1");
+	free(v);
+
+	ck_assert_int_eq(drv->apply(c, &bad, FL_APPLY_TRANSACTION, &s2, &o, &res), FL_ESQL);
+	ck_assert_msg(strstr(res.message, "migration.sql line 3: relation \"nope\" does not exist "
+	                                  "(SQLSTATE 42P01)") != NULL,
+	              "%s", res.message);
+	ck_assert(!relation_exists(&t, "b"));
+	v = row_field(&t, bad.id, "(finished_at IS NULL)::text || applied_steps_count");
+	ck_assert_str_eq(v, "true0");
+	free(v);
+
+	ck_assert_int_eq(drv->apply(c, &late, FL_APPLY_TRANSACTION, &s3, &o, &res), FL_ESQL);
+	ck_assert_msg(strncmp(res.message, "COMMIT: ", 8) == 0, "%s", res.message);
+	ck_assert_str_eq(res.sqlstate, "23503");
+	ck_assert(!relation_exists(&t, "c"));
+
+	fl_sql_script_fini(&s1);
+	fl_sql_script_fini(&s2);
+	fl_sql_script_fini(&s3);
+	drv->close(c);
+	tdb_close(&t);
+}
+END_TEST
+
+/* ---- regressions ---- */
+
+/* A file our parser cannot read runs as one script; it is never known to be
+ * atomic, so a lock timeout is not retried: its committed part ran once.
+ * Our parser reads strings as standard_conforming_strings = on has them;
+ * this database says off (split case 51). */
+START_TEST(unparsed_script_is_never_retried)
+{
+	struct tdb t;
+	struct fl_migration m = mig("20240101000000_scs", "SELECT 'a\\'b';\n"
+	                                                  "INSERT INTO runs VALUES (1);\n"
+	                                                  "COMMIT;\n"
+	                                                  "ALTER TABLE t ADD COLUMN x int;\n");
+	struct fl_apply_opts o = {50, -1, {6, 10, 20, 60000}};
+	struct fl_apply_result res;
+	struct fl_sql_script script;
+	enum fl_apply_mode mode;
+	char errbuf[FL_ERRBUF_SIZE], sql[128];
+	struct fl_conn *c;
+	PGconn *locker;
+	enum fl_err rv;
+	char *v;
+
+	ck_assert_int_eq(fl_mode_choose(&m, m.sql, "migration.sql", &script, &mode, NULL, errbuf),
+	                 FL_OK);
+	ck_assert_int_eq(mode, FL_APPLY_SCRIPT);
+	ck_assert(!script.parsed);
+	tdb_open(&t, "");
+	snprintf(sql, sizeof(sql), "ALTER DATABASE %s SET standard_conforming_strings = off",
+	         t.name);
+	raw_exec(t.pg, sql);
+	raw_exec(t.pg, "CREATE TABLE runs (n int); CREATE TABLE t (id int)");
+	locker = raw_connect(t.url);
+	raw_exec(locker, "BEGIN");
+	raw_exec(locker, "LOCK TABLE t IN ACCESS EXCLUSIVE MODE");
+	c = dconnect(t.url);
+	ensure(c);
+	rv = drv->apply(c, &m, mode, &script, &o, &res);
+	ck_assert_msg(rv == FL_ERETRY, "%d %s", rv, res.message);
+	ck_assert_int_eq(res.attempts, 1);
+	ck_assert_msg(strstr(res.message, "not retried, as the file did not parse") != NULL, "%s",
+	              res.message);
+	v = raw_value(t.pg, "SELECT count(*) FROM runs");
+	ck_assert_str_eq(v, "1");
+	free(v);
+	/* It may be partly applied: a failed row, for a human to check. */
+	v = row_field(&t, m.id, "(finished_at IS NULL)::text");
+	ck_assert_str_eq(v, "true");
+	free(v);
+	raw_exec(locker, "ROLLBACK");
+	PQfinish(locker);
+	fl_sql_script_fini(&script);
+	drv->close(c);
+	tdb_close(&t);
+}
+END_TEST
+
+/* A migration interrupted halfway says how far it got, in the result and in
+ * the history row's logs. */
+START_TEST(interrupted_statements_say_how_far)
+{
+	static const char sql[] = "CREATE TABLE i1 (id int);\n"
+	                          "CREATE TABLE i2 (id int);\n"
+	                          "SELECT pg_sleep(30);\n"
+	                          "CREATE TABLE i4 (id int);\n";
+	static const char *const stmts[] = {
+	    "CREATE TABLE i1 (id int)",
+	    "CREATE TABLE i2 (id int)",
+	    "SELECT pg_sleep(30)",
+	    "CREATE TABLE i4 (id int)",
+	};
+	static const char want[] = "interrupted during statement 3 of 4 (line 3): 2 applied; ";
+	struct tdb t;
+	struct tscript ts;
+	struct fl_migration m = mig("20240101000000_long", sql);
+	struct fl_apply_opts o = opts();
+	struct fl_apply_result res;
+	struct canceler k;
+	pthread_t th;
+	struct fl_conn *c;
+	char *v;
+
+	m.no_transaction = true;
+	script_of(&ts, sql, stmts, NULL, 4);
+	tdb_open(&t, "");
+	c = dconnect(t.url);
+	ensure(c);
+	k.c = c;
+	k.url = t.url;
+	pthread_create(&th, NULL, cancel_when_sleeping, &k);
+	ck_assert_int_eq(drv->apply(c, &m, FL_APPLY_STATEMENTS, &ts.s, &o, &res), FL_ECANCELED);
+	pthread_join(th, NULL);
+	ck_assert_msg(strncmp(res.message, want, strlen(want)) == 0, "%s", res.message);
+	ck_assert_msg(strstr(res.message, "57014") != NULL, "%s", res.message);
+	ck_assert(relation_exists(&t, "i2") && !relation_exists(&t, "i4"));
+	v = row_field(&t, m.id, "applied_steps_count || ' ' || (finished_at IS NULL)");
+	ck_assert_str_eq(v, "2 true");
+	free(v);
+	v = row_field(&t, m.id, "logs");
+	ck_assert_msg(strncmp(v, want, strlen(want)) == 0, "%s", v);
+	free(v);
+	drv->close(c);
 	tdb_close(&t);
 }
 END_TEST
@@ -1266,6 +1465,9 @@ static Suite *postgres_suite(void)
 	tcase_add_test(tc, resolve_both_ways_with_refusals);
 	tcase_add_test(tc, fingerprint_equal_then_drifts);
 	tcase_add_test(tc, fingerprint_ignores_the_schema_name);
+	tcase_add_test(tc, tx_batch_says_whose_error);
+	tcase_add_test(tc, unparsed_script_is_never_retried);
+	tcase_add_test(tc, interrupted_statements_say_how_far);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -18,7 +18,10 @@ assert_exit 0 "$FLOTILLA" rollback --steps 2 --dir "$dir/m" --database-url "$url
 # Newest first.
 assert_eq "$(grep '^reverted' <<<"$OUT" | awk '{print $2}' | paste -sd' ')" "${ids[5]} ${ids[4]}"
 assert_eq "$(fl_psql "$url" "SELECT count(*) FROM _prisma_migrations WHERE migration_name IN ('${ids[4]}', '${ids[5]}')")" 0
-assert_eq "$(fl_psql "$url" "SELECT count(*) FROM _flotilla_events WHERE event = 'rolled_back'")" 2
+assert_eq "$(fl_psql "$url" "SELECT count(*) FROM _flotilla.events WHERE event = 'rolled_back' AND schema_name = 'public'")" 2
+# flotilla's own records never sit in the application's schema, where Prisma
+# would introspect them (db pull would add a model, migrate dev call it drift).
+assert_eq "$(fl_psql "$url" "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname LIKE '%flotilla%'")" 0
 assert_exit 9 "$FLOTILLA" status --dir "$dir/m" --database-url "$url"
 assert_contains "$OUT" "4 applied, 2 pending"
 assert_exit 0 "$FLOTILLA" fingerprint --database-url "$url"
@@ -83,4 +86,53 @@ assert_eq "$(fl_psql "$url" "SELECT count(*) FROM _prisma_migrations WHERE migra
 fl_psql "$url" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'holder'" >/dev/null
 assert_exit 0 "$FLOTILLA" rollback --steps 1 --dir "$p" --database-url "$url"
 assert_eq "$(fl_psql "$url" "SELECT count(*) FROM information_schema.columns WHERE table_name = 'a' AND column_name = 'x'")" 0
+
+# --- a role without CREATE on the database cannot make '_flotilla': refused
+# before down.sql runs, naming the privilege; granted, it works ---
+url=$(fl_newdb noschema)
+fl_psql "$url" "CREATE ROLE tenant_role LOGIN PASSWORD 'tenant-secret'; GRANT USAGE, CREATE ON SCHEMA public TO tenant_role" >/dev/null
+turl=$(fl_url_user "$url" tenant_role tenant-secret)
+fl_gen_migrations "$dir/noschema" 2
+assert_exit 0 "$FLOTILLA" deploy --dir "$dir/noschema" --database-url "$turl"
+assert_exit 1 "$FLOTILLA" rollback --steps 1 --dir "$dir/noschema" --database-url "$turl"
+assert_contains "$ERR" "cannot create schema '_flotilla'"
+assert_contains "$ERR" "permission denied for database 'noschema'"
+assert_contains "$ERR" "needs CREATE on the database"
+assert_eq "$(fl_psql "$url" "SELECT to_regclass('t_2') IS NOT NULL")" t
+assert_eq "$(fl_psql "$url" "SELECT count(*) FROM _prisma_migrations")" 2
+assert_eq "$(fl_psql "$url" "SELECT count(*) FROM pg_namespace WHERE nspname = '_flotilla'")" 0
+assert_exit 1 "$FLOTILLA" resolve --rolled-back "$(ls "$dir/noschema" | grep -v toml | tail -n 1)" --dir "$dir/noschema" --database-url "$turl"
+assert_exit 1 "$FLOTILLA" resolve --applied "$(ls "$dir/noschema" | grep -v toml | tail -n 1)" --dir "$dir/noschema" --database-url "$turl"
+fl_psql "$url" "GRANT CREATE ON DATABASE noschema TO tenant_role" >/dev/null
+assert_exit 0 "$FLOTILLA" rollback --steps 1 --dir "$dir/noschema" --database-url "$turl"
+assert_eq "$(fl_psql "$url" "SELECT to_regclass('t_2') IS NULL")" t
+assert_eq "$(fl_psql "$url" "SELECT schema_name || ' ' || event FROM _flotilla.events")" "public rolled_back"
+# A second tenant role of the same database needs rights on what the first made.
+fl_psql "$url" "CREATE ROLE other_role LOGIN PASSWORD 'other-secret'; CREATE SCHEMA other AUTHORIZATION other_role; GRANT CREATE ON DATABASE noschema TO other_role" >/dev/null
+ourl="$(fl_url_user "$url" other_role other-secret)&schema=other"
+assert_exit 0 "$FLOTILLA" deploy --dir "$dir/noschema" --database-url "$ourl"
+assert_exit 1 "$FLOTILLA" rollback --steps 1 --dir "$dir/noschema" --database-url "$ourl"
+assert_contains "$ERR" "needs USAGE on schema '_flotilla'"
+fl_psql "$url" "GRANT USAGE ON SCHEMA _flotilla TO other_role" >/dev/null
+assert_exit 1 "$FLOTILLA" rollback --steps 1 --dir "$dir/noschema" --database-url "$ourl"
+assert_contains "$ERR" "needs INSERT on table '_flotilla.events'"
+assert_eq "$(fl_psql "$url" "SELECT to_regclass('other.t_2') IS NOT NULL")" t
+fl_psql "$url" "GRANT INSERT ON _flotilla.events TO other_role" >/dev/null
+assert_exit 0 "$FLOTILLA" rollback --steps 1 --dir "$dir/noschema" --database-url "$ourl"
+assert_eq "$(fl_psql "$url" "SELECT string_agg(schema_name, ',' ORDER BY id) FROM _flotilla.events")" "public,other"
+
+# --- older flotilla kept _flotilla_events beside _prisma_migrations: a writer
+# moves its rows into _flotilla.events and drops it; a reader warns ---
+url=$(fl_newdb legacy)
+fl_gen_migrations "$dir/legacy" 2
+assert_exit 0 "$FLOTILLA" deploy --dir "$dir/legacy" --to "$(ls "$dir/legacy" | grep -v toml | head -n 1)" --database-url "$url"
+fl_psql "$url" "CREATE TABLE _flotilla_events (id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now(), migration_name VARCHAR(255) NOT NULL, event TEXT NOT NULL, checksum VARCHAR(64), detail TEXT); INSERT INTO _flotilla_events (migration_name, event, detail) VALUES ('20240101000000_old', 'rolled_back', 'from before')" >/dev/null
+assert_exit 9 "$FLOTILLA" status --dir "$dir/legacy" --database-url "$url"
+assert_contains "$ERR" "holds '_flotilla_events' from an older flotilla"
+assert_eq "$(fl_psql "$url" "SELECT to_regclass('_flotilla_events') IS NOT NULL")" t
+assert_exit 0 "$FLOTILLA" deploy --dir "$dir/legacy" --database-url "$url"
+assert_eq "$(fl_psql "$url" "SELECT to_regclass('_flotilla_events') IS NULL")" t
+assert_eq "$(fl_psql "$url" "SELECT schema_name || ' ' || migration_name || ' ' || detail FROM _flotilla.events")" "public 20240101000000_old from before"
+assert_exit 0 "$FLOTILLA" status --dir "$dir/legacy" --database-url "$url"
+assert_eq "$ERR" ""
 fl_pass

@@ -64,6 +64,19 @@ START_TEST(prefix_keeps_the_old_message)
 }
 END_TEST
 
+/* Values are stable (scripts and the wire carry them), each has its own text. */
+START_TEST(every_code_has_its_own_text)
+{
+	ck_assert_int_eq(FL_EDB, 19);
+	ck_assert_int_eq(FL_EBUSY, 20);
+	for (int a = FL_OK; a <= FL_EBUSY; a++) {
+		ck_assert_str_ne(fl_strerror((enum fl_err)a), "unknown error");
+		for (int b = a + 1; b <= FL_EBUSY; b++)
+			ck_assert_str_ne(fl_strerror((enum fl_err)a), fl_strerror((enum fl_err)b));
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("err");
@@ -76,6 +89,7 @@ int main(void)
 	tcase_add_test(tc, invalid_utf8_is_escaped_bytewise);
 	tcase_add_test(tc, long_text_is_cut_between_characters);
 	tcase_add_test(tc, prefix_keeps_the_old_message);
+	tcase_add_test(tc, every_code_has_its_own_text);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

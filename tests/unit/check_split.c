@@ -171,6 +171,85 @@ START_TEST(data_case)
 }
 END_TEST
 
+static void same_split(const char *name, size_t limit, const struct fl_sql_script *a,
+                       const struct fl_sql_script *b)
+{
+	ck_assert_msg(a->count == b->count, "%s (limit %zu): %zu statements, in pieces %zu", name,
+	              limit, a->count, b->count);
+	ck_assert_uint_eq(a->flags, b->flags);
+	ck_assert(a->parsed == b->parsed);
+	for (size_t i = 0; i < a->count; i++)
+		ck_assert_msg(a->stmts[i].offset == b->stmts[i].offset &&
+		                  a->stmts[i].len == b->stmts[i].len &&
+		                  a->stmts[i].line == b->stmts[i].line &&
+		                  a->stmts[i].flags == b->stmts[i].flags,
+		              "%s (limit %zu): statement %zu differs in pieces", name, limit,
+		              i + 1);
+}
+
+/*
+ * Every case again, split as a big script is: in windows of the limit and
+ * statement by statement, with limits from tiny (windows cut through
+ * strings, comments and BEGIN ATOMIC bodies) to the whole file. Either the
+ * same statements, lines and flags as parsed whole, the same error, or, when
+ * the limit is below a statement's size, the error that says so.
+ */
+START_TEST(data_case_in_pieces)
+{
+	const char *name = cases[_i];
+	char path[4200], errbuf[FL_ERRBUF_SIZE] = "", errbuf2[FL_ERRBUF_SIZE] = "";
+	struct fl_sql_script whole, pieces;
+	enum fl_err rv, rv2;
+	size_t len;
+	char *sql;
+
+	snprintf(path, sizeof(path), "%s/%s.sql", data_dir, name);
+	sql = fl_test_read_file(path, NULL);
+	ck_assert_msg(sql != NULL, "cannot read '%s'", path);
+	len = strlen(sql);
+	rv = fl_sql_split(sql, &whole, errbuf);
+	for (size_t limit = 8;; limit *= 2) {
+		rv2 = fl_sql_split_limited(sql, 0, limit, &pieces, errbuf2);
+		if (rv2 == FL_EPARSE && strstr(errbuf2, "more than flotilla hands") != NULL &&
+		    limit < len) {
+			ck_assert(!pieces.parsed);
+			continue;
+		}
+		ck_assert_msg(rv == rv2, "%s (limit %zu): %d whole (%s), %d in pieces (%s)", name,
+		              limit, rv, errbuf, rv2, errbuf2);
+		if (rv == FL_OK)
+			same_split(name, limit, &whole, &pieces);
+		else
+			ck_assert_str_eq(errbuf, errbuf2);
+		fl_sql_script_fini(&pieces);
+		if (limit >= len)
+			break;
+	}
+	fl_sql_script_fini(&whole);
+	free(sql);
+}
+END_TEST
+
+/* Over the piece limit, a statement is not parsed: an error naming its line. */
+START_TEST(statement_over_the_piece_limit)
+{
+	static const char sql[] = "SELECT 1;\nSELECT 'a long one';\nSELECT 2;\n";
+	char errbuf[FL_ERRBUF_SIZE] = "";
+	struct fl_sql_script s;
+
+	ck_assert_int_eq(fl_sql_split_limited(sql, 0, 12, &s, errbuf), FL_EPARSE);
+	ck_assert_str_eq(errbuf, "line 2: a statement of more than 12 bytes (or a quote or "
+	                         "parenthesis never closed): more than flotilla hands to the "
+	                         "parser at once");
+	ck_assert(!s.parsed);
+	ck_assert_uint_eq(s.count, 0);
+	ck_assert_int_eq(fl_sql_split_limited(sql, 0, 40, &s, errbuf), FL_OK);
+	ck_assert_uint_eq(s.count, 3);
+	ck_assert_int_eq(s.stmts[2].line, 3);
+	fl_sql_script_fini(&s);
+}
+END_TEST
+
 START_TEST(error_line_counts_characters)
 {
 	/* "é" is 2 bytes and "😀" 4, but each is one character to the parser. */
@@ -200,6 +279,9 @@ START_TEST(error_message_is_one_line_and_capped)
 	ck_assert_str_eq(out, "0123456789a...");
 	fl_sql_error_message("0123456789é-rest", out, sizeof(out));
 	ck_assert_str_eq(out, "0123456789é...");
+	/* A buffer too small for "..." gets nothing, and no abort. */
+	fl_sql_error_message("abc", out, 4);
+	ck_assert_str_eq(out, "");
 }
 END_TEST
 
@@ -287,6 +369,8 @@ static Suite *split_suite(void)
 	TCase *api = tcase_create("api");
 
 	tcase_add_loop_test(data, data_case, 0, (int)n_cases);
+	tcase_add_loop_test(data, data_case_in_pieces, 0, (int)n_cases);
+	tcase_add_test(data, statement_over_the_piece_limit);
 	suite_add_tcase(s, data);
 
 	tcase_add_test(api, error_line_counts_characters);
