@@ -453,7 +453,7 @@ enum fl_err fl_envelope_open(struct fl_envelope *ep, const void *data, size_t le
 	const uint8_t *d = data;
 	size_t cap = max_size ? max_size : ep->max_size, role_cap;
 	uint8_t key[crypto_box_BEFORENMBYTES], *p;
-	uint64_t seq, last = 0, dist;
+	uint64_t seq, last = 0, floor = 0, dist;
 	int64_t ts, now_ms;
 	enum fl_err rv;
 
@@ -489,14 +489,21 @@ enum fl_err fl_envelope_open(struct fl_envelope *ep, const void *data, size_t le
 	now_ms = ep->clock(ep->clock_arg) / 1000;
 	dist = distance(ts, now_ms);
 	switch (fl_peers_recv_commit(ep->peers, d + OFF_SENDER, seq, dist <= (uint64_t)ep->skew_ms,
-	                             &last)) {
+	                             &last, &floor)) {
 	case FL_PEER_OK:
 		break;
 	case FL_PEER_REVOKED:
 	case FL_PEER_UNKNOWN:
 		return refuse(&a, FL_ENVELOPE_REVOKED, "key revoked while the message was checked");
 	case FL_PEER_REPLAY:
-		return refuse(&a, FL_ENVELOPE_REPLAY, "seq %llu not above the last accepted %llu",
+		if (seq <= floor)
+			return refuse(&a, FL_ENVELOPE_REPLAY,
+			              "seq %llu older than the replay window (refused up to "
+			              "%llu, highest accepted %llu)",
+			              (unsigned long long)seq, (unsigned long long)floor,
+			              (unsigned long long)last);
+		return refuse(&a, FL_ENVELOPE_REPLAY,
+		              "seq %llu accepted already (highest accepted %llu)",
 		              (unsigned long long)seq, (unsigned long long)last);
 	case FL_PEER_SKEW:
 		return refuse(&a, FL_ENVELOPE_SKEW,

@@ -54,7 +54,7 @@ enum fl_envelope_reason {
 	FL_ENVELOPE_MALFORMED = 8,       /* "malformed": inner version or body length wrong */
 	FL_ENVELOPE_RECIPIENT = 9,       /* "recipient": not for us */
 	FL_ENVELOPE_SIGNATURE = 10,      /* "signature" */
-	FL_ENVELOPE_REPLAY = 11,         /* "replay": seq not above the last accepted */
+	FL_ENVELOPE_REPLAY = 11,         /* "replay": seq accepted already, or too old */
 	FL_ENVELOPE_SKEW = 12,           /* "skew": timestamp outside the window */
 	FL_ENVELOPE_STORE = 13,          /* "store": peers.seq write failed; fail closed */
 	FL_ENVELOPE_RATE_LIMITED = 14,   /* "rate-limited": enrollment attempts over the rate */

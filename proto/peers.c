@@ -40,16 +40,28 @@ _Static_assert(FL_PEER_ID_LEN == FL_KEY_ID_LEN && FL_PEER_KEY_LEN == FL_KEY_PUBL
 static const char seq_magic[16] = {'f', 'l', 'o', 't', 'i', 'l', 'l', 'a',
                                    ' ', 's', 'e', 'q', ' ', 'v', '1', '\n'};
 
+/*
+ * The replay window of one sender (peers.h): every number it ever had
+ * accepted is either at or below `floor` or in seen[0..nseen), which holds
+ * the highest ones accepted above the floor, ascending. A number is fresh if
+ * it is above the floor and not seen; remembering it when the window is full
+ * forgets the lowest one and raises the floor to it.
+ */
 struct entry {
 	uint8_t pk[FL_PEER_KEY_LEN];
 	char id[FL_PEER_ID_LEN + 1];
 	char name[FL_PEER_NAME_MAX + 1];
 	enum fl_peer_role role; /* FL_PEER_NONE: loaded from peers.seq or revoked, never added */
 	bool revoked;
-	uint64_t last_recv; /* last accepted; persisted */
-	uint64_t last_sent; /* memory only: the clock carries it across restarts */
+	uint8_t nseen;      /* numbers in seen */
 	uint32_t record;    /* index in peers.seq, NO_RECORD without a file */
+	uint64_t last_recv; /* the highest accepted; persisted */
+	uint64_t floor;     /* the highest forgotten, or last_recv when loaded; memory only */
+	uint64_t last_sent; /* memory only: the clock carries it across restarts */
+	uint64_t seen[FL_PEERS_REPLAY_WINDOW]; /* ascending, all above floor */
 };
+_Static_assert(FL_PEERS_REPLAY_WINDOW > 0 && FL_PEERS_REPLAY_WINDOW <= UINT8_MAX,
+               "replay window size");
 
 struct fl_peers {
 	pthread_mutex_t lock;
@@ -226,6 +238,47 @@ static void info_of(const struct entry *e, struct fl_peer_info *info)
 	info->last_seq = e->last_recv;
 }
 
+/* ---- the replay window ---- */
+
+/* Never accepted from e: above the floor, and not one of the numbers seen. */
+static bool window_fresh(const struct entry *e, uint64_t seq)
+{
+	if (seq <= e->floor)
+		return false;
+	if (seq > e->last_recv) /* in order: above all seen */
+		return true;
+	for (size_t i = e->nseen; i-- > 0 && e->seen[i] >= seq;)
+		if (e->seen[i] == seq)
+			return false;
+	return true;
+}
+
+/* Record seq, fresh (window_fresh), as accepted. */
+static void window_remember(struct entry *e, uint64_t seq)
+{
+	size_t pos = e->nseen; /* where seq goes: after every lower number */
+
+	while (pos > 0 && e->seen[pos - 1] > seq)
+		pos--;
+	if (seq > e->last_recv)
+		e->last_recv = seq;
+	if (e->nseen < FL_PEERS_REPLAY_WINDOW) {
+		memmove(&e->seen[pos + 1], &e->seen[pos], (e->nseen - pos) * sizeof(e->seen[0]));
+		e->seen[pos] = seq;
+		e->nseen++;
+		return;
+	}
+	/* Full: the lowest of the window and seq is forgotten, and the floor
+	 * rises to it, so it stays refused. */
+	if (pos == 0) {
+		e->floor = seq;
+		return;
+	}
+	e->floor = e->seen[0];
+	memmove(&e->seen[0], &e->seen[1], (pos - 1) * sizeof(e->seen[0]));
+	e->seen[pos - 1] = seq;
+}
+
 /* ---- peers.seq ---- */
 
 static void seal_record(uint8_t rec[REC_SIZE])
@@ -320,7 +373,9 @@ static enum fl_err seq_load(struct fl_peers *p, const uint8_t *buf, size_t size,
 			    i, id);
 		}
 		e = insert(p, rec);
+		/* Only the highest is on disk: all below it stay refused. */
 		e->last_recv = fl_load_be64(rec + 32);
+		e->floor = e->last_recv;
 		e->revoked = (flags & FLAG_REVOKED) != 0;
 		e->record = (uint32_t)i;
 	}
@@ -664,6 +719,7 @@ enum fl_err fl_peers_enroll(struct fl_peers *p, const uint8_t agent_pk[FL_PEER_K
                             const char *name, uint64_t seq, char *errbuf)
 {
 	uint8_t key[crypto_box_BEFORENMBYTES];
+	struct entry *e;
 	enum fl_err rv;
 	long idx;
 
@@ -676,11 +732,16 @@ enum fl_err fl_peers_enroll(struct fl_peers *p, const uint8_t agent_pk[FL_PEER_K
 	 * same bytes are a replay from now on. */
 	idx = lookup(p, agent_pk);
 	assert(idx >= 0);
-	if (seq > p->entries[idx].last_recv) {
+	e = &p->entries[idx];
+	/* Nothing was accepted from the key before (it was no peer, its window
+	 * is empty): everything up to this number is refused from now on. */
+	if (seq > e->floor)
+		e->floor = seq;
+	if (seq > e->last_recv) {
 		char err[FL_ERRBUF_SIZE];
 
-		p->entries[idx].last_recv = seq;
-		if (record_write(p, &p->entries[idx], err) != FL_OK)
+		e->last_recv = seq;
+		if (record_write(p, e, err) != FL_OK)
 			fl_log_error("peers", "%s", err); /* recorded in memory: fail closed */
 	}
 out:
@@ -718,11 +779,12 @@ out:
 }
 
 enum fl_peer_check fl_peers_recv_commit(struct fl_peers *p, const uint8_t pk[FL_PEER_KEY_LEN],
-                                        uint64_t seq, bool in_window, uint64_t *last)
+                                        uint64_t seq, bool in_skew, uint64_t *last, uint64_t *floor)
 {
 	enum fl_peer_check rv = FL_PEER_OK;
 	char err[FL_ERRBUF_SIZE];
 	struct entry *e;
+	bool raise;
 	long idx;
 
 	pthread_mutex_lock(&p->lock);
@@ -733,17 +795,21 @@ enum fl_peer_check fl_peers_recv_commit(struct fl_peers *p, const uint8_t pk[FL_
 	}
 	e = &p->entries[idx];
 	*last = e->last_recv;
+	*floor = e->floor;
 	if (e->revoked)
 		rv = FL_PEER_REVOKED;
-	else if (seq <= e->last_recv)
+	else if (!window_fresh(e, seq))
 		rv = FL_PEER_REPLAY;
-	else if (!in_window)
+	else if (!in_skew)
 		rv = FL_PEER_SKEW;
 	if (rv != FL_PEER_OK)
 		goto out;
-	/* In memory first: even if the file write fails, this seq is spent. */
-	e->last_recv = seq;
-	if (record_write(p, e, err) != FL_OK) {
+	/* In memory first: even if the file write fails, this seq is spent. A
+	 * number below the highest needs no write: the file's highest already
+	 * keeps it refused after a restart. */
+	raise = seq > e->last_recv;
+	window_remember(e, seq);
+	if (raise && record_write(p, e, err) != FL_OK) {
 		fl_log_error("peers", "%s", err);
 		rv = FL_PEER_STORE;
 	}

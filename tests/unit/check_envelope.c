@@ -599,11 +599,13 @@ START_TEST(replays_refused)
 	ck_assert_int_eq(open_buf(&B, &m1), FL_ENVELOPE_OK);
 	ck_assert_int_eq(open_buf(&B, &m1), FL_ENVELOPE_REPLAY); /* the same twice */
 	ck_assert_int_eq(open_buf(&B, &m2), FL_ENVELOPE_OK);
-	/* A lower sequence number arriving late. */
+	/* A lower sequence number arriving late: accepted, once (the window). */
 	seal(&A, &B, "third", &m1);
 	seal(&A, &B, "fourth", &m2);
 	ck_assert_int_eq(open_buf(&B, &m2), FL_ENVELOPE_OK);
+	ck_assert_int_eq(open_buf(&B, &m1), FL_ENVELOPE_OK);
 	ck_assert_int_eq(open_buf(&B, &m1), FL_ENVELOPE_REPLAY);
+	ck_assert_int_eq(open_buf(&B, &m2), FL_ENVELOPE_REPLAY);
 	/* Equal to the last, and zero, freshly signed. */
 	f = honest(&A, &B, (uint64_t)T0 + 3, "equal");
 	forge(&f, &m1);
@@ -614,9 +616,76 @@ START_TEST(replays_refused)
 	f = honest(&A, &B, (uint64_t)T0 + 4, "next");
 	forge(&f, &m1);
 	ck_assert_int_eq(open_buf(&B, &m1), FL_ENVELOPE_OK);
-	ck_assert_uint_eq(fl_envelope_count(B.ep, FL_ENVELOPE_REPLAY), 4);
+	ck_assert_uint_eq(fl_envelope_count(B.ep, FL_ENVELOPE_REPLAY), 5);
 	fl_buf_fini(&m1);
 	fl_buf_fini(&m2);
+}
+END_TEST
+
+/* Open at `to` and return errbuf's text (the envelope must be refused). */
+static void refused_why(struct node *to, const struct fl_buf *b, char *err)
+{
+	struct fl_envelope_opened o;
+
+	fl_envelope_opened_init(&o);
+	ck_assert_int_eq(fl_envelope_open(to->ep, b->data, b->len, 0, &o, NULL, err), FL_EAUTH);
+	fl_envelope_opened_fini(&o);
+}
+
+/*
+ * One sender with several requests in flight: they may be opened in another
+ * order than sealed (two sockets, two TCP connections, parallel opening
+ * threads). Up to FL_PEERS_REPLAY_WINDOW later ones may overtake a message;
+ * each is accepted exactly once. Before the window, every overtaken one was
+ * refused as a replay.
+ */
+START_TEST(out_of_order_within_the_window)
+{
+	enum { W = FL_PEERS_REPLAY_WINDOW };
+	struct fl_buf m[W + 2];
+	char err[FL_ERRBUF_SIZE] = "", want[256];
+	uint64_t first;
+
+	for (int i = 0; i < W + 2; i++)
+		fl_buf_init(&m[i], 0);
+	/* Sealed 0 .. W, opened W .. 0: the first is overtaken by W. */
+	for (int i = 0; i <= W; i++)
+		seal(&A, &B, "in flight", &m[i]);
+	for (int i = W; i >= 0; i--)
+		ck_assert_msg(open_buf(&B, &m[i]) == FL_ENVELOPE_OK, "message %d", i);
+	for (int i = 0; i <= W; i++)
+		ck_assert_msg(open_buf(&B, &m[i]) == FL_ENVELOPE_REPLAY, "message %d again", i);
+	ck_assert_uint_eq(fl_envelope_count(B.ep, FL_ENVELOPE_OK), W + 1);
+	refused_why(&B, &m[5], err);
+	snprintf(want, sizeof(want), "seq %llu accepted already (highest accepted %llu)",
+	         (unsigned long long)T0 + 5, (unsigned long long)T0 + W);
+	ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+
+	/* Sealed 0 .. W + 1; the first comes after the W + 1 others: refused
+	 * (older than the window), and the sender has to seal it again. */
+	for (int i = 0; i < W + 2; i++)
+		seal(&A, &B, "in flight", &m[i]);
+	first = (uint64_t)T0 + W + 1;
+	for (int i = 1; i < W + 2; i++)
+		ck_assert_int_eq(open_buf(&B, &m[i]), FL_ENVELOPE_OK);
+	ck_assert_int_eq(open_buf(&B, &m[0]), FL_ENVELOPE_REPLAY);
+	refused_why(&B, &m[0], err);
+	snprintf(
+	    want, sizeof(want),
+	    "seq %llu older than the replay window (refused up to %llu, highest accepted %llu)",
+	    (unsigned long long)first, (unsigned long long)first + 1,
+	    (unsigned long long)first + W + 1);
+	ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+
+	/* Replies the other way, to an agent's two sockets, the same. */
+	seal(&B, &A, "reply to the report", &m[0]);
+	seal(&B, &A, "reply to the poll", &m[1]);
+	ck_assert_int_eq(open_buf(&A, &m[1]), FL_ENVELOPE_OK);
+	ck_assert_int_eq(open_buf(&A, &m[0]), FL_ENVELOPE_OK);
+	ck_assert_int_eq(open_buf(&A, &m[0]), FL_ENVELOPE_REPLAY);
+	ck_assert_int_eq(open_buf(&A, &m[1]), FL_ENVELOPE_REPLAY);
+	for (int i = 0; i < W + 2; i++)
+		fl_buf_fini(&m[i]);
 }
 END_TEST
 
@@ -912,8 +981,8 @@ START_TEST(refusal_logged_once_without_the_body)
 		lines += *c == '\n';
 	ck_assert_int_eq(lines, 2);
 	snprintf(want, sizeof(want),
-	         "agent 'agent-a' (%s): envelope refused: replay: seq %lld not above the last "
-	         "accepted %lld",
+	         "agent 'agent-a' (%s): envelope refused: replay: seq %lld accepted already "
+	         "(highest accepted %lld)",
 	         fl_identity_key_id(A.id), (long long)T0, (long long)T0);
 	ck_assert_str_eq(err, want);
 	ck_assert_msg(strncmp(log, "flotilla: warning: ", 19) == 0, "%s", log);
@@ -1248,6 +1317,168 @@ START_TEST(concurrent_senders)
 }
 END_TEST
 
+/*
+ * Several threads seal to one receiver with one sender key, and several
+ * threads of the receiver open what they sealed in a random order, each
+ * envelope twice (a replay racing its original). Flow control as a real
+ * sender's: a message is sealed only while fewer than W sealed before it
+ * are still unopened, so none is overtaken by more than the window holds,
+ * however the threads are scheduled. Every envelope must be accepted
+ * exactly once, every copy refused as a replay, and nothing else refused.
+ */
+#define CC_TOTAL   1500
+#define CC_THREADS 4
+
+struct cc {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct fl_buf env[CC_TOTAL];
+	int pool[2 * CC_TOTAL]; /* indexes of envelopes waiting to be opened */
+	size_t npool, sealed, taken, low, expected;
+	bool accepted[CC_TOTAL];
+	int oks[CC_TOTAL], replays[CC_TOTAL], fails[CC_TOTAL], others;
+	uint64_t seq[CC_TOTAL];
+};
+
+static struct cc *cc;
+
+static void *cc_seal(void *arg)
+{
+	char body[32], err[FL_ERRBUF_SIZE];
+
+	(void)arg;
+	pthread_mutex_lock(&cc->mu);
+	for (;;) {
+		size_t i;
+
+		while (cc->sealed < CC_TOTAL && cc->sealed >= cc->low + FL_PEERS_REPLAY_WINDOW)
+			pthread_cond_wait(&cc->cv, &cc->mu);
+		if (cc->sealed == CC_TOTAL)
+			break;
+		i = cc->sealed++;
+		/* Under the lock, so index order is sequence number order. */
+		snprintf(body, sizeof(body), "request %zu", i);
+		if (fl_envelope_seal_seq(A.ep, B.pk, body, strlen(body), &cc->env[i], &cc->seq[i],
+		                         err) != FL_OK) {
+			cc->others++; /* and let the others finish */
+			cc->accepted[i] = true;
+			cc->expected -= 2;
+			while (cc->low < CC_TOTAL && cc->accepted[cc->low])
+				cc->low++;
+		} else {
+			cc->pool[cc->npool++] = (int)i;
+			cc->pool[cc->npool++] = (int)i;
+		}
+		pthread_cond_broadcast(&cc->cv);
+	}
+	pthread_mutex_unlock(&cc->mu);
+	return NULL;
+}
+
+static void *cc_open(void *arg)
+{
+	struct fl_envelope_opened o;
+	enum fl_envelope_reason r;
+	char body[32];
+
+	(void)arg;
+	fl_envelope_opened_init(&o);
+	pthread_mutex_lock(&cc->mu);
+	for (;;) {
+		size_t j;
+		int i;
+		bool ok;
+
+		while (cc->npool == 0 && cc->taken < cc->expected)
+			pthread_cond_wait(&cc->cv, &cc->mu);
+		if (cc->npool == 0)
+			break;
+		j = randombytes_uniform((uint32_t)cc->npool);
+		i = cc->pool[j];
+		cc->pool[j] = cc->pool[--cc->npool];
+		cc->taken++;
+		pthread_mutex_unlock(&cc->mu);
+
+		snprintf(body, sizeof(body), "request %d", i);
+		r = (enum fl_envelope_reason) - 1;
+		ok = fl_envelope_open(B.ep, cc->env[i].data, cc->env[i].len, 0, &o, &r, NULL) ==
+		         FL_OK &&
+		     o.seq == cc->seq[i] && o.body_len == strlen(body) &&
+		     memcmp(o.body, body, o.body_len) == 0;
+
+		pthread_mutex_lock(&cc->mu);
+		if (ok) {
+			cc->oks[i]++;
+			cc->accepted[i] = true;
+			while (cc->low < CC_TOTAL && cc->accepted[cc->low])
+				cc->low++;
+		} else {
+			if (r == FL_ENVELOPE_REPLAY)
+				cc->replays[i]++;
+			else
+				cc->others++;
+			/* Both copies refused: lost. Let the sealers go on, so
+			 * that the test fails rather than hangs. */
+			if (++cc->fails[i] == 2) {
+				cc->accepted[i] = true;
+				while (cc->low < CC_TOTAL && cc->accepted[cc->low])
+					cc->low++;
+			}
+		}
+		pthread_cond_broadcast(&cc->cv);
+	}
+	pthread_cond_broadcast(&cc->cv);
+	pthread_mutex_unlock(&cc->mu);
+	fl_envelope_opened_fini(&o);
+	return NULL;
+}
+
+START_TEST(concurrent_out_of_order_opens)
+{
+	pthread_t sealers[CC_THREADS], openers[CC_THREADS];
+
+	cc = fl_calloc(1, sizeof(*cc));
+	pthread_mutex_init(&cc->mu, NULL);
+	pthread_cond_init(&cc->cv, NULL);
+	cc->expected = 2 * CC_TOTAL;
+	for (int i = 0; i < CC_TOTAL; i++)
+		fl_buf_init(&cc->env[i], 0);
+	for (int t = 0; t < CC_THREADS; t++) {
+		ck_assert_int_eq(pthread_create(&sealers[t], NULL, cc_seal, NULL), 0);
+		ck_assert_int_eq(pthread_create(&openers[t], NULL, cc_open, NULL), 0);
+	}
+	for (int t = 0; t < CC_THREADS; t++) {
+		ck_assert_int_eq(pthread_join(sealers[t], NULL), 0);
+		ck_assert_int_eq(pthread_join(openers[t], NULL), 0);
+	}
+	ck_assert_int_eq(cc->others, 0);
+	for (int i = 0; i < CC_TOTAL; i++) {
+		ck_assert_msg(cc->oks[i] == 1, "envelope %d accepted %d times", i, cc->oks[i]);
+		ck_assert_msg(cc->replays[i] == 1, "envelope %d: %d replays", i, cc->replays[i]);
+		if (i > 0)
+			ck_assert_uint_gt(cc->seq[i], cc->seq[i - 1]);
+	}
+	ck_assert_uint_eq(fl_envelope_count(B.ep, FL_ENVELOPE_OK), CC_TOTAL);
+	ck_assert_uint_eq(fl_envelope_count(B.ep, FL_ENVELOPE_REPLAY), CC_TOTAL);
+	for (int r = FL_ENVELOPE_TRUNCATED; r < FL_ENVELOPE_REASON_COUNT; r++)
+		if (r != FL_ENVELOPE_REPLAY)
+			ck_assert_uint_eq(fl_envelope_count(B.ep, (enum fl_envelope_reason)r), 0);
+	/* And after a restart, none of them opens again. */
+	node_stop(&B);
+	node_start(&B, seqpath);
+	knows(&B, &A, FL_PEER_AGENT);
+	for (int i = 0; i < CC_TOTAL; i++)
+		ck_assert_int_eq(open_at(&B, cc->env[i].data, cc->env[i].len, 0),
+		                 FL_ENVELOPE_REPLAY);
+	for (int i = 0; i < CC_TOTAL; i++)
+		fl_buf_fini(&cc->env[i]);
+	pthread_cond_destroy(&cc->cv);
+	pthread_mutex_destroy(&cc->mu);
+	free(cc);
+	cc = NULL;
+}
+END_TEST
+
 static Suite *envelope_suite(void)
 {
 	Suite *s = suite_create("envelope");
@@ -1269,6 +1500,7 @@ static Suite *envelope_suite(void)
 	tcase_add_test(tc, bad_signatures);
 	tcase_add_test(tc, malformed_inner);
 	tcase_add_test(tc, replays_refused);
+	tcase_add_test(tc, out_of_order_within_the_window);
 	tcase_add_test(tc, replay_across_restart);
 	tcase_add_test(tc, replay_across_crash);
 	tcase_add_test(tc, skew_both_ways);
@@ -1285,6 +1517,7 @@ static Suite *envelope_suite(void)
 	tcase_add_test(tc, enrollment_rate_limited);
 	tcase_add_test(tc, role_caps_envelopes);
 	tcase_add_test(tc, concurrent_senders);
+	tcase_add_test(tc, concurrent_out_of_order_opens);
 	suite_add_tcase(s, tc);
 	return s;
 }

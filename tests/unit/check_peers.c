@@ -307,30 +307,364 @@ START_TEST(recv_commit_checks_in_order)
 	struct fl_peer_info info;
 	uint8_t a[32], b[32], key[32];
 	char err[FL_ERRBUF_SIZE] = "";
-	uint64_t last = 99;
+	uint64_t last = 99, floor = 99;
 
 	peer_pk(1, a);
 	peer_pk(2, b);
 	ck_assert_int_eq(fl_peers_recv_begin(p, a, key, &info), FL_PEER_UNKNOWN);
 	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "a", err), FL_OK);
 	ck_assert_int_eq(fl_peers_recv_begin(p, a, key, &info), FL_PEER_OK);
-	ck_assert_int_eq(fl_peers_recv_commit(p, a, 0, true, &last), FL_PEER_REPLAY);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 0, true, &last, &floor), FL_PEER_REPLAY);
 	ck_assert_uint_eq(last, 0);
-	ck_assert_int_eq(fl_peers_recv_commit(p, a, 10, true, &last), FL_PEER_OK);
-	ck_assert_int_eq(fl_peers_recv_commit(p, a, 10, true, &last), FL_PEER_REPLAY);
+	ck_assert_uint_eq(floor, 0);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 10, true, &last, &floor), FL_PEER_OK);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 10, true, &last, &floor), FL_PEER_REPLAY);
 	ck_assert_uint_eq(last, 10);
-	/* Replay is reported before skew, and a skewed message does not count. */
-	ck_assert_int_eq(fl_peers_recv_commit(p, a, 9, false, &last), FL_PEER_REPLAY);
-	ck_assert_int_eq(fl_peers_recv_commit(p, a, 20, false, &last), FL_PEER_SKEW);
+	/* Replay is reported before skew, and a skewed message does not count:
+	 * 9, refused for its timestamp, is still accepted later. */
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 10, false, &last, &floor), FL_PEER_REPLAY);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 9, false, &last, &floor), FL_PEER_SKEW);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 20, false, &last, &floor), FL_PEER_SKEW);
 	ck_assert_int_eq(fl_peers_find(p, a, &info), FL_OK);
 	ck_assert_uint_eq(info.last_seq, 10);
-	ck_assert_int_eq(fl_peers_recv_commit(p, a, 11, true, &last), FL_PEER_OK);
-	ck_assert_int_eq(fl_peers_recv_commit(p, a, UINT64_MAX, true, &last), FL_PEER_OK);
-	ck_assert_int_eq(fl_peers_recv_commit(p, a, UINT64_MAX, true, &last), FL_PEER_REPLAY);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 9, true, &last, &floor), FL_PEER_OK);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 11, true, &last, &floor), FL_PEER_OK);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, UINT64_MAX, true, &last, &floor), FL_PEER_OK);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, UINT64_MAX, true, &last, &floor),
+	                 FL_PEER_REPLAY);
+	ck_assert_uint_eq(last, UINT64_MAX);
 	/* Revoked is reported first. */
 	ck_assert_int_eq(fl_peers_revoke(p, a, err), FL_OK);
-	ck_assert_int_eq(fl_peers_recv_commit(p, a, 5, false, &last), FL_PEER_REVOKED);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 5, false, &last, &floor), FL_PEER_REVOKED);
 	sodium_memzero(key, sizeof(key));
+	fl_peers_free(p);
+}
+END_TEST
+
+/* fl_peers_recv_commit for a message whose timestamp checked out. */
+static enum fl_peer_check commit(struct fl_peers *p, const uint8_t pk[32], uint64_t seq)
+{
+	uint64_t last, floor;
+
+	return fl_peers_recv_commit(p, pk, seq, true, &last, &floor);
+}
+
+/* The floor of pk's window, as commit reports it (with a number that is
+ * refused whatever the window holds, so nothing changes). */
+static uint64_t floor_of(struct fl_peers *p, const uint8_t pk[32])
+{
+	uint64_t last, floor;
+
+	ck_assert_int_eq(fl_peers_recv_commit(p, pk, 0, true, &last, &floor), FL_PEER_REPLAY);
+	return floor;
+}
+
+/*
+ * One sender, several messages in flight: sealed 100..105, opened in another
+ * order. Each is accepted once, in whatever order it comes, and refused ever
+ * after. Before the window, 103 after 105 was refused as a replay.
+ */
+START_TEST(window_accepts_out_of_order_once)
+{
+	static const uint64_t order[] = {100, 105, 103, 101, 104, 102};
+	struct fl_peers *p = open_peers(NULL, 0);
+	struct fl_peer_info info;
+	uint8_t a[32], b[32];
+	char err[FL_ERRBUF_SIZE] = "";
+
+	peer_pk(1, a);
+	peer_pk(2, b);
+	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "a", err), FL_OK);
+	ck_assert_int_eq(fl_peers_add(p, b, FL_PEER_AGENT, "b", err), FL_OK);
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		ck_assert_msg(commit(p, a, order[i]) == FL_PEER_OK, "seq %llu",
+		              (unsigned long long)order[i]);
+		/* A duplicate of anything accepted so far, within the window. */
+		for (size_t j = 0; j <= i; j++)
+			ck_assert_int_eq(commit(p, a, order[j]), FL_PEER_REPLAY);
+	}
+	ck_assert_int_eq(fl_peers_find(p, a, &info), FL_OK);
+	ck_assert_uint_eq(info.last_seq, 105);
+	ck_assert_uint_eq(floor_of(p, a), 0); /* nothing forgotten yet */
+	/* Another sender's window is its own. */
+	ck_assert_int_eq(commit(p, b, 103), FL_PEER_OK);
+	ck_assert_int_eq(commit(p, b, 101), FL_PEER_OK);
+	ck_assert_int_eq(commit(p, b, 101), FL_PEER_REPLAY);
+	ck_assert_int_eq(commit(p, a, 99), FL_PEER_OK); /* never accepted: fine */
+	ck_assert_int_eq(commit(p, a, 99), FL_PEER_REPLAY);
+	fl_peers_free(p);
+}
+END_TEST
+
+/*
+ * The window holds the FL_PEERS_REPLAY_WINDOW highest numbers; the lowest is
+ * forgotten when a higher one comes, and the floor rises to it: anything at
+ * or below it is refused, accepted before or not. A message overtaken by up
+ * to W others is accepted; by W + 1, refused.
+ */
+START_TEST(window_forgets_the_lowest)
+{
+	const uint64_t W = FL_PEERS_REPLAY_WINDOW;
+	struct fl_peers *p = open_peers(NULL, 0);
+	uint8_t a[32], b[32];
+	char err[FL_ERRBUF_SIZE] = "";
+
+	ck_assert_uint_eq(W, 32);
+	peer_pk(1, a);
+	peer_pk(2, b);
+	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "a", err), FL_OK);
+	ck_assert_int_eq(fl_peers_add(p, b, FL_PEER_AGENT, "b", err), FL_OK);
+	/* 1000, 1010, ..., 1000 + 10 W: W + 1 numbers, the first forgotten. */
+	for (uint64_t k = 0; k <= W; k++)
+		ck_assert_int_eq(commit(p, a, 1000 + 10 * k), FL_PEER_OK);
+	ck_assert_uint_eq(floor_of(p, a), 1000);
+	ck_assert_int_eq(commit(p, a, 1000), FL_PEER_REPLAY); /* forgotten, still refused */
+	ck_assert_int_eq(commit(p, a, 995), FL_PEER_REPLAY);  /* older than the window */
+	ck_assert_int_eq(commit(p, a, 1), FL_PEER_REPLAY);
+	for (uint64_t k = 1; k <= W; k++)
+		ck_assert_int_eq(commit(p, a, 1000 + 10 * k), FL_PEER_REPLAY);
+	/* Between the floor and the lowest remembered: never accepted (it would
+	 * be remembered), so accepted, and then it is the one forgotten. */
+	ck_assert_int_eq(commit(p, a, 1005), FL_PEER_OK);
+	ck_assert_uint_eq(floor_of(p, a), 1005);
+	ck_assert_int_eq(commit(p, a, 1005), FL_PEER_REPLAY);
+	ck_assert_int_eq(commit(p, a, 1001), FL_PEER_REPLAY);
+	/* Inside the window: 1010 goes. */
+	ck_assert_int_eq(commit(p, a, 1015), FL_PEER_OK);
+	ck_assert_uint_eq(floor_of(p, a), 1010);
+	ck_assert_int_eq(commit(p, a, 1010), FL_PEER_REPLAY);
+	ck_assert_int_eq(commit(p, a, 1015), FL_PEER_REPLAY);
+	ck_assert_int_eq(commit(p, a, 1016), FL_PEER_OK);
+	ck_assert_uint_eq(floor_of(p, a), 1015);
+
+	/* Sealed 1 .. W + 1; W + 1 arrives last, overtaken by W: accepted. */
+	for (uint64_t s = 1; s <= W; s++)
+		ck_assert_int_eq(commit(p, b, s + 1 == W + 1 ? 1 : s + 1), FL_PEER_OK);
+	ck_assert_int_eq(commit(p, b, W + 1), FL_PEER_OK);
+	ck_assert_uint_eq(floor_of(p, b), 1);
+	/* Sealed W + 2 .. 2 W + 3; the first arrives after the W + 1 others. */
+	for (uint64_t s = W + 3; s <= 2 * W + 3; s++)
+		ck_assert_int_eq(commit(p, b, s), FL_PEER_OK);
+	ck_assert_int_eq(commit(p, b, W + 2), FL_PEER_REPLAY);
+	fl_peers_free(p);
+}
+END_TEST
+
+/*
+ * peers.seq keeps only the highest number: after a restart the window is
+ * empty and its floor is that number, so nothing at or below it is accepted,
+ * whether it was accepted before or only overtaken. Numbers above it are
+ * accepted in any order again.
+ */
+START_TEST(window_after_restart)
+{
+	struct fl_peers *p = open_peers(seqpath, 0);
+	struct fl_peer_info info;
+	uint8_t a[32], buf[256];
+	char err[FL_ERRBUF_SIZE] = "";
+	uint64_t last;
+	pid_t pid;
+	int status;
+
+	peer_pk(1, a);
+	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "a", err), FL_OK);
+	ck_assert_int_eq(commit(p, a, 100), FL_PEER_OK);
+	ck_assert_int_eq(commit(p, a, 300), FL_PEER_OK);
+	ck_assert_int_eq(commit(p, a, 200), FL_PEER_OK); /* 250 never comes */
+	/* The record holds the highest: an overtaken number is not written. */
+	ck_assert_uint_eq(read_file(seqpath, buf, sizeof(buf)), 128);
+	ck_assert_mem_eq(buf + 96, "\0\0\0\0\0\0\x01\x2c", 8); /* 300 */
+	fl_peers_free(p);
+
+	p = open_peers(seqpath, 0);
+	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "a", err), FL_OK);
+	ck_assert_uint_eq(floor_of(p, a), 300);
+	for (uint64_t s = 1; s <= 300; s++)
+		ck_assert_msg(commit(p, a, s) == FL_PEER_REPLAY, "seq %llu accepted after restart",
+		              (unsigned long long)s);
+	ck_assert_int_eq(commit(p, a, 400), FL_PEER_OK);
+	ck_assert_int_eq(commit(p, a, 350), FL_PEER_OK);
+	ck_assert_int_eq(commit(p, a, 301), FL_PEER_OK);
+	ck_assert_int_eq(commit(p, a, 350), FL_PEER_REPLAY);
+	ck_assert_int_eq(fl_peers_find(p, a, &info), FL_OK);
+	ck_assert_uint_eq(info.last_seq, 400);
+	fl_peers_free(p);
+
+	/* A crash (no sync, no close) right after an out-of-order accept. */
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		uint64_t floor;
+
+		p = NULL;
+		if (fl_peers_new(self, seqpath, 0, 0, &p, err) != FL_OK ||
+		    fl_peers_add(p, a, FL_PEER_AGENT, "a", err) != FL_OK ||
+		    fl_peers_recv_commit(p, a, 500, true, &last, &floor) != FL_PEER_OK ||
+		    fl_peers_recv_commit(p, a, 450, true, &last, &floor) != FL_PEER_OK)
+			_exit(1);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	p = open_peers(seqpath, 0);
+	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "a", err), FL_OK);
+	ck_assert_int_eq(commit(p, a, 450), FL_PEER_REPLAY);
+	ck_assert_int_eq(commit(p, a, 500), FL_PEER_REPLAY);
+	ck_assert_int_eq(commit(p, a, 475), FL_PEER_REPLAY);
+	ck_assert_int_eq(commit(p, a, 501), FL_PEER_OK);
+	fl_peers_free(p);
+}
+END_TEST
+
+/* A deterministic generator for the randomized test (xorshift64*). */
+static uint64_t rnd(uint64_t *state)
+{
+	*state ^= *state >> 12;
+	*state ^= *state << 25;
+	*state ^= *state >> 27;
+	return *state * UINT64_C(2685821657736338717);
+}
+
+/*
+ * The reference model of the window, as plainly as it can be said: a number
+ * is accepted if it is above what peers.seq held at the start, was not
+ * accepted since, and at most W numbers above it were.
+ */
+struct model {
+	uint64_t start; /* the highest number on disk when the registry opened */
+	uint64_t *acc;  /* accepted since */
+	size_t n, cap;
+	uint64_t top; /* the highest number generated for this sender */
+};
+
+static bool model_accepts(const struct model *m, uint64_t seq)
+{
+	size_t above = 0;
+
+	if (seq <= m->start)
+		return false;
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->acc[i] == seq)
+			return false;
+		above += m->acc[i] > seq;
+	}
+	return above <= FL_PEERS_REPLAY_WINDOW;
+}
+
+static void model_accept(struct model *m, uint64_t seq)
+{
+	if (m->n == m->cap) {
+		m->cap = m->cap ? 2 * m->cap : 64;
+		m->acc = realloc(m->acc, m->cap * sizeof(m->acc[0]));
+		ck_assert_ptr_nonnull(m->acc);
+	}
+	m->acc[m->n++] = seq;
+}
+
+static uint64_t model_highest(const struct model *m)
+{
+	uint64_t h = m->start;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->acc[i] > h)
+			h = m->acc[i];
+	return h;
+}
+
+/* A restart: the model keeps only the highest, as peers.seq does. */
+static void model_restart(struct model *m)
+{
+	m->start = model_highest(m);
+	m->n = 0;
+}
+
+#define MODEL_SENDERS 3
+
+static void reopen_all(struct fl_peers **p)
+{
+	uint8_t pk[32];
+	char err[FL_ERRBUF_SIZE] = "";
+
+	fl_peers_free(*p);
+	*p = open_peers(seqpath, 0);
+	for (int k = 0; k < MODEL_SENDERS; k++) {
+		peer_pk(k + 1, pk);
+		ck_assert_msg(fl_peers_add(*p, pk, FL_PEER_AGENT, "s", err) == FL_OK, "%s", err);
+	}
+}
+
+/*
+ * Random traffic from a few senders (fresh numbers, numbers in and around the
+ * window, duplicates, very old ones, skewed ones, restarts), each answer
+ * compared with the model's. The seed is printed with any failure.
+ */
+START_TEST(window_matches_a_model)
+{
+	uint64_t seeds[4] = {1, 0x9e3779b97f4a7c15, 0xdeadbeefcafe, 0};
+	struct model m[MODEL_SENDERS];
+	struct fl_peers *p = NULL;
+	struct fl_peer_info info;
+	uint8_t pk[MODEL_SENDERS][32];
+	long accepted = 0, refused = 0;
+
+	randombytes_buf(&seeds[3], sizeof(seeds[3]));
+	seeds[3] |= 1;
+	for (int k = 0; k < MODEL_SENDERS; k++)
+		peer_pk(k + 1, pk[k]);
+	for (size_t si = 0; si < sizeof(seeds) / sizeof(seeds[0]); si++) {
+		uint64_t st = seeds[si];
+
+		unlink(seqpath);
+		memset(m, 0, sizeof(m));
+		reopen_all(&p);
+		for (int op = 0; op < 6000; op++) {
+			int k = (int)(rnd(&st) % MODEL_SENDERS);
+			struct model *mk = &m[k];
+			uint64_t r = rnd(&st) % 100, seq, last, floor;
+			bool in_skew = rnd(&st) % 16 != 0, want;
+			enum fl_peer_check got;
+
+			if (rnd(&st) % 400 == 0) {
+				for (int j = 0; j < MODEL_SENDERS; j++)
+					model_restart(&m[j]);
+				reopen_all(&p);
+				continue;
+			}
+			if (r < 45) { /* a new number, in order */
+				seq = mk->top + 1 + rnd(&st) % 20;
+				mk->top = seq;
+			} else if (r < 85) { /* around the window: overtaken, or a duplicate */
+				seq = mk->top - rnd(&st) % (10 * FL_PEERS_REPLAY_WINDOW);
+			} else if (r < 95 && mk->n > 0) { /* exactly one accepted */
+				seq = mk->acc[rnd(&st) % mk->n];
+			} else { /* anything below */
+				seq = mk->top ? rnd(&st) % (mk->top + 1) : 0;
+			}
+			if (seq > mk->top) /* wrapped below zero */
+				seq = 0;
+			want = model_accepts(mk, seq);
+			got = fl_peers_recv_commit(p, pk[k], seq, in_skew, &last, &floor);
+			ck_assert_msg(
+			    got == (want ? (in_skew ? FL_PEER_OK : FL_PEER_SKEW) : FL_PEER_REPLAY),
+			    "seed %llu, op %d, sender %d, seq %llu: got %d, model %s",
+			    (unsigned long long)seeds[si], op, k, (unsigned long long)seq, (int)got,
+			    want ? "accepts" : "refuses");
+			ck_assert_uint_eq(last, model_highest(mk));
+			if (got == FL_PEER_OK) {
+				model_accept(mk, seq);
+				accepted++;
+			} else {
+				refused++;
+			}
+			ck_assert_int_eq(fl_peers_find(p, pk[k], &info), FL_OK);
+			ck_assert_uint_eq(info.last_seq, model_highest(mk));
+		}
+		for (int k = 0; k < MODEL_SENDERS; k++)
+			free(m[k].acc);
+	}
+	/* The mix exercised both answers. */
+	ck_assert_int_gt(accepted, 2000);
+	ck_assert_int_gt(refused, 2000);
 	fl_peers_free(p);
 }
 END_TEST
@@ -341,13 +675,13 @@ START_TEST(grows_and_finds_many)
 	struct fl_peer_info info;
 	uint8_t pk[32];
 	char err[FL_ERRBUF_SIZE] = "", name[32];
-	uint64_t last;
+	uint64_t last, floor;
 
 	for (int i = 0; i < 300; i++) {
 		peer_pk(i, pk);
 		snprintf(name, sizeof(name), "agent-%d", i);
 		ck_assert_int_eq(fl_peers_add(p, pk, FL_PEER_AGENT, name, err), FL_OK);
-		ck_assert_int_eq(fl_peers_recv_commit(p, pk, (uint64_t)i + 1, true, &last),
+		ck_assert_int_eq(fl_peers_recv_commit(p, pk, (uint64_t)i + 1, true, &last, &floor),
 		                 FL_PEER_OK);
 	}
 	ck_assert_uint_eq(fl_peers_count(p), 300);
@@ -399,7 +733,7 @@ START_TEST(enroll_approves_a_new_key_once)
 	struct fl_peer_info info;
 	uint8_t a[32], b[32], bad[32] = {1};
 	char err[FL_ERRBUF_SIZE] = "";
-	uint64_t last;
+	uint64_t last, floor;
 
 	peer_pk(1, a);
 	peer_pk(2, b);
@@ -410,7 +744,12 @@ START_TEST(enroll_approves_a_new_key_once)
 	ck_assert_int_eq(info.role, FL_PEER_AGENT);
 	ck_assert_str_eq(info.name, "db-1");
 	ck_assert_uint_eq(info.last_seq, 500);
-	ck_assert_int_eq(fl_peers_recv_commit(p, a, 500, true, &last), FL_PEER_REPLAY);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 500, true, &last, &floor), FL_PEER_REPLAY);
+	/* Nothing was accepted from the key before: nothing below it either. */
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 499, true, &last, &floor), FL_PEER_REPLAY);
+	ck_assert_uint_eq(floor, 500);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 502, true, &last, &floor), FL_PEER_OK);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 501, true, &last, &floor), FL_PEER_OK);
 	/* Once: a key approved already (by a token or by hand) is refused. */
 	ck_assert_int_eq(fl_peers_enroll(p, a, "db-1", 600, err), FL_ESTATE);
 	ck_assert_int_eq(fl_peers_add(p, b, FL_PEER_AGENT, "db-2", err), FL_OK);
@@ -514,7 +853,7 @@ START_TEST(seq_file_created_private_and_reloaded)
 	struct stat st;
 	uint8_t a[32], buf[512];
 	char err[FL_ERRBUF_SIZE] = "";
-	uint64_t last;
+	uint64_t last, floor;
 
 	ck_assert_int_eq(stat(seqpath, &st), 0);
 	ck_assert_int_eq(st.st_mode & 0777, 0600);
@@ -525,7 +864,8 @@ START_TEST(seq_file_created_private_and_reloaded)
 	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "a", err), FL_OK);
 	ck_assert_int_eq(stat(seqpath, &st), 0);
 	ck_assert_int_eq(st.st_size, 128);
-	ck_assert_int_eq(fl_peers_recv_commit(p, a, 0x0102030405060708, true, &last), FL_PEER_OK);
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 0x0102030405060708, true, &last, &floor),
+	                 FL_PEER_OK);
 	ck_assert_int_eq(fl_peers_sync(p, err), FL_OK);
 	/* The record, as docs say: key, seq big-endian, flags. */
 	ck_assert_uint_eq(read_file(seqpath, buf, sizeof(buf)), 128);
@@ -537,7 +877,7 @@ START_TEST(seq_file_created_private_and_reloaded)
 	ck_assert_int_eq(fl_peers_add(p, a, FL_PEER_AGENT, "a", err), FL_OK);
 	ck_assert_int_eq(fl_peers_find(p, a, &info), FL_OK);
 	ck_assert_uint_eq(info.last_seq, 0x0102030405060708);
-	ck_assert_int_eq(fl_peers_recv_commit(p, a, 0x0102030405060708, true, &last),
+	ck_assert_int_eq(fl_peers_recv_commit(p, a, 0x0102030405060708, true, &last, &floor),
 	                 FL_PEER_REPLAY);
 	fl_peers_free(p);
 	/* No file, no sync needed. */
@@ -554,7 +894,7 @@ START_TEST(seq_survives_a_crash)
 	struct fl_peer_info info;
 	uint8_t a[32];
 	char err[FL_ERRBUF_SIZE] = "";
-	uint64_t last;
+	uint64_t last, floor;
 	pid_t pid;
 	int status;
 
@@ -565,7 +905,7 @@ START_TEST(seq_survives_a_crash)
 		p = NULL;
 		if (fl_peers_new(self, seqpath, 0, 0, &p, err) != FL_OK ||
 		    fl_peers_add(p, a, FL_PEER_AGENT, "a", err) != FL_OK ||
-		    fl_peers_recv_commit(p, a, 77, true, &last) != FL_PEER_OK)
+		    fl_peers_recv_commit(p, a, 77, true, &last, &floor) != FL_PEER_OK)
 			_exit(1);
 		_exit(0); /* no sync, no close */
 	}
@@ -754,6 +1094,10 @@ static Suite *peers_suite(void)
 	tcase_add_test(tc, revocation_is_permanent);
 	tcase_add_test(tc, send_seq_follows_the_clock);
 	tcase_add_test(tc, recv_commit_checks_in_order);
+	tcase_add_test(tc, window_accepts_out_of_order_once);
+	tcase_add_test(tc, window_forgets_the_lowest);
+	tcase_add_test(tc, window_after_restart);
+	tcase_add_test(tc, window_matches_a_model);
 	tcase_add_test(tc, grows_and_finds_many);
 	tcase_add_test(tc, registry_is_capped);
 	tcase_add_test(tc, enroll_approves_a_new_key_once);
