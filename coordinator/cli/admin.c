@@ -297,6 +297,16 @@ static int call(struct cli_admin *a, Flotilla__V1__AdminRequest *req, unsigned f
 			return CLI_CONNECT;
 		fprintf(stderr, "flotilla: error: cannot reach the coordinator: %s\n", errbuf);
 		return CLI_CONNECT;
+	case FL_EIO:
+		/* nng's own errors: a connection reset or closed while the request
+		 * was out (the coordinator stopped or crashed). */
+		if (flags & QUIET_CONNECT)
+			return CLI_CONNECT;
+		fprintf(stderr,
+		        "flotilla: error: %s: lost the connection to the coordinator (%s): it may "
+		        "have been carried out or not; look before trying again\n",
+		        a->what, errbuf);
+		return CLI_CONNECT;
 	case FL_ETIMEDOUT:
 		if (flags & QUIET_CONNECT)
 			return CLI_CONNECT;

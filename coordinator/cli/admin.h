@@ -17,11 +17,11 @@
  *
  * cli_admin_call sends one AdminRequest through proto/client.h (sealed for
  * the pinned key, the reply checked against the request) and maps what
- * comes back to one line on stderr and an exit code (cli.h): unreachable
- * and refused keys CLI_CONNECT, a role that may not run the command
- * CLI_DENIED (naming the roles that may), CLI_NOT_FOUND, CLI_CONFLICT
- * (failed precondition, already exists, aborted), CLI_USAGE (invalid
- * argument), CLI_ERROR for the rest.
+ * comes back to one line on stderr and an exit code (cli.h): unreachable,
+ * a connection lost mid-request and refused keys CLI_CONNECT, a role that
+ * may not run the command CLI_DENIED (naming the roles that may),
+ * CLI_NOT_FOUND, CLI_CONFLICT (failed precondition, already exists,
+ * aborted), CLI_USAGE (invalid argument), CLI_ERROR for the rest.
  *
  * Single-threaded: one command, one connection, requests one at a time.
  */

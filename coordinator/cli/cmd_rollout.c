@@ -1018,6 +1018,16 @@ static int term_width(void)
 	return 80;
 }
 
+/* Waves drawn at most: the frame must fit the screen to be redrawn in place. */
+static size_t term_waves(void)
+{
+	struct winsize ws;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row >= 6)
+		return (size_t)ws.ws_row - 3; /* the head line, a "more" line, the cursor's */
+	return 20;
+}
+
 /* Append n copies of glyph (in color) to buf. */
 static void bar_part(struct fl_buf *b, const struct watch *w, int n, const char *glyph,
                      const char *ascii, const char *color)
@@ -1077,6 +1087,7 @@ static void draw_tty(struct watch *w, const Flotilla__V1__RolloutInfo *r, const 
 	char line[512], counts[160];
 	int64_t now = cli_now_ms();
 	int width = term_width(), n = 0;
+	size_t max, first, last;
 
 	if (w->lines > 0)
 		fl_buf_printf(&b, "\033[%dA", w->lines);
@@ -1088,7 +1099,17 @@ static void draw_tty(struct watch *w, const Flotilla__V1__RolloutInfo *r, const 
 	fl_buf_printf(&b, "\r\033[2K%s%s%s\n", w->color ? "\033[1m" : "", line,
 	              w->color ? "\033[0m" : "");
 	n++;
-	for (size_t i = 0; i < r->n_waves; i++) {
+	/* Too many waves for the screen: the current one, one before, and those after. */
+	max = term_waves();
+	first = 0;
+	last = r->n_waves;
+	if (r->n_waves > max) {
+		first = r->current_wave > 0 ? r->current_wave - 1 : 0;
+		if (first + max > r->n_waves)
+			first = r->n_waves - max;
+		last = first + max;
+	}
+	for (size_t i = first; i < last; i++) {
 		const Flotilla__V1__WaveStatus *ws = r->waves[i];
 		char text[768];
 
@@ -1102,6 +1123,12 @@ static void draw_tty(struct watch *w, const Flotilla__V1__RolloutInfo *r, const 
 		if ((int)strlen(text) > width - (BAR_WIDTH + 21))
 			text[width - (BAR_WIDTH + 21) > 0 ? width - (BAR_WIDTH + 21) : 0] = '\0';
 		fl_buf_printf(&b, "%s\n", text);
+		n++;
+	}
+	if (first > 0 || last < r->n_waves) {
+		fl_buf_printf(&b, "\r\033[2K  (%zu more wave%s not shown)\n",
+		              r->n_waves - (last - first),
+		              r->n_waves - (last - first) == 1 ? "" : "s");
 		n++;
 	}
 	/* Lines left over from a taller frame. */
@@ -1291,6 +1318,8 @@ out:
 
 /* ---- the subcommands ---- */
 
+static int one_id(struct cli *c);
+
 static int do_plan(struct cli *c, struct args *a)
 {
 	Flotilla__V1__AdminRequest req = FLOTILLA__V1__ADMIN_REQUEST__INIT;
@@ -1440,6 +1469,8 @@ static int do_status(struct cli *c, struct args *a)
 	Flotilla__V1__Message *reply = NULL;
 	int code;
 
+	if (c->nargs == 1 && (code = one_id(c)) != CLI_OK)
+		return code;
 	if ((code = cli_admin_connect(&a->adm, c)) != CLI_OK ||
 	    (code = status_request(a, c->nargs ? c->args[0] : NULL, false, &reply, &st)) != CLI_OK)
 		return code;
@@ -1529,9 +1560,7 @@ static int do_watch(struct cli *c, struct args *a)
 {
 	int code;
 
-	if (c->nargs != 1)
-		return cli_usage_error(c, "expected the rollout ID");
-	if ((code = cli_admin_connect(&a->adm, c)) != CLI_OK)
+	if ((code = one_id(c)) != CLI_OK || (code = cli_admin_connect(&a->adm, c)) != CLI_OK)
 		return code;
 	return watch_rollout(c, a, c->args[0], false);
 }
@@ -1560,7 +1589,7 @@ static int show_changed(struct cli *c, const char *verb, const Flotilla__V1__Rol
 
 static int one_id(struct cli *c)
 {
-	if (c->nargs != 1)
+	if (c->nargs != 1 || c->args[0][0] == '\0')
 		return cli_usage_error(c, "expected the rollout ID");
 	return CLI_OK;
 }

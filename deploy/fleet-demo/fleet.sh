@@ -13,7 +13,8 @@
 #                                     the same with N schemas of one database DB
 #   fleet_start_coordinator           start it and wait until it answers
 #   fleet_start_agent NAME            start it (fleet_wait_tenants: until it reported)
-#   fleet_stop NAME [SIGNAL]          stop "coordinator" or an agent (default SIGTERM)
+#   fleet_stop NAME [SIGNAL]          stop "coordinator" or an agent (default SIGTERM);
+#                                     FLEET_EXIT[NAME] is then its exit status
 #   fleet_cli ARGS...                 flotilla with this fleet's coordinator and operator key
 #   fleet_release DIR SEQUENCE [NAME] build, sign and push a release: FLEET_RELEASE_FILE,
 #                                     FLEET_RELEASE_HASH
@@ -33,6 +34,7 @@ FLEET_DIR=''
 FLEET_PROJECT=''
 FLEET_AGENTS=()
 declare -A FLEET_PID=()
+declare -A FLEET_EXIT=() # how each daemon ended when fleet_stop stopped it
 FLEET_POLL_HOLD=${FLEET_POLL_HOLD:-5s}
 FLEET_OFFLINE_AFTER=${FLEET_OFFLINE_AFTER:-15s}
 FLEET_MAX_PARALLEL=${FLEET_MAX_PARALLEL:-8}
@@ -49,7 +51,7 @@ _fleet_bin() { # VAR NAME: $VAR, else the binary NAME under $BUILD
 	path=${!var:-}
 	if [ -z "$path" ]; then
 		path=$(find "${BUILD:-$FLEET_SELF_DIR/../../build}" -type f -name "$name" -perm -u+x \
-			2>/dev/null | head -n 1)
+			2>/dev/null | awk 'NR == 1')
 	fi
 	[ -n "$path" ] && [ -x "$path" ] || _fleet_die "no $name binary (set $var or BUILD)"
 	printf -v "$var" '%s' "$path"
@@ -218,7 +220,8 @@ fleet_stop() {
 		echo "fleet: $name did not stop within 10s of SIG$sig; killing it" >&2
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
-	wait "$pid" 2>/dev/null || true
+	FLEET_EXIT[$name]=0
+	wait "$pid" 2>/dev/null || FLEET_EXIT[$name]=$?
 	unset "FLEET_PID[$name]"
 }
 
@@ -254,7 +257,7 @@ fleet_release() {
 # fleet_tenant_count: the tenants the coordinator knows.
 fleet_tenant_count() {
 	fleet_cli fleet status --json --timeout 5s 2>/dev/null |
-		grep -o '"total_count":[0-9]*' | head -n 1 | cut -d: -f2
+		grep -o '"total_count":[0-9]*' | awk 'NR == 1' | cut -d: -f2
 }
 
 _fleet_wait() { # SECONDS CMD...: poll until CMD succeeds

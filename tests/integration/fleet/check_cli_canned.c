@@ -59,6 +59,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static Flotilla__V1__Message *requests[MAX_REQUESTS]; /* under mu */
 static int n_requests;
 static handler_fn handler;
+static int close_at = -1; /* the request the server answers by closing its socket instead */
 
 /* Memory for canned responses, freed at teardown. */
 static void **arena;
@@ -120,6 +121,11 @@ static void *serve(void *arg)
 		if (n_requests < MAX_REQUESTS)
 			requests[n_requests++] = m;
 		pthread_mutex_unlock(&mu);
+		if (n == close_at) { /* the coordinator dies with the request in hand */
+			nng_msg_free(msg);
+			nng_close(sock);
+			break;
+		}
 		ok.code = FLOTILLA__V1__STATUS_CODE__STATUS_CODE_OK;
 		resp.status = &ok;
 		resp.request_id = m->admin_request->request_id;
@@ -582,6 +588,8 @@ START_TEST(usage_errors_send_nothing)
 	    {"rollout", "plan", "--release", "abcdef", "--all", NULL},
 	    {"rollout", "status", "--wave", "1", NULL},
 	    {"rollout", "pause", NULL},
+	    {"rollout", "status", "", NULL},
+	    {"rollout", "watch", "", NULL},
 	    {"rollout", "frobnicate", NULL},
 	    {"agents", "approve", "--name", "a1", NULL},
 	    {"audit", "--since", "yesterday", NULL},
@@ -1098,6 +1106,86 @@ START_TEST(watch_on_a_terminal)
 }
 END_TEST
 
+/* 40 waves, wave 21 running, then completed: more than a 30-row terminal holds. */
+static void h_many(const Flotilla__V1__AdminRequest *req, int n, Flotilla__V1__AdminResponse *resp)
+{
+	Flotilla__V1__RolloutInfo *r = info(FLOTILLA__V1__ROLLOUT_STATE__ROLLOUT_STATE_RUNNING, 0,
+	                                    FLOTILLA__V1__WAVE_STATE__WAVE_STATE_COMPLETED,
+	                                    FLOTILLA__V1__WAVE_STATE__WAVE_STATE_PENDING);
+
+	(void)req;
+	r->waves = A(40 * sizeof(*r->waves));
+	r->n_waves = 40;
+	r->current_wave = 20;
+	for (int i = 0; i < 40; i++) {
+		Flotilla__V1__WaveStatus *w =
+		    NEW(Flotilla__V1__WaveStatus, FLOTILLA__V1__WAVE_STATUS__INIT);
+		char name[16];
+
+		snprintf(name, sizeof(name), "w%02d", i + 1);
+		w->index = (uint32_t)i;
+		w->name = S(name);
+		w->tenants_total = 1;
+		w->state = i < 20 || n > 0 ? FLOTILLA__V1__WAVE_STATE__WAVE_STATE_COMPLETED
+		                           : FLOTILLA__V1__WAVE_STATE__WAVE_STATE_PENDING;
+		w->tenants_applied = w->state == FLOTILLA__V1__WAVE_STATE__WAVE_STATE_COMPLETED;
+		r->waves[i] = w;
+	}
+	if (n > 0)
+		r->state = FLOTILLA__V1__ROLLOUT_STATE__ROLLOUT_STATE_COMPLETED;
+	resp->result_case = FLOTILLA__V1__ADMIN_RESPONSE__RESULT_ROLLOUT_STATUS;
+	resp->rollout_status =
+	    NEW(Flotilla__V1__RolloutStatusResponse, FLOTILLA__V1__ROLLOUT_STATUS_RESPONSE__INIT);
+	resp->rollout_status->rollouts = A(sizeof(r));
+	resp->rollout_status->rollouts[0] = r;
+	resp->rollout_status->n_rollouts = 1;
+}
+
+START_TEST(watch_fits_the_terminal)
+{
+	char *out;
+	int code;
+
+	handler = h_many;
+	expires_at = (int64_t)time(NULL) * 1000 + 3600000;
+	out = cli_pty(NULL,
+	              (const char *const[]){"rollout", "watch", "r-1", "--interval", "100ms", NULL},
+	              &code);
+	ck_assert_msg(code == 0, "exit %d:\n%s", code, out);
+	/* 30 rows: the head, 27 waves (from the one before the current, or as many before as
+	 * the last 27 need: w14 to w40), a line for the rest; the second frame goes up over
+	 * exactly those 29 lines. */
+	ASSERT_HAS(out, "\033[29A");
+	ASSERT_HAS(out, "(13 more waves not shown)");
+	ASSERT_HAS(out, "14/40 w14");
+	ASSERT_HAS(out, "40/40 w40");
+	ck_assert_ptr_null(strstr(out, "13/40 w13"));
+	free(out);
+}
+END_TEST
+
+/* The coordinator goes away in the middle of watch's request: watch keeps asking (and says
+ * so) until --wait-timeout, rather than failing on the broken connection. */
+START_TEST(watch_rides_out_a_lost_coordinator)
+{
+	struct run r;
+
+	handler = h_watch;
+	final_state = FLOTILLA__V1__ROLLOUT_STATE__ROLLOUT_STATE_COMPLETED;
+	expires_at = (int64_t)time(NULL) * 1000 + 3600000;
+	never_ends = true;
+	close_at = 1;
+	r = CLI("rollout", "watch", "r-1", "--interval", "100ms", "--wait-timeout", "2s",
+	        "--timeout", "500ms");
+	ck_assert_msg(r.code == 19, "exit %d\n%s", r.code, r.err);
+	ASSERT_HAS(r.err, "still trying");
+	ck_assert_int_eq(count(), 2);
+	run_free(&r);
+	never_ends = false;
+	close_at = -1;
+}
+END_TEST
+
 START_TEST(watch_blocked_timeout_missing)
 {
 	struct run r;
@@ -1441,6 +1529,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, rollout_start_signed);
 	tcase_add_test(tc, watch_exit_codes);
 	tcase_add_test(tc, watch_on_a_terminal);
+	tcase_add_test(tc, watch_fits_the_terminal);
+	tcase_add_test(tc, watch_rides_out_a_lost_coordinator);
 	tcase_add_test(tc, watch_blocked_timeout_missing);
 	tcase_add_test(tc, promote_finds_the_waiting_wave);
 	tcase_add_test(tc, rollback_signs_for_the_rollout);

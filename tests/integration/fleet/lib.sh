@@ -47,6 +47,25 @@ fleet_test_init() {
 	fleet_init "$(fl_tmpdir)" acme
 }
 
+# fleet_pass: the last line of a fleet test that got to its end: stop the fleet and check
+# that every daemon stopped cleanly (exit 0 on SIGTERM), and that no sanitizer (an ASan
+# build) reported anything in any daemon's log.
+fleet_pass() {
+	local name f
+	fleet_cleanup
+	for name in coordinator "${FLEET_AGENTS[@]}"; do
+		[ "${FLEET_EXIT[$name]:-0}" = 0 ] ||
+			fl_fail "$name exited ${FLEET_EXIT[$name]} when stopped: $(tail -n 5 "$FLEET_DIR/logs/$name.log")"
+	done
+	for f in "$FLEET_DIR"/logs/*.log; do
+		if grep -q -E 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$f"; then
+			fl_fail "a sanitizer reported in $(basename -- "$f"):
+$(grep -E -A 20 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$f" | head -n 40)"
+		fi
+	done
+	fl_pass
+}
+
 # fleet_policy NAME: the policy on stdin into a file; its path in FLEET_POLICY.
 fleet_policy() {
 	FLEET_POLICY=$FLEET_DIR/$1.yaml
@@ -81,7 +100,7 @@ fleet_migration() {
 # gets the rollout's id.
 fleet_start() {
 	assert_exit 0 fleet_cli rollout start --json --release-key "$FLEET_RELEASE_KEY" "$@"
-	FLEET_ROLLOUT=$(printf '%s' "$OUT" | grep -o '"rollout_id":"[^"]*"' | head -n 1 | cut -d'"' -f4)
+	FLEET_ROLLOUT=$(printf '%s' "$OUT" | grep -o '"rollout_id":"[^"]*"' | awk 'NR == 1' | cut -d'"' -f4)
 	[ -n "$FLEET_ROLLOUT" ] || fl_fail "no rollout id in: $OUT"
 }
 
@@ -100,8 +119,9 @@ fleet_rollout_state() {
 fleet_wave_field() {
 	local json w
 	json=$(fleet_rollout_json "${3:-$FLEET_ROLLOUT}") || return 1
+	json=${json#*\"waves\":\[} # the waves only, not the rollout's own fields
 	w=$(printf '%s' "$json" | sed 's/},{"index":/}\n{"index":/g' | grep "\"index\":$1,\"name\"")
-	printf '%s' "$w" | grep -o "\"$2\":\\(\"[^\"]*\"\\|[0-9]*\\)" | head -n 1 | cut -d: -f2 | tr -d '"'
+	printf '%s' "$w" | grep -o "\"$2\":\\(\"[^\"]*\"\\|[0-9]*\\)" | awk 'NR == 1' | cut -d: -f2 | tr -d '"'
 }
 
 _fleet_state_is() {

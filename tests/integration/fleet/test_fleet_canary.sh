@@ -82,7 +82,13 @@ done
 assert_exit 0 fleet_cli fleet status --json
 n=$(printf '%s' "$OUT" | grep -o "\"head_migration_id\":\"${v1[2]}\"" | wc -l)
 assert_eq "$n" 16 "tenants back at release 1's head in fleet status"
-assert_exit 0 fleet_cli tenant show a1_t001 --json
-assert_contains "$OUT" '"outcome":"health-failed"'
+# The canary whose check failed first says why; the others' checks may have been canceled
+# by the halt (inconclusive) before they ran.
+failed=0
+for t in $canaries; do
+	assert_exit 0 fleet_cli tenant show "$t" --json
+	case $OUT in *'"outcome":"health-failed"'*) failed=$((failed + 1)) ;; esac
+done
+[ "$failed" -ge 1 ] || fl_fail "no canary's reports say health-failed"
 
-fl_pass
+fleet_pass
