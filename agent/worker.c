@@ -615,18 +615,18 @@ static bool run_backup(struct job *j, const struct fl_agent_database *db)
 	return false;
 }
 
-/* Pending migrations of the plan up to and including target. */
-static size_t pending_to(const struct fl_plan *plan, const char *target)
+/* Whether every migration of the plan up to and including target is
+ * applied. A failed one (a failed row in the history, as a migration
+ * canceled or failing leaves) is not: the tenant is not at the target. */
+static bool at_target(const struct fl_plan *plan, const char *target)
 {
-	size_t i, n = 0;
-
-	for (i = 0; i < plan->count; i++) {
-		if (plan->entries[i].state == FL_MSTATE_PENDING)
-			n++;
+	for (size_t i = 0; i < plan->count; i++) {
+		if (plan->entries[i].state != FL_MSTATE_APPLIED)
+			return false;
 		if (strcmp(plan->entries[i].migration->id, target) == 0)
 			break;
 	}
-	return n;
+	return true;
 }
 
 /* APPLY or REVERT on one engine session. */
@@ -666,7 +666,7 @@ static void run_migrations(struct job *j, const char *url, const struct fl_agent
 		set_outcome(j, O_REFUSED, "%s", err);
 		goto out;
 	}
-	if (j->v.kind == K_APPLY ? pending_to(fl_session_plan(s), j->v.target) == 0 : rp.nothing) {
+	if (j->v.kind == K_APPLY ? at_target(fl_session_plan(s), j->v.target) : rp.nothing) {
 		set_outcome(j, O_SKIPPED, "nothing to %s",
 		            j->v.kind == K_APPLY ? "apply: at the target already" : "revert");
 		goto out;
