@@ -17,6 +17,7 @@
 #include "log.h"
 #include "mem.h"
 #include "pull.h"
+#include "recfile.h"
 #include "retry.h"
 
 #define SYNC_EVERY_MS 10000 /* peers.seq fsync */
@@ -167,6 +168,14 @@ static enum fl_err open_state(struct fl_agent *a, const char *dir, char *errbuf)
 		    errbuf, FL_EIO,
 		    "refusing state_dir '%s': writable by others (mode %04o); chmod go-w it", dir,
 		    (unsigned)(st.st_mode & 07777));
+	/* whoever owns it can reset the ledger: the agent's user or root, as for
+	 * the file holding the trust roots */
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+		return fl_errf(
+		    errbuf, FL_EIO,
+		    "refusing state_dir '%s': owned by uid %u, neither this agent's user "
+		    "(uid %u) nor root; chown it",
+		    dir, (unsigned)st.st_uid, (unsigned)geteuid());
 	fl_buf_printf(&path, "%s/agent.lock", dir);
 	a->lock_fd = open(path.data, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (a->lock_fd < 0) {
@@ -195,6 +204,14 @@ static bool file_exists(const char *dir, const char *name)
 	yes = stat(path.data, &st) == 0;
 	fl_buf_fini(&path);
 	return yes;
+}
+
+/* Whether path is a file holding at least a record file's header. */
+static bool file_has_header(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && st.st_size >= FL_RECFILE_MAGIC_LEN;
 }
 
 static enum fl_err open_wire(struct fl_agent *a, const struct fl_agent_config *c, bool ran_before,
@@ -278,6 +295,18 @@ enum fl_err fl_agent_open(const char *config_path, struct fl_agent **out, int *c
 		goto fail;
 	fl_buf_reset(&path);
 	fl_buf_printf(&path, "%s/ledger", c->state_dir);
+	/* a journal that gave out ids says the agent ran before: its ledger
+	 * must be there, or it would forget what it ran and which release each
+	 * tenant runs (and take an older one again) */
+	if (fl_journal_max_id(a->journal) > 0 && !file_has_header(path.data)) {
+		rv = fl_errf(errbuf, FL_ESTATE,
+		             "state_dir '%s': the ledger is missing or empty, but the journal says "
+		             "this agent ran before: it would forget which assignments it ran and "
+		             "which release each tenant runs; restore '%s', or move the whole "
+		             "state_dir away to start over",
+		             c->state_dir, path.data);
+		goto fail;
+	}
 	if ((rv = fl_ledger_open(path.data, &a->ledger, errbuf)) != FL_OK)
 		goto fail;
 	fl_buf_reset(&path);
@@ -453,11 +482,19 @@ static void *housekeeping_main(void *arg)
 				fl_log_info("agent", "%s: stopping: taking no more work",
 				            sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			a->stopping = true;
-			l = a->poll;
+			l = a->poll; /* referenced: a redirect may replace it meanwhile */
+			if (l != NULL)
+				atomic_fetch_add(&l->refs, 1);
 			pthread_cond_broadcast(&a->changed);
 			pthread_mutex_unlock(&a->mu);
-			if (!stopping)
+			if (!stopping && l != NULL)
 				fl_client_close(l->client); /* ends the long poll now */
+			fl_agent_link_unref(l);
+			if (stopping) { /* again: the operator wants out now */
+				fl_log_warn("agent", "%s again: canceling running work",
+				            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+				fl_worker_cancel_all(a->worker);
+			}
 		} else if (sig == SIGHUP) {
 			if (fl_agent_reload(a, err) == FL_OK)
 				fl_log_info("agent", "SIGHUP: reloaded '%s'", a->config_path);
@@ -519,6 +556,9 @@ void fl_agent_free(struct fl_agent *a)
 	a->stopping = true;
 	pthread_cond_broadcast(&a->changed);
 	pthread_mutex_unlock(&a->mu);
+	/* before the pool goes: a second SIGTERM reaches it from there */
+	if (a->housekeeping_started)
+		pthread_join(a->housekeeping, NULL);
 	fl_worker_free(a->worker);
 	/* calls in flight end with FL_ECANCELED */
 	if (a->rpc)
@@ -527,8 +567,6 @@ void fl_agent_free(struct fl_agent *a)
 		fl_client_close(a->poll->client);
 	if (a->sender_started)
 		pthread_join(a->sender, NULL);
-	if (a->housekeeping_started)
-		pthread_join(a->housekeeping, NULL);
 	fl_agent_link_unref(a->poll);
 	fl_agent_link_unref(a->rpc);
 	fl_releases_close(a->releases);

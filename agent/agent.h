@@ -86,6 +86,8 @@ struct fl_agent {
 	bool need_hello;           /* tenants changed, a redirect, a reconnect */
 	bool kick_sender;          /* a report was made */
 	bool enrolled;             /* state_dir/enrolled exists */
+	bool journal_full;         /* main thread: taking no work (max_pending_reports) */
+	unsigned redirects;        /* main thread: redirects followed in a row */
 	uint32_t poll_interval_ms; /* from the HelloReply */
 	uint32_t max_poll_wait_ms;
 

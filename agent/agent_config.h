@@ -123,7 +123,8 @@ struct fl_agent_config {
 	int64_t poll_wait_ms;
 	int64_t request_timeout_ms;
 	int64_t reconnect_max_ms;
-	int log_level; /* enum fl_log_level */
+	int64_t max_pending_reports; /* journaled, unacknowledged: then no new work */
+	int log_level;               /* enum fl_log_level */
 	bool log_json;
 };
 

@@ -7,11 +7,13 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +25,9 @@
 
 #define KILL_GRACE_MS 5000
 #define OUTPUT_KEEP   2048
+#define LINE_MAX_     1024 /* longest output line logged; the rest of it is dropped */
+#define LEFTOVER_MS   1000 /* after the command exits, how long its output may stay open */
+#define SAME_NAME_MAX 100
 
 struct fl_backup {
 	pthread_mutex_t mu;
@@ -75,12 +80,22 @@ static void env_free(char **env, size_t n)
 	free(env);
 }
 
+/*
+ * dir/<tenant>-<release, 12 digits>-<UTC time>.dump. The tenant id with
+ * characters other than A-Z a-z 0-9 . _ - as _, and then, since two ids may
+ * come out alike ('a/b', 'a b', 'a_b'), followed by '~' and 8 hex digits of
+ * the id's SHA-256. A name taken already (the same tenant twice in one
+ * second) gets -2, -3... before .dump: a backup never overwrites another.
+ */
 static void backup_path(const struct fl_backup_spec *s, struct fl_buf *out)
 {
 	char stamp[32];
 	struct tm tm;
+	struct stat st;
 	time_t now = time(NULL);
 	const char *p;
+	bool altered = false;
+	size_t base;
 
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
@@ -89,11 +104,26 @@ static void backup_path(const struct fl_backup_spec *s, struct fl_buf *out)
 		char c = *p;
 
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
+		      c == '.' || c == '_' || c == '-')) {
 			c = '_';
+			altered = true;
+		}
 		fl_buf_append(out, &c, 1);
 	}
-	fl_buf_printf(out, "-%.12s-%s.dump", s->release_hex, stamp);
+	if (altered) {
+		uint8_t h[crypto_hash_sha256_BYTES];
+
+		crypto_hash_sha256(h, (const uint8_t *)s->tenant_id, strlen(s->tenant_id));
+		fl_buf_printf(out, "~%02x%02x%02x%02x", h[0], h[1], h[2], h[3]);
+	}
+	fl_buf_printf(out, "-%.12s-%s", s->release_hex, stamp);
+	base = out->len;
+	fl_buf_puts(out, ".dump");
+	for (int n = 2; n <= SAME_NAME_MAX && lstat(out->data, &st) == 0; n++) {
+		out->len = base;
+		out->data[base] = '\0';
+		fl_buf_printf(out, "-%d.dump", n);
+	}
 }
 
 /* The last line of what the command printed, for the error message. */
@@ -109,19 +139,42 @@ static void last_line(const struct fl_buf *out, char *line, size_t size)
 	fl_err_quote(line, size, out->data + start, end - start);
 }
 
-static void log_output(const struct fl_logger *log, const char *tenant, struct fl_buf *pend)
+/* The command's output, line by line, into the log. A line longer than
+ * LINE_MAX_ (a dump written to stdout by mistake) is logged cut and the rest
+ * of it dropped: what is held stays bounded, whatever the command prints. */
+struct out_lines {
+	struct fl_buf pend; /* the line so far */
+	bool skipping;      /* dropping the rest of a line logged cut */
+};
+
+static void log_output(const struct fl_logger *log, const char *tenant, struct out_lines *o,
+                       const char *data, size_t n)
 {
-	char *nl;
+	while (n > 0) {
+		const char *nl = memchr(data, '\n', n);
+		size_t len = nl != NULL ? (size_t)(nl - data) : n;
+		char q[LINE_MAX_ + 64];
 
-	while ((nl = memchr(pend->data, '\n', pend->len)) != NULL) {
-		char q[512];
-		size_t len = (size_t)(nl - pend->data);
+		if (!o->skipping) {
+			size_t room = LINE_MAX_ - o->pend.len;
 
-		fl_err_quote(q, sizeof(q), pend->data, len);
-		fl_logger_info(log, tenant, "backup: %s", q);
-		memmove(pend->data, nl + 1, pend->len - len - 1);
-		pend->len -= len + 1;
-		pend->data[pend->len] = '\0';
+			fl_buf_append(&o->pend, data, len < room ? len : room);
+			if (len >= room && (nl == NULL || len > room)) {
+				fl_err_quote(q, sizeof(q), o->pend.data, o->pend.len);
+				fl_logger_info(log, tenant, "backup: %s... (line cut)", q);
+				fl_buf_reset(&o->pend);
+				o->skipping = true;
+			} else if (nl != NULL) {
+				fl_err_quote(q, sizeof(q), o->pend.data, o->pend.len);
+				fl_logger_info(log, tenant, "backup: %s", q);
+				fl_buf_reset(&o->pend);
+			}
+		}
+		if (nl == NULL)
+			return;
+		o->skipping = false;
+		data = nl + 1;
+		n -= len + 1;
 	}
 }
 
@@ -130,13 +183,14 @@ enum fl_err fl_backup_run(struct fl_backup *b, const struct fl_backup_spec *spec
 {
 	static const char *const passed[] = {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"};
 	struct fl_conn_params cp;
-	struct fl_buf bpath = FL_BUF_INIT, out = FL_BUF_INIT, pend = FL_BUF_INIT;
+	struct fl_buf bpath = FL_BUF_INIT, out = FL_BUF_INIT;
+	struct out_lines lines = {FL_BUF_INIT, false};
 	char **env = NULL, line[256], e[128];
 	char *const argv[] = {"/bin/sh", "-c", (char *)spec->command, NULL};
 	size_t n_env = 0, i;
 	int fds[2] = {-1, -1}, devnull = -1, status = 0;
-	int64_t deadline, kill_at = 0;
-	bool timed_out = false, eof = false;
+	int64_t deadline, kill_at = 0, leftover_until = 0;
+	bool timed_out = false, eof = false, exited = false;
 	enum fl_err rv;
 	pid_t pid;
 
@@ -216,6 +270,15 @@ enum fl_err fl_backup_run(struct fl_backup *b, const struct fl_backup_spec *spec
 		char chunk[4096];
 		ssize_t got;
 
+		/* the command ended: what it left running in its group (holding
+		 * the output open) is ended too, and the output read a moment more */
+		if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
+			exited = true;
+			kill(-pid, SIGKILL);
+			leftover_until = now + LEFTOVER_MS;
+		}
+		if (exited && now >= leftover_until)
+			break;
 		if (!timed_out && now >= deadline) {
 			timed_out = true;
 			kill(-pid, SIGTERM);
@@ -236,8 +299,7 @@ enum fl_err fl_backup_run(struct fl_backup *b, const struct fl_backup_spec *spec
 			eof = true;
 			break;
 		}
-		fl_buf_append(&pend, chunk, (size_t)got);
-		log_output(log, spec->tenant_id, &pend);
+		log_output(log, spec->tenant_id, &lines, chunk, (size_t)got);
 		fl_buf_append(&out, chunk, (size_t)got);
 		if (out.len > 2 * OUTPUT_KEEP) {
 			memmove(out.data, out.data + out.len - OUTPUT_KEEP, OUTPUT_KEEP);
@@ -245,16 +307,17 @@ enum fl_err fl_backup_run(struct fl_backup *b, const struct fl_backup_spec *spec
 			out.data[out.len] = '\0';
 		}
 	}
-	/* the output is closed: the command (or what it left) is ending */
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	/* the output is closed (or the command ended): reap it, and end its
+	 * group, so that nothing of the backup outlives it */
+	if (!exited)
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
 	pthread_mutex_lock(&b->mu);
+	kill(-pid, SIGKILL);
 	b->pid = 0;
 	pthread_mutex_unlock(&b->mu);
-	if (pend.len > 0) {
-		fl_buf_puts(&pend, "\n");
-		log_output(log, spec->tenant_id, &pend);
-	}
+	if (lines.pend.len > 0)
+		log_output(log, spec->tenant_id, &lines, "\n", 1);
 	last_line(&out, line, sizeof(line));
 	if (timed_out) {
 		rv = fl_errf(errbuf, FL_ETIMEDOUT, "backup timed out after %llds",
@@ -280,6 +343,6 @@ out:
 	env_free(env, n_env);
 	fl_buf_fini(&bpath);
 	fl_buf_fini(&out);
-	fl_buf_fini(&pend);
+	fl_buf_fini(&lines.pend);
 	return rv;
 }

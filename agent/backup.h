@@ -13,8 +13,12 @@
  * plus PATH, HOME, LANG, LC_ALL, TZ and TMPDIR as the agent has them;
  * nothing else of the agent's environment. FLOTILLA_BACKUP_PATH is
  * backup.dir/<tenant>-<release hash, 12 digits>-<UTC time>.dump (the tenant
- * id with characters other than A-Z a-z 0-9 . _ - as _), for a command such
- * as `pg_dump -Fc -f "$FLOTILLA_BACKUP_PATH"`.
+ * id with characters other than A-Z a-z 0-9 . _ - as _, then ~ and 8 hex
+ * digits of its SHA-256 when it had any; -2, -3... before .dump when the
+ * name is taken), for a command such as `pg_dump -Fc -f
+ * "$FLOTILLA_BACKUP_PATH"`. Its output is logged line by line (a line over
+ * 1 KiB cut: what is held stays bounded); once it exits, whatever it left in
+ * its process group is killed.
  *
  * Exit status 0 within backup.timeout is success; anything else (non-zero,
  * a signal, the timeout, a cancel) is a failure: the tenant is not touched

@@ -125,9 +125,12 @@ static enum fl_err add_found(struct fl_tenants *t, const struct fl_agent_discove
 
 	tenant.id = make_id(d->id, name);
 	if ((problem = fl_agent_tenant_id_problem(tenant.id)) != NULL) {
+		char shown[300];
+
+		/* a database's own name: any character, a newline included */
 		fl_logger_warn(log, "discovery",
-		               "discovery[%d]: skipping '%s': not a tenant id (%s)", index, name,
-		               problem);
+		               "discovery[%d]: skipping '%s': not a tenant id (%s)", index,
+		               fl_err_quote(shown, sizeof(shown), name, strlen(name)), problem);
 		st->skipped++;
 		goto out;
 	}

@@ -14,7 +14,10 @@
  * Records (agent/recfile.h), magic "flotilla jnl v1\n":
  *   1 REPORT  id: journal id; payload: the packed Report (journal_id set)
  *   2 ACK     id: journal id the coordinator acknowledged; no payload
- *   3 BASE    id: the highest journal id given before this file was compacted
+ *   3 BASE    id: the highest journal id given before this file was compacted;
+ *             payload: the low mark (below it every id was journaled)
+ *   4 ACKED   id: a journal id above the low mark journaled and acknowledged
+ *             (written by compaction)
  *
  * A report counts as made once fl_journal_put returns: its record is
  * fdatasync'd. Acknowledgements are written without a sync (losing one only
@@ -24,7 +27,12 @@
  * Ids are reserved first (fl_journal_reserve) so the caller can put the id
  * inside the report, and record it elsewhere (the ledger) before the report
  * is journaled; fl_journal_put then takes that id, or an older one again
- * (a report re-sent from the ledger).
+ * (a report re-sent from the ledger). Reports are not journaled in the
+ * order their ids were reserved (two workers), so a crash (or a failed put)
+ * can lose one whose id is below others journaled: the journal keeps a low
+ * mark, below every id reserved and not journaled, and knows each id above
+ * it that was journaled; fl_journal_lost says which of the ledger's reports
+ * the journal never had.
  *
  * Threads: every function may be called from any thread (one mutex).
  * fl_journal_put blocks on fdatasync: call it from workers, not callbacks.
@@ -55,6 +63,14 @@ void fl_journal_close(struct fl_journal *j);
 uint64_t fl_journal_reserve(struct fl_journal *j);
 /* The highest journal id given so far (0: none). */
 uint64_t fl_journal_max_id(struct fl_journal *j);
+/* An id reserved whose report will never be journaled (nothing else holds
+ * it): it no longer holds the low mark down. */
+void fl_journal_unreserve(struct fl_journal *j, uint64_t id);
+/* Every id at or below this one was journaled (pending, or acknowledged). */
+uint64_t fl_journal_low(struct fl_journal *j);
+/* Whether id (given by this journal) was never journaled: above the low
+ * mark, with no record of it. */
+bool fl_journal_lost(struct fl_journal *j, uint64_t id);
 
 /*
  * Journal the packed report (whose journal_id is id) and fsync it; from now
@@ -77,6 +93,8 @@ bool fl_journal_next(struct fl_journal *j, uint64_t after, uint64_t *id, struct 
 bool fl_journal_pending(struct fl_journal *j, uint64_t id);
 /* How many reports are pending. */
 size_t fl_journal_count(struct fl_journal *j);
+/* Bytes of the pending reports. */
+size_t fl_journal_bytes(struct fl_journal *j);
 
 /* Rewrite the file with only BASE and the pending reports. */
 enum fl_err fl_journal_compact(struct fl_journal *j, char *errbuf)

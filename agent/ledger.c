@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "mem.h"
@@ -13,6 +14,7 @@
 #define REC_STEP   2
 #define REC_FINISH 3
 #define REC_ENTRY  4
+#define REC_FLOOR  5
 
 #define STEP_APPLIED  1
 #define STEP_REVERTED 2
@@ -23,8 +25,18 @@
 #define OUTCOME_APPLIED  1
 #define OUTCOME_SKIPPED  6
 #define COMPACT_MIN_RECS 1024
+/* An entry is dropped at compaction this long after its order expired: it
+ * can never run again (its order is refused), and its tenant's sequence is
+ * kept as a FLOOR. The margin covers a clock set back by mistake. */
+#define PRUNE_AFTER_MS (INT64_C(7) * 86400 * 1000)
 
 static const char magic[FL_RECFILE_MAGIC_LEN] = "flotilla ldg v1\n";
+
+/* A tenant's release sequence floor. */
+struct floor {
+	char *tenant; /* NULL: an empty slot */
+	uint64_t seq;
+};
 
 struct fl_ledger {
 	pthread_mutex_t mu;
@@ -33,7 +45,10 @@ struct fl_ledger {
 	size_t n, cap;
 	size_t *slots; /* open addressing: index + 1 into items, 0 empty */
 	size_t nslots;
+	struct floor *floors; /* open addressing by tenant id */
+	size_t n_floors, floor_slots;
 	size_t records; /* in the file */
+	size_t base;    /* records after the last compaction (or at open) */
 };
 
 static void strv_free(char **v, size_t n)
@@ -92,6 +107,9 @@ static void rehash(struct fl_ledger *l)
 {
 	size_t i, nslots = l->nslots ? l->nslots * 2 : 256;
 
+	while (nslots < 2 * (l->n + 1))
+		nslots *= 2;
+
 	free(l->slots);
 	l->slots = fl_calloc(nslots, sizeof(size_t));
 	l->nslots = nslots;
@@ -143,6 +161,77 @@ static void strv_push(char ***v, size_t *n, const char *s)
 	(*v)[(*n)++] = fl_strdup(s);
 }
 
+/* ---- tenants' sequence floors ---- */
+
+static size_t hash_str(const char *s)
+{
+	uint64_t h = UINT64_C(1469598103934665603);
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+	return (size_t)h;
+}
+
+static struct floor *floor_slot(struct floor *v, size_t nslots, const char *tenant)
+{
+	size_t h = hash_str(tenant) & (nslots - 1);
+
+	while (v[h].tenant != NULL && strcmp(v[h].tenant, tenant) != 0)
+		h = (h + 1) & (nslots - 1);
+	return &v[h];
+}
+
+/* Raise tenant's floor to seq (never lowers it). */
+static void raise_floor(struct fl_ledger *l, const char *tenant, uint64_t seq)
+{
+	struct floor *f;
+
+	if (seq == 0)
+		return;
+	if ((l->n_floors + 1) * 2 > l->floor_slots) {
+		size_t nslots = l->floor_slots ? l->floor_slots * 2 : 64;
+		struct floor *v = fl_calloc(nslots, sizeof(*v));
+
+		for (size_t i = 0; i < l->floor_slots; i++)
+			if (l->floors[i].tenant != NULL)
+				*floor_slot(v, nslots, l->floors[i].tenant) = l->floors[i];
+		free(l->floors);
+		l->floors = v;
+		l->floor_slots = nslots;
+	}
+	f = floor_slot(l->floors, l->floor_slots, tenant);
+	if (f->tenant == NULL) {
+		f->tenant = fl_strdup(tenant);
+		l->n_floors++;
+	}
+	if (seq > f->seq)
+		f->seq = seq;
+}
+
+/* The highest release sequence applied to tenant_id. l->mu held. */
+static uint64_t floor_locked(struct fl_ledger *l, const char *tenant_id)
+{
+	const struct floor *f;
+
+	if (l->floor_slots == 0)
+		return 0;
+	f = floor_slot(l->floors, l->floor_slots, tenant_id);
+	return f->tenant != NULL ? f->seq : 0;
+}
+
+/*
+ * The per-tenant sequence counts an APPLY assignment that applied at least
+ * one migration, or ended APPLIED or SKIPPED (the tenant reached the
+ * release's target): from then on the tenant runs that release.
+ */
+static void note_floor(struct fl_ledger *l, const struct fl_ledger_entry *e)
+{
+	if (e->kind == KIND_APPLY &&
+	    (e->n_applied > 0 ||
+	     (e->finished && (e->outcome == OUTCOME_APPLIED || e->outcome == OUTCOME_SKIPPED))))
+		raise_floor(l, e->tenant_id, e->release_sequence);
+}
+
 /* ---- payloads ---- */
 
 static void encode_start(struct fl_buf *b, const struct fl_ledger_entry *e)
@@ -155,6 +244,7 @@ static void encode_start(struct fl_buf *b, const struct fl_ledger_entry *e)
 	fl_rec_put_u32(b, (uint32_t)e->kind);
 	fl_rec_put_str(b, e->target);
 	fl_rec_put_i64(b, e->started_at_ms);
+	fl_rec_put_i64(b, e->expires_at_ms);
 }
 
 static bool decode_hash(struct fl_rec_reader *r, uint8_t out[FL_LEDGER_HASH_LEN])
@@ -178,6 +268,7 @@ static bool decode_start(struct fl_rec_reader *r, struct fl_ledger_entry *e)
 	e->kind = (int)fl_rec_get_u32(r);
 	e->target = fl_rec_get_str(r);
 	e->started_at_ms = fl_rec_get_i64(r);
+	e->expires_at_ms = fl_rec_get_i64(r);
 	return !r->bad && e->tenant_id != NULL && e->rollout_id != NULL && e->target != NULL;
 }
 
@@ -248,6 +339,8 @@ static enum fl_err load(void *arg, uint8_t type, uint64_t id, const uint8_t *pay
 	switch (type) {
 	case REC_START:
 	case REC_ENTRY:
+		if (id == 0)
+			goto bad;
 		if (e != NULL)
 			return fl_errf(errbuf, FL_EPARSE, "ledger: assignment %llu started twice",
 			               (unsigned long long)id);
@@ -261,9 +354,23 @@ static enum fl_err load(void *arg, uint8_t type, uint64_t id, const uint8_t *pay
 			goto bad;
 		if (fl_rec_get_u8(&r) != 0 && !decode_finish(&r, e))
 			goto bad;
-		return r.bad ? fl_errf(errbuf, FL_EPARSE, "ledger: bad entry %llu",
-		                       (unsigned long long)id)
-		             : FL_OK;
+		if (r.bad)
+			return fl_errf(errbuf, FL_EPARSE, "ledger: bad entry %llu",
+			               (unsigned long long)id);
+		note_floor(l, e);
+		return FL_OK;
+	case REC_FLOOR: {
+		char *tenant = fl_rec_get_str(&r);
+		uint64_t seq = fl_rec_get_u64(&r);
+
+		if (tenant == NULL || r.bad) {
+			free(tenant);
+			goto bad;
+		}
+		raise_floor(l, tenant, seq);
+		free(tenant);
+		return FL_OK;
+	}
 	case REC_STEP:
 		if (e == NULL)
 			return fl_errf(errbuf, FL_EPARSE,
@@ -280,6 +387,7 @@ static enum fl_err load(void *arg, uint8_t type, uint64_t id, const uint8_t *pay
 		else
 			strv_push(&e->reverted, &e->n_reverted, mid);
 		free(mid);
+		note_floor(l, e);
 		return FL_OK;
 	case REC_FINISH:
 		if (e == NULL)
@@ -288,6 +396,7 @@ static enum fl_err load(void *arg, uint8_t type, uint64_t id, const uint8_t *pay
 			               (unsigned long long)id);
 		if (!decode_finish(&r, e))
 			goto bad;
+		note_floor(l, e);
 		return FL_OK;
 	default:
 		return fl_errf(errbuf, FL_EPARSE, "ledger: unknown record type %u", type);
@@ -297,17 +406,37 @@ bad:
 	               type, (unsigned long long)id);
 }
 
-static enum fl_err compact_locked(struct fl_ledger *l, char *errbuf)
+static bool prunable(const struct fl_ledger_entry *e, int64_t now_ms)
+{
+	return now_ms > 0 && e->finished && e->expires_at_ms > 0 &&
+	       e->expires_at_ms < now_ms - PRUNE_AFTER_MS;
+}
+
+/* Rewrite the file: every tenant's floor, then one ENTRY per assignment kept
+ * (those whose order expired long before now_ms are dropped; now_ms <= 0:
+ * none). l->mu held. */
+static enum fl_err compact_locked(struct fl_ledger *l, int64_t now_ms, char *errbuf)
 {
 	struct fl_buf b = FL_BUF_INIT;
 	enum fl_err rv;
-	size_t i;
+	size_t i, kept = 0, floors = 0;
 
 	if ((rv = fl_recfile_rewrite_begin(l->file, errbuf)) != FL_OK)
 		return rv;
+	for (i = 0; rv == FL_OK && i < l->floor_slots; i++) {
+		if (l->floors[i].tenant == NULL)
+			continue;
+		fl_buf_reset(&b);
+		fl_rec_put_str(&b, l->floors[i].tenant);
+		fl_rec_put_u64(&b, l->floors[i].seq);
+		rv = fl_recfile_rewrite_add(l->file, REC_FLOOR, 0, b.data, b.len, errbuf);
+		floors++;
+	}
 	for (i = 0; rv == FL_OK && i < l->n; i++) {
 		const struct fl_ledger_entry *e = &l->items[i];
 
+		if (prunable(e, now_ms))
+			continue;
 		fl_buf_reset(&b);
 		encode_start(&b, e);
 		encode_strv(&b, e->applied, e->n_applied);
@@ -325,8 +454,44 @@ static enum fl_err compact_locked(struct fl_ledger *l, char *errbuf)
 	}
 	if ((rv = fl_recfile_rewrite_commit(l->file, errbuf)) != FL_OK)
 		return rv;
-	l->records = l->n;
+	/* the file holds what memory should: drop the pruned entries there too */
+	for (i = 0; i < l->n; i++) {
+		if (prunable(&l->items[i], now_ms))
+			fl_ledger_entry_fini(&l->items[i]);
+		else
+			l->items[kept++] = l->items[i];
+	}
+	if (kept != l->n) {
+		fl_log_info("ledger",
+		            "dropped %zu assignments whose orders expired over %lld days ago",
+		            l->n - kept, (long long)(PRUNE_AFTER_MS / 86400000));
+		l->n = kept;
+		free(l->slots);
+		l->slots = NULL;
+		l->nslots = 0;
+		rehash(l);
+	}
+	l->records = l->base = floors + l->n;
 	return FL_OK;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Compact (fold the START, STEPs and FINISH of each assignment into one
+ * record, drop what expired) once the file holds twice the records it held
+ * after the last compaction: amortized, each record is rewritten a bounded
+ * number of times. l->mu held. */
+static enum fl_err maybe_compact(struct fl_ledger *l, char *errbuf)
+{
+	if (l->records <= COMPACT_MIN_RECS || l->records <= 2 * l->base)
+		return FL_OK;
+	return compact_locked(l, wall_ms(), errbuf);
 }
 
 enum fl_err fl_ledger_open(const char *path, struct fl_ledger **out, char *errbuf)
@@ -337,13 +502,13 @@ enum fl_err fl_ledger_open(const char *path, struct fl_ledger **out, char *errbu
 	*out = NULL;
 	pthread_mutex_init(&l->mu, NULL);
 	rehash(l);
-	if ((rv = fl_recfile_open(path, "ledger", magic, load, l, &l->file, errbuf)) != FL_OK) {
+	if ((rv = fl_recfile_open(path, "ledger", magic, 0, load, l, &l->file, errbuf)) != FL_OK) {
 		fl_ledger_close(l);
 		return rv;
 	}
-	/* many small records (START, STEPs, FINISH per assignment): fold them */
-	if (l->records > COMPACT_MIN_RECS && l->records > 2 * l->n &&
-	    (rv = compact_locked(l, errbuf)) != FL_OK) {
+	/* folded at open when it is mostly small records; else from now on */
+	l->base = l->records > 2 * (l->n + l->n_floors) ? 0 : l->records;
+	if ((rv = maybe_compact(l, errbuf)) != FL_OK) {
 		fl_ledger_close(l);
 		return rv;
 	}
@@ -360,6 +525,9 @@ void fl_ledger_close(struct fl_ledger *l)
 	fl_recfile_close(l->file);
 	for (i = 0; i < l->n; i++)
 		fl_ledger_entry_fini(&l->items[i]);
+	for (i = 0; i < l->floor_slots; i++)
+		free(l->floors[i].tenant);
+	free(l->floors);
 	free(l->items);
 	free(l->slots);
 	pthread_mutex_destroy(&l->mu);
@@ -382,12 +550,23 @@ enum fl_err fl_ledger_start(struct fl_ledger *l, const struct fl_ledger_start *s
 {
 	struct fl_ledger_entry tmp = {0}, *e;
 	struct fl_buf b = FL_BUF_INIT;
+	uint64_t floor;
 	enum fl_err rv;
 
 	pthread_mutex_lock(&l->mu);
 	if (lookup(l, s->assignment_id) != NULL) {
 		rv = fl_errf(errbuf, FL_ESTATE, "assignment %llu was run before",
 		             (unsigned long long)s->assignment_id);
+		goto out;
+	}
+	/* the floor again, under the lock that moves it: what was checked
+	 * before the work waited for its tenant may be stale by now */
+	if ((floor = floor_locked(l, s->tenant_id)) > s->release_sequence) {
+		rv = fl_errf(errbuf, FL_EAUTH,
+		             "release sequence %llu is older than sequence %llu, which this agent "
+		             "applied to tenant '%s'",
+		             (unsigned long long)s->release_sequence, (unsigned long long)floor,
+		             s->tenant_id);
 		goto out;
 	}
 	tmp.assignment_id = s->assignment_id;
@@ -399,6 +578,7 @@ enum fl_err fl_ledger_start(struct fl_ledger *l, const struct fl_ledger_start *s
 	tmp.kind = s->kind;
 	tmp.target = (char *)(s->target ? s->target : "");
 	tmp.started_at_ms = s->started_at_ms;
+	tmp.expires_at_ms = s->expires_at_ms;
 	encode_start(&b, &tmp);
 	if ((rv = fl_recfile_append(l->file, REC_START, s->assignment_id, b.data, b.len, true,
 	                            errbuf)) != FL_OK)
@@ -436,6 +616,7 @@ enum fl_err fl_ledger_step(struct fl_ledger *l, uint64_t assignment_id, bool rev
 		strv_push(&e->reverted, &e->n_reverted, migration_id);
 	else
 		strv_push(&e->applied, &e->n_applied, migration_id);
+	note_floor(l, e);
 out:
 	pthread_mutex_unlock(&l->mu);
 	fl_buf_fini(&b);
@@ -475,32 +656,26 @@ enum fl_err fl_ledger_finish(struct fl_ledger *l, uint64_t assignment_id, int ou
 		memcpy(e->report, report, report_len);
 	e->report_len = report_len;
 	e->finished = true;
+	note_floor(l, e);
+	{
+		char cerr[FL_ERRBUF_SIZE] = "";
+
+		/* the finish is made; a compaction that fails leaves the file as it was */
+		if (maybe_compact(l, cerr) != FL_OK)
+			fl_log_warn("ledger", "cannot compact: %s", cerr);
+	}
 out:
 	pthread_mutex_unlock(&l->mu);
 	fl_buf_fini(&b);
 	return rv;
 }
 
-static bool counts_for_sequence(const struct fl_ledger_entry *e)
-{
-	return e->kind == KIND_APPLY &&
-	       (e->n_applied > 0 ||
-	        (e->finished && (e->outcome == OUTCOME_APPLIED || e->outcome == OUTCOME_SKIPPED)));
-}
-
 uint64_t fl_ledger_tenant_sequence(struct fl_ledger *l, const char *tenant_id)
 {
-	uint64_t seq = 0;
-	size_t i;
+	uint64_t seq;
 
 	pthread_mutex_lock(&l->mu);
-	for (i = 0; i < l->n; i++) {
-		const struct fl_ledger_entry *e = &l->items[i];
-
-		if (strcmp(e->tenant_id, tenant_id) == 0 && counts_for_sequence(e) &&
-		    e->release_sequence > seq)
-			seq = e->release_sequence;
-	}
+	seq = floor_locked(l, tenant_id);
 	pthread_mutex_unlock(&l->mu);
 	return seq;
 }
@@ -584,12 +759,12 @@ size_t fl_ledger_count(struct fl_ledger *l)
 	return n;
 }
 
-enum fl_err fl_ledger_compact(struct fl_ledger *l, char *errbuf)
+enum fl_err fl_ledger_compact(struct fl_ledger *l, int64_t now_ms, char *errbuf)
 {
 	enum fl_err rv;
 
 	pthread_mutex_lock(&l->mu);
-	rv = compact_locked(l, errbuf);
+	rv = compact_locked(l, now_ms, errbuf);
 	pthread_mutex_unlock(&l->mu);
 	return rv;
 }

@@ -14,17 +14,30 @@
  * Records (agent/recfile.h), magic "flotilla ldg v1\n", id = assignment id;
  * every one fdatasync'd before the call returns:
  *   1 START   order hash, release hash, release sequence, tenant, rollout,
- *             kind, target, started_at
+ *             kind, target, started_at, the order's expiry (0 in files
+ *             written before it was recorded)
  *   2 STEP    1 = applied / 2 = reverted, migration id (as each one commits)
  *   3 FINISH  outcome, finished_at, journal id, the packed report
  *   4 ENTRY   a whole entry (START + STEPs + FINISH), written by compaction
+ *   5 FLOOR   (id 0) tenant, release sequence: written by compaction
  * (payloads use recfile's encoding; strings length-prefixed).
  *
  * The per-tenant sequence counts an APPLY assignment that applied at least
  * one migration, or ended APPLIED or SKIPPED (the tenant reached the
- * release's target): from then on the tenant runs that release.
+ * release's target): from then on the tenant runs that release. It is kept
+ * in memory by tenant (a lookup, not a scan of every assignment) and, at
+ * compaction, as a FLOOR record per tenant.
  *
- * Threads: any thread (one mutex). Writes block on fdatasync.
+ * An agent runs for months: compaction (at open, and whenever the records
+ * are over twice what they fold into) rewrites the file with the floors and
+ * one ENTRY per assignment, dropping finished assignments whose order
+ * expired over 7 days ago: they can never run again (their order is
+ * refused), no revert is bounded by them (that needs their order), and
+ * their tenants' floors stay. What the ledger holds is then bounded by the
+ * work done under orders still valid, not by the agent's age.
+ *
+ * Threads: any thread (one mutex). Writes block on fdatasync; a finish that
+ * triggers a compaction rewrites the file under the mutex.
  */
 #ifndef FL_LEDGER_H
 #define FL_LEDGER_H
@@ -49,6 +62,7 @@ struct fl_ledger_start {
 	int kind;
 	const char *target; /* may be "" */
 	int64_t started_at_ms;
+	int64_t expires_at_ms; /* the rollout order's expiry (0: never dropped) */
 };
 
 /* A copy of one entry, owned by the caller: fl_ledger_entry_fini. */
@@ -62,6 +76,7 @@ struct fl_ledger_entry {
 	int kind;
 	char *target;
 	int64_t started_at_ms;
+	int64_t expires_at_ms;
 	char **applied; /* migration ids, in the order they committed */
 	size_t n_applied;
 	char **reverted;
@@ -89,7 +104,10 @@ void fl_ledger_close(struct fl_ledger *l); /* NULL is a no-op */
 bool fl_ledger_find(struct fl_ledger *l, uint64_t assignment_id, struct fl_ledger_entry *copy);
 
 /* Record that an assignment starts, fsync'd. FL_ESTATE if the id is in the
- * ledger already (never run twice); FL_EIO. */
+ * ledger already (never run twice); FL_EAUTH if its release sequence is
+ * below the tenant's (checked under the same lock as the write, so a check
+ * made earlier, before another assignment for the tenant ran, cannot be
+ * stale); FL_EIO. */
 enum fl_err fl_ledger_start(struct fl_ledger *l, const struct fl_ledger_start *s, char *errbuf)
     __attribute__((warn_unused_result));
 /* A migration of a started assignment committed (reverted: down.sql did). */
@@ -121,8 +139,10 @@ void fl_ledger_reports_after(struct fl_ledger *l, uint64_t journal_id, uint64_t 
 /* Entries in the ledger. */
 size_t fl_ledger_count(struct fl_ledger *l);
 
-/* Rewrite the file with one ENTRY record per assignment. */
-enum fl_err fl_ledger_compact(struct fl_ledger *l, char *errbuf)
+/* Rewrite the file with the tenants' floors and one ENTRY record per
+ * assignment, dropping finished ones whose order expired over 7 days before
+ * now_ms (wall clock; <= 0: none). */
+enum fl_err fl_ledger_compact(struct fl_ledger *l, int64_t now_ms, char *errbuf)
     __attribute__((warn_unused_result));
 
 #endif

@@ -15,7 +15,8 @@ static void usage(FILE *to)
 	            "      --check-config  check FILE and list the tenants, then exit\n"
 	            "  -h, --help          this help\n"
 	            "      --version       print the version\n\n"
-	            "Signals: SIGTERM/SIGINT stop (shutdown.mode), SIGHUP reloads the config.\n"
+	            "Signals: SIGTERM/SIGINT stop (shutdown.mode; a second one cancels running\n"
+	            "work), SIGHUP reloads the config.\n"
 	            "Exit status: 0 stopped cleanly, 1 error, 2 bad config or usage.\n");
 }
 

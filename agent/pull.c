@@ -15,11 +15,12 @@
 #include "rpc.h"
 #include "wire.h"
 
-#define HELLO_PART_BYTES (3u << 20) /* below FL_WIRE_MAX_HELLO, with room to spare */
-#define POLL_AGAIN_MAX   60000
-#define POLL_WAIT_MIN    100 /* ms: the shortest long poll, whatever the coordinator says */
-#define POLL_EMPTY_MIN   50  /* ms between polls answered with nothing at once */
-#define FETCH_FACTOR     4   /* a release may take longer than other requests */
+#define HELLO_PART_BYTES  (3u << 20) /* below FL_WIRE_MAX_HELLO, with room to spare */
+#define POLL_AGAIN_MAX    60000
+#define POLL_WAIT_MIN     100 /* ms: the shortest long poll, whatever the coordinator says */
+#define POLL_EMPTY_MIN    50  /* ms between polls answered with nothing at once */
+#define FETCH_FACTOR      4   /* a release may take longer than other requests */
+#define PENDING_BYTES_MAX (256u << 20) /* unacknowledged reports: then no new work */
 
 int64_t fl_pull_backoff(unsigned n, int64_t max_ms)
 {
@@ -79,18 +80,20 @@ static int64_t request_timeout(struct fl_agent *a)
 
 /* ---- redirects ---- */
 
-static void follow_redirect(struct fl_agent *a, const Flotilla__V1__Redirect *r)
+/* Follow r if it goes to a pinned key: new links, a Hello there. Whether it
+ * was followed. Main thread. */
+static bool follow_redirect(struct fl_agent *a, const Flotilla__V1__Redirect *r)
 {
 	uint8_t keys[FL_CLIENT_MAX_KEYS][FL_PEER_KEY_LEN];
-	char err[FL_ERRBUF_SIZE] = "", id[FL_KEY_ID_LEN + 1];
+	char err[FL_ERRBUF_SIZE] = "", id[FL_KEY_ID_LEN + 1], url[300];
 	struct fl_agent_link *pl = NULL, *rl = NULL, *old_p, *old_r;
 	struct fl_client *pc = NULL, *rc = NULL;
 	size_t n = 1, i;
 
+	q(url, sizeof(url), r->coordinator_url);
 	if (fl_rpc_redirect_check(a->peers, r, err) != FL_OK) {
-		fl_log_warn("agent", "not following a redirect to '%s': %s", r->coordinator_url,
-		            err);
-		return;
+		fl_log_warn("agent", "not following a redirect to '%s': %s", url, err);
+		return false;
 	}
 	/* the leader's key first, then the other pinned ones */
 	memcpy(keys[0], r->leader_public_key.data, FL_PEER_KEY_LEN);
@@ -104,12 +107,11 @@ static void follow_redirect(struct fl_agent *a, const Flotilla__V1__Redirect *r)
 	    fl_client_new(a->envelope, r->coordinator_url, (const uint8_t(*)[32])keys, n, &rc,
 	                  err) != FL_OK) {
 		fl_client_free(pc);
-		fl_log_warn("agent", "cannot follow a redirect to '%s': %s", r->coordinator_url,
-		            err);
-		return;
+		fl_log_warn("agent", "cannot follow a redirect to '%s': %s", url, err);
+		return false;
 	}
 	fl_key_id(keys[0], id);
-	fl_log_info("agent", "redirected to '%s' (key %s)", r->coordinator_url, id);
+	fl_log_info("agent", "redirected to '%s' (key %s)", url, id);
 	pl = fl_calloc(1, sizeof(*pl));
 	rl = fl_calloc(1, sizeof(*rl));
 	atomic_init(&pl->refs, 1);
@@ -128,6 +130,8 @@ static void follow_redirect(struct fl_agent *a, const Flotilla__V1__Redirect *r)
 	pthread_mutex_unlock(&a->mu);
 	fl_agent_link_unref(old_p);
 	fl_agent_link_unref(old_r);
+	a->redirects++;
+	return true;
 }
 
 /* ---- Hello ---- */
@@ -150,7 +154,17 @@ static void *read_tenants(void *arg)
 		    fl_agent_config_database(r->snap->cfg, t->server);
 		char err[FL_ERRBUF_SIZE] = "", *url = NULL;
 		struct fl_engine_opts opts;
+		bool stopping;
 
+		/* SIGTERM: the tenants left are not read (each may take a whole
+		 * connect timeout); the Hello is not sent */
+		pthread_mutex_lock(&r->a->mu);
+		stopping = r->a->stopping;
+		pthread_mutex_unlock(&r->a->mu);
+		if (stopping) {
+			r->states[i].error = fl_strdup("not read: the agent is stopping");
+			continue;
+		}
 		if (db == NULL || fl_tenants_url(db, t->database, t->schema, &url, err) != FL_OK) {
 			r->states[i].error = fl_strdup(db ? err : "no such database server");
 			continue;
@@ -216,6 +230,10 @@ enum fl_err fl_pull_hello(struct fl_agent *a, char *errbuf)
 	fl_agent_acquire(a, &snap);
 	n = snap.tenants->n;
 	states = read_all(a, &snap);
+	pthread_mutex_lock(&a->mu);
+	if (a->stopping)
+		rv = fl_errf(errbuf, FL_ECANCELED, "the agent is stopping");
+	pthread_mutex_unlock(&a->mu);
 	ptrs = fl_calloc(n + 1, sizeof(*ptrs));
 	seqs = fl_calloc(n + 1, sizeof(*seqs));
 	for (i = 0; i < n; i++) {
@@ -226,7 +244,7 @@ enum fl_err fl_pull_hello(struct fl_agent *a, char *errbuf)
 	token = snap.cfg->enrollment_token != NULL && !a->enrolled;
 	pthread_mutex_unlock(&a->mu);
 
-	do {
+	while (rv == FL_OK && !redirected && (from < n || n == 0)) {
 		Flotilla__V1__Message msg = FLOTILLA__V1__MESSAGE__INIT, *reply = NULL;
 		Flotilla__V1__Hello hello = FLOTILLA__V1__HELLO__INIT;
 		struct fl_report_arena arena = {NULL, 0};
@@ -255,8 +273,11 @@ enum fl_err fl_pull_hello(struct fl_agent *a, char *errbuf)
 			rv = fl_errf(errbuf, FL_EPARSE, "hello answered with %s",
 			             fl_wire_body_name(reply->body_case));
 		} else if (reply->hello_reply->redirect != NULL) {
-			follow_redirect(a, reply->hello_reply->redirect);
-			redirected = true; /* the loop says Hello there */
+			if (follow_redirect(a, reply->hello_reply->redirect))
+				redirected = true; /* the loop says Hello there */
+			else /* asked again at once, it would say the same: back off */
+				rv = fl_errf(errbuf, FL_EAUTH,
+				             "hello answered with a redirect that is not followed");
 		} else if (!reply->hello_reply->accepted) {
 			rv = fl_errf(errbuf, FL_EAUTH, "hello refused: %s",
 			             q(shown, sizeof(shown), reply->hello_reply->reason));
@@ -278,19 +299,22 @@ enum fl_err fl_pull_hello(struct fl_agent *a, char *errbuf)
 			a->kick_sender = true;
 			pthread_cond_broadcast(&a->changed);
 			pthread_mutex_unlock(&a->mu);
+			q(shown, sizeof(shown), hr->agent_name);
 			if (token && !a->enrolled && write_enrolled(a)) {
 				pthread_mutex_lock(&a->mu);
 				a->enrolled = true;
 				pthread_mutex_unlock(&a->mu);
 				fl_log_info("agent", "enrolled with the coordinator as '%s'",
-				            hr->agent_name);
+				            shown);
 			}
 			fl_log_info("agent", "hello accepted: %zu tenant%s, as '%s'", n,
-			            n == 1 ? "" : "s", hr->agent_name);
+			            n == 1 ? "" : "s", shown);
 		}
 		fl_wire_free(reply);
 		from = to;
-	} while (rv == FL_OK && !redirected && from < n);
+		if (n == 0)
+			break;
+	}
 
 	for (i = 0; i < n; i++)
 		fl_tenant_state_fini(&states[i]);
@@ -482,6 +506,31 @@ enum fl_err fl_pull_fetch(void *arg, const uint8_t hash[32], struct fl_buf *out,
 
 /* ---- the main loop ---- */
 
+/* Whether the journal holds too many unacknowledged reports to take more
+ * work (the coordinator is not storing them: more work would only fill the
+ * disk); logged when that changes. Main thread. */
+static bool journal_full(struct fl_agent *a)
+{
+	size_t n = fl_journal_count(a->journal), bytes = fl_journal_bytes(a->journal);
+	int64_t max;
+	bool full;
+
+	pthread_mutex_lock(&a->mu);
+	max = a->cfg->c.max_pending_reports;
+	pthread_mutex_unlock(&a->mu);
+	full = (int64_t)n >= max || bytes >= PENDING_BYTES_MAX;
+	if (full && !a->journal_full)
+		fl_log_warn(
+		    "agent",
+		    "%zu reports (%zu bytes) not acknowledged by the coordinator: taking no "
+		    "new work until they are (poll.max_pending_reports %lld)",
+		    n, bytes, (long long)max);
+	else if (!full && a->journal_full)
+		fl_log_info("agent", "reports acknowledged: taking work again");
+	a->journal_full = full;
+	return full;
+}
+
 /* One long poll. FL_OK: answered (work, halts or nothing). */
 static enum fl_err poll_once(struct fl_agent *a, char *errbuf)
 {
@@ -492,6 +541,7 @@ static enum fl_err poll_once(struct fl_agent *a, char *errbuf)
 	size_t n_running = 0, i;
 	int64_t wait, timeout;
 	uint32_t again = 0;
+	bool full = journal_full(a);
 	enum fl_err rv;
 
 	pthread_mutex_lock(&a->mu);
@@ -506,7 +556,7 @@ static enum fl_err poll_once(struct fl_agent *a, char *errbuf)
 	msg.body_case = FLOTILLA__V1__MESSAGE__BODY_POLL;
 	msg.poll = &poll;
 	poll.agent_id = a->agent_id;
-	poll.free_slots = (uint32_t)fl_worker_free_slots(a->worker);
+	poll.free_slots = full ? 0 : (uint32_t)fl_worker_free_slots(a->worker);
 	poll.max_wait_ms = (uint32_t)wait;
 	poll.running_assignment_ids = running;
 	poll.n_running_assignment_ids = n_running;
@@ -525,20 +575,36 @@ static enum fl_err poll_once(struct fl_agent *a, char *errbuf)
 		rv = fl_errf(errbuf, FL_EPARSE, "poll answered with %s",
 		             fl_wire_body_name(reply->body_case));
 	} else if (reply->poll_reply->redirect != NULL) {
-		follow_redirect(a, reply->poll_reply->redirect);
+		if (!follow_redirect(a, reply->poll_reply->redirect))
+			rv = fl_errf(errbuf, FL_EAUTH,
+			             "poll answered with a redirect that is not followed");
 	} else {
 		const Flotilla__V1__PollReply *pr = reply->poll_reply;
+		size_t stopped = 0, taken = 0;
 
+		a->redirects = 0; /* a coordinator that answers */
 		/* halts first: nothing of a halted rollout starts after this */
 		for (i = 0; i < pr->n_halts; i++)
-			fl_worker_halt(a->worker, pr->halts[i]->rollout_id, pr->halts[i]->reason);
-		for (i = 0; i < pr->n_assignments; i++)
-			if (fl_worker_submit(a->worker, pr->assignments[i]) != FL_OK)
+			stopped += fl_worker_halt(a->worker, pr->halts[i]->rollout_id,
+			                          pr->halts[i]->reason);
+		for (i = 0; i < pr->n_assignments && !full; i++) {
+			bool one = false;
+
+			if (fl_worker_submit(a->worker, pr->assignments[i], &one) != FL_OK)
 				break; /* stopping: the coordinator sends it again */
-		if (pr->n_assignments == 0 && pr->n_halts == 0) {
+			taken += one;
+		}
+		if (full && pr->n_assignments > 0)
+			fl_log_debug("agent",
+			             "%zu assignment%s dropped: too many reports unacknowledged",
+			             pr->n_assignments, pr->n_assignments == 1 ? "" : "s");
+		/* nothing new (no work taken, nothing halted: work sent again, halts
+		 * of rollouts the agent has nothing of), at once, again and again:
+		 * pace it */
+		if (taken == 0 && stopped == 0) {
 			again =
 			    pr->poll_again_ms > POLL_AGAIN_MAX ? POLL_AGAIN_MAX : pr->poll_again_ms;
-			if (again < POLL_EMPTY_MIN) /* nothing, at once, again and again: pace it */
+			if (again < POLL_EMPTY_MIN)
 				again = POLL_EMPTY_MIN;
 		}
 	}
@@ -566,6 +632,15 @@ void fl_pull_run(struct fl_agent *a)
 		if (stop)
 			return;
 		rv = hello ? fl_pull_hello(a, err) : poll_once(a, err);
+		/* redirected again and again (coordinators sending the agent round,
+		 * or one to itself): each costs new sockets; back off as when the
+		 * coordinator cannot be reached */
+		if (a->redirects > 1) {
+			if (a->redirects == 3)
+				fl_log_warn("agent", "redirected %u times in a row: backing off",
+				            a->redirects);
+			fl_agent_sleep(a, fl_pull_backoff(a->redirects - 2, max));
+		}
 		if (rv == FL_OK) {
 			failures = 0;
 			continue;

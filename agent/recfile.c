@@ -21,6 +21,7 @@ struct fl_recfile {
 	char *path;
 	char *what;
 	char magic[FL_RECFILE_MAGIC_LEN];
+	uint32_t unsynced; /* record types the owner appends without a sync (bit = type) */
 	uint64_t size;
 	uint64_t cut;
 	int tmp_fd; /* during a rewrite, else -1 */
@@ -147,6 +148,52 @@ static enum fl_err cut_at(struct fl_recfile *f, uint64_t off, uint64_t total, co
 	return FL_OK;
 }
 
+/* Why the bytes at off (of total) are not a good record, or NULL when they
+ * are one (*len gets its payload length). */
+static const char *bad_record(const uint8_t *p, uint64_t off, uint64_t total, uint32_t *len)
+{
+	uint8_t check[FL_RECFILE_CHECK_LEN];
+	uint64_t left = total - off;
+
+	if (left < FL_RECFILE_HEADER_LEN + FL_RECFILE_CHECK_LEN)
+		return "short record";
+	if (memcmp(p + off, marker, 4) != 0)
+		return "no record marker";
+	if ((*len = get_be32(p + off + 4)) > FL_RECFILE_MAX_PAYLOAD)
+		return "record length out of range";
+	if (left < (uint64_t)FL_RECFILE_HEADER_LEN + *len + FL_RECFILE_CHECK_LEN)
+		return "short record";
+	crypto_generichash(check, sizeof(check), p + off, FL_RECFILE_HEADER_LEN + *len, NULL, 0);
+	if (sodium_memcmp(check, p + off + FL_RECFILE_HEADER_LEN + *len, sizeof(check)) != 0)
+		return "checksum mismatch";
+	if (p[off + 8] == 0 || p[off + 9] || p[off + 10] || p[off + 11])
+		return "bad record type";
+	return NULL;
+}
+
+/*
+ * A crash leaves at most the records appended since the last sync torn:
+ * the last one, or (for records the owner does not sync) a few at the end.
+ * The offset of a good record after the bad one at off that no crash can
+ * explain (of a type the owner syncs), or 0 when there is none.
+ */
+static uint64_t good_record_after(const struct fl_recfile *f, const uint8_t *p, uint64_t off,
+                                  uint64_t total)
+{
+	for (uint64_t k = off + 1; k + FL_RECFILE_HEADER_LEN + FL_RECFILE_CHECK_LEN <= total; k++) {
+		const uint8_t *m = memchr(p + k, marker[0], (size_t)(total - k));
+		uint32_t len;
+
+		if (m == NULL)
+			break;
+		k = (uint64_t)(m - p);
+		if (bad_record(p, k, total, &len) == NULL && p[k + 8] < 32 &&
+		    (f->unsynced & (UINT32_C(1) << p[k + 8])) == 0)
+			return k;
+	}
+	return 0;
+}
+
 static enum fl_err scan(struct fl_recfile *f, fl_recfile_fn fn, void *arg, char *errbuf)
 {
 	struct fl_buf all = FL_BUF_INIT;
@@ -166,34 +213,27 @@ static enum fl_err scan(struct fl_recfile *f, fl_recfile_fn fn, void *arg, char 
 	}
 	off = FL_RECFILE_MAGIC_LEN;
 	while (off < total) {
-		uint8_t check[FL_RECFILE_CHECK_LEN];
-		uint64_t left = total - off;
-		uint32_t len;
-		const char *why = NULL;
+		uint32_t len = 0;
+		const char *why = bad_record(p, off, total, &len);
+		uint64_t good;
 
-		if (left < FL_RECFILE_HEADER_LEN + FL_RECFILE_CHECK_LEN) {
-			why = "short record";
-		} else if (memcmp(p + off, marker, 4) != 0) {
-			why = "no record marker";
-		} else if ((len = get_be32(p + off + 4)) > FL_RECFILE_MAX_PAYLOAD) {
-			why = "record length out of range";
-		} else if (left < (uint64_t)FL_RECFILE_HEADER_LEN + len + FL_RECFILE_CHECK_LEN) {
-			why = "short record";
-		} else {
-			crypto_generichash(check, sizeof(check), p + off,
-			                   FL_RECFILE_HEADER_LEN + len, NULL, 0);
-			if (sodium_memcmp(check, p + off + FL_RECFILE_HEADER_LEN + len,
-			                  sizeof(check)) != 0)
-				why = "checksum mismatch";
-			else if (p[off + 8] == 0 || p[off + 9] || p[off + 10] || p[off + 11])
-				why = "bad record type";
+		if (why != NULL && (good = good_record_after(f, p, off, total)) != 0) {
+			/* damage, not a torn write: cutting would drop good records */
+			rv =
+			    fl_errf(errbuf, FL_EPARSE,
+			            "'%s': the record at offset %llu is damaged (%s) and good "
+			            "records follow it (at offset %llu): not a torn write; restore "
+			            "the file, or cut it there on purpose (losing what follows) "
+			            "with 'truncate -s %llu %s'",
+			            f->path, (unsigned long long)off, why, (unsigned long long)good,
+			            (unsigned long long)off, f->path);
+			goto out;
 		}
 		if (why != NULL) {
 			rv = cut_at(f, off, total, why, errbuf);
 			total = off;
 			goto out;
 		}
-		len = get_be32(p + off + 4);
 		if (fn != NULL && (rv = fn(arg, p[off + 8], get_be64(p + off + 12),
 		                           p + off + FL_RECFILE_HEADER_LEN, len, errbuf)) != FL_OK)
 			goto out;
@@ -209,8 +249,8 @@ out:
 }
 
 enum fl_err fl_recfile_open(const char *path, const char *what,
-                            const char magic[FL_RECFILE_MAGIC_LEN], fl_recfile_fn fn, void *arg,
-                            struct fl_recfile **out, char *errbuf)
+                            const char magic[FL_RECFILE_MAGIC_LEN], uint32_t unsynced_types,
+                            fl_recfile_fn fn, void *arg, struct fl_recfile **out, char *errbuf)
 {
 	struct fl_recfile *f;
 	struct stat st;
@@ -223,6 +263,7 @@ enum fl_err fl_recfile_open(const char *path, const char *what,
 	f->path = fl_strdup(path);
 	f->what = fl_strdup(what);
 	memcpy(f->magic, magic, FL_RECFILE_MAGIC_LEN);
+	f->unsynced = unsynced_types;
 	f->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (f->fd < 0 && errno == ENOENT) {
 		if ((rv = create_file(path, magic, errbuf)) != FL_OK)

@@ -14,11 +14,16 @@
  * Appends are one write(2) of a whole record at the end of the file,
  * followed by fdatasync when the caller asks (the journal and the ledger ask
  * before a report or an assignment counts as made). A crash can therefore
- * leave only the last record torn; opening reads every record in order and,
- * at the first one that is short, too long, wrongly marked or fails its
- * checksum, cuts the file there (ftruncate, fsync) and logs a warning naming
- * the file, the offset and the bytes dropped. Nothing after a bad record is
- * trusted, since its length cannot be.
+ * leave torn only what was appended since the last sync: the last record,
+ * or a few records of the types the owner appends without a sync. Opening
+ * reads every record in order and, at the first one that is short, too
+ * long, wrongly marked or fails its checksum, looks for a good record after
+ * it of a type the owner syncs: there is none after a torn write, so the
+ * file is cut there (ftruncate, fsync) with a warning naming the file, the
+ * offset and the bytes dropped; if there is one, the file was damaged
+ * otherwise (a disk, a hand), and cutting would silently drop good records
+ * (for the ledger: assignments run, tenants' release sequences), so the
+ * open is refused (FL_EPARSE) with the offset and how to cut it on purpose.
  *
  * A file is created (and compacted) by writing a temporary file in the same
  * folder, fsync'ing it, renaming it over the old one and fsync'ing the
@@ -56,16 +61,17 @@ typedef enum fl_err (*fl_recfile_fn)(void *arg, uint8_t type, uint64_t id, const
 
 /*
  * Open the file at path, creating it (0600) with only its header if it does
- * not exist. Reads every record through fn, cutting a torn or corrupt tail
- * (logged as a warning, about `what`: "journal"). A file whose header is not
- * magic is refused (FL_EPARSE), unless it is shorter than the header, which
- * only a crash while creating it leaves (it is then started again, with a
- * warning). Errors: FL_EIO (cannot open, read, cut or create), FL_EPARSE,
- * or fn's error. On success the caller owns *out: fl_recfile_close.
+ * not exist. Reads every record through fn, cutting a torn tail (logged as
+ * a warning, about `what`: "journal"); unsynced_types has bit t set for
+ * each record type t (< 32) the owner appends without a sync. A file whose
+ * header is not magic is refused (FL_EPARSE), unless it is shorter than the
+ * header (it is then started again, with a warning). Errors: FL_EIO (cannot open, read, cut or
+ * create), FL_EPARSE (not this kind of file, or damaged before its end), or fn's error. On success
+ * the caller owns *out: fl_recfile_close.
  */
 enum fl_err fl_recfile_open(const char *path, const char *what,
-                            const char magic[FL_RECFILE_MAGIC_LEN], fl_recfile_fn fn, void *arg,
-                            struct fl_recfile **out, char *errbuf)
+                            const char magic[FL_RECFILE_MAGIC_LEN], uint32_t unsynced_types,
+                            fl_recfile_fn fn, void *arg, struct fl_recfile **out, char *errbuf)
     __attribute__((warn_unused_result));
 void fl_recfile_close(struct fl_recfile *f); /* NULL is a no-op */
 

@@ -49,6 +49,11 @@ _Static_assert(K_APPLY == 1, "ledger.c reads this value");
 
 #define QUEUE_FACTOR 4 /* jobs held at most: threads x this (a coordinator ignoring free_slots) */
 #define WATCH_MS     250
+/* Bytes of assignments held before a worker checks them, whatever the
+ * coordinator sends: one poll reply's worth. */
+#define QUEUED_BYTES_MAX FL_WIRE_MAX_POLL_REPLY
+/* Names the coordinator gives (rollout, tenant, target) are kept to this. */
+#define NAME_MAX_ 255
 
 enum job_state {
 	J_NEW,       /* in the list, waiting for a worker to prepare it */
@@ -70,8 +75,11 @@ struct job {
 	struct fl_worker *w;
 	uint64_t id;
 	char *rollout_id;
-	uint8_t *packed; /* the assignment as received */
+	char *tenant_id; /* as named (cut to 255 bytes), for the report */
+	int kind;
+	uint8_t *packed; /* the assignment as received, until a worker unpacks it */
 	size_t len;
+	char *refusal; /* refused as it came (too large): why; nothing else kept */
 	enum job_state state;
 	enum cancel_why why; /* set once, under the pool's mutex */
 	char why_text[256];
@@ -113,6 +121,7 @@ struct fl_worker {
 	pthread_cond_t done; /* a job left the pool */
 	struct job *jobs;    /* arrival order */
 	size_t n_jobs;
+	size_t queued_bytes; /* packed assignments not unpacked yet */
 	struct count *counts;
 	size_t n_counts;
 	bool stopping; /* take nothing new; workers exit when no job is left */
@@ -196,7 +205,9 @@ static void free_job(struct job *j)
 	fl_verified_fini(&j->v);
 	fl_report_fini(&j->report);
 	free(j->rollout_id);
+	free(j->tenant_id);
 	free(j->packed);
+	free(j->refusal);
 	free(j->server);
 	pthread_mutex_destroy(&j->mu);
 	free(j);
@@ -220,14 +231,19 @@ static void finish(struct fl_worker *w, struct job *j, bool started)
 	if (fl_report_pack(r, jid, &packed, err) != FL_OK) {
 		fl_logger_error(&j->log, NULL, "assignment %llu: cannot pack its report: %s",
 		                (unsigned long long)j->id, err);
+		fl_journal_unreserve(w->d.journal, jid);
 		goto out;
 	}
 	/* the ledger first: a crash between the two is mended at the next start
 	 * (fl_worker_recover journals what the ledger has and the journal lacks) */
 	if (started && fl_ledger_finish(w->d.ledger, j->id, r->outcome, r->finished_at_ms, jid,
-	                                packed.data, packed.len, err) != FL_OK)
+	                                packed.data, packed.len, err) != FL_OK) {
 		fl_logger_error(&j->log, NULL, "assignment %llu: %s", (unsigned long long)j->id,
 		                err);
+		started = false;
+	}
+	if (!started) /* no ledger holds it: nothing could mend a failed put */
+		fl_journal_unreserve(w->d.journal, jid);
 	if (fl_journal_put(w->d.journal, jid, packed.data, packed.len, err) != FL_OK) {
 		fl_logger_error(&j->log, NULL, "assignment %llu: cannot journal its report: %s",
 		                (unsigned long long)j->id, err);
@@ -357,8 +373,8 @@ static void report_basics(struct fl_worker *w, struct job *j)
 	r->agent_id = fl_strdup(w->agent_id);
 	r->assignment_id = j->id;
 	r->rollout_id = fl_strdup(j->rollout_id);
-	r->tenant_id = fl_strdup(j->a && j->a->tenant_id ? j->a->tenant_id : "");
-	r->kind = j->a ? (int)j->a->kind : 0;
+	r->tenant_id = fl_strdup(j->tenant_id);
+	r->kind = j->kind;
 	r->started_at_ms = fl_report_now_ms();
 	{
 		char q[200];
@@ -385,10 +401,20 @@ static bool prepare(struct fl_worker *w, struct job *j)
 	enum cancel_why why;
 	enum fl_err rv;
 
+	report_basics(w, j);
+	if (j->refusal != NULL) {
+		set_outcome(j, O_REFUSED, "too large: %s", j->refusal);
+		finish(w, j, false);
+		return false;
+	}
 	rv = fl_wire_unpack_message(&flotilla__v1__work_assignment__descriptor, FL_WIRE_STRICT,
 	                            j->packed, j->len, FL_WIRE_MAX_POLL_REPLY,
 	                            (ProtobufCMessage **)&j->a, err);
-	report_basics(w, j);
+	pthread_mutex_lock(&w->mu);
+	w->queued_bytes -= j->len;
+	pthread_mutex_unlock(&w->mu);
+	free(j->packed);
+	j->packed = NULL;
 	if (rv != FL_OK) {
 		set_outcome(j, O_REFUSED, "malformed assignment: %s", err);
 		finish(w, j, false);
@@ -461,6 +487,12 @@ static bool prepare(struct fl_worker *w, struct job *j)
 	                                                   : j->v.order->policy.per_agent_parallel;
 	if (j->order_limit == 0)
 		j->order_limit = 1;
+	fl_logger_debug(&j->log, NULL,
+	                "assignment %llu: checks passed (%s under order %.16s, release %.16s, "
+	                "sequence %llu); waiting for its turn",
+	                (unsigned long long)j->id, fl_verify_kind_name(j->v.kind),
+	                j->v.order->hash_hex, j->v.release->release->hash,
+	                (unsigned long long)j->v.release->release->sequence);
 	return true;
 }
 
@@ -583,18 +615,18 @@ static bool run_backup(struct job *j, const struct fl_agent_database *db)
 	return false;
 }
 
-/* Pending migrations of the plan up to and including target. */
-static size_t pending_to(const struct fl_plan *plan, const char *target)
+/* Whether every migration of the plan up to and including target is
+ * applied. A failed one (a failed row in the history, as a migration
+ * canceled or failing leaves) is not: the tenant is not at the target. */
+static bool at_target(const struct fl_plan *plan, const char *target)
 {
-	size_t i, n = 0;
-
-	for (i = 0; i < plan->count; i++) {
-		if (plan->entries[i].state == FL_MSTATE_PENDING)
-			n++;
+	for (size_t i = 0; i < plan->count; i++) {
+		if (plan->entries[i].state != FL_MSTATE_APPLIED)
+			return false;
 		if (strcmp(plan->entries[i].migration->id, target) == 0)
 			break;
 	}
-	return n;
+	return true;
 }
 
 /* APPLY or REVERT on one engine session. */
@@ -634,7 +666,7 @@ static void run_migrations(struct job *j, const char *url, const struct fl_agent
 		set_outcome(j, O_REFUSED, "%s", err);
 		goto out;
 	}
-	if (j->v.kind == K_APPLY ? pending_to(fl_session_plan(s), j->v.target) == 0 : rp.nothing) {
+	if (j->v.kind == K_APPLY ? at_target(fl_session_plan(s), j->v.target) : rp.nothing) {
 		set_outcome(j, O_SKIPPED, "nothing to %s",
 		            j->v.kind == K_APPLY ? "apply: at the target already" : "revert");
 		goto out;
@@ -708,9 +740,15 @@ static void run(struct fl_worker *w, struct job *j)
 	ls.kind = j->v.kind;
 	ls.target = j->v.target ? j->v.target : "";
 	ls.started_at_ms = j->report.started_at_ms;
+	ls.expires_at_ms = j->v.order->expires_at_ms;
 	rv = fl_ledger_start(w->d.ledger, &ls, err);
 	if (rv == FL_ESTATE) /* another copy of it got there first */
 		return;
+	if (rv == FL_EAUTH) { /* the tenant moved on while this waited for it */
+		set_outcome(j, O_REFUSED, "%s", err);
+		finish(w, j, false);
+		return;
+	}
 	if (rv != FL_OK) {
 		set_outcome(j, O_FAILED, "cannot record the assignment in the ledger: %s", err);
 		finish(w, j, false);
@@ -895,11 +933,52 @@ struct fl_worker *fl_worker_new(const struct fl_worker_deps *deps)
 	return w;
 }
 
-enum fl_err fl_worker_submit(struct fl_worker *w, const Flotilla__V1__WorkAssignment *a)
+/* s cut to at most max bytes, on a UTF-8 character's boundary (heap). */
+static char *cut_name(const char *s, size_t max)
 {
-	struct job *j, **tail;
-	size_t len;
+	size_t n = s != NULL ? strlen(s) : 0;
 
+	if (n > max) {
+		n = max;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	return fl_strndup(s != NULL ? s : "", n);
+}
+
+/* Why a is refused before anything of it is kept, or NULL. */
+static const char *too_large(const Flotilla__V1__WorkAssignment *a, char *why, size_t size)
+{
+	if (a->signed_order.len > FL_WIRE_MAX_ORDER)
+		snprintf(why, size, "a signed order of %zu bytes (at most %u)", a->signed_order.len,
+		         FL_WIRE_MAX_ORDER);
+	else if (a->signed_rollback_order.len > FL_WIRE_MAX_ORDER)
+		snprintf(why, size, "a signed rollback order of %zu bytes (at most %u)",
+		         a->signed_rollback_order.len, FL_WIRE_MAX_ORDER);
+	else if (a->rollout_id != NULL && strlen(a->rollout_id) > NAME_MAX_)
+		snprintf(why, size, "a rollout id of %zu bytes (at most %d)", strlen(a->rollout_id),
+		         NAME_MAX_);
+	else if (a->tenant_id != NULL && strlen(a->tenant_id) > NAME_MAX_)
+		snprintf(why, size, "a tenant id of %zu bytes (at most %d)", strlen(a->tenant_id),
+		         NAME_MAX_);
+	else if (a->target_migration_id != NULL && strlen(a->target_migration_id) > NAME_MAX_)
+		snprintf(why, size, "a target of %zu bytes (at most %d)",
+		         strlen(a->target_migration_id), NAME_MAX_);
+	else
+		return NULL;
+	return why;
+}
+
+enum fl_err fl_worker_submit(struct fl_worker *w, const Flotilla__V1__WorkAssignment *a,
+                             bool *taken)
+{
+	char why[160], q[128];
+	const char *refusal = too_large(a, why, sizeof(why));
+	struct job *j, **tail;
+	size_t len = refusal == NULL ? protobuf_c_message_get_packed_size(&a->base) : 0;
+
+	if (taken != NULL)
+		*taken = false;
 	pthread_mutex_lock(&w->mu);
 	if (w->stopping) {
 		pthread_mutex_unlock(&w->mu);
@@ -910,22 +989,34 @@ enum fl_err fl_worker_submit(struct fl_worker *w, const Flotilla__V1__WorkAssign
 			pthread_mutex_unlock(&w->mu);
 			return FL_OK; /* sent again while we work on it */
 		}
-	if (w->n_jobs >= w->n_threads * QUEUE_FACTOR) {
+	if (w->n_jobs >= w->n_threads * QUEUE_FACTOR || w->queued_bytes + len > QUEUED_BYTES_MAX) {
+		size_t held = w->n_jobs, bytes = w->queued_bytes;
+
 		pthread_mutex_unlock(&w->mu);
-		fl_log_warn(a->tenant_id,
-		            "assignment %llu: the agent is full (%zu assignments held): "
-		            "dropped; the coordinator sends it again",
-		            (unsigned long long)a->assignment_id, w->n_jobs);
+		fl_log_warn("agent",
+		            "assignment %llu for tenant '%s': the agent is full (%zu assignments "
+		            "held, %zu bytes not checked yet): dropped; the coordinator sends it "
+		            "again",
+		            (unsigned long long)a->assignment_id,
+		            fl_err_quote(q, sizeof(q), a->tenant_id ? a->tenant_id : "",
+		                         a->tenant_id ? strlen(a->tenant_id) : 0),
+		            held, bytes);
 		return FL_OK;
 	}
 	j = fl_calloc(1, sizeof(*j));
 	j->w = w;
 	pthread_mutex_init(&j->mu, NULL);
 	j->id = a->assignment_id;
-	j->rollout_id = fl_strdup(a->rollout_id ? a->rollout_id : "");
-	len = protobuf_c_message_get_packed_size(&a->base);
-	j->packed = fl_malloc(len ? len : 1);
-	j->len = protobuf_c_message_pack(&a->base, j->packed);
+	j->rollout_id = cut_name(a->rollout_id, NAME_MAX_);
+	j->tenant_id = cut_name(a->tenant_id, NAME_MAX_);
+	j->kind = (int)a->kind;
+	if (refusal != NULL) { /* refused as it came: nothing else of it kept */
+		j->refusal = fl_strdup(refusal);
+	} else {
+		j->packed = fl_malloc(len ? len : 1);
+		j->len = protobuf_c_message_pack(&a->base, j->packed);
+		w->queued_bytes += j->len;
+	}
 	j->state = J_NEW;
 	for (tail = &w->jobs; *tail != NULL; tail = &(*tail)->next)
 		;
@@ -933,10 +1024,12 @@ enum fl_err fl_worker_submit(struct fl_worker *w, const Flotilla__V1__WorkAssign
 	w->n_jobs++;
 	pthread_cond_broadcast(&w->work);
 	pthread_mutex_unlock(&w->mu);
+	if (taken != NULL)
+		*taken = true;
 	return FL_OK;
 }
 
-void fl_worker_halt(struct fl_worker *w, const char *rollout_id, const char *reason)
+size_t fl_worker_halt(struct fl_worker *w, const char *rollout_id, const char *reason)
 {
 	size_t n = 0;
 
@@ -958,11 +1051,15 @@ void fl_worker_halt(struct fl_worker *w, const char *rollout_id, const char *rea
 	{
 		char qr[128], qw[256];
 
-		fl_log_warn("agent", "rollout '%s' halted (%s): %zu assignment%s stopped",
-		            fl_err_quote(qr, sizeof(qr), rollout_id, strlen(rollout_id)),
-		            fl_err_quote(qw, sizeof(qw), reason, strlen(reason)), n,
-		            n == 1 ? "" : "s");
+		/* a coordinator may name any rollout: only what stopped work is worth
+		 * a line at the default level */
+		fl_log_at(n > 0 ? FL_LOG_WARN : FL_LOG_DEBUG, "agent",
+		          "rollout '%s' halted (%s): %zu assignment%s stopped",
+		          fl_err_quote(qr, sizeof(qr), rollout_id, strlen(rollout_id)),
+		          fl_err_quote(qw, sizeof(qw), reason, strlen(reason)), n,
+		          n == 1 ? "" : "s");
 	}
+	return n;
 }
 
 size_t fl_worker_free_slots(struct fl_worker *w)
@@ -1001,6 +1098,13 @@ static void cancel_all(struct fl_worker *w)
 {
 	for (struct job *j = w->jobs; j != NULL; j = j->next)
 		cancel_job(j, WHY_SHUTDOWN, NULL);
+}
+
+void fl_worker_cancel_all(struct fl_worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	cancel_all(w);
+	pthread_mutex_unlock(&w->mu);
 }
 
 void fl_worker_shutdown(struct fl_worker *w, bool cancel, int64_t timeout_ms)
@@ -1072,13 +1176,18 @@ void fl_worker_recover(const struct fl_worker_deps *d)
 	size_t n = 0, i;
 	char err[FL_ERRBUF_SIZE] = "";
 
-	/* reports the ledger holds and the journal lost (a crash between the two) */
-	fl_ledger_reports_after(d->ledger, fl_journal_max_id(d->journal), &ids, &n);
+	/* reports the ledger holds and the journal never had (a crash, or a
+	 * failed write, between the two) */
+	fl_ledger_reports_after(d->ledger, fl_journal_low(d->journal), &ids, &n);
 	for (i = 0; i < n; i++) {
 		struct fl_ledger_entry e;
 
 		if (!fl_ledger_find(d->ledger, ids[i], &e))
 			continue;
+		if (!fl_journal_lost(d->journal, e.journal_id)) {
+			fl_ledger_entry_fini(&e);
+			continue;
+		}
 		if (fl_journal_put(d->journal, e.journal_id, e.report, e.report_len, err) != FL_OK)
 			fl_log_error("agent", "assignment %llu: %s", (unsigned long long)ids[i],
 			             err);
@@ -1141,8 +1250,11 @@ void fl_worker_recover(const struct fl_worker_deps *d)
 		jid = fl_journal_reserve(d->journal);
 		if (fl_report_pack(&r, jid, &packed, err) != FL_OK ||
 		    fl_ledger_finish(d->ledger, e.assignment_id, O_CANCELED, r.finished_at_ms, jid,
-		                     packed.data, packed.len, err) != FL_OK ||
-		    fl_journal_put(d->journal, jid, packed.data, packed.len, err) != FL_OK)
+		                     packed.data, packed.len, err) != FL_OK) {
+			fl_journal_unreserve(d->journal, jid);
+			fl_log_error("agent", "assignment %llu: %s",
+			             (unsigned long long)e.assignment_id, err);
+		} else if (fl_journal_put(d->journal, jid, packed.data, packed.len, err) != FL_OK)
 			fl_log_error("agent", "assignment %llu: %s",
 			             (unsigned long long)e.assignment_id, err);
 		else

@@ -83,14 +83,22 @@ void fl_worker_free(struct fl_worker *w);
 
 /*
  * Take an assignment (copied). FL_OK: queued, or a duplicate of one in the
- * pool (ignored). FL_ECANCELED: the pool is shutting down. Never blocks on
- * I/O: the ledger and the trust checks run on the workers.
+ * pool (ignored), or dropped because the pool is full (threads x 4
+ * assignments, or a poll reply's worth of bytes not checked yet: the
+ * coordinator sends it again). One with an order over FL_WIRE_MAX_ORDER or
+ * a rollout, tenant or target name over 255 bytes is kept without its bulk
+ * and refused. *taken (may be NULL) says whether it was queued: a new job.
+ * FL_ECANCELED: the pool is shutting down. Never blocks on I/O: the ledger
+ * and the trust checks run on the workers.
  */
-enum fl_err fl_worker_submit(struct fl_worker *w, const Flotilla__V1__WorkAssignment *a);
+enum fl_err fl_worker_submit(struct fl_worker *w, const Flotilla__V1__WorkAssignment *a,
+                             bool *taken);
 
 /* Halt a rollout: its work not started yet ends CANCELED now; running work
- * is canceled or finishes as its order's on_halt says. */
-void fl_worker_halt(struct fl_worker *w, const char *rollout_id, const char *reason);
+ * is canceled or finishes as its order's on_halt says. Returns how many
+ * assignments it stopped (a halt for work the agent does not have: 0, and
+ * logged at debug only). */
+size_t fl_worker_halt(struct fl_worker *w, const char *rollout_id, const char *reason);
 
 /* How many more assignments the pool takes now (threads minus those in it). */
 size_t fl_worker_free_slots(struct fl_worker *w);
@@ -98,6 +106,10 @@ size_t fl_worker_free_slots(struct fl_worker *w);
 void fl_worker_running(struct fl_worker *w, uint64_t **ids, size_t *n);
 /* Whether the pool holds nothing. */
 bool fl_worker_idle(struct fl_worker *w);
+
+/* Cancel everything the pool is doing now (a second SIGTERM during a
+ * shutdown that lets work finish). Any thread. */
+void fl_worker_cancel_all(struct fl_worker *w);
 
 /*
  * Shut down: take nothing new; work not started ends CANCELED; running work

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Stopping and crashing: SIGTERM in the middle of a migration with shutdown.mode cancel (the
 # transaction rolls back, CANCELED reported, exit 0); shutdown.mode finish (the migration
-# completes first); SIGKILL in the middle of one (after a restart, CANCELED with the tenant's
-# history as it is, never run again); and reports made while the coordinator is down,
-# delivered exactly once when it is back.
+# completes first, unless a second SIGTERM comes); SIGKILL in the middle of one (after a
+# restart, CANCELED with the tenant's history as it is, never run again); reports made
+# while the coordinator is down, delivered exactly once when it is back; and a tenant whose
+# migration was canceled is never reported at the target.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
 
@@ -88,6 +89,29 @@ assert_eq "$(ag_applied "$(url c2)")" "$M1,$M2" "c2: finished before the exit"
 r=$(ag_report 2)
 assert_eq "$(ag_field "$r" outcome)" applied "outcome ($r)"
 
+fl_log "shutdown.mode finish, then SIGTERM again: the running migration is canceled at once"
+ag_tenant_db c5 >/dev/null
+ag_config "$tenants
+  - {id: c5, server: main, database: c5}
+shutdown:
+  mode: finish
+  timeout: 5m"
+ag_start
+ag_cmd "assign 5 apply c5 0 order $M2 $AG/order.bin r-5"
+running c5
+stops=$(grep -c "SIGTERM: stopping" "$AG_LOG" || true)
+kill -TERM "$AG_PID"
+wait_for 30 "[ \$(grep -c 'SIGTERM: stopping' '$AG_LOG') -gt $stops ]"
+running c5 # still: it finishes unless told again
+t0=$(date +%s)
+ag_stop TERM
+assert_eq "$AG_RC" 0 "exit status"
+[ $(($(date +%s) - t0)) -lt 20 ] || fl_fail "the second SIGTERM took $(($(date +%s) - t0))s"
+assert_contains "$(cat "$AG_LOG")" "SIGTERM again: canceling running work"
+assert_eq "$(ag_has_table "$(url c5)" slow)" f "c5: the canceled migration left nothing"
+r=$(ag_report 5)
+assert_eq "$(ag_field "$r" outcome)" canceled "outcome ($r)"
+
 fl_log "SIGKILL mid-migration: after a restart, CANCELED with the history as it is"
 ag_config "$tenants"
 ag_start
@@ -129,4 +153,21 @@ ag_start
 wait_for 10 "tail -n 1 '$AG_ROGUE_DIR/polls.log' | grep -q 'running=\$'"
 ag_stop TERM
 assert_contains "$(tail -n 3 "$AG_LOG")" "0 reports left in the journal"
+
+fl_log "the tenant whose migration was canceled is not at the target: sent again, not skipped"
+# c1's canceled M2 left a failed row; a new assignment must not call c1 done
+failed_rows=$(fl_psql "$(url c1)" "SELECT count(*) FROM _prisma_migrations
+	WHERE migration_name = '$M2' AND finished_at IS NULL AND rolled_back_at IS NULL")
+ag_start
+ag_cmd "assign 6 apply c1 0 order $M2 $AG/order.bin r-6"
+r=$(ag_report 6)
+if [ "$failed_rows" -gt 0 ]; then
+	assert_eq "$(ag_field "$r" outcome)" failed "outcome ($r)"
+	assert_contains "$(ag_field "$r" message)" "migration '$M2' failed"
+else
+	assert_eq "$(ag_field "$r" outcome)" applied "outcome ($r)"
+fi
+assert_not_contains "$(ag_field "$r" message)" "at the target already"
+ag_stop TERM
+assert_eq "$AG_RC" 0 "exit status"
 fl_pass

@@ -32,6 +32,8 @@ shared=$(ag_tenant_db shared)
 fl_psql "$shared" "CREATE TABLE public.trace (migration text, tenant text, phase text, at timestamptz);
 	CREATE SCHEMA tenant_a; CREATE SCHEMA tenant_b; CREATE SCHEMA tenant_c; CREATE SCHEMA tenant_d;
 	CREATE SCHEMA other"
+# a schema whose name holds a newline: no tenant id, skipped, and its name quoted in the log
+fl_psql "$shared" "CREATE SCHEMA \"tenant_x"$'\n'"flotilla: agent: FORGED\""
 
 discovery='discovery:
   - server: main
@@ -56,6 +58,10 @@ assert_exit 0 "$FLOTILLA_AGENT" --config "$AG/agent.yaml" --check-config
 assert_contains "$OUT" "shop-tenant_a  server=main database=shared schema=tenant_a  region=eu,ring=canary,tier=free"
 assert_contains "$OUT" "shop-tenant_d  server=main database=shared schema=tenant_d  region=eu,tier=free"
 assert_not_contains "$OUT" "other"
+assert_contains "$OUT" "skipping 'tenant_x\\x0aflotilla: agent: FORGED'"
+if grep -q "^flotilla: agent: FORGED" "$AG_LOG"; then
+	fl_fail "a schema's name wrote a line of the log: $(grep -B1 "^flotilla: agent: FORGED" "$AG_LOG")"
+fi
 
 fl_log "four schemas at once: their migrations overlap on the server"
 ag_cmd "release $AG/rel1.release"

@@ -20,7 +20,11 @@
  *         halt ROLLOUT REASON...  halt a rollout at the next poll
  *         ack on|off            acknowledge reports (default on)
  *         hello accept|refuse   accept Hellos (default) or refuse them
- *         redirect URL PUBKEY   answer the next Hello or Poll with a Redirect there
+ *         redirect URL PUBKEY   answer the next Hello or Poll with a Redirect there (%XX in
+ *                               URL: that byte)
+ *         redirect-always URL PUBKEY  answer every Hello and Poll so (until redirect-off)
+ *         halt-always ROLLOUT REASON...  a halt in every poll reply (until halt-off)
+ *         agent-name NAME       the name HelloReply gives the agent (%XX: that byte)
  *       Appends what it hears, one event per line of key=value fields (the last,
  *       message or error, may hold spaces): DIR/reports.log ("report assignment=N
  *       journal=J tenant=T kind=K outcome=NAME applied=N head=ID failed=N
@@ -28,7 +32,14 @@
  *       inconclusive,... message=..."), DIR/hellos.log ("hello agent=... token=...
  *       more=0|1 tenants=N", then a "tenant id=... applied=N head=ID failed=N
  *       sequence=S fingerprint=HEX schema=S error=..." line per tenant) and
- *       DIR/polls.log ("poll free=N running=ID,ID"). Exits on SIGTERM/SIGINT.
+ *       DIR/polls.log ("poll free=N running=ID,ID", "redirect sent at=MS", "halts sent
+ *       at=MS"; MS the wall clock in ms; hello lines end with at=MS too). Exits on
+ *       SIGTERM/SIGINT.
+ *
+ *   rogue_coordinator silent --dir DIR
+ *       A TCP server on 127.0.0.1 that accepts connections and never says a word
+ *       (a database host gone silent): writes its port to DIR/port, and a line
+ *       "accepted N" to DIR/silent.log at each connection. Exits on SIGTERM/SIGINT.
  *
  *   rogue_coordinator order --release FILE --policy FILE --target ID
  *                     [--key RELEASE.key] [--project P] [--all | --select k=v,...]
@@ -44,6 +55,7 @@
  * Polls are answered at once (poll_again_ms 100), so one synchronous socket
  * serves both of the agent's (its long poll and its other requests).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <nng/nng.h>
@@ -53,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -331,7 +344,10 @@ struct rogue {
 	bool ack, refuse_hello;
 	char *redirect_url; /* the next Hello or Poll is answered with a Redirect */
 	uint8_t redirect_key[32];
-	long consumed; /* bytes of DIR/commands read */
+	bool redirect_always; /* ...and every one after it */
+	char *halt_always[2]; /* rollout, reason: in every poll reply */
+	char *agent_name;     /* for HelloReply; NULL: the agent's id */
+	long consumed;        /* bytes of DIR/commands read */
 };
 
 static void append(const char *dir, const char *name, const struct fl_buf *line)
@@ -372,6 +388,26 @@ static void add_served(struct rogue *r, const uint8_t hash[32], const char *file
 	memcpy(s->hash, hash, 32);
 	fl_buf_init(&s->bytes, 0);
 	read_file(file, &s->bytes);
+}
+
+/* s with each %XX as that byte (heap). */
+static char *unescape(const char *s)
+{
+	struct fl_buf b = FL_BUF_INIT;
+
+	for (; *s != '\0'; s++) {
+		unsigned v;
+
+		if (s[0] == '%' && s[1] != '\0' && s[2] != '\0' && sscanf(s + 1, "%2x", &v) == 1) {
+			char c = (char)v;
+
+			fl_buf_append(&b, &c, 1);
+			s += 2;
+		} else {
+			fl_buf_append(&b, s, 1);
+		}
+	}
+	return fl_buf_detach(&b);
 }
 
 static void command(struct rogue *r, char *line)
@@ -455,6 +491,8 @@ static void command(struct rogue *r, char *line)
 
 		for (int i = 2; i < argc; i++)
 			fl_buf_printf(&reason, "%s%s", i > 2 ? " " : "", argv[i]);
+		if (r->n_halts == MAX_ITEMS)
+			die("too many halts", NULL);
 		r->halts[r->n_halts][0] = fl_strdup(argv[1]);
 		r->halts[r->n_halts][1] = fl_buf_detach(&reason);
 		r->n_halts++;
@@ -464,7 +502,33 @@ static void command(struct rogue *r, char *line)
 		if (fl_key_public_parse(argv[2], r->redirect_key, err) != FL_OK)
 			die("redirect", err);
 		free(r->redirect_url);
-		r->redirect_url = fl_strdup(argv[1]);
+		r->redirect_url = unescape(argv[1]);
+	} else if (strcmp(argv[0], "redirect-always") == 0 && argc == 3) {
+		if (fl_key_public_parse(argv[2], r->redirect_key, err) != FL_OK)
+			die("redirect-always", err);
+		free(r->redirect_url);
+		r->redirect_url = unescape(argv[1]);
+		r->redirect_always = true;
+	} else if (strcmp(argv[0], "redirect-off") == 0 && argc == 1) {
+		free(r->redirect_url);
+		r->redirect_url = NULL;
+		r->redirect_always = false;
+	} else if (strcmp(argv[0], "halt-always") == 0 && argc >= 2) {
+		struct fl_buf reason = FL_BUF_INIT;
+
+		for (int i = 2; i < argc; i++)
+			fl_buf_printf(&reason, "%s%s", i > 2 ? " " : "", argv[i]);
+		free(r->halt_always[0]);
+		free(r->halt_always[1]);
+		r->halt_always[0] = fl_strdup(argv[1]);
+		r->halt_always[1] = fl_buf_detach(&reason);
+	} else if (strcmp(argv[0], "halt-off") == 0 && argc == 1) {
+		free(r->halt_always[0]);
+		free(r->halt_always[1]);
+		r->halt_always[0] = r->halt_always[1] = NULL;
+	} else if (strcmp(argv[0], "agent-name") == 0 && argc == 2) {
+		free(r->agent_name);
+		r->agent_name = unescape(argv[1]);
 	} else if (strcmp(argv[0], "hello") == 0 && argc == 2) {
 		r->refuse_hello = strcmp(argv[1], "refuse") == 0;
 	} else {
@@ -505,9 +569,10 @@ static void on_hello(struct rogue *r, const Flotilla__V1__Hello *h, Flotilla__V1
 {
 	struct fl_buf j = FL_BUF_INIT;
 
-	fl_buf_printf(&j, "hello agent=%s project=%s token=%s more=%d tenants=%zu", h->agent_id,
-	              h->project_id, h->enrollment_token[0] ? h->enrollment_token : "-",
-	              h->more_tenants ? 1 : 0, h->n_tenants);
+	fl_buf_printf(&j, "hello agent=%s project=%s token=%s more=%d tenants=%zu at=%lld",
+	              h->agent_id, h->project_id,
+	              h->enrollment_token[0] ? h->enrollment_token : "-", h->more_tenants ? 1 : 0,
+	              h->n_tenants, (long long)now_ms());
 	for (size_t i = 0; i < h->n_tenants; i++) {
 		const Flotilla__V1__Tenant *t = h->tenants[i];
 
@@ -530,7 +595,7 @@ static void on_hello(struct rogue *r, const Flotilla__V1__Hello *h, Flotilla__V1
 	hr->poll_interval_ms = 100;
 	hr->max_poll_wait_ms = 1000;
 	hr->protocol_version = FL_PROTOCOL_VERSION;
-	hr->agent_name = h->agent_id;
+	hr->agent_name = r->agent_name != NULL ? r->agent_name : h->agent_id;
 }
 
 static const char *outcome_name(int o)
@@ -632,6 +697,13 @@ static void serve_request(struct rogue *r, const void *data, size_t len, struct 
 			hp[n_halts] = &hs[n_halts];
 			n_halts++;
 		}
+		if (r->halt_always[0] != NULL && n_halts < MAX_ITEMS) {
+			flotilla__v1__halt__init(&hs[n_halts]);
+			hs[n_halts].rollout_id = r->halt_always[0];
+			hs[n_halts].reason = r->halt_always[1];
+			hp[n_halts] = &hs[n_halts];
+			n_halts++;
+		}
 		for (i = 0; i < r->n_work; i++)
 			as[n_work++] = &r->work[i]->a;
 		reply.body_case = FLOTILLA__V1__MESSAGE__BODY_POLL_REPLY;
@@ -692,10 +764,21 @@ static void serve_request(struct rogue *r, const void *data, size_t len, struct 
 		if (fl_envelope_refusal(out) != FL_OK)
 			abort();
 	} else if (redirect_sent) {
-		free(r->redirect_url);
-		r->redirect_url = NULL;
-		append_line(r->dir, "polls.log", "redirect sent");
+		char line[64];
+
+		if (!r->redirect_always) {
+			free(r->redirect_url);
+			r->redirect_url = NULL;
+		}
+		snprintf(line, sizeof(line), "redirect sent at=%lld", (long long)now_ms());
+		append_line(r->dir, "polls.log", line);
 	} else if (req->body_case == FLOTILLA__V1__MESSAGE__BODY_POLL) {
+		if (n_halts > 0) {
+			char line[64];
+
+			snprintf(line, sizeof(line), "halts sent at=%lld", (long long)now_ms());
+			append_line(r->dir, "polls.log", line);
+		}
 		/* handed out once; a test replays by asking again */
 		for (i = 0; i < r->n_work; i++) {
 			fl_buf_fini(&r->work[i]->order);
@@ -824,13 +907,76 @@ static int cmd_serve(int argc, char **argv)
 	fl_key_fini(&key);
 	for (int i = 0; i < r.n_served; i++)
 		fl_buf_fini(&r.served[i].bytes);
+	free(r.redirect_url);
+	free(r.halt_always[0]);
+	free(r.halt_always[1]);
+	free(r.agent_name);
+	return 0;
+}
+
+static int cmd_silent(int argc, char **argv)
+{
+	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'}, {0}};
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	struct sigaction act;
+	const char *dir = NULL;
+	int opt, fd, held[1024], n = 0;
+	char path[4096], line[64];
+	FILE *f;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt != 'd')
+			return 2;
+		dir = optarg;
+	}
+	if (dir == NULL)
+		die("silent: --dir is required", NULL);
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = on_signal;
+	sigaction(SIGTERM, &act, NULL);
+	sigaction(SIGINT, &act, NULL);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 1024) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) != 0)
+		die("silent: cannot listen", strerror(errno));
+	snprintf(path, sizeof(path), "%s/port.tmp", dir);
+	f = fopen(path, "w");
+	if (f == NULL)
+		die("cannot write", path);
+	fprintf(f, "%d\n", ntohs(sa.sin_port));
+	fclose(f);
+	snprintf(line, sizeof(line), "%s/port", dir);
+	rename(path, line);
+	snprintf(path, sizeof(path), "%s/silent.log", dir);
+	while (!stop) {
+		int c = accept(fd, NULL, NULL);
+
+		if (c < 0)
+			continue; /* EINTR: the signal */
+		if (n < 1024)
+			held[n++] = c; /* held open, never answered */
+		else
+			close(c);
+		f = fopen(path, "a");
+		if (f != NULL) {
+			fprintf(f, "accepted %d\n", n);
+			fclose(f);
+		}
+	}
+	for (int i = 0; i < n; i++)
+		close(held[i]);
+	close(fd);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: rogue_coordinator serve|order|rollback ...\n");
+		fprintf(stderr, "usage: rogue_coordinator serve|order|rollback|silent ...\n");
 		return 2;
 	}
 	if (sodium_init() < 0)
@@ -841,6 +987,8 @@ int main(int argc, char **argv)
 		return cmd_order(argc - 1, argv + 1);
 	if (strcmp(argv[1], "rollback") == 0)
 		return cmd_rollback(argc - 1, argv + 1);
+	if (strcmp(argv[1], "silent") == 0)
+		return cmd_silent(argc - 1, argv + 1);
 	fprintf(stderr, "rogue_coordinator: unknown command '%s'\n", argv[1]);
 	return 2;
 }

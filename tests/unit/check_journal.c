@@ -233,8 +233,7 @@ START_TEST(torn_tail_every_offset)
 }
 END_TEST
 
-/* A flipped bit in the last record: cut. In a middle one: cut there, with
- * the records after it (their framing cannot be trusted). */
+/* A flipped bit in the last record: cut (a torn write looks so). */
 START_TEST(corrupt_record_cut)
 {
 	struct fl_journal *j = open_journal();
@@ -267,6 +266,70 @@ START_TEST(corrupt_record_cut)
 	ck_assert_uint_eq(fl_journal_count(j), 1);
 	expect_pending(j, 1, "r1");
 	ck_assert_int_eq(file_size(), one);
+	fl_journal_close(j);
+}
+END_TEST
+
+static void flip(off_t at)
+{
+	char byte;
+	int fd = open(path, O_RDWR);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &byte, 1, at), 1);
+	byte ^= 0x10;
+	ck_assert_int_eq(pwrite(fd, &byte, 1, at), 1);
+	close(fd);
+}
+
+/* Damage before good records is no torn write: cutting there would drop
+ * reports made (synced) after it, so the open is refused and the file left
+ * as it is. Damaged acknowledgements (written without a sync) followed only
+ * by acknowledgements are what a crash leaves: cut. */
+START_TEST(damage_before_good_records_refused)
+{
+	struct fl_journal *j = open_journal();
+	char err[FL_ERRBUF_SIZE] = "", cmd[64];
+	off_t one, two, size;
+	uint64_t a, b;
+
+	put_text(j, "r", 1);
+	one = file_size();
+	put_text(j, "r", 2);
+	two = file_size();
+	put_text(j, "r", 3);
+	fl_journal_close(j);
+	size = file_size();
+
+	flip(one + 24); /* inside report 2 */
+	j = NULL;
+	ck_assert_int_eq(fl_journal_open(path, &j, err), FL_EPARSE);
+	ck_assert_ptr_null(j);
+	snprintf(cmd, sizeof(cmd), "at offset %lld is damaged", (long long)one);
+	ck_assert_msg(strstr(err, cmd) != NULL, "%s", err);
+	snprintf(cmd, sizeof(cmd), "truncate -s %lld ", (long long)one);
+	ck_assert_msg(strstr(err, cmd) != NULL, "%s", err);
+	ck_assert_int_eq(file_size(), size); /* nothing cut */
+	/* cut on purpose, as the message says: the reports before it stay */
+	ck_assert_int_eq(truncate(path, one), 0);
+	j = open_journal();
+	ck_assert_uint_eq(fl_journal_count(j), 1);
+	expect_pending(j, 1, "r1");
+	ck_assert_int_eq(file_size(), one);
+	(void)two;
+
+	/* acknowledgements at the end, the first one damaged: cut there */
+	a = put_text(j, "r", 4);
+	b = put_text(j, "r", 5);
+	two = file_size();
+	ck_assert_int_eq(fl_journal_ack(j, a, err), FL_OK);
+	ck_assert_int_eq(fl_journal_ack(j, b, err), FL_OK);
+	fl_journal_close(j);
+	flip(two + 13); /* the first ACK's id */
+	j = open_journal();
+	ck_assert_int_eq(file_size(), two);
+	ck_assert(fl_journal_pending(j, a)); /* sent again: harmless */
+	ck_assert(fl_journal_pending(j, b));
 	fl_journal_close(j);
 }
 END_TEST
@@ -425,6 +488,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(tc, put_old_id_again);
 	tcase_add_test(tc, torn_tail_every_offset);
 	tcase_add_test(tc, corrupt_record_cut);
+	tcase_add_test(tc, damage_before_good_records_refused);
 	tcase_add_test(tc, refuses_foreign_and_unsafe_files);
 	tcase_add_test(tc, sigkill_while_writing);
 	suite_add_tcase(s, tc);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "journal.h"
@@ -161,7 +162,7 @@ START_TEST(start_once_ever)
 	fl_ledger_entry_fini(&e);
 
 	/* compaction keeps every fact */
-	ck_assert_int_eq(fl_ledger_compact(l, err), FL_OK);
+	ck_assert_int_eq(fl_ledger_compact(l, 0, err), FL_OK);
 	fl_ledger_close(l);
 	l = open_ledger();
 	ck_assert_int_eq(start(l, 42, "acme", 1, APPLY, 3), FL_ESTATE);
@@ -210,6 +211,39 @@ START_TEST(tenant_sequence)
 }
 END_TEST
 
+/* The floor is checked again when the start is written, under the ledger's
+ * lock: an assignment verified while another one for the tenant ran (and
+ * moved it to a newer release) is refused there, not run. */
+START_TEST(start_refuses_below_floor)
+{
+	struct fl_ledger *l = open_ledger();
+	char err[FL_ERRBUF_SIZE] = "";
+	struct fl_ledger_start s = {0};
+
+	/* both verified against floor 0; the newer one runs first */
+	ck_assert_int_eq(start(l, 1, "acme", 1, APPLY, 5), FL_OK);
+	step(l, 1, false, "m1");
+	finish(l, 1, APPLIED, 1);
+	ck_assert_int_eq(start(l, 2, "acme", 2, APPLY, 3), FL_EAUTH);
+	ck_assert(!fl_ledger_find(l, 2, NULL));
+	/* every kind: a revert or a check under an older release alike */
+	ck_assert_int_eq(start(l, 3, "acme", 2, REVERT, 4), FL_EAUTH);
+	ck_assert_int_eq(start(l, 4, "acme", 2, CHECK, 4), FL_EAUTH);
+	/* the same sequence, a newer one, another tenant: fine */
+	ck_assert_int_eq(start(l, 5, "acme", 1, CHECK, 5), FL_OK);
+	ck_assert_int_eq(start(l, 6, "acme", 3, APPLY, 7), FL_OK);
+	ck_assert_int_eq(start(l, 7, "beta", 2, APPLY, 3), FL_OK);
+	/* the message names both sequences */
+	s.assignment_id = 8;
+	s.release_sequence = 2;
+	s.tenant_id = "acme";
+	s.kind = APPLY;
+	ck_assert_int_eq(fl_ledger_start(l, &s, err), FL_EAUTH);
+	ck_assert_msg(strstr(err, "sequence 2 is older than sequence 5") != NULL, "%s", err);
+	fl_ledger_close(l);
+}
+END_TEST
+
 START_TEST(applied_under_order)
 {
 	struct fl_ledger *l = open_ledger();
@@ -221,8 +255,8 @@ START_TEST(applied_under_order)
 	finish(l, 1, APPLIED, 1);
 	ck_assert_int_eq(start(l, 2, "beta", 1, APPLY, 1), FL_OK);
 	step(l, 2, false, "m3");
-	/* order 2 applies m4 on acme */
-	ck_assert_int_eq(start(l, 3, "acme", 2, APPLY, 2), FL_OK);
+	/* order 2 (of the same release) applies m4 on acme */
+	ck_assert_int_eq(start(l, 3, "acme", 2, APPLY, 1), FL_OK);
 	step(l, 3, false, "m4");
 	finish(l, 3, APPLIED, 3);
 	expect_under(l, "acme", 1, "m1,m2");
@@ -230,7 +264,7 @@ START_TEST(applied_under_order)
 	expect_under(l, "beta", 1, "m3");
 	expect_under(l, "acme", 3, "");
 	/* a revert under any order takes a migration off */
-	ck_assert_int_eq(start(l, 4, "acme", 2, REVERT, 2), FL_OK);
+	ck_assert_int_eq(start(l, 4, "acme", 2, REVERT, 1), FL_OK);
 	step(l, 4, true, "m4");
 	step(l, 4, true, "m2");
 	finish(l, 4, 3, 4);
@@ -308,6 +342,130 @@ START_TEST(torn_tail_every_offset)
 		ck_assert_int_eq(file_size(), good);
 		fl_ledger_close(l);
 	}
+}
+END_TEST
+
+/* A damaged record with good ones after it is no torn write (every ledger
+ * record is synced before the next is written): cutting there would make
+ * the agent forget assignments it ran and the release sequences of its
+ * tenants, so the ledger is refused as it is, with the offset to cut at on
+ * purpose. Before, the cut dropped the newer floor and the agent took an
+ * older release again. */
+START_TEST(damage_before_good_records_refused)
+{
+	struct fl_ledger *l = open_ledger();
+	char err[FL_ERRBUF_SIZE] = "", want[64];
+	off_t one, size;
+	char byte;
+	int fd;
+
+	ck_assert_int_eq(start(l, 1, "acme", 1, APPLY, 1), FL_OK);
+	step(l, 1, false, "m1");
+	finish(l, 1, APPLIED, 1);
+	one = file_size();
+	ck_assert_int_eq(start(l, 2, "acme", 1, CHECK, 1), FL_OK);
+	finish(l, 2, 12, 2);
+	ck_assert_int_eq(start(l, 3, "acme", 2, APPLY, 7), FL_OK);
+	step(l, 3, false, "m2");
+	finish(l, 3, APPLIED, 3);
+	fl_ledger_close(l);
+	size = file_size();
+
+	fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &byte, 1, one + 30), 1);
+	byte ^= 0x04;
+	ck_assert_int_eq(pwrite(fd, &byte, 1, one + 30), 1);
+	close(fd);
+	l = NULL;
+	ck_assert_int_eq(fl_ledger_open(path, &l, err), FL_EPARSE);
+	ck_assert_ptr_null(l);
+	snprintf(want, sizeof(want), "truncate -s %lld ", (long long)one);
+	ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+	ck_assert_int_eq(file_size(), size);
+	ck_assert_int_eq(fl_ledger_open(path, &l, err), FL_EPARSE); /* and again */
+	ck_assert_int_eq(file_size(), size);
+}
+END_TEST
+
+static int64_t wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static enum fl_err start_exp(struct fl_ledger *l, uint64_t id, const char *tenant, uint8_t order,
+                             int kind, uint64_t seq, int64_t expires)
+{
+	char err[FL_ERRBUF_SIZE] = "";
+	struct fl_ledger_start s = {0};
+
+	s.assignment_id = id;
+	memset(s.order_hash, order, sizeof(s.order_hash));
+	s.release_sequence = seq;
+	s.tenant_id = tenant;
+	s.rollout_id = "r-1";
+	s.kind = kind;
+	s.target = "";
+	s.started_at_ms = expires - 1000;
+	s.expires_at_ms = expires;
+	return fl_ledger_start(l, &s, err);
+}
+
+/* An agent that runs for months: assignments whose orders expired long ago
+ * are dropped as the ledger compacts itself, while the tenants' sequence
+ * floors, unfinished work and work under valid orders stay. Before, every
+ * assignment ever run stayed in memory and in the file, and every floor
+ * lookup scanned them all. */
+START_TEST(expired_assignments_dropped)
+{
+	struct fl_ledger *l = open_ledger();
+	int64_t now = wall_now(), old = now - INT64_C(30) * 86400000;
+	char tenant[16];
+	uint64_t id;
+
+	ck_assert_int_eq(start_exp(l, 1, "acme", 7, APPLY, 9, old), FL_OK);
+	step(l, 1, false, "m1");
+	finish(l, 1, APPLIED, 1);
+	ck_assert_int_eq(start_exp(l, 2, "acme", 7, APPLY, 9, old), FL_OK); /* unfinished */
+	ck_assert_int_eq(start_exp(l, 3, "acme", 8, APPLY, 9, now + 86400000), FL_OK);
+	step(l, 3, false, "m2");
+	finish(l, 3, APPLIED, 3);
+	ck_assert_int_eq(start(l, 4, "acme", 9, CHECK, 9), FL_OK); /* no expiry known */
+	finish(l, 4, 12, 4);
+	/* months of checks under orders long expired */
+	for (id = 100; id < 3100; id++) {
+		snprintf(tenant, sizeof(tenant), "t%llu", (unsigned long long)(id % 50));
+		ck_assert_int_eq(start_exp(l, id, tenant, 7, CHECK, 1, old), FL_OK);
+		finish(l, id, 12, id);
+	}
+	ck_assert_uint_lt(fl_ledger_count(l), 1000);
+	for (int pass = 0; pass < 2; pass++) {
+		ck_assert(!fl_ledger_find(l, 1, NULL)); /* dropped */
+		ck_assert(fl_ledger_find(l, 2, NULL));  /* unfinished: kept */
+		ck_assert(fl_ledger_find(l, 3, NULL));  /* its order is valid */
+		ck_assert(fl_ledger_find(l, 4, NULL));  /* no expiry recorded */
+		ck_assert(fl_ledger_find(l, 3099, NULL) || fl_ledger_count(l) < 10);
+		ck_assert_uint_eq(fl_ledger_tenant_sequence(l, "acme"), 9);
+		expect_under(l, "acme", 8, "m2");
+		/* what the dropped entry applied no revert can be bounded by */
+		expect_under(l, "acme", 7, "");
+		ck_assert_int_eq(start(l, 5 + (uint64_t)pass, "acme", 7, APPLY, 8), FL_EAUTH);
+		fl_ledger_close(l);
+		l = open_ledger();
+	}
+	/* an explicit compaction at a time when everything finished expired */
+	ck_assert_int_eq(fl_ledger_compact(l, now + INT64_C(30) * 86400000, NULL), FL_OK);
+	ck_assert(!fl_ledger_find(l, 3, NULL));
+	ck_assert(fl_ledger_find(l, 2, NULL));
+	ck_assert_uint_eq(fl_ledger_count(l), 2);
+	fl_ledger_close(l);
+	l = open_ledger();
+	ck_assert_uint_eq(fl_ledger_tenant_sequence(l, "acme"), 9);
+	ck_assert_uint_eq(fl_ledger_count(l), 2);
+	fl_ledger_close(l);
 }
 END_TEST
 
@@ -445,6 +603,55 @@ START_TEST(recover_journals_a_lost_report)
 }
 END_TEST
 
+/* Two workers finish at once: the second journals its report, the agent
+ * dies before the first one's put (its report is in the ledger). Recovery
+ * looked only above the journal's highest id, and lost the first one for
+ * good; across a compaction (acknowledgements while the first waited) too. */
+START_TEST(recover_out_of_order_report)
+{
+	char err[FL_ERRBUF_SIZE] = "", jpath[600], text[32];
+	struct fl_ledger *l = open_ledger();
+	struct fl_journal *j = NULL;
+	struct fl_worker_deps d;
+	uint64_t a, b, c;
+
+	fl_test_fmt(jpath, sizeof(jpath), "%s.journal", path);
+	ck_assert_int_eq(fl_journal_open(jpath, &j, err), FL_OK);
+	a = fl_journal_reserve(j); /* the first worker */
+	b = fl_journal_reserve(j); /* the second */
+	ck_assert_int_eq(start(l, 1, "acme", 1, APPLY, 1), FL_OK);
+	ck_assert_int_eq(start(l, 2, "beta", 1, APPLY, 1), FL_OK);
+	finish(l, 1, APPLIED, a);
+	finish(l, 2, APPLIED, b);
+	ck_assert_int_eq(fl_journal_put(j, b, "report of 2", 11, err), FL_OK);
+	/* many more reports, acknowledged: the journal compacts meanwhile */
+	for (uint64_t id = 10; id < 10 + FL_JOURNAL_COMPACT_AFTER + 5; id++) {
+		c = fl_journal_reserve(j);
+		ck_assert_int_eq(start(l, id, "gamma", 1, CHECK, 1), FL_OK);
+		finish(l, id, 12, c);
+		snprintf(text, sizeof(text), "report of %llu", (unsigned long long)id);
+		ck_assert_int_eq(fl_journal_put(j, c, text, strlen(text), err), FL_OK);
+		ck_assert_int_eq(fl_journal_ack(j, c, err), FL_OK);
+	}
+	fl_journal_close(j); /* the crash: a never journaled */
+	fl_ledger_close(l);
+
+	l = open_ledger();
+	ck_assert_int_eq(fl_journal_open(jpath, &j, err), FL_OK);
+	memset(&d, 0, sizeof(d));
+	d.journal = j;
+	d.ledger = l;
+	d.agent_id = "agent";
+	fl_worker_recover(&d);
+	ck_assert_msg(fl_journal_pending(j, a), "the first report was lost");
+	ck_assert(fl_journal_pending(j, b));
+	ck_assert_uint_eq(fl_journal_count(j), 2); /* the acknowledged ones stay so */
+	ck_assert_uint_gt(fl_journal_reserve(j), c);
+	fl_journal_close(j);
+	fl_ledger_close(l);
+}
+END_TEST
+
 static Suite *ledger_suite(void)
 {
 	Suite *s = suite_create("ledger");
@@ -455,11 +662,15 @@ static Suite *ledger_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, start_once_ever);
 	tcase_add_test(tc, tenant_sequence);
+	tcase_add_test(tc, start_refuses_below_floor);
 	tcase_add_test(tc, applied_under_order);
 	tcase_add_test(tc, unfinished_after_crash);
 	tcase_add_test(tc, torn_tail_every_offset);
+	tcase_add_test(tc, damage_before_good_records_refused);
+	tcase_add_test(tc, expired_assignments_dropped);
 	tcase_add_test(tc, sigkill_while_writing);
 	tcase_add_test(tc, recover_journals_a_lost_report);
+	tcase_add_test(tc, recover_out_of_order_report);
 	suite_add_tcase(s, tc);
 	return s;
 }
