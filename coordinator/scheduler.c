@@ -442,9 +442,8 @@ static int fleet_state(const struct sched_rollout *r, const struct sched_tenant 
 static enum fl_err put_tenant(struct fl_scheduler *s, struct sched_rollout *r,
                               struct sched_tenant *t, int64_t now_ms, char *errbuf)
 {
-	enum fl_err e;
-
 	int fs = fleet_state(r, t);
+	enum fl_err e;
 
 	t->row.updated_at_ms = now_ms;
 	if ((e = fl_store_rollout_tenant_put(s->st, r->row.id, &t->row, errbuf)) != FL_OK)
