@@ -344,6 +344,9 @@ static void on_event(const struct fl_event *ev, void *arg)
 	case FL_ECANCELED:
 		m->outcome = O_CANCELED;
 		break;
+	case FL_EBUSY: /* nothing of it applied or recorded */
+		m->outcome = O_BUSY;
+		break;
 	default:
 		m->outcome = O_FAILED;
 		break;
@@ -513,13 +516,17 @@ static void engine_opts(const struct job *j, const struct fl_agent_database *db,
 		o->lock_wait_ms = p->max_duration_ms;
 }
 
-/* What the engine's error makes of the whole assignment. */
+/* What the engine's error makes of the whole assignment. Busy (another
+ * deployer holds the migration lock, or the tables a migration needs stayed
+ * locked past the retries): nothing of that migration applied, tried again
+ * later, not a failure the wave's budget counts. */
 static int outcome_for(enum fl_err rv)
 {
 	switch (rv) {
 	case FL_EVERIFY:
 		return O_VERIFY_FAILED;
 	case FL_ELOCKED:
+	case FL_EBUSY:
 		return O_BUSY;
 	case FL_ECANCELED:
 		return O_CANCELED;
