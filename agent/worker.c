@@ -6,6 +6,9 @@
  * (session, health runner, backup), so a cancel never meets an object being
  * freed. Jobs are taken in arrival order: the first ready one whose limits
  * allow, else the first new one to prepare; a worker never waits on a limit.
+ * Jobs of one tenant run one at a time in the order they came: a ready job
+ * waits while an earlier one of its tenant is in the pool (new, being
+ * prepared, ready or running), as if that were one more limit.
  */
 #include "worker.h"
 
@@ -788,15 +791,28 @@ out:
 
 /* ---- threads ---- */
 
-/* A job may start when its server and its order have room, and no other job
- * works on its tenant (one connection per tenant at work; two would only
- * wait on each other's migration lock). */
+/* A job may start when its server and its order have room, no job of its
+ * tenant came before it and is still in the pool (whatever its state: work
+ * for one tenant runs in the order it came, so a CHECK or REVERT never
+ * overtakes the APPLY before it, not even one still waiting for its own
+ * order's slot or being checked), and no other job works on its tenant (one
+ * connection per tenant at work; two would only wait on each other's
+ * migration lock). Pool mutex held. */
 static bool limits_allow(struct fl_worker *w, const struct job *j)
 {
-	for (const struct job *o = w->jobs; o != NULL; o = o->next)
-		if (o != j && o->state == J_RUNNING && o->v.tenant != NULL &&
+	bool earlier = true;
+
+	for (const struct job *o = w->jobs; o != NULL; o = o->next) {
+		if (o == j) {
+			earlier = false;
+			continue;
+		}
+		if (earlier && strcmp(o->tenant_id, j->tenant_id) == 0)
+			return false;
+		if (o->state == J_RUNNING && o->v.tenant != NULL &&
 		    strcmp(o->v.tenant->id, j->v.tenant->id) == 0)
 			return false;
+	}
 	return count_of(w, j->server, NULL)->n < j->server_limit &&
 	       count_of(w, NULL, j->order_hash)->n < j->order_limit;
 }

@@ -101,12 +101,11 @@ r=$(ag_report 6)
 assert_eq "$(ag_field "$r" outcome)" failed "h6 ($r)"
 assert_contains "$(ag_field "$r" message)" "max_duration"
 assert_eq "$(ag_has_table "$(url h6)" slow)" f "h6 rolled back"
-fl_log "two assignments for one tenant: one after the other, never both at once"
+fl_log "two assignments for one tenant: one after the other, in the order they came"
 ag_cmd "assign 7 apply h7 0 order $M1 $AG/wide.bin r-wide"
 ag_cmd "assign 8 apply h7 0 order $M1 $AG/wide.bin r-wide"
-o7=$(ag_field "$(ag_report 7)" outcome)
-o8=$(ag_field "$(ag_report 8)" outcome)
-assert_eq "$(printf '%s\n' "$o7" "$o8" | sort | tr '\n' ' ')" "applied skipped " "h7 outcomes"
+assert_eq "$(ag_field "$(ag_report 7)" outcome)" applied "h7, the first to come"
+assert_eq "$(ag_field "$(ag_report 8)" outcome)" skipped "h7, the second (at the target by then)"
 ag_stop TERM
 assert_eq "$AG_RC" 0 "exit status"
 fl_pass
