@@ -544,6 +544,7 @@ static void run_health(struct job *j, const char *url, const struct fl_agent_dat
 	struct fl_conn_opts co;
 	struct fl_health *h;
 	size_t failed, inconclusive = 0;
+	enum cancel_why why;
 
 	if (p->n_checks == 0)
 		return;
@@ -569,9 +570,15 @@ static void run_health(struct job *j, const char *url, const struct fl_agent_dat
 			fl_logger_warn(&j->log, j->report.health[i].name, "health check %s: %s",
 			               j->report.health[i].inconclusive ? "inconclusive" : "failed",
 			               j->report.health[i].message);
+	/* Checks stopped by a halt or a shutdown are not inconclusive: that
+	 * pauses the wave for a human, and nobody needs to look at a tenant
+	 * whose checks were merely canceled. CANCELED gets it checked again. */
+	why = job_why(j->w, j);
 	if (failed > 0)
 		set_outcome(j, O_HEALTH_FAILED, "%zu of %zu health checks failed", failed,
 		            p->n_checks);
+	else if (inconclusive > 0 && why != WHY_NONE)
+		canceled_outcome(j, why, "health checks");
 	else if (inconclusive > 0)
 		set_outcome(j, O_INCONCLUSIVE, "%zu of %zu health checks could not run",
 		            inconclusive, p->n_checks);
@@ -722,8 +729,15 @@ out:
 			j->w->d.hooks.tenant_read(j->w->d.hooks.arg, j->v.tenant->id,
 			                          &j->report.state);
 	}
-	if (worked && j->report.outcome == O_APPLIED && job_why(j->w, j) == WHY_NONE)
-		run_health(j, url, db);
+	if (worked && j->report.outcome == O_APPLIED) {
+		/* stopped between the deploy and the checks: not checked, so not
+		 * APPLIED (that would let the tenant through unchecked) */
+		why = job_why(j->w, j);
+		if (why != WHY_NONE && j->v.order->policy.n_checks > 0)
+			canceled_outcome(j, why, "applied; health checks not run");
+		else if (why == WHY_NONE)
+			run_health(j, url, db);
+	}
 }
 
 static void run(struct fl_worker *w, struct job *j)
