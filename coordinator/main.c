@@ -31,6 +31,7 @@
 #include "mem.h"
 #include "peers.h"
 #include "rollout_hooks.h"
+#include "sd_notify.h"
 #include "store.h"
 #include "wire.h"
 
@@ -96,6 +97,15 @@ static void log_stats(struct fl_core *core, struct fl_agent_server *agents, cons
 	    N(FL_CORE_ENROLL_REFUSED), N(FL_CORE_TENANTS_CLAIMED_TWICE), N(FL_CORE_ADMIN_CALLS),
 	    N(FL_CORE_ADMIN_DENIED), N(FL_CORE_ERRORS));
 #undef N
+}
+
+/* Tell systemd (Type=notify) where we are; a failure is only logged. */
+static void notify(const char *state)
+{
+	char eb[FL_ERRBUF_SIZE];
+
+	if (fl_sd_notify(state, eb) != FL_OK)
+		fl_log_warn("systemd", "%s", eb);
 }
 
 static int check_key(const char *path, char *errbuf)
@@ -284,6 +294,7 @@ int main(int argc, char **argv)
 	            fl_admin_server_port(admins));
 	if (ready && write_ready(ready, fl_agent_server_port(agents), fl_admin_server_port(admins)))
 		goto stop;
+	notify("READY=1");
 
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
@@ -296,16 +307,20 @@ int main(int argc, char **argv)
 			struct fl_coordinator_config *next = fl_calloc(1, sizeof(*next));
 
 			fl_log_info("config", "SIGHUP: reloading '%s'", config);
+			notify("RELOADING=1");
 			if (fl_coordinator_config_load(config, next, err) != FL_OK) {
 				fl_log_error("config",
 				             "reload refused, keeping the running config: %s", err);
 				free(next);
+				notify("READY=1");
 				continue;
 			}
 			fl_core_reload(core, next);
+			notify("READY=1");
 			continue;
 		}
 		fl_log_info("coordinator", "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		notify("STOPPING=1");
 		break;
 	}
 	status = 0;
