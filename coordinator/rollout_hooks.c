@@ -13,11 +13,13 @@
 #include "mem.h"
 #include "rollout_admin.h"
 #include "scheduler.h"
+#include "webhooks.h"
 
 struct fl_rollout_hooks {
 	struct fl_core *core;
 	struct fl_scheduler *s;
 	const struct fl_coordinator_config *cfg; /* the config the scheduler has */
+	struct fl_webhooks *wh;                  /* or NULL: none configured */
 };
 
 struct fl_rollout_hooks *fl_rollout_hooks_new(void)
@@ -29,6 +31,7 @@ void fl_rollout_hooks_free(struct fl_rollout_hooks *h)
 {
 	if (h == NULL)
 		return;
+	fl_webhooks_free(h->wh);
 	fl_scheduler_free(h->s);
 	free(h);
 }
@@ -75,15 +78,27 @@ static enum fl_err start(void *arg, struct fl_core *core, char *errbuf)
 	h->cfg = fl_core_config(core);
 	config_of(h->cfg, &sc);
 	if ((e = fl_scheduler_new(fl_core_store(core), &sc, wake, h, fl_core_now_ms(core), &h->s,
-	                          errbuf)) != FL_OK)
+	                          errbuf)) != FL_OK) {
 		fl_err_prefix(errbuf, "scheduler");
-	return e;
+		return e;
+	}
+	/* rollout transitions to webhooks (coordinator/webhooks.h) */
+	if (h->cfg->webhooks.n > 0) {
+		if ((e = fl_webhooks_new(h->cfg, &h->wh, errbuf)) != FL_OK ||
+		    (e = fl_webhooks_start(h->wh, fl_core_store(core), fl_core_now_ms(core),
+		                           errbuf)) != FL_OK)
+			return e;
+		fl_scheduler_set_transition_hook(h->s, fl_webhooks_transition, h->wh);
+	}
+	return FL_OK;
 }
 
 static void stop(void *arg)
 {
 	struct fl_rollout_hooks *h = arg;
 
+	fl_webhooks_free(h->wh);
+	h->wh = NULL;
 	fl_scheduler_free(h->s);
 	h->s = NULL;
 }
@@ -92,7 +107,12 @@ static enum fl_err tick(void *arg, int64_t now_ms, char *errbuf)
 {
 	struct fl_rollout_hooks *h = arg;
 
+	enum fl_err e;
+
 	refresh(h);
+	if (h->wh != NULL &&
+	    (e = fl_webhooks_tick(h->wh, fl_core_store(h->core), now_ms, errbuf)) != FL_OK)
+		return e;
 	return fl_scheduler_tick(h->s, now_ms, errbuf);
 }
 
