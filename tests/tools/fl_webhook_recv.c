@@ -1,10 +1,10 @@
 /*
  * fl-webhook-recv: a webhook receiver for tests (test_fleet_webhooks.sh).
  *
- *   fl-webhook-recv --secret FILE --port-file FILE [--fail-first N]
+ *   fl-webhook-recv --secret FILE --port-file FILE [--port N] [--fail-first N]
  *
- * Listens on 127.0.0.1 at a free port (written to --port-file once it
- * listens) and answers POSTs one at a time: the first N with 500, the rest
+ * Listens on 127.0.0.1 at port N, or a free one (written to --port-file once
+ * it listens) and answers POSTs one at a time: the first N with 500, the rest
  * with 204. For each request, one line on stdout, flushed:
  *
  *   STATUS sig=ok|bad event=NAME id=ID BODY
@@ -105,7 +105,7 @@ int main(int argc, char **argv)
 {
 	const char *secret = NULL, *port_file = NULL;
 	unsigned char key[4097];
-	long fail_first = 0, served = 0;
+	long fail_first = 0, served = 0, port = 0;
 	struct sockaddr_in sa = {0};
 	socklen_t salen = sizeof(sa);
 	size_t keylen;
@@ -117,12 +117,14 @@ int main(int argc, char **argv)
 			secret = argv[i + 1];
 		else if (strcmp(argv[i], "--port-file") == 0)
 			port_file = argv[i + 1];
+		else if (strcmp(argv[i], "--port") == 0)
+			port = strtol(argv[i + 1], NULL, 10);
 		else if (strcmp(argv[i], "--fail-first") == 0)
 			fail_first = strtol(argv[i + 1], NULL, 10);
 	}
 	if (secret == NULL || port_file == NULL || sodium_init() < 0) {
 		fprintf(stderr, "usage: fl-webhook-recv --secret FILE --port-file FILE "
-		                "[--fail-first N]\n");
+		                "[--port N] [--fail-first N]\n");
 		return 2;
 	}
 	if ((f = fopen(secret, "rb")) == NULL) {
@@ -136,6 +138,7 @@ int main(int argc, char **argv)
 	s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	sa.sin_family = AF_INET;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)port);
 	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(s, 16) != 0 ||
 	    getsockname(s, (struct sockaddr *)&sa, &salen) != 0) {

@@ -2,9 +2,9 @@
 # Webhooks (coordinator/webhooks.c): a real rollout's transitions reach an HTTP receiver in
 # order, each body signed with HMAC-SHA-256 under the configured secret; the first POST is
 # answered 500 and the same event comes again; every attempt is in the audit log. Then the
-# receiver goes away, the rollout is halted and rolled back, the coordinator is killed
-# (SIGKILL) with those events undelivered, and after a restart, with the receiver back on its
-# port, they arrive.
+# receiver goes away, the rollout is rolled back, the coordinator is killed (SIGKILL) with
+# those events undelivered, and after a restart, with the receiver back on its port, they
+# arrive.
 #
 # fl-webhook-recv prints one line per request: "STATUS sig=ok|bad event=NAME id=ID BODY".
 . "$(dirname "$0")/lib.sh"
@@ -30,7 +30,7 @@ delivered() { grep '^204 ' "$recv" | cut -d' ' -f3 | cut -d= -f2 | tr '\n' ' '; 
 
 receiver --fail-first 1
 FLEET_COORDINATOR_EXTRA="webhooks:
-  - {url: \"http://127.0.0.1:$port/hooks/flotilla\", secret_file: \"$secret\", attempts: 5, timeout: 5s}"
+  - {url: \"http://127.0.0.1:$port/hooks/flotilla\", secret_file: \"$secret\", attempts: 10, timeout: 5s}"
 fleet_start_coordinator
 fleet_start_agent w1
 fleet_wait_tenants 4
@@ -70,7 +70,23 @@ wait_for 30 "[ \"\$(fleet_cli audit --since 1h | grep -c 'webhook_delivered')\" 
 audit=$(fleet_cli audit --since 1h)
 assert_eq "$(printf '%s\n' "$audit" | grep -c 'webhook_failed')" 1 "failed attempts audited"
 assert_contains "$(printf '%s\n' "$audit" | grep webhook_failed)" \
-	"'started' to 'http://127.0.0.1:$port/hooks/flotilla': attempt 1 of 5: HTTP 500; next in 1000ms"
-assert_contains "$(printf '%s\n' "$audit" | grep webhook_delivered | head -n 1)" "attempt 2 of 5: HTTP 204"
+	"'started' to 'http://127.0.0.1:$port/hooks/flotilla': attempt 1 of 10: HTTP 500; next in 1000ms"
+assert_contains "$(printf '%s\n' "$audit" | grep webhook_delivered | head -n 1)" "attempt 2 of 10: HTTP 204"
+
+fl_log "receiver down, rollout rolled back, coordinator killed: nothing is lost"
+kill "$RECV_PID"
+wait "$RECV_PID" 2>/dev/null || true
+: >"$recv"
+assert_exit 0 fleet_cli rollout rollback "$FLEET_ROLLOUT" --release-key "$FLEET_RELEASE_KEY" \
+	--reason "webhook test"
+fleet_wait_rollout rolled-back -t 60 # its events are committed with the state
+fleet_stop coordinator KILL            # long before 10 attempts could give up
+receiver --port "$port"
+fleet_start_coordinator
+wait_for 60 "grep -q '^204 .*event=rolled_back' '$recv'"
+assert_eq "$(delivered)" "rolling_back rolled_back " "events delivered after the restart"
+assert_eq "$(grep -c 'sig=ok' "$recv")" "$(wc -l <"$recv")" "requests with a good signature"
+assert_contains "$(head -n 1 "$recv")" "\"event\":\"rolling_back\",\"rollout_id\":\"$FLEET_ROLLOUT\""
+fleet_stop coordinator # it was killed once: its exit status then is not this test's
 
 fleet_pass
