@@ -33,6 +33,7 @@
 #include "rollout_hooks.h"
 #include "sd_notify.h"
 #include "store.h"
+#include "webhooks.h"
 #include "wire.h"
 
 #define DRAIN_MS 3000
@@ -216,11 +217,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (check_only) {
+		struct fl_webhooks *wh = NULL;
+
 		status = check_key(cfg->wire.key_file, err) == 0 ? 0 : 2;
+		if (status != 0)
+			fprintf(stderr, "flotilla-coordinator: '%s': key_file: %s\n", config, err);
+		else if (cfg->webhooks.n > 0 && fl_webhooks_new(cfg, &wh, err) != FL_OK) {
+			fprintf(stderr, "flotilla-coordinator: '%s': %s\n", config, err);
+			status = 2;
+		}
+		fl_webhooks_free(wh); /* the secrets read; nothing started */
 		if (status == 0)
 			printf("'%s': ok\n", config);
-		else
-			fprintf(stderr, "flotilla-coordinator: '%s': key_file: %s\n", config, err);
 		fl_coordinator_config_fini(cfg);
 		free(cfg);
 		return status;

@@ -7,8 +7,8 @@
 #   policies/*.yaml           flotilla rollout plan against a live coordinator, over tenants
 #                             labelled as the policies select them, with the example
 #                             migrations as the release
-# Only the paths that name this host's files (key_file, state_dir) are swapped for the
-# test's own. That every key of every table is in the examples and in docs/CONFIG.md and
+# Only the paths that name this host's files (key_file, state_dir, the webhook's
+# secret_file) are swapped for the test's own. That every key of every table is in the examples and in docs/CONFIG.md and
 # docs/POLICY.md is tests/unit/check_config.c's job (docs_list_every_key,
 # examples_list_every_key).
 . "$(dirname "$0")/lib.sh"
@@ -19,7 +19,14 @@ tmp=$(fl_tmpdir)
 
 fl_log "coordinator.yaml: --check-config"
 "$FLOTILLA" keygen --kind coordinator --out "$tmp/coordinator.key" >/dev/null
-sed "s|^key_file: .*|key_file: $tmp/coordinator.key|" "$ex/coordinator.yaml" >"$tmp/coordinator.yaml"
+printf 'a webhook secret\n' >"$tmp/webhook.secret"
+chmod 0644 "$tmp/webhook.secret"
+sed -e "s|^key_file: .*|key_file: $tmp/coordinator.key|" \
+	-e "s|secret_file: .*|secret_file: $tmp/webhook.secret|" "$ex/coordinator.yaml" >"$tmp/coordinator.yaml"
+fl_log "  a webhook secret others may read is refused"
+assert_exit 2 "$FL_COORDINATOR_BIN" --config "$tmp/coordinator.yaml" --check-config
+assert_contains "$ERR" "'$tmp/webhook.secret': readable by others (mode 0644)"
+chmod 0600 "$tmp/webhook.secret"
 assert_exit 0 "$FL_COORDINATOR_BIN" --config "$tmp/coordinator.yaml" --check-config
 assert_contains "$OUT" "'$tmp/coordinator.yaml': ok"
 
