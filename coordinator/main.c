@@ -53,7 +53,8 @@ static void usage(FILE *f)
 	        "  --log-json          log JSON lines instead of plain ones\n"
 	        "  --version           print the version\n"
 	        "\nSIGHUP reloads the config (operators, agents, trusted keys, timeouts);\n"
-	        "SIGUSR1 logs one line of counters; SIGTERM and SIGINT stop after answering\n"
+	        "SIGUSR1 logs one line of counters; SIGUSR2 writes an online backup of the store\n"
+	        "to STORE.backup; SIGTERM and SIGINT stop after answering\n"
 	        "held polls.\n");
 }
 
@@ -158,6 +159,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	fl_log_set_level(FL_LOG_INFO);
@@ -309,6 +311,10 @@ int main(int argc, char **argv)
 			continue;
 		if (sig == SIGUSR1) {
 			log_stats(core, agents, "stats");
+			continue;
+		}
+		if (sig == SIGUSR2) { /* an online backup of the store: STORE.backup */
+			fl_rollout_hooks_request_backup(hooks);
 			continue;
 		}
 		if (sig == SIGHUP) {
