@@ -30,7 +30,7 @@ delivered() { grep '^204 ' "$recv" | cut -d' ' -f3 | cut -d= -f2 | tr '\n' ' '; 
 
 receiver --fail-first 1
 FLEET_COORDINATOR_EXTRA="webhooks:
-  - {url: \"http://127.0.0.1:$port/hooks/flotilla\", secret_file: \"$secret\", attempts: 10, timeout: 5s}"
+  - {url: \"http://127.0.0.1:$port/hooks/flotilla\", secret_file: \"$secret\", attempts: 10, timeout: 30s}"
 fleet_start_coordinator
 fleet_start_agent w1
 fleet_wait_tenants 4
