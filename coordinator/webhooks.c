@@ -218,29 +218,36 @@ static char *body_of(const struct fl_scheduler_transition *t, const char *event)
 enum fl_err fl_webhooks_transition(void *arg, const struct fl_scheduler_transition *t, char *errbuf)
 {
 	struct fl_webhooks *wh = arg;
-	struct fl_store_audit a = {0};
 	const char *event = event_of(t);
-	enum fl_err e;
+	char *body = NULL;
+	enum fl_err e = FL_OK;
 	int k;
-	bool wanted = false;
 
-	if (event == NULL)
+	if (event == NULL || (k = event_index(event)) < 0)
 		return FL_OK;
-	k = event_index(event);
-	for (size_t i = 0; i < wh->n; i++)
-		wanted |= k >= 0 && (wh->hooks[i].events & (1u << k)) != 0;
-	if (!wanted)
-		return FL_OK;
-	a.at_ms = t->at_ms;
-	a.actor_key_id = "";
-	a.actor_name = "coordinator";
-	a.role = FLOTILLA__V1__ROLE__ROLE_COORDINATOR;
-	a.command = EVENT_CMD;
-	a.subject = (char *)t->rollout_id;
-	a.code = FLOTILLA__V1__STATUS_CODE__STATUS_CODE_OK;
-	a.detail = body_of(t, event);
-	e = fl_store_audit_add(wh->st, &a, NULL, errbuf);
-	free(a.detail);
+	/* one entry per endpoint that wants it: "to 'URL': BODY" */
+	for (size_t i = 0; i < wh->n && e == FL_OK; i++) {
+		struct fl_store_audit a = {0};
+		struct fl_buf d;
+
+		if ((wh->hooks[i].events & (1u << k)) == 0)
+			continue;
+		if (body == NULL)
+			body = body_of(t, event);
+		fl_buf_init(&d, 0);
+		fl_buf_printf(&d, "to '%s': %s", wh->hooks[i].url, body);
+		a.at_ms = t->at_ms;
+		a.actor_key_id = "";
+		a.actor_name = "coordinator";
+		a.role = FLOTILLA__V1__ROLE__ROLE_COORDINATOR;
+		a.command = EVENT_CMD;
+		a.subject = (char *)t->rollout_id;
+		a.code = FLOTILLA__V1__STATUS_CODE__STATUS_CODE_OK;
+		a.detail = (char *)fl_buf_str(&d);
+		e = fl_store_audit_add(wh->st, &a, NULL, errbuf);
+		fl_buf_fini(&d);
+	}
+	free(body);
 	return e;
 }
 
@@ -285,62 +292,61 @@ static void outcome_push(struct fl_webhooks *wh, const struct delivery *d, const
 	wh->out_tail = o;
 }
 
-/* Queue event for every endpoint that wants it and has not finished it
- * (done: a bit per endpoint). Core thread; takes mu. */
-static size_t enqueue(struct fl_webhooks *wh, uint64_t event_id, const char *rollout_id,
-                      const char *body, uint32_t done)
+/* Queue the event of a webhook_event entry ("to 'URL': BODY") for its
+ * endpoint, if that is still configured. Core thread; takes mu. Returns
+ * whether it was queued. */
+static bool enqueue(struct fl_webhooks *wh, uint64_t event_id, const char *rollout_id,
+                    const char *detail)
 {
-	size_t queued = 0;
 	char name[64] = "";
-	const char *p = strstr(body, "{\"event\":\"");
-	int k;
+	const char *body, *p;
+	struct hook *h = NULL;
+	struct delivery *d;
+	bool queued = false;
 
-	if (p == body) { /* body_of writes the event first */
-		size_t n = strcspn(p + 10, "\"");
-
-		if (n < sizeof(name)) {
-			memcpy(name, p + 10, n);
-			name[n] = '\0';
-		}
-	}
-	k = event_index(name);
-	if (k < 0) {
-		fl_log_warn(rollout_id, "webhooks: audit entry %" PRIu64 " is no event; skipped",
-		            event_id);
-		return 0;
-	}
+	if (strncmp(detail, "to '", 4) != 0 || (body = strstr(detail, "': {\"event\":\"")) == NULL)
+		goto bad;
+	for (size_t i = 0; i < wh->n && h == NULL; i++)
+		if (strlen(wh->hooks[i].url) == (size_t)(body - detail - 4) &&
+		    strncmp(detail + 4, wh->hooks[i].url, (size_t)(body - detail - 4)) == 0)
+			h = &wh->hooks[i];
+	if (h == NULL)
+		return false; /* an endpoint no longer configured */
+	body += 3;
+	p = body + 10; /* body_of writes the event first */
+	if (strcspn(p, "\"") >= sizeof(name))
+		goto bad;
+	memcpy(name, p, strcspn(p, "\""));
+	name[strcspn(p, "\"")] = '\0';
+	if (event_index(name) < 0)
+		goto bad;
+	d = fl_calloc(1, sizeof(*d));
+	d->event_id = event_id;
+	d->rollout_id = fl_strdup(rollout_id);
+	d->event = fl_strdup(name);
+	d->body = fl_strdup(body);
 	pthread_mutex_lock(&wh->mu);
-	for (size_t i = 0; i < wh->n; i++) {
-		struct hook *h = &wh->hooks[i];
-		struct delivery *d;
-
-		if ((h->events & (1u << k)) == 0 || (done & (1u << i)) != 0)
-			continue;
-		d = fl_calloc(1, sizeof(*d));
-		d->event_id = event_id;
-		d->rollout_id = fl_strdup(rollout_id);
-		d->event = fl_strdup(name);
-		d->body = fl_strdup(body);
-		if (h->queued >= MAX_QUEUED) {
-			outcome_push(wh, d, "webhook_gave_up",
-			             fmt("event %" PRIu64
-			                 " '%s' to '%s': %zu deliveries queued already; "
-			                 "giving up",
-			                 event_id, name, h->url, h->queued));
-			delivery_free(d);
-			continue;
-		}
+	if (h->queued >= MAX_QUEUED) {
+		outcome_push(wh, d, "webhook_gave_up",
+		             fmt("event %" PRIu64 " '%s' to '%s': %zu deliveries queued already; "
+		                 "giving up",
+		                 event_id, name, h->url, h->queued));
+		delivery_free(d);
+	} else {
 		if (h->tail != NULL)
 			h->tail->next = d;
 		else
 			h->head = d;
 		h->tail = d;
 		h->queued++;
-		queued++;
+		queued = true;
 	}
 	pthread_cond_signal(&wh->cv);
 	pthread_mutex_unlock(&wh->mu);
 	return queued;
+bad:
+	fl_log_warn(rollout_id, "webhooks: audit entry %" PRIu64 " is no event; skipped", event_id);
+	return false;
 }
 
 /* ---- HTTP ---- */
@@ -701,33 +707,21 @@ enum fl_err fl_webhooks_new(const struct fl_coordinator_config *cfg, struct fl_w
 	return FL_OK;
 }
 
-/* "event ID 'NAME' to 'URL': ...": the event and the endpoint's index. */
-static bool parse_outcome(const struct fl_webhooks *wh, const char *detail, uint64_t *event_id,
-                          size_t *hook)
+/* "event ID 'NAME' to 'URL': ...": the event's id. */
+static bool parse_outcome(const char *detail, uint64_t *event_id)
 {
-	const char *to = strstr(detail, " to '");
 	char *end;
 
-	if (strncmp(detail, "event ", 6) != 0 || to == NULL)
+	if (strncmp(detail, "event ", 6) != 0)
 		return false;
 	*event_id = strtoull(detail + 6, &end, 10);
-	if (end == detail + 6)
-		return false;
-	for (size_t i = 0; i < wh->n; i++) {
-		size_t n = strlen(wh->hooks[i].url);
-
-		if (strncmp(to + 5, wh->hooks[i].url, n) == 0 && to[5 + n] == '\'') {
-			*hook = i;
-			return true;
-		}
-	}
-	return false;
+	return end != detail + 6 && *end == ' ';
 }
 
 struct pending {
 	uint64_t id;
-	char *rollout_id, *body;
-	uint32_t done; /* endpoints finished with it */
+	char *rollout_id, *detail;
+	bool done; /* its endpoint finished with it */
 };
 
 enum fl_err fl_webhooks_start(struct fl_webhooks *wh, struct fl_store *st, int64_t now_ms,
@@ -749,7 +743,6 @@ enum fl_err fl_webhooks_start(struct fl_webhooks *wh, struct fl_store *st, int64
 		for (size_t i = 0; i < n; i++) {
 			const struct fl_store_audit *a = &items[i];
 			uint64_t id;
-			size_t hook;
 
 			after = a->id;
 			if (strcmp(a->command, EVENT_CMD) == 0) {
@@ -759,14 +752,14 @@ enum fl_err fl_webhooks_start(struct fl_webhooks *wh, struct fl_store *st, int64
 				}
 				ev[n_ev].id = a->id;
 				ev[n_ev].rollout_id = fl_strdup(a->subject);
-				ev[n_ev].body = fl_strdup(a->detail);
-				ev[n_ev++].done = 0;
+				ev[n_ev].detail = fl_strdup(a->detail);
+				ev[n_ev++].done = false;
 			} else if ((strcmp(a->command, "webhook_delivered") == 0 ||
 			            strcmp(a->command, "webhook_gave_up") == 0) &&
-			           parse_outcome(wh, a->detail, &id, &hook)) {
+			           parse_outcome(a->detail, &id)) {
 				for (size_t j = n_ev; j-- > 0;)
 					if (ev[j].id == id) {
-						ev[j].done |= 1u << hook;
+						ev[j].done = true;
 						break;
 					}
 			}
@@ -778,9 +771,8 @@ enum fl_err fl_webhooks_start(struct fl_webhooks *wh, struct fl_store *st, int64
 	/* entries before the window are never looked at again (the tick's
 	 * query starts at it too) */
 	wh->cursor = after;
-	for (size_t i = 0; i < n_ev; i++) {
-		requeued += enqueue(wh, ev[i].id, ev[i].rollout_id, ev[i].body, ev[i].done) > 0;
-	}
+	for (size_t i = 0; i < n_ev; i++)
+		requeued += !ev[i].done && enqueue(wh, ev[i].id, ev[i].rollout_id, ev[i].detail);
 	if (requeued > 0)
 		fl_log_info("webhooks",
 		            "%zu event%s of the last 24 hours not yet delivered: queued", requeued,
@@ -791,7 +783,7 @@ enum fl_err fl_webhooks_start(struct fl_webhooks *wh, struct fl_store *st, int64
 out:
 	for (size_t i = 0; i < n_ev; i++) {
 		free(ev[i].rollout_id);
-		free(ev[i].body);
+		free(ev[i].detail);
 	}
 	free(ev);
 	return e;
@@ -815,7 +807,7 @@ enum fl_err fl_webhooks_tick(struct fl_webhooks *wh, struct fl_store *st, int64_
 		for (size_t i = 0; i < n; i++) {
 			wh->cursor = items[i].id;
 			if (strcmp(items[i].command, EVENT_CMD) == 0)
-				enqueue(wh, items[i].id, items[i].subject, items[i].detail, 0);
+				enqueue(wh, items[i].id, items[i].subject, items[i].detail);
 		}
 		fl_store_audits_free(items, n);
 		if (n < PAGE)

@@ -5,17 +5,18 @@
  * docs/OPERATIONS.md "Webhooks").
  *
  * The audit log is the queue. The scheduler's transition hook
- * (fl_webhooks_transition) writes each event as an audit entry
- * `webhook_event` (subject: the rollout, detail: the JSON body) in the same
- * transaction as the change itself, so an event exists exactly when its
- * transition was committed. Every tick, the core hands the events committed
+ * (fl_webhooks_transition) writes each event, once per endpoint that wants
+ * it, as an audit entry `webhook_event` (subject: the rollout, detail: "to
+ * 'URL': " and the JSON body) in the same transaction as the change itself,
+ * so an event exists exactly when its transition was committed, and says
+ * where it goes. Every tick, the core hands the events committed
  * since the last tick to a sender thread of its own (fl_webhooks_tick), which
  * POSTs them, in order per endpoint, with exponential backoff; the outcome of
  * every attempt comes back to the core and is written to the audit log
  * (`webhook_delivered`, `webhook_failed`, `webhook_gave_up`, detail "event
  * ID 'NAME' to 'URL': attempt N of M: ..."). At start, events of the last
- * 24 hours with no final outcome for an endpoint are queued again, so a
- * restart loses no delivery (and may repeat one whose outcome was not yet
+ * 24 hours with no final outcome are queued again (for endpoints still
+ * configured), so a restart loses no delivery (and may repeat one whose outcome was not yet
  * written: receivers dedupe by X-Flotilla-Event-Id).
  *
  * HTTP: a small HTTP/1.1 client of our own (plain http://, one request per

@@ -72,6 +72,8 @@ assert_eq "$(printf '%s\n' "$audit" | grep -c 'webhook_failed')" 1 "failed attem
 assert_contains "$(printf '%s\n' "$audit" | grep webhook_failed)" \
 	"'started' to 'http://127.0.0.1:$port/hooks/flotilla': attempt 1 of 10: HTTP 500; next in 1000ms"
 assert_contains "$(printf '%s\n' "$audit" | grep webhook_delivered | head -n 1)" "attempt 2 of 10: HTTP 204"
+assert_contains "$(printf '%s\n' "$audit" | grep webhook_event | head -n 1)" \
+	"to 'http://127.0.0.1:$port/hooks/flotilla': {\"event\":\"started\",\"rollout_id\":\"$FLEET_ROLLOUT\""
 
 fl_log "receiver down, rollout rolled back, coordinator killed: nothing is lost"
 kill "$RECV_PID"
