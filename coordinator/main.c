@@ -31,7 +31,9 @@
 #include "mem.h"
 #include "peers.h"
 #include "rollout_hooks.h"
+#include "sd_notify.h"
 #include "store.h"
+#include "webhooks.h"
 #include "wire.h"
 
 #define DRAIN_MS 3000
@@ -51,7 +53,8 @@ static void usage(FILE *f)
 	        "  --log-json          log JSON lines instead of plain ones\n"
 	        "  --version           print the version\n"
 	        "\nSIGHUP reloads the config (operators, agents, trusted keys, timeouts);\n"
-	        "SIGUSR1 logs one line of counters; SIGTERM and SIGINT stop after answering\n"
+	        "SIGUSR1 logs one line of counters; SIGUSR2 writes an online backup of the store\n"
+	        "to STORE.backup; SIGTERM and SIGINT stop after answering\n"
 	        "held polls.\n");
 }
 
@@ -96,6 +99,15 @@ static void log_stats(struct fl_core *core, struct fl_agent_server *agents, cons
 	    N(FL_CORE_ENROLL_REFUSED), N(FL_CORE_TENANTS_CLAIMED_TWICE), N(FL_CORE_ADMIN_CALLS),
 	    N(FL_CORE_ADMIN_DENIED), N(FL_CORE_ERRORS));
 #undef N
+}
+
+/* Tell systemd (Type=notify) where we are; a failure is only logged. */
+static void notify(const char *state)
+{
+	char eb[FL_ERRBUF_SIZE];
+
+	if (fl_sd_notify(state, eb) != FL_OK)
+		fl_log_warn("systemd", "%s", eb);
 }
 
 static int check_key(const char *path, char *errbuf)
@@ -147,6 +159,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	fl_log_set_level(FL_LOG_INFO);
@@ -206,11 +219,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (check_only) {
+		struct fl_webhooks *wh = NULL;
+
 		status = check_key(cfg->wire.key_file, err) == 0 ? 0 : 2;
+		if (status != 0)
+			fprintf(stderr, "flotilla-coordinator: '%s': key_file: %s\n", config, err);
+		else if (cfg->webhooks.n > 0 && fl_webhooks_new(cfg, &wh, err) != FL_OK) {
+			fprintf(stderr, "flotilla-coordinator: '%s': %s\n", config, err);
+			status = 2;
+		}
+		fl_webhooks_free(wh); /* the secrets read; nothing started */
 		if (status == 0)
 			printf("'%s': ok\n", config);
-		else
-			fprintf(stderr, "flotilla-coordinator: '%s': key_file: %s\n", config, err);
 		fl_coordinator_config_fini(cfg);
 		free(cfg);
 		return status;
@@ -284,6 +304,7 @@ int main(int argc, char **argv)
 	            fl_admin_server_port(admins));
 	if (ready && write_ready(ready, fl_agent_server_port(agents), fl_admin_server_port(admins)))
 		goto stop;
+	notify("READY=1");
 
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
@@ -292,20 +313,28 @@ int main(int argc, char **argv)
 			log_stats(core, agents, "stats");
 			continue;
 		}
+		if (sig == SIGUSR2) { /* an online backup of the store: STORE.backup */
+			fl_rollout_hooks_request_backup(hooks);
+			continue;
+		}
 		if (sig == SIGHUP) {
 			struct fl_coordinator_config *next = fl_calloc(1, sizeof(*next));
 
 			fl_log_info("config", "SIGHUP: reloading '%s'", config);
+			notify("RELOADING=1");
 			if (fl_coordinator_config_load(config, next, err) != FL_OK) {
 				fl_log_error("config",
 				             "reload refused, keeping the running config: %s", err);
 				free(next);
+				notify("READY=1");
 				continue;
 			}
 			fl_core_reload(core, next);
+			notify("READY=1");
 			continue;
 		}
 		fl_log_info("coordinator", "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		notify("STOPPING=1");
 		break;
 	}
 	status = 0;

@@ -484,9 +484,45 @@ static void set_check_due(struct sched_rollout *r, struct sched_tenant *t, bool 
 		w->checks_due--;
 }
 
+/* Tell the transition hook (webhooks) that r, or its wave w, went from old
+ * to its state now. */
+static enum fl_err transition(struct fl_scheduler *s, const struct sched_rollout *r,
+                              const struct sched_wave *w, int old, int64_t now_ms, char *errbuf)
+{
+	struct fl_scheduler_transition t = {0};
+
+	if (s->on_transition == NULL || old == (w ? w->row.state : r->row.state))
+		return FL_OK;
+	t.rollout_id = r->row.id;
+	t.rollout_state = r->row.state;
+	t.reason = r->row.state_reason ? r->row.state_reason : "";
+	t.current_wave = r->row.current_wave;
+	t.n_waves = (uint32_t)r->n_w;
+	t.tenants_total = r->row.tenants_total;
+	t.wave = w ? &w->row : NULL;
+	t.old_state = old;
+	t.new_state = w ? w->row.state : r->row.state;
+	for (size_t i = 0; i < r->n_w; i++)
+		if (w == NULL || &r->w[i] == w)
+			for (int k = 0; k < FL_SCHED_TENANT_STATES; k++)
+				t.counts[k] += r->w[i].count[k];
+	t.at_ms = now_ms;
+	return s->on_transition(s->transition_arg, &t, errbuf);
+}
+
+void fl_scheduler_set_transition_hook(struct fl_scheduler *s, fl_scheduler_transition_fn fn,
+                                      void *arg)
+{
+	s->on_transition = fn;
+	s->transition_arg = arg;
+}
+
 enum fl_err fl_sched_set_wave(struct fl_scheduler *s, struct sched_rollout *r, struct sched_wave *w,
                               int state, const char *reason, int64_t now_ms, char *errbuf)
 {
+	int old = w->row.state;
+	enum fl_err e;
+
 	w->row.state = state;
 	if (reason != NULL)
 		set_str(&w->row.state_reason, reason);
@@ -496,7 +532,9 @@ enum fl_err fl_sched_set_wave(struct fl_scheduler *s, struct sched_rollout *r, s
 		w->row.finished_at_ms = now_ms;
 	if (state == WS_RUNNING)
 		w->row.finished_at_ms = 0;
-	return fl_store_wave_put(s->st, r->row.id, &w->row, errbuf);
+	if ((e = fl_store_wave_put(s->st, r->row.id, &w->row, errbuf)) != FL_OK)
+		return e;
+	return transition(s, r, w, old, now_ms, errbuf);
 }
 
 /* A baking wave's clock runs only while its rollout runs: stopped when it
@@ -534,6 +572,7 @@ enum fl_err fl_sched_set_rollout(struct fl_scheduler *s, struct sched_rollout *r
 {
 	bool finished = state == RS_COMPLETED || state == RS_ROLLED_BACK;
 	bool requeue = queues(state) != queues(r->row.state);
+	int old = r->row.state;
 	enum fl_err e;
 
 	if (state != r->row.state) /* a new state: a halt it calls for is news */
@@ -558,7 +597,7 @@ enum fl_err fl_sched_set_rollout(struct fl_scheduler *s, struct sched_rollout *r
 		    (e = put_tenant(s, r, t, now_ms, errbuf)) != FL_OK)
 			return e;
 	}
-	return FL_OK;
+	return transition(s, r, NULL, old, now_ms, errbuf);
 }
 
 /* Re-write the fleet view of a wave's applied tenants (their state there

@@ -147,6 +147,8 @@ struct fl_scheduler {
 	uint32_t plan_tenant_ids;
 	fl_scheduler_wake_fn wake;
 	void *wake_arg;
+	fl_scheduler_transition_fn on_transition; /* or NULL (webhooks) */
+	void *transition_arg;
 	struct sched_rollout *live; /* attached rollouts, newest first */
 	struct sched_agent **agents;
 	size_t n_agents, cap_agents;
