@@ -2,7 +2,7 @@
 # -DDIR=coordinator/dashboard -DOUT=.../dashboard_assets.c. No build step beyond this:
 # the files are served byte for byte as they are here (http.c).
 set(entries "index.html|/|text/html" "dashboard.css|/dashboard.css|text/css"
-	"dashboard.js|/dashboard.js|text/javascript")
+	"dashboard.js|/dashboard.js|text/javascript" "favicon.svg|/favicon.svg|image/svg+xml")
 set(text "/* Generated from coordinator/dashboard/ by embed.cmake: do not edit. */\n#include \"http_int.h\"\n\n")
 set(table "")
 set(i 0)

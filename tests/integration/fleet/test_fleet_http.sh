@@ -220,4 +220,47 @@ req GET /dashboard.js
 assert_eq "$CODE" 200 "the dashboard's script without a token"
 assert_contains "$HDR" "Content-Type: text/javascript" "the script's type"
 
+fl_log "5. the dashboard in headless Chromium, on a running rollout with a failure"
+# Release 2: the migration fails on one canary (SQLSTATE P0001); the canary wave tolerates
+# one failure and waits at its manual gate, so the rollout stays running, its numbers still.
+fleet_policy gated <<'EOF2'
+name: gated
+waves:
+  - {name: canary, select: {labels: {ring: canary}}, max_parallel: 2, max_failures: 1, gate: manual}
+  - {name: rest, select: {percent: 100}, max_parallel: 4}
+per_agent_parallel: 4
+EOF2
+fleet_migrations 2
+fleet_migration "$FLEET_MIGS" 20250401000000_picky "DO \$\$ BEGIN
+  IF current_database() = 'a1_t001' THEN RAISE EXCEPTION 'picky: not on %', current_database(); END IF;
+END \$\$;"
+fleet_release "$FLEET_MIGS" 2 v2
+fleet_start --release "$FLEET_RELEASE_FILE" --policy "$FLEET_POLICY" --all --reason "test dashboard"
+wait_for 60 "[ \"\$(fleet_wave_field 0 state)\" = awaiting-promote ]"
+assert_eq "$(fleet_rollout_state)" running "the gated rollout"
+assert_eq "$(fleet_wave_field 0 tenants_failed)" 1 "failed canaries"
+ART=${FL_ARTIFACT_DIR:-$PWD}/test_fleet_http
+mkdir -p "$ART"
+req GET /metrics -H "Authorization: Bearer $token"
+printf '%s\n' "$BODY" >"$ART/metrics.txt"
+assert_contains "$BODY" "flotilla_rollout_wave_tenants{rollout=\"$FLEET_ROLLOUT\",wave=\"0\",wave_name=\"canary\",state=\"failed\"} 1" \
+	"the failed canary in /metrics"
+if ! command -v chromium >/dev/null; then
+	echo "SKIP: dashboard in chromium: chromium is not installed (deploy/install-deps.sh installs it)"
+elif ! command -v node >/dev/null; then
+	echo "SKIP: dashboard in chromium: node is not installed (deploy/install-deps.sh installs it)"
+else
+	assert_exit 0 node "$FL_SOURCE_DIR/tests/tools/dashboard_check.mjs" --base "$BASE" \
+		--rollout "$FLEET_ROLLOUT" --token "$token" --sqlstate P0001 \
+		--screenshot "$ART/dashboard.png" --dom "$ART/dashboard.html"
+	fl_log "$OUT"
+	fl_log "screenshot: $ART/dashboard.png"
+	[ -s "$ART/dashboard.png" ] || fl_fail "no screenshot"
+	dom=$(cat "$ART/dashboard.html")
+	assert_contains "$dom" 'data-sqlstate="P0001"' "the failure's SQLSTATE on the page"
+	assert_contains "$dom" "picky: not on a1_t001" "the failure's message on the page"
+	assert_contains "$dom" 'data-tenant="a1_t006"' "the fleet grid"
+	assert_contains "$dom" "waiting for promote" "the ETA names the gate"
+fi
+
 fleet_pass
