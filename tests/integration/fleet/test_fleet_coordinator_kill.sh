@@ -42,7 +42,9 @@ fleet_cli rollout watch "$r3" --interval 200ms --timeout 2s >"$w/out" 2>"$w/err"
 watcher=$!
 wait_for 60 "[ \"\$(sleeping slow_three)\" = 2 ]"
 fleet_stop coordinator KILL
-wait_for 30 grep -q "still trying" "$w/err"
+if ! (wait_for 30 grep -q "still trying" "$w/err") 2>/dev/null; then
+	fl_fail "the watcher did not say it keeps trying within 30s; it printed: $(cat "$w/err" "$w/out")$(kill -0 "$watcher" 2>/dev/null && echo ' (and runs on)')"
+fi
 fleet_start_coordinator
 fleet_wait_rollout completed -t 120
 rc=0
