@@ -55,14 +55,9 @@ static void respond_hdr(struct fl_http_req *r, uint16_t status, const char *cont
 		rv = nng_http_res_set_header(res, "Content-Type", content_type);
 	if (rv == 0 && name)
 		rv = nng_http_res_set_header(res, name, value);
-	if (rv == 0 && !r->head && len > 0)
+	/* HEAD too: nng drops the body and keeps its Content-Length */
+	if (rv == 0 && len > 0)
 		rv = nng_http_res_copy_data(res, body, len);
-	if (rv == 0 && r->head && len > 0) {
-		char n[32];
-
-		snprintf(n, sizeof(n), "%zu", len);
-		rv = nng_http_res_set_header(res, "Content-Length", n);
-	}
 	if (rv != 0) {
 		nng_http_res_free(res);
 		nng_aio_finish(r->aio, rv);
@@ -139,8 +134,7 @@ static void on_request(nng_aio *aio)
 
 	r->srv = h;
 	r->aio = aio;
-	r->head = strcmp(method, "HEAD") == 0;
-	if (!r->head && strcmp(method, "GET") != 0) {
+	if (strcmp(method, "HEAD") != 0 && strcmp(method, "GET") != 0) {
 		respond_text(r, 405, "read-only: only GET and HEAD\n", "Allow", "GET, HEAD");
 		return;
 	}

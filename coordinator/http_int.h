@@ -16,7 +16,6 @@ struct fl_http_req {
 	struct fl_core_job job;
 	struct fl_http *srv;
 	nng_aio *aio;
-	bool head;       /* HEAD: no body */
 	bool need_token; /* check token against the running config's operators */
 	char path[FL_HTTP_PATH_MAX];
 	char query[FL_HTTP_QUERY_MAX];

@@ -277,10 +277,17 @@ function legend() {
   replace("legend", ...TENANT_STATES.map((s) => el("li", {}, el("i", { class: s }), s)));
 }
 
+// One refresh at a time: the next starts POLL_MS after the last one ended, so a slow
+// coordinator or a large fleet is never asked twice at once.
+let timer = null;
+async function loop() {
+  clearTimeout(timer);
+  await refresh();
+  timer = setTimeout(loop, POLL_MS);
+}
 document.getElementById("group").addEventListener("change", (ev) => {
   groupBy = ev.target.value;
-  refresh();
+  loop();
 });
 legend();
-refresh();
-setInterval(refresh, POLL_MS);
+loop();

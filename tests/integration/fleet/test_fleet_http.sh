@@ -75,6 +75,8 @@ done
 req HEAD /metrics
 assert_eq "$CODE" 200 "HEAD /metrics"
 assert_eq "$BODY" "" "body of HEAD /metrics"
+assert_contains "$HDR" "Content-Length: " "HEAD /metrics says the length"
+assert_not_contains "$HDR" "Content-Length: 0" "HEAD /metrics's length"
 secure "HEAD /metrics"
 for p in /nope /api/v1/nope /api/v1/rollouts/r-none /api/v1/tenants/nobody; do
 	req GET "$p"
