@@ -314,20 +314,15 @@ static bool states_param(struct fl_http_req *r, struct fl_arena *ar,
 			    strcmp(jr_enum(d, d->values[i].value, b, sizeof(b)), s) != 0)
 				continue;
 			found = true;
-			{
-				Flotilla__V1__TenantState *v = fl_arena_alloc(ar, sizeof(*v));
+			if (*n % 16 == 0) { /* grow by 16 (arena: the old block stays) */
+				Flotilla__V1__TenantState *grown =
+				    fl_arena_alloc(ar, (*n + 16) * sizeof(*grown));
 
-				*v = (Flotilla__V1__TenantState)d->values[i].value;
-				if (*n % 16 == 0) {
-					Flotilla__V1__TenantState *grown =
-					    fl_arena_alloc(ar, (*n + 16) * sizeof(*grown));
-
-					if (*n)
-						memcpy(grown, *out, *n * sizeof(*grown));
-					*out = grown;
-				}
-				(*out)[(*n)++] = *v;
+				if (*n)
+					memcpy(grown, *out, *n * sizeof(*grown));
+				*out = grown;
 			}
+			(*out)[(*n)++] = (Flotilla__V1__TenantState)d->values[i].value;
 		}
 		if (!found)
 			return bad_param(r, "state");
