@@ -12,6 +12,7 @@
 #include "mem.h"
 #include "reconcile.h"
 #include "rep.h"
+#include "metrics.h"
 #include "roles.h"
 #include "wire.h"
 
@@ -424,6 +425,8 @@ static void report(struct agent_job *j, struct fl_core_agent *agent)
 		goto fail;
 	if (dup)
 		fl_core_count(core, FL_CORE_REPORTS_DUPLICATE);
+	else
+		fl_metrics_report(fl_core_metrics(core), r);
 	fl_log_info(
 	    agent->name, "report %llu: tenant '%s', assignment %llu, rollout '%s': %s%s",
 	    (unsigned long long)journal, r->tenant_id, (unsigned long long)r->assignment_id,
@@ -570,6 +573,8 @@ static void on_request(void *arg, struct fl_rep_req *req, const uint8_t *data, s
 			fl_log_warn(o.sender.id,
 			            "refused on the agent endpoint: a key of role '%s'",
 			            fl_peer_role_name(o.sender.role));
+		fl_metrics_refused(fl_core_metrics(srv->core), FL_METRICS_AGENT,
+		                   rv == FL_OK ? FL_METRICS_WRONG_ROLE : (int)reason);
 		fl_envelope_opened_fini(&o);
 		refuse_now(srv, req);
 		return;

@@ -47,6 +47,18 @@ static bool check_url(const struct fl_config_key *key, const void *value, char *
 	return true;
 }
 
+static bool check_http_url(const struct fl_config_key *key, const void *value, char *why)
+{
+	const char *url = *(const char *const *)value;
+
+	(void)key;
+	if (strncmp(url, "http://", 7) != 0 || url[7] == '\0' || strchr(url + 7, ':') == NULL) {
+		snprintf(why, FL_ERRBUF_SIZE, "expected a URL such as http://127.0.0.1:7402");
+		return false;
+	}
+	return true;
+}
+
 /* Project ids: as the wire carries them, a short printable name. */
 static bool check_project(const struct fl_config_key *key, const void *value, char *why)
 {
@@ -268,6 +280,13 @@ const struct fl_config_key fl_coordinator_config_table[] = {
      .def = FL_COORDINATOR_DEFAULT_ADMIN_LISTEN,
      .check = check_url,
      .help = "where operators' CLIs connect"},
+    {.name = "http_listen",
+     .type = FL_CONFIG_STRING,
+     .flags = FL_CONFIG_NONEMPTY,
+     .offset = offsetof(struct fl_coordinator_config, http_listen),
+     .check = check_http_url,
+     .help = "where /metrics, /api/v1 and the dashboard are served (off when unset; a "
+             "non-loopback address needs tokens)"},
     {.name = "operators",
      .type = FL_CONFIG_TABLE_LIST,
      .flags = FL_CONFIG_RELOADABLE,

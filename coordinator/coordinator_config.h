@@ -66,6 +66,7 @@ struct fl_coordinator_config {
 	char *project_id;
 	char *agent_listen; /* never NULL once loaded: coordinator_url or the default */
 	char *admin_listen;
+	char *http_listen;               /* NULL: no HTTP endpoint (http.h) */
 	struct fl_config_list operators; /* struct fl_coordinator_operator */
 	struct fl_config_list agents;    /* struct fl_coordinator_agent */
 	struct fl_config_list webhooks;  /* struct fl_coordinator_webhook */

@@ -48,6 +48,7 @@ struct entry {
 
 struct fl_core {
 	struct fl_coordinator_config *cfg;
+	struct fl_metrics *metrics; /* fl_core_set_metrics; not owned */
 	struct fl_store *store;
 	struct fl_peers *peers;
 	struct fl_envelope *agent_ep, *admin_ep;
@@ -1016,4 +1017,14 @@ void fl_core_free(struct fl_core *core)
 	pthread_mutex_destroy(&core->mtx);
 	pthread_cond_destroy(&core->cond);
 	free(core);
+}
+
+void fl_core_set_metrics(struct fl_core *core, struct fl_metrics *m)
+{
+	core->metrics = m;
+}
+
+struct fl_metrics *fl_core_metrics(struct fl_core *core)
+{
+	return core->metrics;
 }

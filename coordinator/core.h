@@ -278,4 +278,10 @@ uint64_t fl_core_counter(struct fl_core *core, enum fl_core_counter c);
 /* Polls parked right now. */
 size_t fl_core_held_count(struct fl_core *core);
 
+/* What /metrics counts (metrics.h), set once before fl_core_start (main.c);
+ * NULL when none. Any thread. */
+struct fl_metrics;
+void fl_core_set_metrics(struct fl_core *core, struct fl_metrics *m);
+struct fl_metrics *fl_core_metrics(struct fl_core *core);
+
 #endif

@@ -102,6 +102,10 @@ enum fl_err fl_store_commit(struct fl_store *st, char *errbuf) __attribute__((wa
 /* Roll back the open transaction, if any. */
 void fl_store_rollback(struct fl_store *st);
 bool fl_store_in_transaction(struct fl_store *st);
+/* Call fn with each successful commit's duration in nanoseconds (the store's
+ * latency, for /metrics); fn NULL stops. Setup only, before other use. */
+typedef void (*fl_store_commit_fn)(void *arg, int64_t ns);
+void fl_store_on_commit(struct fl_store *st, fl_store_commit_fn fn, void *arg);
 
 /* ---- releases ---- */
 

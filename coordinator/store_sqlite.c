@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -42,6 +43,8 @@ struct fl_store {
 	size_t n_cache, cap_cache;
 	bool in_tx;
 	int version;
+	fl_store_commit_fn commit_fn; /* fl_store_on_commit */
+	void *commit_arg;
 };
 
 /* ---- schema ---- */
@@ -632,16 +635,29 @@ enum fl_err fl_store_begin(struct fl_store *st, char *errbuf)
 
 enum fl_err fl_store_commit(struct fl_store *st, char *errbuf)
 {
+	struct timespec t0, t1;
 	enum fl_err e;
 
 	if (!st->in_tx)
 		return fl_errf(errbuf, FL_ESTATE, "store '%s': no transaction to commit", st->path);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((e = exec(st, "COMMIT", "cannot commit", errbuf)) != FL_OK) {
 		fl_store_rollback(st);
 		return e;
 	}
 	st->in_tx = false;
+	if (st->commit_fn) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		st->commit_fn(st->commit_arg, (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 +
+		                                  (t1.tv_nsec - t0.tv_nsec));
+	}
 	return FL_OK;
+}
+
+void fl_store_on_commit(struct fl_store *st, fl_store_commit_fn fn, void *arg)
+{
+	st->commit_fn = fn;
+	st->commit_arg = arg;
 }
 
 void fl_store_rollback(struct fl_store *st)

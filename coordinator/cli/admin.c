@@ -388,23 +388,7 @@ int cli_admin_call_retryable(struct cli_admin *a, Flotilla__V1__AdminRequest *re
 
 const char *cli_enum_name(const ProtobufCEnumDescriptor *d, int value, char *buf, size_t n)
 {
-	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(d, value);
-	const ProtobufCEnumValue *zero = protobuf_c_enum_descriptor_get_value(d, 0);
-	size_t skip = 0, k = 0;
-	const char *s;
-
-	if (v == NULL || n == 0) {
-		snprintf(buf, n, "?");
-		return buf;
-	}
-	/* Every enum of flotilla.proto has PREFIX_UNSPECIFIED = 0. */
-	if (zero != NULL && strlen(zero->name) > strlen("UNSPECIFIED"))
-		skip = strlen(zero->name) - strlen("UNSPECIFIED");
-	s = strlen(v->name) > skip ? v->name + skip : v->name;
-	for (; *s != '\0' && k + 1 < n; s++)
-		buf[k++] = *s == '_' ? '-' : (char)tolower((unsigned char)*s);
-	buf[k] = '\0';
-	return buf;
+	return jr_enum(d, value, buf, n);
 }
 
 enum fl_err cli_enum_parse(const ProtobufCEnumDescriptor *d, const char *name, int *value)
@@ -635,10 +619,7 @@ const char *cli_labels_text(Flotilla__V1__Label *const *labels, size_t n, char *
 
 void cli_labels_json(struct jw *w, const char *key, Flotilla__V1__Label *const *labels, size_t n)
 {
-	jw_obj(w, key);
-	for (size_t i = 0; i < n; i++)
-		jw_str(w, labels[i]->key, labels[i]->value);
-	jw_end(w);
+	jr_labels(w, key, labels, n);
 }
 
 bool cli_tty(void)
@@ -657,23 +638,5 @@ bool cli_color(void)
 
 void cli_tenant_json(struct jw *w, const char *key, const Flotilla__V1__TenantStatus *t)
 {
-	char b[CLI_ENUM_NAME_MAX];
-
-	jw_obj(w, key);
-	jw_str(w, "tenant_id", t->tenant_id);
-	jw_str(w, "agent_id", t->agent_id);
-	jw_str(w, "database", t->database);
-	jw_str(w, "schema", t->schema);
-	cli_labels_json(w, "labels", t->labels, t->n_labels);
-	jw_str(w, "state",
-	       cli_enum_name(&flotilla__v1__tenant_state__descriptor, t->state, b, sizeof(b)));
-	jw_str(w, "head_migration_id", t->head_migration_id);
-	jw_uint(w, "applied_count", t->applied_count);
-	jw_str(w, "fingerprint", t->fingerprint);
-	jw_bool(w, "drifted", t->drifted);
-	jw_bool(w, "external_changes", t->external_changes);
-	jw_str(w, "rollout_id", t->rollout_id);
-	jw_str(w, "last_error", t->last_error);
-	jw_int(w, "updated_at_ms", t->updated_at_ms);
-	jw_end(w);
+	jr_tenant(w, key, t);
 }
