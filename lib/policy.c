@@ -430,6 +430,120 @@ bool fl_policy_may_start(const struct fl_policy *p, const struct fl_labels *tena
 	return !selected;
 }
 
+int fl_policy_next_start(const struct fl_policy *p, const struct fl_labels *tenant, int m)
+{
+	int best = 0;
+	size_t i;
+
+	if (m < 0 || m >= MINUTES_PER_DAY)
+		m = ((m % MINUTES_PER_DAY) + MINUTES_PER_DAY) % MINUTES_PER_DAY;
+	for (i = 0; i < p->n_windows; i++) {
+		const struct fl_window *w = &p->windows[i];
+		int wait;
+
+		if (!fl_labels_match(tenant, &w->labels))
+			continue;
+		if (fl_window_open(w, m))
+			return 0;
+		wait = (w->start_minute - m + MINUTES_PER_DAY) % MINUTES_PER_DAY;
+		if (wait > 0 && (best == 0 || wait < best))
+			best = wait;
+	}
+	return best;
+}
+
+#define MS_MIN (60 * MS_S)
+#define MS_DAY ((int64_t)MINUTES_PER_DAY * MS_MIN)
+
+/* Minute of the day (UTC) that instant t (ms since the epoch) falls in. */
+static int minute_of(int64_t t)
+{
+	int64_t m = t / MS_MIN;
+
+	if (t < 0 && t % MS_MIN != 0)
+		m--;
+	return (int)(((m % MINUTES_PER_DAY) + MINUTES_PER_DAY) % MINUTES_PER_DAY);
+}
+
+int64_t fl_policy_window_finish_ms(const struct fl_policy *p, const struct fl_labels *tenant,
+                                   int64_t start_ms, int64_t work_ms)
+{
+	int64_t t = start_ms, per_day;
+	int open = 0;
+
+	if (work_ms <= 0)
+		return start_ms;
+	for (int m = 0; m < MINUTES_PER_DAY; m++)
+		open += fl_policy_may_start(p, tenant, m);
+	if (open == MINUTES_PER_DAY || open == 0) /* no window, or none that opens: not held */
+		return start_ms + work_ms;
+	per_day = (int64_t)open * MS_MIN;
+	for (;;) {
+		int64_t minute_end = t - (((t % MS_MIN) + MS_MIN) % MS_MIN) + MS_MIN, step;
+
+		if (fl_policy_may_start(p, tenant, minute_of(t))) {
+			step = minute_end - t < work_ms ? minute_end - t : work_ms;
+			work_ms -= step;
+			t += step;
+			if (work_ms == 0)
+				return t;
+		} else {
+			t = minute_end;
+		}
+		/* at a minute's start, each whole day ahead holds per_day of open time */
+		if (work_ms > per_day) {
+			int64_t days = (work_ms - 1) / per_day;
+
+			t += days * MS_DAY;
+			work_ms -= days * per_day;
+		}
+	}
+}
+
+int64_t fl_wave_finish_ms(const struct fl_policy *p, uint32_t max_parallel,
+                          const struct fl_labels *const *tenants, size_t n, int64_t start_ms,
+                          int64_t apply_ms)
+{
+	int64_t end = start_ms;
+	bool *done;
+	size_t i, j;
+
+	if (n == 0 || apply_ms <= 0)
+		return start_ms;
+	if (max_parallel == 0)
+		max_parallel = 1;
+	done = fl_calloc(n, sizeof(*done));
+	for (i = 0; i < n; i++) {
+		size_t count = 0, par;
+		int64_t work, fin;
+
+		if (done[i])
+			continue;
+		/* the group of tenants the same windows select */
+		for (j = i; j < n; j++) {
+			size_t k;
+			bool same = true;
+
+			if (done[j])
+				continue;
+			for (k = 0; same && k < p->n_windows; k++)
+				same = fl_labels_match(tenants[i], &p->windows[k].labels) ==
+				       fl_labels_match(tenants[j], &p->windows[k].labels);
+			if (same) {
+				done[j] = true;
+				count++;
+			}
+		}
+		par = count < max_parallel ? count : max_parallel;
+		work = (int64_t)((count + par - 1) / par) * apply_ms;
+		fin = fl_policy_window_finish_ms(p, tenants[i], start_ms, work);
+		if (fin > end)
+			end = fin;
+	}
+	free(done);
+	return end;
+}
+
 /* ---- init, fini, copy ---- */
 
 void fl_policy_init(struct fl_policy *p)

@@ -196,6 +196,36 @@ bool fl_window_open(const struct fl_window *w, int minute_of_day);
 bool fl_policy_may_start(const struct fl_policy *p, const struct fl_labels *tenant,
                          int minute_of_day);
 
+/* Minutes from minute-of-day m (UTC) until a tenant with these labels may
+ * start: 0 when it may start now (no window selects it, or one that does is
+ * open), else until the soonest of those windows opens (1..1439). */
+int fl_policy_next_start(const struct fl_policy *p, const struct fl_labels *tenant,
+                         int minute_of_day);
+
+/*
+ * Planning, not scheduling: when a tenant with these labels that is ready at
+ * start_ms (ms since the epoch, UTC) has had work_ms of time it may run in.
+ * start_ms + work_ms when no window selects it; else work counts only while
+ * one of its windows is open, so work longer than an opening spills into the
+ * next one (the next day's). The scheduler only holds back starts (a running
+ * migration goes on after its window closes), so this errs late.
+ */
+int64_t fl_policy_window_finish_ms(const struct fl_policy *p, const struct fl_labels *tenant,
+                                   int64_t start_ms, int64_t work_ms);
+
+/*
+ * When a wave of n tenants (their labels), started at start_ms, is done if
+ * each apply takes apply_ms and at most max_parallel run at once: the
+ * tenants are grouped by the windows that select them, each group runs
+ * ceil(count / min(count, max_parallel)) rounds of apply_ms inside its
+ * windows (fl_policy_window_finish_ms), and the wave ends with its last
+ * group. Groups are taken as if each had max_parallel to itself (an
+ * estimate). start_ms when n is 0 or apply_ms is not positive.
+ */
+int64_t fl_wave_finish_ms(const struct fl_policy *p, uint32_t max_parallel,
+                          const struct fl_labels *const *tenants, size_t n, int64_t start_ms,
+                          int64_t apply_ms);
+
 /* Spellings as policy files write them; "?" for a value out of range. */
 const char *fl_gate_name(enum fl_gate g);                      /* "auto", "manual" */
 const char *fl_on_failure_name(enum fl_on_failure f);          /* "halt", "rollback-wave", ... */

@@ -303,6 +303,167 @@ START_TEST(budget_counts_exactly)
 }
 END_TEST
 
+START_TEST(next_start)
+{
+	struct fl_policy p;
+	struct fl_labels eu, us, other;
+	char err[FL_ERRBUF_SIZE] = "";
+
+	ck_assert_int_eq(load(MINIMAL
+	                      "windows:\n"
+	                      "  - {select: {labels: {region: eu}}, utc: \"01:00-05:00\"}\n"
+	                      "  - {select: {labels: {region: eu}}, utc: \"22:00-23:00\"}\n"
+	                      "  - {select: {labels: {region: us}}, utc: \"23:30-00:30\"}\n",
+	                      &p, err),
+	                 FL_OK);
+	ck_assert_int_eq(fl_labels_parse("region=eu,ring=canary", &eu, err), FL_OK);
+	ck_assert_int_eq(fl_labels_parse("region=us", &us, err), FL_OK);
+	ck_assert_int_eq(fl_labels_parse("region=ap", &other, err), FL_OK);
+	/* open now: 0 */
+	ck_assert_int_eq(fl_policy_next_start(&p, &eu, 60), 0);
+	ck_assert_int_eq(fl_policy_next_start(&p, &eu, 299), 0);
+	ck_assert_int_eq(fl_policy_next_start(&p, &eu, 1379), 0);
+	/* several windows: the soonest */
+	ck_assert_int_eq(fl_policy_next_start(&p, &eu, 300), 1320 - 300);
+	ck_assert_int_eq(fl_policy_next_start(&p, &eu, 1380), 1440 - 1380 + 60);
+	ck_assert_int_eq(fl_policy_next_start(&p, &eu, 0), 60);
+	ck_assert_int_eq(fl_policy_next_start(&p, &eu, 59), 1);
+	/* across midnight */
+	ck_assert_int_eq(fl_policy_next_start(&p, &us, 1439), 0);
+	ck_assert_int_eq(fl_policy_next_start(&p, &us, 29), 0);
+	ck_assert_int_eq(fl_policy_next_start(&p, &us, 30), 1410 - 30);
+	ck_assert_int_eq(fl_policy_next_start(&p, &us, 1409), 1);
+	/* no window selects it: now, always */
+	for (int m = 0; m < 1440; m += 7)
+		ck_assert_int_eq(fl_policy_next_start(&p, &other, m), 0);
+	/* agrees with fl_policy_may_start everywhere */
+	for (int m = 0; m < 1440; m++) {
+		ck_assert_int_eq(fl_policy_next_start(&p, &eu, m) == 0,
+		                 fl_policy_may_start(&p, &eu, m));
+		ck_assert_int_eq(fl_policy_next_start(&p, &us, m) == 0,
+		                 fl_policy_may_start(&p, &us, m));
+	}
+	fl_policy_fini(&p);
+	fl_labels_fini(&eu);
+	fl_labels_fini(&us);
+	fl_labels_fini(&other);
+}
+END_TEST
+
+#define MIN_MS  60000LL
+#define HOUR_MS (60 * MIN_MS)
+#define DAY_MS  (24 * HOUR_MS)
+/* 2026-12-01, 00:00 UTC */
+#define MIDNIGHT 1796083200000LL
+
+START_TEST(window_finish)
+{
+	struct fl_policy p;
+	struct fl_labels eu, us, other;
+	char err[FL_ERRBUF_SIZE] = "";
+
+	ck_assert_int_eq(MIDNIGHT % DAY_MS, 0);
+	ck_assert_int_eq(load(MINIMAL
+	                      "windows:\n"
+	                      "  - {select: {labels: {region: eu}}, utc: \"01:00-05:00\"}\n"
+	                      "  - {select: {labels: {region: us}}, utc: \"23:00-01:00\"}\n",
+	                      &p, err),
+	                 FL_OK);
+	ck_assert_int_eq(fl_labels_parse("region=eu", &eu, err), FL_OK);
+	ck_assert_int_eq(fl_labels_parse("region=us", &us, err), FL_OK);
+	ck_assert_int_eq(fl_labels_parse("region=ap", &other, err), FL_OK);
+	/* no window: start + work */
+	ck_assert_int_eq(fl_policy_window_finish_ms(&p, &other, MIDNIGHT + 7, 3 * DAY_MS),
+	                 MIDNIGHT + 7 + 3 * DAY_MS);
+	/* nothing to do: now */
+	ck_assert_int_eq(fl_policy_window_finish_ms(&p, &eu, MIDNIGHT + 7, 0), MIDNIGHT + 7);
+	/* inside the window, fits: start + work */
+	ck_assert_int_eq(fl_policy_window_finish_ms(&p, &eu, MIDNIGHT + 2 * HOUR_MS, HOUR_MS),
+	                 MIDNIGHT + 3 * HOUR_MS);
+	/* before it opens: waits for it */
+	ck_assert_int_eq(fl_policy_window_finish_ms(&p, &eu, MIDNIGHT + 30 * MIN_MS, HOUR_MS),
+	                 MIDNIGHT + 2 * HOUR_MS);
+	/* after it closed: tomorrow's */
+	ck_assert_int_eq(fl_policy_window_finish_ms(&p, &eu, MIDNIGHT + 6 * HOUR_MS, 1000),
+	                 MIDNIGHT + DAY_MS + HOUR_MS + 1000);
+	/* more than a window holds spills into the next day's: 2 h today, 1 h tomorrow */
+	ck_assert_int_eq(fl_policy_window_finish_ms(&p, &eu, MIDNIGHT + 3 * HOUR_MS, 3 * HOUR_MS),
+	                 MIDNIGHT + DAY_MS + 2 * HOUR_MS);
+	/* many days: 9 h of 4 h windows = 01:00-05:00 twice, then 1 h on the third day */
+	ck_assert_int_eq(fl_policy_window_finish_ms(&p, &eu, MIDNIGHT, 9 * HOUR_MS),
+	                 MIDNIGHT + 2 * DAY_MS + 2 * HOUR_MS);
+	/* exactly a window's worth ends as it closes */
+	ck_assert_int_eq(fl_policy_window_finish_ms(&p, &eu, MIDNIGHT, 4 * HOUR_MS),
+	                 MIDNIGHT + 5 * HOUR_MS);
+	/* a partial minute: started at 04:59:30, 45 s of work: 30 s now, 15 s tomorrow */
+	ck_assert_int_eq(fl_policy_window_finish_ms(&p, &eu, MIDNIGHT + 5 * HOUR_MS - 30000, 45000),
+	                 MIDNIGHT + DAY_MS + HOUR_MS + 15000);
+	/* across midnight: 23:00-01:00, from 22:00 with 3 h: 23:00-01:00, then 23:00-00:00 */
+	ck_assert_int_eq(fl_policy_window_finish_ms(&p, &us, MIDNIGHT + 22 * HOUR_MS, 3 * HOUR_MS),
+	                 MIDNIGHT + 2 * DAY_MS);
+	/* 100 days of work in 2 h windows: days are skipped, not walked minute by minute */
+	ck_assert_int_eq(fl_policy_window_finish_ms(&p, &us, MIDNIGHT + HOUR_MS, 200 * HOUR_MS),
+	                 MIDNIGHT + 100 * DAY_MS + HOUR_MS);
+	fl_policy_fini(&p);
+	/* a window for everyone holds everyone */
+	ck_assert_int_eq(load(MINIMAL "windows: [{utc: \"01:00-02:00\"}]\n", &p, err), FL_OK);
+	ck_assert_int_eq(fl_policy_window_finish_ms(&p, &other, MIDNIGHT, MIN_MS),
+	                 MIDNIGHT + HOUR_MS + MIN_MS);
+	fl_policy_fini(&p);
+	fl_labels_fini(&eu);
+	fl_labels_fini(&us);
+	fl_labels_fini(&other);
+}
+END_TEST
+
+START_TEST(wave_finish)
+{
+	struct fl_policy p;
+	struct fl_labels l[6];
+	const struct fl_labels *t[6];
+	const char *spec[6] = {"region=eu", "region=ap", "region=eu,ring=canary",
+	                       "region=ap", "region=eu", "region=us"};
+	char err[FL_ERRBUF_SIZE] = "";
+
+	ck_assert_int_eq(load(MINIMAL
+	                      "windows:\n"
+	                      "  - {select: {labels: {region: eu}}, utc: \"01:00-05:00\"}\n"
+	                      "  - {select: {labels: {region: us}}, utc: \"23:00-01:00\"}\n",
+	                      &p, err),
+	                 FL_OK);
+	for (int i = 0; i < 6; i++) {
+		ck_assert_int_eq(fl_labels_parse(spec[i], &l[i], err), FL_OK);
+		t[i] = &l[i];
+	}
+	/* nothing to do, or no pace known: the start */
+	ck_assert_int_eq(fl_wave_finish_ms(&p, 10, t, 0, MIDNIGHT, MIN_MS), MIDNIGHT);
+	ck_assert_int_eq(fl_wave_finish_ms(&p, 10, t, 6, MIDNIGHT, 0), MIDNIGHT);
+	/* only tenants no window selects: rounds of max_parallel */
+	{
+		const struct fl_labels *ap[2] = {&l[1], &l[3]};
+
+		ck_assert_int_eq(fl_wave_finish_ms(&p, 1, ap, 2, MIDNIGHT + 7, MIN_MS),
+		                 MIDNIGHT + 7 + 2 * MIN_MS);
+		ck_assert_int_eq(fl_wave_finish_ms(&p, 5, ap, 2, MIDNIGHT + 7, MIN_MS),
+		                 MIDNIGHT + 7 + MIN_MS);
+	}
+	/* at 12:00: ap is done at once, eu (3 tenants, 2 at once: 2 rounds of 3 h) starts at
+	 * 01:00 tomorrow, runs 4 h, spills 2 h into the day after; us 23:00-01:00 and 23:00-00:00
+	 */
+	ck_assert_int_eq(fl_wave_finish_ms(&p, 2, t, 6, MIDNIGHT + 12 * HOUR_MS, 3 * HOUR_MS),
+	                 MIDNIGHT + 2 * DAY_MS + 3 * HOUR_MS);
+	/* at 00:30 with 10 at once: one round each; eu 01:00-04:00; us 00:30-01:00, then
+	 * 23:00-01:00 (2.5 h by then), then 23:00-23:30 the next day: the last */
+	ck_assert_int_eq(fl_wave_finish_ms(&p, 10, t, 6, MIDNIGHT + 30 * MIN_MS, 3 * HOUR_MS),
+	                 MIDNIGHT + 2 * DAY_MS - HOUR_MS + 30 * MIN_MS);
+	/* max_parallel 0 counts as 1 */
+	ck_assert_int_eq(fl_wave_finish_ms(&p, 0, t + 1, 1, MIDNIGHT, MIN_MS), MIDNIGHT + MIN_MS);
+	for (int i = 0; i < 6; i++)
+		fl_labels_fini(&l[i]);
+	fl_policy_fini(&p);
+}
+END_TEST
+
 START_TEST(windows_open)
 {
 	struct fl_window day = {.start_minute = 60, .end_minute = 300};         /* 01:00-05:00 */
@@ -654,6 +815,9 @@ static Suite *policy_suite(void)
 	tcase_add_test(tc, budget_counts_exactly);
 	tcase_add_test(tc, windows_open);
 	tcase_add_test(tc, may_start);
+	tcase_add_test(tc, next_start);
+	tcase_add_test(tc, window_finish);
+	tcase_add_test(tc, wave_finish);
 	tcase_add_test(tc, copy_is_deep);
 	tcase_add_loop_test(tc, examples_load, 0, (int)(sizeof(examples) / sizeof(examples[0])));
 	tcase_add_test(tc, load_errors);
