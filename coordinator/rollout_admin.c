@@ -169,32 +169,54 @@ static void count_cb(void *arg, uint32_t wave, int state, uint32_t count)
 		c->c[wave][state] += count;
 }
 
+/* "01:00 UTC (in 3h12m)": the opening wait minutes after the minute now_ms
+ * falls in, and how long until then (rounded up to a minute). */
+static void next_opening(int64_t now_ms, int wait, char *buf, size_t n)
+{
+	int64_t at = (now_ms / 60000 + wait) * 60000, in = (at - now_ms + 59999) / 60000;
+	int m = (int)((at / 60000) % 1440);
+
+	if (in >= 60)
+		snprintf(buf, n, "%02d:%02d UTC (in %" PRId64 "h%02" PRId64 "m)", m / 60, m % 60,
+		         in / 60, in % 60);
+	else
+		snprintf(buf, n, "%02d:%02d UTC (in %" PRId64 "m)", m / 60, m % 60, in);
+}
+
 /* Why the current wave waits, when something beyond work in progress holds it. */
 static const char *waiting_reason(struct fl_arena *a, const struct sched_rollout *r,
                                   const struct sched_wave *w, int64_t now_ms)
 {
-	int minute = (int)((now_ms / 60000) % 1440);
+	int minute = (int)((now_ms / 60000) % 1440), wait = 0;
 	uint32_t windowed = 0, pending = 0;
+	char next[64];
 
 	if (!r->attached || r->row.state != RS_RUNNING || w->row.state != WS_RUNNING)
 		return NULL;
 	for (size_t i = 0; i < r->n_t; i++) {
 		const struct sched_tenant *t = &r->t[i];
+		int m;
 
 		if (t->row.wave != w->row.idx ||
 		    (t->row.state != FL_SCHED_PENDING && t->row.state != FL_SCHED_BUSY))
 			continue;
 		pending++;
-		if (!fl_policy_may_start(&r->order->policy, &t->row.labels, minute))
+		if ((m = fl_policy_next_start(&r->order->policy, &t->row.labels, minute)) > 0) {
 			windowed++;
+			if (wait == 0 || m < wait)
+				wait = m;
+		}
 	}
-	if (pending > 0 && windowed == pending)
-		return afmt(a,
-		            "waiting for window: %u tenants may start only in a maintenance window",
-		            windowed);
-	if (windowed > 0)
-		return afmt(a, "%u tenants waiting for window", windowed);
-	return NULL;
+	if (windowed == 0)
+		return NULL;
+	next_opening(now_ms, wait, next, sizeof(next));
+	if (windowed == pending)
+		return afmt(
+		    a,
+		    "waiting for window: %u tenants may start only in a maintenance window, "
+		    "next opens %s",
+		    windowed, next);
+	return afmt(a, "%u tenants waiting for window, next opens %s", windowed, next);
 }
 
 static Flotilla__V1__RolloutInfo *info_msg(struct fl_arena *a, const struct sched_rollout *r,
@@ -542,7 +564,8 @@ static Flotilla__V1__RolloutPlan *plan_msg(struct fl_scheduler *s, struct fl_are
 	Flotilla__V1__RolloutPlan *m = anew(a, sizeof(*m));
 	const struct fl_policy *pol = &o->policy;
 	size_t samples = 0, none = 0;
-	int64_t mean, eta = 0;
+	int64_t mean, eta, plain = 0, end = now_ms;
+	const struct fl_labels **todo_labels;
 
 	flotilla__v1__rollout_plan__init(m);
 	m->policy_name = astr(a, pol->name);
@@ -554,6 +577,7 @@ static Flotilla__V1__RolloutPlan *plan_msg(struct fl_scheduler *s, struct fl_are
 	m->waves = anew(a, pol->n_waves * sizeof(*m->waves));
 	m->n_waves = pol->n_waves;
 	mean = apply_mean_ms(s, &samples);
+	todo_labels = anew(a, (p->n ? p->n : 1) * sizeof(*todo_labels));
 	for (size_t w = 0; w < pol->n_waves; w++) {
 		const struct fl_wave *pw = &pol->waves[w];
 		Flotilla__V1__WavePlan *wp = anew(a, sizeof(*wp));
@@ -569,7 +593,8 @@ static Flotilla__V1__RolloutPlan *plan_msg(struct fl_scheduler *s, struct fl_are
 
 			if (p->waves.wave[i] != w)
 				continue;
-			todo += !p->t[i].at_target;
+			if (!p->t[i].at_target)
+				todo_labels[todo++] = &p->t[i].labels;
 			if (listed < s->plan_tenant_ids)
 				wp->tenant_ids[listed++] = astr(a, p->t[i].id);
 		}
@@ -587,9 +612,15 @@ static Flotilla__V1__RolloutPlan *plan_msg(struct fl_scheduler *s, struct fl_are
 		if (mean > 0 && todo > 0) {
 			size_t par = pw->max_parallel < todo ? pw->max_parallel : todo;
 
-			eta += (int64_t)((todo + par - 1) / par) * mean + pw->bake_ms;
+			/* waves run one after another; a wave's windowed tenants run only
+			 * while their windows are open (fl_wave_finish_ms) */
+			plain += (int64_t)((todo + par - 1) / par) * mean + pw->bake_ms;
+			end =
+			    fl_wave_finish_ms(pol, pw->max_parallel, todo_labels, todo, end, mean) +
+			    pw->bake_ms;
 		}
 	}
+	eta = end - now_ms;
 	m->eta_ms = eta;
 	if (p->have_rel) {
 		size_t n = p->target_pos >= p->from_pos ? (size_t)(p->target_pos - p->from_pos) : 0;
@@ -638,8 +669,9 @@ static Flotilla__V1__RolloutPlan *plan_msg(struct fl_scheduler *s, struct fl_are
 	if (mean > 0)
 		warn(a, m,
 		     "eta: about %" PRId64 " s (earlier applies took %" PRId64
-		     " ms on average, %zu timed)",
-		     (eta + 999) / 1000, mean, samples);
+		     " ms on average, %zu timed%s)",
+		     (eta + 999) / 1000, mean, samples,
+		     eta > plain ? "; waiting for maintenance windows included" : "");
 	if (p->have_rel && p->target_pos > p->from_pos)
 		lint_warnings(s, a, p, m);
 	return m;

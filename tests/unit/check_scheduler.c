@@ -1612,8 +1612,12 @@ START_TEST(windows_hold_starts)
 	ck_assert_int_eq(tenants_in(id, FL_SCHED_APPLIED, -1), 2);
 	ck_assert_int_eq(tenants_in(id, FL_SCHED_PENDING, -1), 2);
 	ri = info(id, &rep);
-	ck_assert_msg(strstr(ri->waves[0]->state_reason, "waiting for window") != NULL, "%s",
-	              ri->waves[0]->state_reason);
+	/* ~22:13:25: the next opening, and how long until it (rounded up) */
+	ck_assert_msg(
+	    strstr(ri->waves[0]->state_reason,
+	           "waiting for window: 2 tenants may start only in a maintenance window, "
+	           "next opens 23:00 UTC (in 47m)") != NULL,
+	    "%s", ri->waves[0]->state_reason);
 	fl_rollout_reply_fini(&rep);
 	open_at = T0 - (T0 % DAY) + 23 * HOUR;
 	ck_assert_uint_le(fl_scheduler_next_tick(fx.s), now + MINUTE);
@@ -1621,6 +1625,42 @@ START_TEST(windows_hold_starts)
 	ck_assert_int_eq(tenants_in(id, FL_SCHED_PENDING, -1), 2);
 	run_until(open_at + MINUTE, MINUTE, NULL, 4);
 	run(NULL, 4, 5);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	fx_down();
+}
+END_TEST
+
+/* Some tenants may start now, others wait: how many, and when their window
+ * opens, hours away. */
+START_TEST(windows_reason_names_opening)
+{
+	char id[32];
+	struct fl_rollout_reply rep;
+	Flotilla__V1__RolloutInfo *ri;
+
+	fx_up(true);
+	fx_fleet(1, 4, 0, 0);
+	/* T0 is 22:13:20 UTC; eu tenants only 01:00-05:00: 2h46m40s away */
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 1}\n",
+	                "windows:\n  - {select: {labels: {region: eu}}, utc: \"01:00-05:00\"}\n"),
+	         id);
+	ri = info(id, &rep);
+	ck_assert_msg(strcmp(ri->waves[0]->state_reason,
+	                     "2 tenants waiting for window, next opens 01:00 UTC (in 2h47m)") == 0,
+	              "%s", ri->waves[0]->state_reason);
+	fl_rollout_reply_fini(&rep);
+	/* the us tenants done, only eu ones left */
+	run(NULL, 4, 10);
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_PENDING, -1), 2);
+	ri = info(id, &rep);
+	ck_assert_msg(strstr(ri->waves[0]->state_reason, "waiting for window: 2 tenants") != NULL &&
+	                  strstr(ri->waves[0]->state_reason, "next opens 01:00 UTC (in 2h4") !=
+	                      NULL,
+	              "%s", ri->waves[0]->state_reason);
+	fl_rollout_reply_fini(&rep);
+	/* inside the window: no reason */
+	run_until(T0 - (T0 % DAY) + DAY + HOUR, 10 * MINUTE, NULL, 4);
+	run(NULL, 4, 10);
 	ck_assert_int_eq(rstate(id), RS(COMPLETED));
 	fx_down();
 }
@@ -1873,6 +1913,67 @@ START_TEST(plan_dry_run)
 	/* 17 to apply: canary 2 at 2 (1 batch), early up to 8 at 3, rest at 5 */
 	ck_assert_int_gt(p->eta_ms, 3 * 10000);
 	ck_assert(has_warning(p, "eta"));
+	fl_rollout_reply_fini(&rep);
+	fx_down();
+}
+END_TEST
+
+/* One apply of 10 s on record, as if timed by an earlier rollout. */
+static void time_an_apply(void)
+{
+	Flotilla__V1__Report r = FLOTILLA__V1__REPORT__INIT;
+	struct fl_buf packed = FL_BUF_INIT;
+	bool dup;
+
+	r.agent_id = "a";
+	r.tenant_id = "t00000";
+	r.rollout_id = "r-0";
+	r.kind = WK(APPLY);
+	r.outcome = OC(APPLIED);
+	r.message = "";
+	r.started_at_ms = now - 10000;
+	r.finished_at_ms = now;
+	ck_assert(fl_wire_pack_message(&r.base, &packed, FL_WIRE_MAX_REPORT, err) == FL_OK);
+	ck_assert(fl_store_report_add(fx.st, fx.apk[0], 1, 1, "t00000", OC(APPLIED),
+	                              (uint8_t *)packed.data, packed.len, now, &dup, err) == FL_OK);
+	fl_buf_fini(&packed);
+}
+
+/* The plan's ETA waits for maintenance windows, and spills work that does not
+ * fit in an opening into the next day's. */
+START_TEST(plan_eta_windows)
+{
+	struct fl_rollout_reply rep;
+	const Flotilla__V1__RolloutPlan *p;
+	int64_t midnight;
+
+	fx_up(false);
+	midnight = now - (now % DAY);
+	fx_fleet(1, 20, 0, 0); /* 10 eu, 10 us */
+	time_an_apply();
+	/* no window: 20 rounds of 10 s */
+	plan(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 1}\n", ""), &rep);
+	p = rep.response.rollout_plan->plan;
+	ck_assert_int_eq(p->eta_ms, 20 * 10000);
+	ck_assert(has_warning(p, "eta: about 200 s"));
+	ck_assert(!has_warning(p, "maintenance windows"));
+	fl_rollout_reply_fini(&rep);
+	/* eu 23:00-23:30: us done in 100 s, eu waits for 23:00 and takes 100 s */
+	plan(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 1}\n",
+	            "windows:\n  - {select: {labels: {region: eu}}, utc: \"23:00-23:30\"}\n"),
+	     &rep);
+	p = rep.response.rollout_plan->plan;
+	ck_assert_int_eq(p->eta_ms, midnight + 23 * HOUR + 100000 - now);
+	ck_assert(has_warning(p, "waiting for maintenance windows included"));
+	fl_rollout_reply_fini(&rep);
+	/* a one-minute window holds 60 s of the 100: the rest at 23:00 tomorrow; the
+	 * bake and the next wave come after */
+	plan(POLICY("  - {name: eu, select: {labels: {region: eu}}, max_parallel: 1, bake: 1m}\n"
+	            "  - {name: rest, select: {percent: 100}, max_parallel: 2}\n",
+	            "windows:\n  - {select: {labels: {region: eu}}, utc: \"23:00-23:01\"}\n"),
+	     &rep);
+	p = rep.response.rollout_plan->plan;
+	ck_assert_int_eq(p->eta_ms, midnight + DAY + 23 * HOUR + 40000 + MINUTE + 5 * 10000 - now);
 	fl_rollout_reply_fini(&rep);
 	fx_down();
 }
@@ -3777,12 +3878,14 @@ static Suite *suite(void)
 	tcase_add_test(tc, retry_new_ids);
 	tcase_add_test(tc, one_active_rollout_per_tenant);
 	tcase_add_test(tc, windows_hold_starts);
+	tcase_add_test(tc, windows_reason_names_opening);
 	tcase_add_test(tc, limits_never_exceeded);
 	tcase_add_test(tc, restart_resumes);
 	tcase_add_test(tc, restart_keeps_states);
 	tcase_add_test(tc, lost_reply_resent);
 	tcase_add_test(tc, start_refusals);
 	tcase_add_test(tc, plan_dry_run);
+	tcase_add_test(tc, plan_eta_windows);
 	tcase_add_test(tc, manual_rollback);
 	tcase_add_test(tc, manual_rollback_needs_down);
 	tcase_add_test(tc, status_lists);
