@@ -77,29 +77,47 @@ function finishedIn(w) {
          w.tenants_unreachable;
 }
 
+// A wave whose tenants wait for a maintenance window names the opening in its
+// state_reason ("waiting for window: ... next opens 01:00 UTC (in 3h12m)"): that opening
+// ({hhmm, wait: ms from now}), or null when the wave waits for none.
+function windowOpening(w, now) {
+  const m = /next opens (\d\d):(\d\d) UTC/.exec((w && w.state_reason) || "");
+  if (!m) return null;
+  const d = new Date(now);
+  let at = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate(), +m[1], +m[2]);
+  if (at <= now) at += 24 * 3600 * 1000;
+  return { hhmm: m[1] + ":" + m[2], wait: at - now };
+}
+
 // The ETA from the canary's pace: tenants finished per second in the first wave (once it is
 // done, or so far), applied to the tenants not yet finished. Gates waiting for a human and
-// bakes are not guessed: they are named instead.
-function eta(r) {
+// bakes are not guessed: they are named instead. When the current wave waits for a
+// maintenance window, the rest starts when it opens: the wait is added (a window closing
+// again before the work is done is not guessed; `flotilla rollout plan` counts that).
+function eta(r, now = Date.now()) {
   if (!["running", "pending", "paused"].includes(r.state) || r.waves.length === 0)
     return null;
   const c = r.waves[0];
+  const cur = r.waves[r.current_wave];
+  const win = windowOpening(cur, now);
+  const waiting = win ? "; waiting for window, opens " + win.hhmm + " UTC" : "";
   const done = finishedIn(c);
-  const end = c.finished_at_ms > 0 ? c.finished_at_ms : Date.now();
-  if (c.started_at_ms <= 0 || done === 0) return { text: "ETA: after the canary's first tenants" };
+  const end = c.finished_at_ms > 0 ? c.finished_at_ms : now;
+  if (c.started_at_ms <= 0 || done === 0)
+    return { text: "ETA: after the canary's first tenants" + waiting };
   const per = (end - c.started_at_ms) / done;  // ms per tenant, canary parallelism included
   let left = 0;
   for (const w of r.waves) left += w.tenants_total - finishedIn(w);
   const gates = r.waves.filter((w, i) => i >= r.current_wave && w.gate === "manual" &&
                                          w.state !== "completed").length;
   let text = left === 0 ? "ETA: finishing" :
-      "ETA ~" + duration(left * per) + " for " + left + " tenants (the canary took " +
-      duration(per) + " per tenant)";
-  const cur = r.waves[r.current_wave];
+      "ETA ~" + duration(left * per + (win ? win.wait : 0)) + " for " + left +
+      " tenants (the canary took " + duration(per) + " per tenant)";
+  text += waiting;
   if (cur && cur.state === "awaiting-promote") text += "; waiting for promote";
   else if (gates > 0) text += "; plus " + gates + " manual gate" + (gates > 1 ? "s" : "");
-  if (cur && cur.state === "baking" && cur.bake_until_ms > Date.now())
-    text += "; baking " + duration(cur.bake_until_ms - Date.now()) + " more";
+  if (cur && cur.state === "baking" && cur.bake_until_ms > now)
+    text += "; baking " + duration(cur.bake_until_ms - now) + " more";
   if (r.state === "paused") text += "; paused";
   return { text };
 }
@@ -285,6 +303,7 @@ async function loop() {
   await refresh();
   timer = setTimeout(loop, POLL_MS);
 }
+// ---- start (tests/tools/dashboard_eta_check.mjs reads the functions above only) ----
 document.getElementById("group").addEventListener("change", (ev) => {
   groupBy = ev.target.value;
   loop();
