@@ -57,6 +57,23 @@ static int add_key(struct cli_admin *a, struct cli *c, const char *where, const 
 	return CLI_OK;
 }
 
+/* Every key of a list separated by commas or spaces (the flag and the
+ * environment variable take the same). */
+static int add_keys(struct cli_admin *a, struct cli *c, const char *where, const char *s)
+{
+	int code;
+
+	while (*s != '\0') {
+		size_t len = strcspn(s, ", ");
+
+		if (len > 0 && (code = add_key(a, c, where, s, len)) != CLI_OK)
+			return code;
+		s += len;
+		s += strspn(s, ", ");
+	}
+	return CLI_OK;
+}
+
 int cli_admin_option(struct cli_admin *a, struct cli *c, int opt, const char *arg)
 {
 	char errbuf[FL_ERRBUF_SIZE];
@@ -70,7 +87,7 @@ int cli_admin_option(struct cli_admin *a, struct cli *c, int opt, const char *ar
 		return CLI_OK;
 	case OPT_COORDINATOR_KEY:
 		a->keys_from_options = true;
-		return add_key(a, c, "--coordinator-key", arg, strlen(arg));
+		return add_keys(a, c, "--coordinator-key", arg);
 	case OPT_OPERATOR_KEY:
 		a->key_file = arg;
 		return CLI_OK;
@@ -88,19 +105,10 @@ int cli_admin_option(struct cli_admin *a, struct cli *c, int opt, const char *ar
 static int env_keys(struct cli_admin *a, struct cli *c)
 {
 	const char *s = getenv("FLOTILLA_COORDINATOR_KEY");
-	int code;
 
 	if (a->keys_from_options || s == NULL)
 		return CLI_OK;
-	while (*s != '\0') {
-		size_t len = strcspn(s, ", ");
-
-		if (len > 0 && (code = add_key(a, c, "FLOTILLA_COORDINATOR_KEY", s, len)) != CLI_OK)
-			return code;
-		s += len;
-		s += strspn(s, ", ");
-	}
-	return CLI_OK;
+	return add_keys(a, c, "FLOTILLA_COORDINATOR_KEY", s);
 }
 
 int cli_admin_connect(struct cli_admin *a, struct cli *c)

@@ -742,6 +742,26 @@ START_TEST(fleet_status_pages)
 }
 END_TEST
 
+/* Several pinned keys in one --coordinator-key, separated by commas, as the
+ * environment variable takes them (README). */
+START_TEST(coordinator_keys_in_one_flag)
+{
+	char keys[2 * sizeof(coord_pub) + 2];
+	struct run r;
+
+	handler = h_fleet;
+	fl_test_fmt(keys, sizeof(keys), "%s,%s", coord_pub, coord_pub);
+	r = CLI("fleet", "status", "--coordinator-key", keys);
+	ck_assert_msg(r.code == 0, "%s", r.err);
+	run_free(&r);
+	fl_test_fmt(keys, sizeof(keys), "%s,notakey", coord_pub);
+	r = CLI("fleet", "status", "--coordinator-key", keys);
+	ck_assert_int_eq(r.code, 2);
+	ASSERT_HAS(r.err, "--coordinator-key");
+	run_free(&r);
+}
+END_TEST
+
 /* ---- rollouts: orders signed with the release key ---- */
 
 static char release_file[1200], policy_file[1200];
@@ -1562,6 +1582,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, refused_key);
 	tcase_add_test(tc, client_refusal_is_its_own_error);
 	tcase_add_test(tc, missing_keys);
+	tcase_add_test(tc, coordinator_keys_in_one_flag);
 	tcase_add_test(tc, status_codes);
 	tcase_add_test(tc, usage_errors_send_nothing);
 	tcase_add_test(tc, fleet_status_pages);
