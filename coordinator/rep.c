@@ -3,6 +3,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -243,8 +244,9 @@ struct fl_rep *fl_rep_of(struct fl_rep_req *req)
  * (NNG_ECLOSED) and the accept loop takes that for "listener closed" (nng
  * issue #1518). Anyone who can connect to the socket, or a client killed
  * at the wrong moment, would make the endpoint deaf. On those transports a
- * watchdog reads the listener's error count every second and, when it grew,
- * listens anew: the peers redial, and what was in flight is asked again.
+ * watchdog reads the listener's error count every second and, when it grew
+ * and a probe is no longer accepted, listens anew: the peers redial, and
+ * what was in flight is asked again.
  */
 static bool listener_may_go_deaf(const char *url)
 {
@@ -257,20 +259,46 @@ static bool listener_may_go_deaf(const char *url)
 	return major < 1 || (major == 1 && minor < 6);
 }
 
-/* The errors the listener's accept loop met that nng files under "other"
- * (among them the one that stops it), 0 if nng keeps no statistics. */
-static uint64_t listener_other_errors(nng_listener l)
+/* A counter of the listener's statistics ("other": errors nng files there,
+ * among them the one that stops it; "accept": pipes accepted), 0 if nng
+ * keeps none. */
+static uint64_t listener_stat(nng_listener l, const char *name)
 {
-	nng_stat *all, *ls, *other;
+	nng_stat *all, *ls, *st;
 	uint64_t n = 0;
 
 	if (nng_stats_get(&all) != 0)
 		return 0;
-	if ((ls = nng_stat_find_listener(all, l)) != NULL &&
-	    (other = nng_stat_find(ls, "other")) != NULL)
-		n = nng_stat_value(other);
+	if ((ls = nng_stat_find_listener(all, l)) != NULL && (st = nng_stat_find(ls, name)) != NULL)
+		n = nng_stat_value(st);
 	nng_stats_free(all);
 	return n;
+}
+
+/* Whether the listener still accepts: a probe dials it and must be
+ * accepted within 3 s. Errors under "other" are not all the fatal one (nng
+ * recovers from some by itself), and closing a live listener would cut
+ * every peer's connection. */
+static bool listener_accepts(struct fl_rep *r)
+{
+	uint64_t before = listener_stat(r->listener, "accept");
+	bool accepted = false;
+	nng_socket probe;
+
+	if (nng_req0_open(&probe) != 0)
+		return true; /* cannot tell: leave it */
+	if (nng_dial(probe, r->url, NULL, NNG_FLAG_NONBLOCK) == 0) {
+		int64_t deadline = fl_now_ms() + 3000;
+
+		while (!(accepted = listener_stat(r->listener, "accept") > before) &&
+		       fl_now_ms() < deadline) {
+			struct timespec ts = {0, 20 * 1000000};
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	nng_close(probe);
+	return accepted;
 }
 
 static int listen_on(struct fl_rep *r)
@@ -290,10 +318,14 @@ static void relisten_if_deaf(struct fl_rep *r)
 	int rv;
 
 	if (r->listening) {
-		uint64_t n = listener_other_errors(r->listener);
+		uint64_t n = listener_stat(r->listener, "other");
 
 		if (n <= r->listener_errors)
 			return;
+		if (listener_accepts(r)) {
+			r->listener_errors = n;
+			return;
+		}
 		fl_log_warn(r->name,
 		            "the listener on '%s' stopped accepting (a peer left mid-handshake; "
 		            "nng %s, issue #1518): listening again",
@@ -387,7 +419,7 @@ enum fl_err fl_rep_new(const char *name, const char *url, size_t max_recv, size_
 		r->port = port;
 	r->listening = true;
 	if (listener_may_go_deaf(url)) {
-		r->listener_errors = listener_other_errors(r->listener);
+		r->listener_errors = listener_stat(r->listener, "other");
 		r->watching = pthread_create(&r->watchdog, NULL, watchdog_main, r) == 0;
 		if (!r->watching)
 			fl_log_warn(name,

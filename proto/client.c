@@ -23,6 +23,8 @@ struct fl_client {
 	struct fl_envelope *ep;
 	char *url;
 	nng_socket sock;
+	nng_dialer dialer;    /* replaced under mtx (redial) */
+	bool dialer_may_stop; /* see redial */
 	uint8_t keys[FL_CLIENT_MAX_KEYS][FL_PEER_KEY_LEN];
 	size_t n_keys;
 	atomic_size_t cur;   /* index of the key requests are sealed for */
@@ -66,6 +68,39 @@ static enum fl_err nng_fail(char *errbuf, const char *what, const char *url, int
 	return fl_errf(errbuf, FL_EIO, "cannot %s '%s': %s", what, url, nng_strerror(rv));
 }
 
+/*
+ * nng before 1.6.0 (Debian 12 ships 1.5.2) can give up redialing an ipc://
+ * or tls+tcp:// URL for good when the other side closes in the middle of
+ * the SP handshake (a coordinator killed or restarting then): the transport
+ * reports the close as NNG_ECLOSED, which the dialer takes for its own
+ * closing (nng issue #1518). On those transports a request that found no
+ * connection within its deadline replaces the dialer with a new one.
+ */
+static bool dialer_may_stop(const char *url)
+{
+	int major = 0, minor = 0;
+
+	if (strncmp(url, "ipc://", 6) != 0 && strncmp(url, "tls+tcp://", 10) != 0)
+		return false;
+	if (sscanf(nng_version(), "%d.%d", &major, &minor) != 2)
+		return true;
+	return major < 1 || (major == 1 && minor < 6);
+}
+
+static void redial(struct fl_client *c)
+{
+	nng_dialer d;
+
+	if (!c->dialer_may_stop || atomic_load(&c->closed))
+		return;
+	pthread_mutex_lock(&c->mtx);
+	if (nng_dial(c->sock, c->url, &d, NNG_FLAG_NONBLOCK) == 0) {
+		nng_dialer_close(c->dialer);
+		c->dialer = d;
+	}
+	pthread_mutex_unlock(&c->mtx);
+}
+
 enum fl_err fl_client_new(struct fl_envelope *ep, const char *url,
                           const uint8_t (*keys)[FL_PEER_KEY_LEN], size_t n_keys,
                           struct fl_client **out, char *errbuf)
@@ -106,7 +141,8 @@ enum fl_err fl_client_new(struct fl_envelope *ep, const char *url,
 		return fl_errf(errbuf, FL_EIO, "cannot set up a request socket: %s",
 		               nng_strerror(rv));
 	}
-	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+	c->dialer_may_stop = dialer_may_stop(url);
+	if ((rv = nng_dial(c->sock, url, &c->dialer, NNG_FLAG_NONBLOCK)) != 0) {
 		enum fl_err e = rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP || rv == NNG_EINVAL
 		                    ? fl_errf(errbuf, FL_EINVAL, "bad coordinator URL '%s': %s",
 		                              url, nng_strerror(rv))
@@ -202,12 +238,13 @@ static enum fl_err xchg_finish(struct fl_client *c, struct xchg *x, int64_t dead
 
 	nng_aio_wait(x->aio);
 	if ((rv = nng_aio_result(x->aio)) != 0) {
-		if (rv == NNG_ETIMEDOUT)
+		if (rv == NNG_ETIMEDOUT) {
 			e = fl_errf(
 			    errbuf, FL_ECONNECT,
 			    "coordinator unreachable at '%s': no connection within the deadline",
 			    c->url);
-		else if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			redial(c);
+		} else if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
 			e = fl_errf(errbuf, FL_ECANCELED, "request to '%s' canceled", c->url);
 		else
 			e = nng_fail(errbuf, "send to", c->url, rv);

@@ -38,8 +38,9 @@ fleet_start --release "$FLEET_RELEASE_FILE" --policy "$FLEET_POLICY" --all
 r3=$FLEET_ROLLOUT
 # A release manager watching it sees the coordinator go and come back, and the end.
 w=$(fl_tmpdir)
-fleet_cli rollout watch "$r3" --interval 200ms --timeout 2s >"$w/out" 2>"$w/err" &
+fleet_cli rollout watch "$r3" --interval 200ms --timeout 10s >"$w/out" 2>"$w/err" &
 watcher=$!
+wait_for 60 "[ -s '$w/out' ]" # it saw the rollout before the coordinator goes
 wait_for 60 "[ \"\$(sleeping slow_three)\" = 2 ]"
 fleet_stop coordinator KILL
 if ! (wait_for 30 grep -q "still trying" "$w/err") 2>/dev/null; then
