@@ -130,8 +130,8 @@ fleet_wait_tenants "$total" 300
 fl_log "the coordinator knows $total tenants ($((SECONDS - T0))s)"
 
 # ---- release, policy ------------------------------------------------------------------------
-S1=${FL_FAULT_SLEEP1:-0.6} # the no-transaction migration's first statement
-S2=${FL_FAULT_SLEEP2:-1.5} # the transactional migration's
+S1=${FL_FAULT_SLEEP1:-0.5} # the no-transaction migration's first statement
+S2=${FL_FAULT_SLEEP2:-1.0} # the transactional migration's
 MIG_A=20260101000000_fk_table
 MIG_B=20260101000100_fk_nontx
 MIG_C=20260101000200_fk_tx
@@ -475,7 +475,7 @@ for f in "${schedule[@]}"; do
 		not_done+=("$f")
 		continue
 	fi
-	gap=$((300 + $(ff_rand 2000)))
+	gap=$((200 + $(ff_rand 1500)))
 	sleep "$((gap / 1000)).$(printf '%03d' $((gap % 1000)))" # a random point, not a wait for a state
 	fl_log "fault: $f ($((SECONDS - T0))s, $(rollout_state))"
 	"f_$f"
@@ -483,7 +483,20 @@ done
 [ -z "$HEAL_PID" ] || wait "$HEAL_PID" || true
 [ -z "$FF_NS" ] || ff_link up
 fl_log "faults done ($((SECONDS - T0))s); waiting for the rollout to end"
-(fleet_wait_rollout completed halted -t 600) ||
+progress() {
+	local json
+	json=$(fleet_rollout_json 2>/dev/null) || return 0
+	fl_log "$((SECONDS - T0))s: $(printf '%s' "$json" | jq -r '"\(.state): " + ([.waves[] | "\(.name) \(.state) applied \(.tenants_applied) skipped \(.tenants_skipped) failed \(.tenants_failed) running \(.tenants_running) pending \(.tenants_pending) unreachable \(.tenants_unreachable)"] | join(", "))')"
+}
+ended() {
+	if [ $((SECONDS - last_progress)) -ge 30 ]; then
+		progress
+		last_progress=$SECONDS
+	fi
+	_fleet_state_is completed halted
+}
+last_progress=$SECONDS
+(wait_for 600 ended) ||
 	ff_violation "rollout $FLEET_ROLLOUT neither completed nor halted within 600s: $(rollout_state)"
 end_state=$(rollout_state)
 fl_log "rollout $FLEET_ROLLOUT: $end_state ($((SECONDS - T0))s)"
@@ -534,16 +547,31 @@ tenant_truth() { # TENANT [DB SCHEMA]: one line "tenant|fields..."
 	printf '%s|%s\n' "$t" "$line"
 }
 fl_log "reading every tenant's history and schema"
-for a in "${db_agents[@]}"; do
-	n_var=N_$a
-	for t in $(fleet_tenants "$a" "${!n_var}"); do
-		tenant_truth "$t" >>"$TRUTH"
+export MIG_A MIG_B MIG_C
+export -f truth_sql tenant_truth
+{
+	for a in "${db_agents[@]}"; do
+		n_var=N_$a
+		for t in $(fleet_tenants "$a" "${!n_var}"); do
+			echo "$t $t"
+		done
 	done
-done
-for t in $(fleet_tenants s1 "$N_s1"); do
-	tenant_truth "$t" fl_schemas "$t" >>"$TRUTH"
-done
+	for t in $(fleet_tenants s1 "$N_s1"); do
+		echo "$t fl_schemas $t"
+	done
+} | xargs -P 3 -L 1 bash -c 'tenant_truth "$@"' _ | sort >"$TRUTH"
 checked=$(wc -l <"$TRUTH")
+
+mkdir -p "$FLEET_DIR/evidence"
+evidence() { # TENANT: its history rows, and what the coordinator holds about it
+	local t=$1 db=$1 schema=''
+	case $t in s1_*) db=fl_schemas schema=$t ;; esac
+	PGOPTIONS=${schema:+-c search_path=$schema} psql -X -q -d "$db" -c "SELECT migration_name,
+		started_at, finished_at, rolled_back_at, applied_steps_count, logs FROM _prisma_migrations
+		ORDER BY started_at" >"$FLEET_DIR/evidence/$t.history" 2>&1 || true
+	fleet_cli tenant show "$t" --json --reports 30 --timeout 10s >"$FLEET_DIR/evidence/$t.coordinator.json" 2>&1 || true
+	grep -h "tenant '$t'" "$FLEET_DIR"/logs/*.log >"$FLEET_DIR/evidence/$t.agent.log" 2>/dev/null || true
+}
 
 # 1. history agrees with schema; 2. no migration twice
 while IFS='|' read -r t ra fa rb fb sb rc fc tab w c idx head cnt dups; do
@@ -566,7 +594,10 @@ while IFS='|' read -r t ra fa rb fb sb rc fc tab w c idx head cnt dups; do
 	fi
 	[ "$c" = "$([ "$fc" = 1 ] && echo t || echo f)" ] || bad+=" column c $c but $MIG_C finished=$fc;"
 	[ "$rc" = 0 ] || [ "$fb" = 1 ] || bad+=" $MIG_C has a row though $MIG_B is not finished;"
-	[ -z "$bad" ] || ff_violation "$t: history and schema disagree:$bad"
+	if [ -n "$bad" ]; then
+		ff_violation "$t: history and schema disagree:$bad"
+		evidence "$t"
+	fi
 done <"$TRUTH"
 
 # 2b. one successful apply per tenant in the agents' logs
@@ -589,9 +620,10 @@ view_matches() {
 	comm -23 "$FLEET_DIR/truth_view.txt" "$FLEET_DIR/view.txt" >"$FLEET_DIR/view_diff.txt"
 	[ ! -s "$FLEET_DIR/view_diff.txt" ]
 }
-if ! (wait_for 90 view_matches) 2>/dev/null; then
+if ! (wait_for 60 view_matches) 2>/dev/null; then
 	view_matches || true
 	while IFS='|' read -r t head cnt; do
+		evidence "$t"
 		ff_violation "$t: the coordinator's view ($(grep "^$t|" "$FLEET_DIR/view.txt" | cut -d'|' -f2-)) is not its history (head '$head', $cnt applied)"
 	done <"$FLEET_DIR/view_diff.txt"
 fi
@@ -625,7 +657,14 @@ if [ "$skew_ok" = 1 ]; then
 		ff_violation "nobody said the skewed agent's clock was off"
 fi
 
-# 4. no report lost: the store, read with the coordinator stopped
+# 4. no report lost: each agent, stopped, has no report left in its journal (the coordinator
+# acknowledged every one); the store, read with the coordinator stopped, has no assignment
+# of the rollout still out.
+for a in "${main_agents[@]}"; do
+	fleet_stop "$a"
+	left=$(grep -o '"msg":"stopped: [0-9]* reports left' "$FLEET_DIR/logs/$a.log" | tail -n 1 | grep -o '[0-9]*')
+	[ "${left:-x}" = 0 ] || ff_violation "agent $a stopped with '${left:-?}' reports left in its journal"
+done
 fleet_stop coordinator
 store=$FLEET_DIR/coordinator/store.db
 q() { sqlite3 -readonly "$store" "$1"; }
@@ -663,6 +702,13 @@ total_faults=0
 } >&2
 [ "$FF_VIOLATIONS" = 0 ] || {
 	printf 'violations:\n%s' "$FF_VIOLATION_LOG" >&2
+	keep=${FL_FAULT_ARTIFACTS:-$PWD/faults-seed-$seed}
+	rm -rf -- "$keep"
+	mkdir -p "$keep"
+	cp -R "$FLEET_DIR/logs" "$FLEET_DIR"/*.txt "$FLEET_DIR"/*.json "$FLEET_DIR/evidence" "$keep/" 2>/dev/null || true
+	cp "$FLEET_DIR/coordinator/store.db" "$keep/" 2>/dev/null || true
+	printf '%s' "$FF_VIOLATION_LOG" >"$keep/violations.txt"
+	echo "faults: logs, store and evidence kept in $keep" >&2
 	exit 1
 }
 [ "${FF_COUNT[agent_kill]:-0}" -ge "$agent_kills" ] && [ "${FF_COUNT[coord_kill]:-0}" -ge "$coord_kills" ] ||
