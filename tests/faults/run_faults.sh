@@ -65,9 +65,8 @@ T0=$SECONDS
 : "${FL_TESTCLIENT:?run under ctest (FL_TESTCLIENT)}" "${FL_ROGUE:?run under ctest (FL_ROGUE)}"
 
 # ---- the fleet ----------------------------------------------------------------------------
-FLEET_POLL_HOLD=2s
-FLEET_OFFLINE_AFTER=10s
-FLEET_MAX_PARALLEL=4
+# shellcheck disable=SC2034 # fleet.sh's
+FLEET_POLL_HOLD=2s FLEET_OFFLINE_AFTER=10s FLEET_MAX_PARALLEL=4
 fleet_test_init
 fl_on_exit 'fleet_cleanup; ff_tmpfs_teardown; ff_netns_teardown'
 ff_netns_setup
@@ -102,11 +101,9 @@ fleet_add_agent rogue 3 0  # talks to the rogue coordinator only
 fleet_add_agent ghost 0 0  # an approved identity fl-testclient replays envelopes as
 total=$((n_db + n_schema))
 
-declare -A SKEW=()
 # ff_start_agent NAME [SKEW_MS]: the agent in the agents' namespace, its clock skewed.
 ff_start_agent() {
 	local name=$1 skew=${2:-0}
-	SKEW[$name]=$skew
 	if [ "$skew" != 0 ]; then
 		_fleet_spawn "$name" ff_in_ns env LD_PRELOAD="$FL_CLOCK_SKEW_LIB" FL_FAULT_SKEW_MS="$skew" \
 			"$FL_AGENT_BIN" --config "$FLEET_DIR/$name/agent.yaml"
@@ -410,7 +407,7 @@ f_rogue() {
 	"$FL_ROGUE" serve --listen tcp://127.0.0.1:0 --key "$rk" \
 		--agent "$(_fleet_pub "$FLEET_DIR/keys/rogue.key")" --dir "$ROGUE_DIR" \
 		2>>"$FLEET_DIR/logs/rogue-coordinator.log" &
-	FLEET_PID[rogue-coordinator]=$!
+	FLEET_PID['rogue-coordinator']=$!
 	echo "$!" >>"$FLEET_DIR/pids"
 	wait_for 10 test -s "$ROGUE_DIR/url"
 	sed -i -e "s|^coordinator_url: .*|coordinator_url: $(cat "$ROGUE_DIR/url")|" \
@@ -696,7 +693,6 @@ if [ "$end_state" = completed ]; then
 fi
 
 # ---- the table -----------------------------------------------------------------------------------
-total_faults=0
 {
 	echo
 	echo "fault suite: seed $seed, rollout $FLEET_ROLLOUT ended $end_state in $((SECONDS - T0))s" \
