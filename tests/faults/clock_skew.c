@@ -63,10 +63,8 @@ int gettimeofday(struct timeval *restrict tv, void *restrict tz)
 	(void)tz;
 	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
 		return -1;
-	if (tv != NULL) {
-		tv->tv_sec = ts.tv_sec;
-		tv->tv_usec = (suseconds_t)(ts.tv_nsec / 1000);
-	}
+	tv->tv_sec = ts.tv_sec; /* glibc declares tv nonnull */
+	tv->tv_usec = (suseconds_t)(ts.tv_nsec / 1000);
 	return 0;
 }
 
