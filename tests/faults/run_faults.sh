@@ -185,6 +185,24 @@ coord_lines() {
 	wc -l <"$FLEET_DIR/logs/coordinator.log"
 }
 
+# As a release manager watching the rollout: a pause for an inconclusive health check (what
+# the coordinator does when a check cannot run: PostgreSQL restarted under it) is looked at
+# and resumed; any other pause is not ours to lift.
+resume_if_inconclusive() {
+	local json reason
+	json=$(fleet_rollout_json 2>/dev/null) || return 0
+	[ "$(printf '%s' "$json" | jq -r .state)" = paused ] || return 0
+	reason=$(printf '%s' "$json" | jq -r .state_reason)
+	case $reason in
+	*inconclusive*)
+		fl_log "paused: $reason: resumed"
+		fleet_cli rollout resume "$FLEET_ROLLOUT" --timeout 10s >/dev/null 2>&1 &&
+			ff_count operator_resumed_inconclusive_pause
+		;;
+	esac
+	return 0
+}
+
 kill_agent() { # NAME [SKEW_MS]
 	fleet_stop "$1" KILL
 	ff_count agent_kill
@@ -474,6 +492,7 @@ for f in "${schedule[@]}"; do
 	fi
 	gap=$((200 + $(ff_rand 1500)))
 	sleep "$((gap / 1000)).$(printf '%03d' $((gap % 1000)))" # a random point, not a wait for a state
+	resume_if_inconclusive
 	fl_log "fault: $f ($((SECONDS - T0))s, $(rollout_state))"
 	"f_$f"
 done
@@ -485,16 +504,23 @@ progress() {
 	json=$(fleet_rollout_json 2>/dev/null) || return 0
 	fl_log "$((SECONDS - T0))s: $(printf '%s' "$json" | jq -r '"\(.state): " + ([.waves[] | "\(.name) \(.state) applied \(.tenants_applied) skipped \(.tenants_skipped) failed \(.tenants_failed) running \(.tenants_running) pending \(.tenants_pending) unreachable \(.tenants_unreachable)"] | join(", "))')"
 }
-ended() {
+deadline=$((SECONDS + 600)) last_progress=$SECONDS
+while :; do
+	st=$(rollout_state)
+	case $st in
+	completed | halted) break ;;
+	paused) resume_if_inconclusive ;;
+	esac
+	if [ "$SECONDS" -ge "$deadline" ]; then
+		ff_violation "rollout $FLEET_ROLLOUT neither completed nor halted within 600s: $st ($(fleet_rollout_json 2>/dev/null | jq -r .state_reason))"
+		break
+	fi
 	if [ $((SECONDS - last_progress)) -ge 30 ]; then
 		progress
 		last_progress=$SECONDS
 	fi
-	_fleet_state_is completed halted
-}
-last_progress=$SECONDS
-(wait_for 600 ended) ||
-	ff_violation "rollout $FLEET_ROLLOUT neither completed nor halted within 600s: $(rollout_state)"
+	sleep 0.5 # polling the state
+done
 end_state=$(rollout_state)
 fl_log "rollout $FLEET_ROLLOUT: $end_state ($((SECONDS - T0))s)"
 
