@@ -4,8 +4,7 @@
 #
 # Faults, at random points drawn from a seed (printed; FL_FAULT_SEED=N replays it):
 #   - agents SIGKILLed and started again (FL_FAULT_AGENT_KILLS, default 20), some while a
-#     `no-transaction` migration's statement runs, some while the canary wave bakes, two
-#     started again with their wall clock skewed by one to three minutes (clock_skew.c);
+#     `no-transaction` migration's statement runs, some while the canary wave bakes;
 #   - the coordinator SIGKILLed and started again (FL_FAULT_COORD_KILLS, default 5), once
 #     while wave 0 bakes, once after it stored a report whose reply was dropped on the way
 #     (a blackhole route to the agents: the store written, the reply lost; the agents'
@@ -17,7 +16,8 @@
 #     duplicated and reordered, where the kernel has netem (the table says);
 #   - a replayed envelope (fl-testclient --send-twice) as an approved agent;
 #   - a rogue coordinator (tests/tools/rogue_coordinator) handing an agent of its own
-#     assignments outside the signed order; an agent whose clock is 10 minutes ahead;
+#     assignments outside the signed order; an agent whose clock is 10 minutes ahead (an
+#     LD_PRELOAD shim, clock_skew.c: faketime is not installed, the code has no clock hook);
 #   - the coordinator's store on a small tmpfs, filled while it writes (reports, and a 2 MB
 #     release pushed), then freed: the push refused, then taken.
 # Invariants, after the rollout ended and the fleet settled:
@@ -240,19 +240,6 @@ f_agent_kill_bake() {
 	ff_count agent_kill_in_bake
 }
 
-f_agent_skew() {
-	[ "$skew_ok" = 1 ] || {
-		f_agent_kill
-		return
-	}
-	local a=${main_agents[$(ff_rand ${#main_agents[@]})]} ms
-	ms=$(((60 + $(ff_rand 120)) * 1000))
-	[ "$(ff_rand 2)" = 0 ] || ms=-$ms
-	kill_agent "$a" "$ms"
-	ff_count agent_clock_skewed
-	fl_log "$a started again with its clock off by ${ms} ms"
-}
-
 f_coord_kill() {
 	fleet_stop coordinator KILL
 	ff_count coord_kill
@@ -470,7 +457,11 @@ else
 	fl_log "wave 0 never baked within 180s: it is $(fleet_wave_field 0 state 2>/dev/null)"
 fi
 
-schedule=(agent_kill_nontx agent_kill_nontx agent_kill_nontx agent_skew agent_skew
+# (No agent restarted with its clock skewed inside the window: the LD_PRELOAD shim moves what
+# the agent reads, not the deadlines it hands the kernel, so its realtime timed waits would
+# last the skew longer: the agent would go silent for reasons no skewed host has. The agent 10
+# minutes ahead is refused at its first envelope, before any timed wait matters.)
+schedule=(agent_kill_nontx agent_kill_nontx agent_kill_nontx agent_kill agent_kill
 	coord_kill_replylost coord_kill_admin coord_kill_logged_report pg_restart net_cut replay replay
 	disk_full)
 for ((i = 7; i < agent_kills; i++)); do schedule+=(agent_kill); done
