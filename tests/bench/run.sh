@@ -1,0 +1,447 @@
+#!/usr/bin/env bash
+# flotilla's benchmarks (issue 9), not a test: ctest never runs this.
+#
+#   tests/bench/run.sh [--quick] [--json FILE] [--parallel P] [--tenants N] [--agents N]
+#                      [--only fleet,schemas,scale]
+#
+# Sizes: 1,000 tenants and 10,000 simulated agents; --quick 200 and 1,000. P (default 8)
+# is the parallelism every fleet-apply method gets. Prints one table; --json FILE writes
+# every figure and ratio (the first: fleet_apply.ratio_to_lower_bound). Installs nothing
+# but node-pg-migrate (and its driver, pg) from the npm registry into
+# ${XDG_CACHE_HOME:-~/.cache}/flotilla-bench/npm; when that fails the method is skipped
+# with a note. Everything runs inside one deploy/pg-throwaway.sh server.
+#
+# Method.
+# 1. fleet_apply: N tenant databases on the throwaway PostgreSQL, a release of 20 small
+#    migrations (tables, indexes, foreign keys, columns, an enum, a view, a 500-row seed
+#    and a backfill UPDATE of it). Each method starts from empty tenants (bench_apply
+#    --reset, then CHECKPOINT) and is checked afterwards (every tenant has the last
+#    migration's view), at parallelism P:
+#      lower_bound  build/tests/bench/bench_apply: P threads applying the files with
+#                   libpq, no coordination; per migration one round trip of BEGIN, the
+#                   _prisma_migrations INSERT, the script, the row's UPDATE, COMMIT, which
+#                   is the bookkeeping flotilla's agent does. Run before and after
+#                   flotilla; their mean is the bound (both are in the JSON).
+#      flotilla     coordinator and one agent owning the N tenants (deploy/fleet-demo/
+#                   fleet.sh, real envelopes over ipc), agent max_parallel P, a one-wave
+#                   policy with max_parallel P and per_agent_parallel P, no bake, no
+#                   health checks; the time from just before `flotilla rollout start` to
+#                   the wave's finished_at_ms on the coordinator (signing the order and
+#                   the CLI's start included).
+#      psql_loop    xargs -P P over the tenants, `psql -1 -f` per migration per tenant.
+#      node_pg_migrate  xargs -P P over the tenants, `node-pg-migrate up` per tenant on
+#                   the same files as SQL migrations (its defaults: one transaction for
+#                   all pending migrations, its advisory lock, its pgmigrations table).
+# 2. fleet_apply_schemas: the same with N schemas of one database (Prisma's ?schema=):
+#    the agent's discovery kind schemas; search_path for bench_apply and psql,
+#    --schema/--migrations-schema for node-pg-migrate.
+# 3. coordinator_scale: build/tests/bench/bench_load simulates A agents (distinct keys
+#    from `fl-testclient flood-keys`, each with one tenant) against a flotilla-coordinator
+#    over tcp: real envelopes, real nng, A/10 connections. See bench_load.c's header for
+#    its phases; the coordinator's RSS is read from /proc before the Hellos and once
+#    every agent holds a long poll: memory per tenant = delta / tenants.
+# 4. agent_overhead_ms: (flotilla - lower bound) * P / (N * 20): what the coordination
+#    and the agent cost per migration beyond the SQL and its bookkeeping, per worker.
+set -euo pipefail
+
+root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
+self=$root/tests/bench/run.sh
+QUICK=0
+JSON=''
+P=8
+N=''
+A=''
+ONLY='fleet,schemas,scale'
+ARGS=("$@")
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) QUICK=1 ;;
+	--json)
+		JSON=${2:?--json FILE}
+		shift
+		;;
+	--parallel)
+		P=${2:?--parallel P}
+		shift
+		;;
+	--tenants)
+		N=${2:?--tenants N}
+		shift
+		;;
+	--agents)
+		A=${2:?--agents N}
+		shift
+		;;
+	--only)
+		ONLY=${2:?--only PARTS}
+		shift
+		;;
+	-h | --help)
+		sed -n '2,7p' "$self" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		echo "run.sh: unknown argument '$1' (see --help)" >&2
+		exit 2
+		;;
+	esac
+	shift
+done
+[ -n "$N" ] || N=$((QUICK ? 200 : 1000))
+[ -n "$A" ] || A=$((QUICK ? 1000 : 10000))
+for v in N A P; do
+	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || {
+		echo "run.sh: $v must be a positive integer, not '${!v}'" >&2
+		exit 2
+	}
+done
+
+if [ "${FL_BENCH_INSIDE:-}" != 1 ]; then
+	BUILD=${BUILD:-$root/build}
+	echo "==> building in $BUILD" >&2
+	cmake -S "$root" -B "$BUILD" >/dev/null
+	cmake --build "$BUILD" -j 2 --target flotilla flotilla-coordinator flotilla-agent \
+		fl-testclient bench_apply ${FL_BENCH_LOAD_TARGET-bench_load} >/dev/null
+	NPM_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/flotilla-bench/npm
+	NPG=''
+	if [ -x "$NPM_DIR/node_modules/.bin/node-pg-migrate" ]; then
+		NPG=$NPM_DIR/node_modules/.bin/node-pg-migrate
+	elif command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
+		echo "==> npm install node-pg-migrate pg into $NPM_DIR" >&2
+		mkdir -p "$NPM_DIR"
+		if timeout 300 npm install --no-audit --no-fund --prefix "$NPM_DIR" node-pg-migrate@9 pg \
+			>"$NPM_DIR/install.log" 2>&1; then
+			NPG=$NPM_DIR/node_modules/.bin/node-pg-migrate
+		else
+			echo "note: npm install failed (see $NPM_DIR/install.log): node-pg-migrate skipped" >&2
+		fi
+	else
+		echo "note: no node/npm: node-pg-migrate skipped" >&2
+	fi
+	[ -z "$JSON" ] || JSON=$(cd -- "$(dirname -- "$JSON")" && pwd)/$(basename -- "$JSON")
+	export FL_BENCH_INSIDE=1 BUILD NPG
+	exec "$root/deploy/pg-throwaway.sh" run -- bash "$self" "${ARGS[@]}" ${JSON:+--json "$JSON"}
+fi
+
+# --- inside the throwaway server -------------------------------------------------------
+BUILD=$(cd -- "$BUILD" && pwd)
+APPLY=$BUILD/tests/bench/bench_apply
+LOAD=$BUILD/tests/bench/bench_load
+T=$BUILD/tests/tools/fl-testclient
+export FLOTILLA=$BUILD/coordinator/cli/flotilla
+export FL_COORDINATOR_BIN=$BUILD/coordinator/flotilla-coordinator
+export FL_AGENT_BIN=$BUILD/agent/flotilla-agent
+work=$(mktemp -d "${TMPDIR:-/tmp}/flbench.XXXXXX")
+# shellcheck source=../../deploy/fleet-demo/fleet.sh
+. "$root/deploy/fleet-demo/fleet.sh"
+LOAD_PIDS=()
+cleanup() {
+	local p
+	for p in "${LOAD_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	fleet_cleanup 2>/dev/null || true
+	rm -rf -- "$work"
+}
+trap cleanup EXIT
+
+declare -A R=() # every figure, by its JSON path
+say() { echo "bench: $*" >&2; }
+now_ms() { date +%s%3N; }
+
+# --- the release: 20 migrations, as Prisma folders and as node-pg-migrate files -----------
+MIGS=$work/migrations
+NPG_MIGS=$work/npg-migrations
+mkdir -p "$MIGS" "$NPG_MIGS"
+printf '%s\n' '# Please do not edit this file manually' \
+	'# It should be added in your version-control system (e.g., Git)' \
+	'provider = "postgresql"' >"$MIGS/migration_lock.toml"
+mig_i=0
+mig() { # NAME SQL
+	local id
+	mig_i=$((mig_i + 1))
+	TZ=UTC printf -v id '%(%Y%m%d%H%M%S)T' $((1735725600 + mig_i * 60))
+	mkdir "$MIGS/${id}_$1"
+	printf '%s\n' "$2" >"$MIGS/${id}_$1/migration.sql"
+	printf -- '-- Up Migration\n%s\n\n-- Down Migration\n' "$2" >"$NPG_MIGS/${id}000_$1.sql"
+}
+mig init "CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL, name text,
+  created_at timestamptz NOT NULL DEFAULT now());
+CREATE UNIQUE INDEX users_email_key ON users (email);
+INSERT INTO users (email, name)
+  SELECT 'user' || g || '@example.com', CASE WHEN g % 3 = 0 THEN NULL ELSE 'User ' || g END
+  FROM generate_series(1, 500) g;"
+mig orgs "CREATE TABLE orgs (id bigserial PRIMARY KEY, name text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now());"
+mig users_org "ALTER TABLE users ADD COLUMN org_id bigint REFERENCES orgs (id) ON DELETE SET NULL;"
+mig users_org_idx "CREATE INDEX users_org_id_idx ON users (org_id);"
+mig projects "CREATE TABLE projects (id bigserial PRIMARY KEY,
+  org_id bigint NOT NULL REFERENCES orgs (id) ON DELETE CASCADE, name text NOT NULL,
+  archived boolean NOT NULL DEFAULT false, created_at timestamptz NOT NULL DEFAULT now());"
+mig projects_org_idx "CREATE INDEX projects_org_id_idx ON projects (org_id);"
+mig users_display_name "ALTER TABLE users ADD COLUMN display_name text;"
+mig backfill_display_name "UPDATE users SET display_name = coalesce(name, split_part(email, '@', 1));"
+mig memberships "CREATE TYPE member_role AS ENUM ('owner', 'admin', 'member');
+CREATE TABLE memberships (user_id bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  project_id bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+  role member_role NOT NULL DEFAULT 'member', PRIMARY KEY (user_id, project_id));"
+mig api_keys "CREATE TABLE api_keys (id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  user_id bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE, hash bytea NOT NULL,
+  last_used_at timestamptz);"
+mig api_keys_user_idx "CREATE INDEX api_keys_user_id_idx ON api_keys (user_id);"
+mig projects_slug "ALTER TABLE projects ADD COLUMN slug text;
+CREATE UNIQUE INDEX projects_org_slug_key ON projects (org_id, slug);"
+mig users_updated_at "ALTER TABLE users ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now();"
+mig audit_events "CREATE TABLE audit_events (id bigserial PRIMARY KEY,
+  actor_id bigint REFERENCES users (id) ON DELETE SET NULL, action text NOT NULL,
+  payload jsonb NOT NULL DEFAULT '{}', created_at timestamptz NOT NULL DEFAULT now());"
+mig audit_events_created_idx "CREATE INDEX audit_events_created_at_idx ON audit_events (created_at DESC);"
+mig display_name_not_null "ALTER TABLE users ALTER COLUMN display_name SET NOT NULL;"
+mig invoices "CREATE TABLE invoices (id bigserial PRIMARY KEY,
+  org_id bigint NOT NULL REFERENCES orgs (id), amount_cents bigint NOT NULL CHECK (amount_cents >= 0),
+  currency char(3) NOT NULL DEFAULT 'EUR', issued_at timestamptz);"
+mig invoices_org_idx "CREATE INDEX invoices_org_issued_idx ON invoices (org_id, issued_at);"
+mig orgs_plan "ALTER TABLE orgs ADD COLUMN plan text NOT NULL DEFAULT 'free';"
+mig active_projects "CREATE VIEW active_projects AS SELECT id, org_id, name, slug FROM projects WHERE NOT archived;"
+N_MIGS=$mig_i
+MIG_FILES=("$MIGS"/2*/migration.sql)
+
+# --- the methods ---------------------------------------------------------------------
+# TARGETS: one tenant a line, "DB" or "DB SCHEMA" (bench_apply's format).
+
+reset_tenants() {
+	"$APPLY" --reset --targets "$TARGETS" --parallel "$P" >/dev/null
+	[ "$MODE" = databases ] || psql -X -q -d "$SCHEMA_DB" -c 'SET client_min_messages = warning' -c 'DROP SCHEMA IF EXISTS _flotilla CASCADE'
+	psql -X -q -c CHECKPOINT
+}
+
+# check_tenants METHOD: every tenant has the release's last migration.
+check_tenants() {
+	local bad
+	bad=$(while read -r db schema; do
+		printf '%s\t%s\n' "$db" "${schema:-public}"
+	done <"$TARGETS" | awk -F'\t' '{ print $1 }' | sort -u | while read -r db; do
+		psql -X -A -t -q -d "$db" -c "SELECT n.nspname FROM pg_namespace n
+			WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', '_flotilla')
+			AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'
+			AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid
+			                AND c.relname = 'active_projects')"
+	done | wc -l)
+	[ "$bad" = 0 ] || {
+		say "$1: $bad tenant(s) lack the last migration"
+		exit 1
+	}
+}
+
+time_lower_bound() {
+	local out
+	out=$("$APPLY" --targets "$TARGETS" --parallel "$P" --dir "$MIGS")
+	sed -n 's/^ms=\([0-9.]*\).*/\1/p' <<<"$out"
+}
+
+psql_tenant() { # DB [SCHEMA]
+	local f
+	for f in "${MIG_FILES[@]}"; do
+		PGOPTIONS=${2:+"-c search_path=$2"} psql -X -q -v ON_ERROR_STOP=1 -1 -d "$1" -f "$f" \
+			>/dev/null || return 255
+	done
+}
+npg_tenant() { # DB [SCHEMA]
+	DATABASE_URL="postgres://${PGUSER:-postgres}@localhost:$PGPORT/$1?host=$PGHOST" \
+		"$NPG" up -m "$NPG_MIGS" --no-verbose --no-check-order \
+		${2:+--schema "$2" --migrations-schema "$2"} >/dev/null 2>"$work/npg.err.$BASHPID" ||
+		{
+			cat "$work/npg.err.$BASHPID" >&2
+			return 255
+		}
+}
+export -f psql_tenant npg_tenant
+export NPG NPG_MIGS work
+
+time_xargs() { # FN
+	local t0 t1
+	export MIG_FILES_LIST="${MIG_FILES[*]}"
+	t0=$(now_ms)
+	# shellcheck disable=SC2016
+	xargs -P "$P" -L 1 bash -c 'MIG_FILES=($MIG_FILES_LIST); '"$1"' "$@"' _ <"$TARGETS"
+	t1=$(now_ms)
+	echo $((t1 - t0))
+}
+
+# fleet_apply KEY MODE: the four methods on N tenants; figures under R[KEY.*].
+fleet_apply() {
+	local key=$1 t0 t_end json lb1 lb2 fl
+	MODE=$2
+	FLEET_MAX_PARALLEL=$P
+	FLEET_POLL_HOLD=5s
+	FLEET_AGENTS=()
+	mkdir -p "$work/$key"
+	fleet_init "$work/$key" acme
+	TARGETS=$work/$key/targets
+	say "$key: creating $N tenants"
+	if [ "$MODE" = databases ]; then
+		fleet_add_agent fa "$N" 0
+		psql -X -A -t -q -c "SELECT datname FROM pg_database WHERE datname LIKE 'fa\_t%' ORDER BY 1" >"$TARGETS"
+	else
+		SCHEMA_DB=fas
+		fleet_add_agent_schemas fa "$SCHEMA_DB" "$N" 0
+		psql -X -A -t -q -d "$SCHEMA_DB" -c "SELECT '$SCHEMA_DB ' || nspname FROM pg_namespace
+			WHERE nspname LIKE 'fa\_t%' ORDER BY 1" >"$TARGETS"
+	fi
+	[ "$(wc -l <"$TARGETS")" = "$N" ] || {
+		say "$key: $(wc -l <"$TARGETS") tenants made, not $N"
+		exit 1
+	}
+	psql -X -q -c CHECKPOINT
+
+	say "$key: lower bound (1)"
+	lb1=$(time_lower_bound)
+	check_tenants lower_bound
+	reset_tenants
+
+	say "$key: flotilla"
+	fleet_start_coordinator
+	fleet_start_agent fa
+	fleet_wait_tenants "$N" 600
+	fleet_release "$MIGS" 1 v1
+	cat >"$work/$key/policy.yaml" <<EOF
+name: bench
+waves:
+  - {name: all, select: {percent: 100}, max_parallel: $P}
+per_agent_parallel: $P
+EOF
+	psql -X -q -c CHECKPOINT
+	t0=$(now_ms)
+	fleet_cli rollout start --release "$FLEET_RELEASE_FILE" --policy "$work/$key/policy.yaml" \
+		--all --release-key "$FLEET_RELEASE_KEY" --wait --interval 100ms --json \
+		>"$work/$key/start.json" || {
+		say "$key: the rollout did not complete; agent log:"
+		tail -n 20 "$FLEET_DIR/logs/fa.log" >&2
+		exit 1
+	}
+	json=$(fleet_cli rollout status --json --timeout 10s "$(grep -o '"rollout_id":"[^"]*"' \
+		"$work/$key/start.json" | awk 'NR == 1' | cut -d'"' -f4)")
+	t_end=$(grep -o '"finished_at_ms":[0-9]*' <<<"$json" | awk 'NR == 1' | cut -d: -f2)
+	[ -n "$t_end" ] && [ "$t_end" -gt "$t0" ] || t_end=$(now_ms)
+	fl=$((t_end - t0))
+	cp "$FLEET_DIR/logs/fa.log" "$work/$key/agent.log"
+	cp "$FLEET_DIR/logs/coordinator.log" "$work/$key/coordinator.log"
+	fleet_cleanup
+	check_tenants flotilla
+	reset_tenants
+
+	say "$key: lower bound (2)"
+	lb2=$(time_lower_bound)
+	check_tenants lower_bound
+	reset_tenants
+
+	say "$key: psql loop"
+	R[$key.psql_loop_ms]=$(time_xargs psql_tenant)
+	check_tenants psql_loop
+	reset_tenants
+
+	if [ -n "${NPG:-}" ]; then
+		say "$key: node-pg-migrate"
+		R[$key.node_pg_migrate_ms]=$(time_xargs npg_tenant)
+		check_tenants node_pg_migrate
+		reset_tenants
+	fi
+
+	R[$key.tenants]=$N
+	R[$key.migrations]=$N_MIGS
+	R[$key.parallel]=$P
+	R[$key.flotilla_ms]=$fl
+	R[$key.lower_bound_ms]=$(awk -v a="$lb1" -v b="$lb2" 'BEGIN { printf "%.0f", (a + b) / 2 }')
+	R[$key.lower_bound_runs_ms]="[$(printf '%.0f' "$lb1"), $(printf '%.0f' "$lb2")]"
+	R[$key.ratio_to_lower_bound]=$(awk -v f="$fl" -v l="${R[$key.lower_bound_ms]}" \
+		'BEGIN { printf "%.3f", f / l }')
+	R[$key.speedup_vs_psql_loop]=$(awk -v f="$fl" -v l="${R[$key.psql_loop_ms]}" \
+		'BEGIN { printf "%.2f", l / f }')
+	[ -z "${R[$key.node_pg_migrate_ms]:-}" ] ||
+		R[$key.speedup_vs_node_pg_migrate]=$(awk -v f="$fl" -v l="${R[$key.node_pg_migrate_ms]}" \
+			'BEGIN { printf "%.2f", l / f }')
+	R[$key.agent_overhead_ms_per_migration]=$(awk -v f="$fl" -v l="${R[$key.lower_bound_ms]}" \
+		-v p="$P" -v n="$N" -v m="$N_MIGS" 'BEGIN { printf "%.3f", (f - l) * p / (n * m) }')
+	if [ "$MODE" = databases ]; then
+		fleet_drop_databases
+	else
+		dropdb "$SCHEMA_DB"
+	fi
+}
+
+fleet_drop_databases() {
+	local db
+	while read -r db; do
+		printf 'DROP DATABASE "%s";\n' "$db"
+	done <"$TARGETS" | psql -X -q -d postgres >/dev/null
+}
+
+coordinator_scale() { :; }
+print_scale() { :; }
+
+case ",$ONLY," in *,fleet,*) fleet_apply fleet_apply databases ;; esac
+case ",$ONLY," in *,schemas,*) fleet_apply fleet_apply_schemas schemas ;; esac
+case ",$ONLY," in *,scale,*) coordinator_scale ;; esac
+
+# --- the table and the JSON ---------------------------------------------------------
+get() { printf '%s' "${R[$1]:-}"; }
+print_table() {
+	local k
+	printf '\n%s\n' "flotilla benchmarks: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), PostgreSQL $(psql -X -A -t -c 'SHOW server_version'), P=$P"
+	for k in fleet_apply fleet_apply_schemas; do
+		[ -n "$(get "$k.flotilla_ms")" ] || continue
+		printf '\n%s: %s tenants x %s migrations, parallelism %s\n' "$k" "$(get "$k.tenants")" \
+			"$(get "$k.migrations")" "$P"
+		printf '  %-18s %10s %12s\n' method "ms" "vs flotilla"
+		printf '  %-18s %10s %12s\n' flotilla "$(get "$k.flotilla_ms")" 1.00
+		printf '  %-18s %10s %12s   (runs %s)\n' "lower bound" "$(get "$k.lower_bound_ms")" \
+			"$(awk -v a="$(get "$k.lower_bound_ms")" -v f="$(get "$k.flotilla_ms")" 'BEGIN { printf "%.2f", a / f }')" \
+			"$(get "$k.lower_bound_runs_ms")"
+		printf '  %-18s %10s %12s\n' "psql loop" "$(get "$k.psql_loop_ms")" \
+			"$(awk -v a="$(get "$k.psql_loop_ms")" -v f="$(get "$k.flotilla_ms")" 'BEGIN { printf "%.2f", a / f }')"
+		if [ -n "$(get "$k.node_pg_migrate_ms")" ]; then
+			printf '  %-18s %10s %12s\n' node-pg-migrate "$(get "$k.node_pg_migrate_ms")" \
+				"$(awk -v a="$(get "$k.node_pg_migrate_ms")" -v f="$(get "$k.flotilla_ms")" 'BEGIN { printf "%.2f", a / f }')"
+		else
+			printf '  %-18s %10s\n' node-pg-migrate skipped
+		fi
+		printf '  flotilla / lower bound %sx (target <= 1.15); psql loop %sx slower (>= 5); node-pg-migrate %sx slower (>= 1.5)\n' \
+			"$(get "$k.ratio_to_lower_bound")" "$(get "$k.speedup_vs_psql_loop")" \
+			"$(get "$k.speedup_vs_node_pg_migrate")"
+		printf '  agent overhead per migration: %s ms ((flotilla - lower bound) x P / (N x 20))\n' \
+			"$(get "$k.agent_overhead_ms_per_migration")"
+	done
+	if [ -n "$(get coordinator_scale.agents)" ]; then
+		print_scale
+	fi
+}
+write_json() {
+	local k sect prev='' first=1 v
+	# Sections in a fixed order, fleet_apply first and its ratio first inside it.
+	{
+		printf '{\n'
+		for sect in fleet_apply fleet_apply_schemas coordinator_scale; do
+			first=1
+			for k in $( (printf '%s\n' "$sect.ratio_to_lower_bound"; printf '%s\n' "${!R[@]}" | sort) |
+				awk -v s="$sect." 'index($0, s) == 1 && !seen[$0]++'); do
+				[ -n "${R[$k]:-}" ] || continue
+				if [ "$first" = 1 ]; then
+					[ -z "$prev" ] || printf ',\n'
+					printf '  "%s": {\n' "$sect"
+					prev=$sect
+				else
+					printf ',\n'
+				fi
+				v=${R[$k]}
+				[[ $v =~ ^-?[0-9.]+$ || $v == \[* ]] || v="\"$v\""
+				printf '    "%s": %s' "${k#"$sect".}" "$v"
+				first=0
+			done
+			[ "$first" = 1 ] || printf '\n  }'
+		done
+		printf '\n}\n'
+	} >"$JSON"
+}
+print_table
+[ -z "$JSON" ] || {
+	write_json
+	say "figures in $JSON"
+}
