@@ -231,7 +231,8 @@ static void *worker(void *arg)
 				apply_one(c, t, &seed);
 		} else if (reset) {
 			run(c,
-			    "DROP SCHEMA IF EXISTS public CASCADE; DROP SCHEMA IF EXISTS _flotilla "
+			    "SET client_min_messages = warning; DROP SCHEMA IF EXISTS public "
+			    "CASCADE; DROP SCHEMA IF EXISTS _flotilla "
 			    "CASCADE; "
 			    "CREATE SCHEMA public",
 			    t);

@@ -139,6 +139,8 @@ cleanup() {
 	local p
 	for p in "${LOAD_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
 	fleet_cleanup 2>/dev/null || true
+	# FL_BENCH_KEEP=DIR: keep the logs and files of the run there
+	[ -z "${FL_BENCH_KEEP:-}" ] || cp -R -- "$work" "$FL_BENCH_KEEP" 2>/dev/null || true
 	rm -rf -- "$work"
 }
 trap cleanup EXIT
@@ -374,8 +376,132 @@ fleet_drop_databases() {
 	done <"$TARGETS" | psql -X -q -d postgres >/dev/null
 }
 
-coordinator_scale() { :; }
-print_scale() { :; }
+# --- coordinator scale ---------------------------------------------------------------
+line_of() { # FILE WORD: the first line of FILE starting with WORD
+	awk -v w="$2" '$1 == w { print; exit }' "$1"
+}
+field() { # LINE KEY: the value of KEY=VALUE in LINE
+	tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p" | awk 'NR == 1'
+}
+wait_line() { # FILE WORD SECONDS PID
+	local deadline=$((SECONDS + $3))
+	until [ -n "$(line_of "$1" "$2")" ]; do
+		if [ "$SECONDS" -ge "$deadline" ] || ! kill -0 "$4" 2>/dev/null; then
+			say "bench_load: no '$2' line after $3s; its output:"
+			cat "$1" "$1.err" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+coordinator_scale() {
+	local d=$work/scale k pub_coord pub_op pub_rel cpid lpid rss0 rss1 rss2 l rid t0 seconds
+	local -a cli_env
+	mkdir -p "$d/migs/20250101000000_init"
+	cd "$d" || exit 1
+	for k in coord:coordinator op:operator rel:release; do
+		"$FLOTILLA" keygen --kind "${k#*:}" --out "${k%%:*}.key" >/dev/null
+	done
+	pub_coord=$("$T" pubkey coord.key coordinator)
+	pub_op=$("$T" pubkey op.key operator)
+	pub_rel=$("$T" pubkey rel.key release)
+	say "coordinator_scale: $A agents, one tenant each"
+	{
+		printf '%s\n' "key_file: coord.key" "project_id: acme" "agent_listen: tcp://127.0.0.1:0" \
+			"admin_listen: tcp://127.0.0.1:0" "store: store.db" "peers_state_file: peers.seq" \
+			"poll_hold: 5m" "agent_offline_after: 10m" "max_held_polls: $((A + 1000))" \
+			"trusted_release_keys: [\"$pub_rel\"]" "operators:" \
+			"  - {name: admin, public_key: \"$pub_op\", role: admin}"
+		"$T" flood-keys "$A" bench
+	} >c.yaml
+	"$FL_COORDINATOR_BIN" --config c.yaml --ready-file ready --log-level warn >coord.log 2>&1 &
+	cpid=$!
+	LOAD_PIDS+=("$cpid")
+	for _ in $(seq 1 1200); do [ -s ready ] && break; sleep 0.05; done
+	[ -s ready ] || {
+		say "the coordinator did not start: $(tail -n 5 coord.log)"
+		exit 1
+	}
+	# shellcheck disable=SC1091
+	. ./ready
+	cli_env=(FLOTILLA_COORDINATOR="tcp://127.0.0.1:$admin_port" FLOTILLA_COORDINATOR_KEY="$pub_coord"
+		FLOTILLA_KEY=op.key)
+	echo "CREATE TABLE bench_scale (id int);" >migs/20250101000000_init/migration.sql
+	"$FLOTILLA" release build --dir migs --project acme --sequence 1 --out r1.rel >/dev/null
+	"$FLOTILLA" release sign --key rel.key r1.rel >/dev/null
+	env "${cli_env[@]}" "$FLOTILLA" release push r1.rel >/dev/null
+	printf '%s\n' "name: scale" "waves:" "  - {name: all, select: {percent: 100}, max_parallel: $A}" \
+		"per_agent_parallel: 1" >policy.yaml
+	rss() { awk '/^VmRSS/ { print $2 }' "/proc/$cpid/status"; }
+	rss0=$(rss)
+	seconds=$((QUICK ? 5 : 10))
+	"$LOAD" --url "tcp://127.0.0.1:$agent_port" --coordinator-key "$pub_coord" --agents "$A" \
+		--seed bench --rate 2000 --seconds "$seconds" >load.out 2>load.out.err &
+	lpid=$!
+	LOAD_PIDS+=("$lpid")
+	wait_line load.out hello 900 "$lpid" || exit 1
+	rss1=$(rss)
+	wait_line load.out held 300 "$lpid" || exit 1
+	rss2=$(rss)
+	env "${cli_env[@]}" "$FLOTILLA" rollout start --release r1.rel --policy policy.yaml --all \
+		--release-key rel.key --json >start.json
+	rid=$(grep -o '"rollout_id":"[^"]*"' start.json | awk 'NR == 1' | cut -d'"' -f4)
+	wait_line load.out assigned 600 "$lpid" || exit 1
+	t0=$(now_ms)
+	env "${cli_env[@]}" "$FLOTILLA" rollout halt "$rid" --reason bench >/dev/null
+	wait_line load.out halted 300 "$lpid" || exit 1
+	wait_line load.out reports 300 "$lpid" || exit 1
+	wait "$lpid" || say "bench_load reported errors: $(head -n 5 load.out.err)"
+	kill -TERM "$cpid" 2>/dev/null || true
+	wait "$cpid" 2>/dev/null || true
+	cd "$work" || exit 1
+
+	R[coordinator_scale.agents]=$A
+	R[coordinator_scale.tenants]=$A
+	l=$(line_of "$d/load.out" hello)
+	R[coordinator_scale.hello_per_s]=$(field "$l" rate)
+	R[coordinator_scale.hello_p99_ms]=$(field "$l" p99_ms)
+	l=$(line_of "$d/load.out" rate)
+	R[coordinator_scale.target_requests_per_s]=$(field "$l" target)
+	R[coordinator_scale.requests_per_s]=$(field "$l" achieved)
+	R[coordinator_scale.requests]=$(field "$l" requests)
+	R[coordinator_scale.requests_skipped]=$(field "$l" skipped)
+	R[coordinator_scale.p50_ms]=$(field "$l" p50_ms)
+	R[coordinator_scale.p99_ms]=$(field "$l" p99_ms)
+	R[coordinator_scale.max_ms]=$(field "$l" max_ms)
+	R[coordinator_scale.request_errors]=$(field "$l" errors)
+	l=$(line_of "$d/load.out" reports)
+	R[coordinator_scale.reports_per_s]=$(field "$l" rate)
+	R[coordinator_scale.report_p50_ms]=$(field "$l" p50_ms)
+	R[coordinator_scale.report_p99_ms]=$(field "$l" p99_ms)
+	l=$(line_of "$d/load.out" halted)
+	R[coordinator_scale.halted_agents]=$(field "$l" agents)
+	R[coordinator_scale.halt_to_all_agents_ms]=$(($(field "$l" last_ms) - t0))
+	R[coordinator_scale.halt_to_first_agent_ms]=$(($(field "$l" first_ms) - t0))
+	R[coordinator_scale.rss_start_kib]=$rss0
+	R[coordinator_scale.rss_after_hello_kib]=$rss1
+	R[coordinator_scale.rss_polls_held_kib]=$rss2
+	R[coordinator_scale.bytes_per_tenant]=$(((rss2 - rss0) * 1024 / A))
+	R[coordinator_scale.bytes_per_tenant_without_held_polls]=$(((rss1 - rss0) * 1024 / A))
+}
+print_scale() {
+	printf '\ncoordinator_scale: %s simulated agents (one tenant each), real envelopes over tcp\n' \
+		"$(get coordinator_scale.agents)"
+	printf '  requests/s %s (target %s, %s sent, %s skipped), p50 %s ms, p99 %s ms, max %s ms (target p99 < 50)\n' \
+		"$(get coordinator_scale.requests_per_s)" "$(get coordinator_scale.target_requests_per_s)" \
+		"$(get coordinator_scale.requests)" "$(get coordinator_scale.requests_skipped)" \
+		"$(get coordinator_scale.p50_ms)" "$(get coordinator_scale.p99_ms)" "$(get coordinator_scale.max_ms)"
+	printf '  hello %s/s (p99 %s ms); reports %s/s (p50 %s ms, p99 %s ms)\n' \
+		"$(get coordinator_scale.hello_per_s)" "$(get coordinator_scale.hello_p99_ms)" \
+		"$(get coordinator_scale.reports_per_s)" "$(get coordinator_scale.report_p50_ms)" \
+		"$(get coordinator_scale.report_p99_ms)"
+	printf '  halt to all %s agents: %s ms (first %s ms; target < 2000)\n' \
+		"$(get coordinator_scale.halted_agents)" "$(get coordinator_scale.halt_to_all_agents_ms)" \
+		"$(get coordinator_scale.halt_to_first_agent_ms)"
+	printf '  memory per tenant: %s bytes with its poll held, %s without (target < 4096)\n' \
+		"$(get coordinator_scale.bytes_per_tenant)" \
+		"$(get coordinator_scale.bytes_per_tenant_without_held_polls)"
+}
 
 case ",$ONLY," in *,fleet,*) fleet_apply fleet_apply databases ;; esac
 case ",$ONLY," in *,schemas,*) fleet_apply fleet_apply_schemas schemas ;; esac
