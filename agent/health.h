@@ -12,7 +12,9 @@
  *   failed        false, NULL, another shape, an SQL error, the timeout
  *   inconclusive  cannot connect, the role cannot be set (missing, not
  *                 granted), the connection lost, canceled: neither pass nor
- *                 fail; the scheduler pauses the wave for a human
+ *                 fail; the scheduler pauses the wave for a human (checks
+ *                 canceled by a halt or a shutdown excepted: the worker
+ *                 reports that work CANCELED)
  *
  * One connection (the tenant's URL, through the PostgreSQL driver: libpq's
  * environment kept out, bounded), all checks on it in order. A check never

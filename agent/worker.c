@@ -6,6 +6,9 @@
  * (session, health runner, backup), so a cancel never meets an object being
  * freed. Jobs are taken in arrival order: the first ready one whose limits
  * allow, else the first new one to prepare; a worker never waits on a limit.
+ * Jobs of one tenant run one at a time in the order they came: a ready job
+ * waits while an earlier one of its tenant is in the pool (new, being
+ * prepared, ready or running), as if that were one more limit.
  */
 #include "worker.h"
 
@@ -344,6 +347,9 @@ static void on_event(const struct fl_event *ev, void *arg)
 	case FL_ECANCELED:
 		m->outcome = O_CANCELED;
 		break;
+	case FL_EBUSY: /* nothing of it applied or recorded */
+		m->outcome = O_BUSY;
+		break;
 	default:
 		m->outcome = O_FAILED;
 		break;
@@ -513,13 +519,17 @@ static void engine_opts(const struct job *j, const struct fl_agent_database *db,
 		o->lock_wait_ms = p->max_duration_ms;
 }
 
-/* What the engine's error makes of the whole assignment. */
+/* What the engine's error makes of the whole assignment. Busy (another
+ * deployer holds the migration lock, or the tables a migration needs stayed
+ * locked past the retries): nothing of that migration applied, tried again
+ * later, not a failure the wave's budget counts. */
 static int outcome_for(enum fl_err rv)
 {
 	switch (rv) {
 	case FL_EVERIFY:
 		return O_VERIFY_FAILED;
 	case FL_ELOCKED:
+	case FL_EBUSY:
 		return O_BUSY;
 	case FL_ECANCELED:
 		return O_CANCELED;
@@ -534,6 +544,7 @@ static void run_health(struct job *j, const char *url, const struct fl_agent_dat
 	struct fl_conn_opts co;
 	struct fl_health *h;
 	size_t failed, inconclusive = 0;
+	enum cancel_why why;
 
 	if (p->n_checks == 0)
 		return;
@@ -559,9 +570,15 @@ static void run_health(struct job *j, const char *url, const struct fl_agent_dat
 			fl_logger_warn(&j->log, j->report.health[i].name, "health check %s: %s",
 			               j->report.health[i].inconclusive ? "inconclusive" : "failed",
 			               j->report.health[i].message);
+	/* Checks stopped by a halt or a shutdown are not inconclusive: that
+	 * pauses the wave for a human, and nobody needs to look at a tenant
+	 * whose checks were merely canceled. CANCELED gets it checked again. */
+	why = job_why(j->w, j);
 	if (failed > 0)
 		set_outcome(j, O_HEALTH_FAILED, "%zu of %zu health checks failed", failed,
 		            p->n_checks);
+	else if (inconclusive > 0 && why != WHY_NONE)
+		canceled_outcome(j, why, "health checks");
 	else if (inconclusive > 0)
 		set_outcome(j, O_INCONCLUSIVE, "%zu of %zu health checks could not run",
 		            inconclusive, p->n_checks);
@@ -712,8 +729,15 @@ out:
 			j->w->d.hooks.tenant_read(j->w->d.hooks.arg, j->v.tenant->id,
 			                          &j->report.state);
 	}
-	if (worked && j->report.outcome == O_APPLIED && job_why(j->w, j) == WHY_NONE)
-		run_health(j, url, db);
+	if (worked && j->report.outcome == O_APPLIED) {
+		/* stopped between the deploy and the checks: not checked, so not
+		 * APPLIED (that would let the tenant through unchecked) */
+		why = job_why(j->w, j);
+		if (why != WHY_NONE && j->v.order->policy.n_checks > 0)
+			canceled_outcome(j, why, "applied; health checks not run");
+		else if (why == WHY_NONE)
+			run_health(j, url, db);
+	}
 }
 
 static void run(struct fl_worker *w, struct job *j)
@@ -781,15 +805,28 @@ out:
 
 /* ---- threads ---- */
 
-/* A job may start when its server and its order have room, and no other job
- * works on its tenant (one connection per tenant at work; two would only
- * wait on each other's migration lock). */
+/* A job may start when its server and its order have room, no job of its
+ * tenant came before it and is still in the pool (whatever its state: work
+ * for one tenant runs in the order it came, so a CHECK or REVERT never
+ * overtakes the APPLY before it, not even one still waiting for its own
+ * order's slot or being checked), and no other job works on its tenant (one
+ * connection per tenant at work; two would only wait on each other's
+ * migration lock). Pool mutex held. */
 static bool limits_allow(struct fl_worker *w, const struct job *j)
 {
-	for (const struct job *o = w->jobs; o != NULL; o = o->next)
-		if (o != j && o->state == J_RUNNING && o->v.tenant != NULL &&
+	bool earlier = true;
+
+	for (const struct job *o = w->jobs; o != NULL; o = o->next) {
+		if (o == j) {
+			earlier = false;
+			continue;
+		}
+		if (earlier && strcmp(o->tenant_id, j->tenant_id) == 0)
+			return false;
+		if (o->state == J_RUNNING && o->v.tenant != NULL &&
 		    strcmp(o->v.tenant->id, j->v.tenant->id) == 0)
 			return false;
+	}
 	return count_of(w, j->server, NULL)->n < j->server_limit &&
 	       count_of(w, NULL, j->order_hash)->n < j->order_limit;
 }

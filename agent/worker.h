@@ -11,8 +11,10 @@
  *              ends it REFUSED, nothing run, nothing in the ledger
  *   ready      verified; waits for its server's slot (databases[].max_parallel)
  *              and its order's (the wave's per_agent_parallel, else the
- *              policy's), and for its tenant to be free of other work, so
- *              one busy server, rollout or tenant never blocks the rest
+ *              policy's), and for its tenant to be free of other work and
+ *              of work that came before it (a tenant's work runs in the
+ *              order it came), so one busy server, rollout or tenant never
+ *              blocks the rest
  *   running    the ledger records the start (fsync'd) before any SQL; then
  *              CHECK: the order's health checks; APPLY/REVERT: one engine
  *              session (migration lock), the history checks (verify.h, step

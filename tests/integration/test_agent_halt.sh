@@ -2,7 +2,9 @@
 # Halts and time limits: a halt with on_halt cancel stops a running migration (rolled back) and
 # starts nothing queued for the rollout; with on_halt finish the running one completes and
 # nothing queued starts; other rollouts go on; the policy's max_duration cancels a tenant's
-# work past it (FAILED, saying so); a per-order limit (per_agent_parallel) holds.
+# work past it (FAILED, saying so); a per-order limit (per_agent_parallel) holds. Health
+# checks stopped by a halt or by the agent's shutdown are CANCELED, not INCONCLUSIVE (which
+# would pause the wave for a human), after an APPLY as in a CHECK.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
 
@@ -33,9 +35,18 @@ waves:
   - {name: all, select: {percent: 100}}
 per_agent_parallel: 4'
 ag_order "$AG/wide.bin" "$AG/rel.release" wide $M1 --all
+# a check that runs until canceled (its timeout far off)
+ag_policy waits 'name: waits
+waves:
+  - {name: all, select: {percent: 100}}
+on_halt: cancel
+health:
+  checks:
+    - {name: waits, sql: "SELECT pg_sleep(600) IS NOT NULL -- check waits", timeout: 10m}'
+ag_order "$AG/waits.bin" "$AG/rel.release" waits $M1 --all
 
 tenants='tenants:'
-for t in h1 h2 h3 h4 h5 h6 h7; do
+for t in h1 h2 h3 h4 h5 h6 h7 h8 h9; do
 	ag_tenant_db "$t" >/dev/null
 	tenants+="
   - {id: $t, server: main, database: $t}"
@@ -101,12 +112,44 @@ r=$(ag_report 6)
 assert_eq "$(ag_field "$r" outcome)" failed "h6 ($r)"
 assert_contains "$(ag_field "$r" message)" "max_duration"
 assert_eq "$(ag_has_table "$(url h6)" slow)" f "h6 rolled back"
-fl_log "two assignments for one tenant: one after the other, never both at once"
+fl_log "two assignments for one tenant: one after the other, in the order they came"
 ag_cmd "assign 7 apply h7 0 order $M1 $AG/wide.bin r-wide"
 ag_cmd "assign 8 apply h7 0 order $M1 $AG/wide.bin r-wide"
-o7=$(ag_field "$(ag_report 7)" outcome)
-o8=$(ag_field "$(ag_report 8)" outcome)
-assert_eq "$(printf '%s\n' "$o7" "$o8" | sort | tr '\n' ' ')" "applied skipped " "h7 outcomes"
+assert_eq "$(ag_field "$(ag_report 7)" outcome)" applied "h7, the first to come"
+assert_eq "$(ag_field "$(ag_report 8)" outcome)" skipped "h7, the second (at the target by then)"
+
+checking() { # sessions of database $1 in the health check now
+	fl_psql "$DATABASE_URL" "SELECT count(*) FROM pg_stat_activity WHERE datname = '$1'
+		AND query LIKE '%check waits%' AND state = 'active' AND pid <> pg_backend_pid()"
+}
+fl_log "a halt during an APPLY's health checks: CANCELED, the migration applied"
+ag_cmd "assign 9 apply h8 0 order $M1 $AG/waits.bin r-waits"
+wait_for 60 "[ \"\$(checking h8)\" = 1 ]" || fl_fail "no health check on h8: $(tail -n 20 "$AG_LOG")"
+ag_cmd "halt r-waits operator said so"
+r=$(ag_report 9)
+assert_eq "$(ag_field "$r" outcome)" canceled "h8 ($r)"
+assert_contains "$(ag_field "$r" message)" "halted: operator said so"
+assert_contains "$(ag_field "$r" migrations)" "$M1:applied" "h8's migration"
+assert_eq "$(ag_has_table "$(url h8)" slow)" t "h8 applied"
+
+fl_log "a halt during a CHECK: CANCELED"
+ag_cmd "assign 10 check h8 0 order - $AG/waits.bin r-waits2"
+wait_for 60 "[ \"\$(checking h8)\" = 1 ]" || fl_fail "no health check on h8: $(tail -n 20 "$AG_LOG")"
+ag_cmd "halt r-waits2 operator said so again"
+r=$(ag_report 10)
+assert_eq "$(ag_field "$r" outcome)" canceled "h8 check ($r)"
+assert_contains "$(ag_field "$r" message)" "halted: operator said so again"
+
+fl_log "the agent shutting down during an APPLY's health checks: CANCELED"
+ag_cmd "assign 11 apply h9 0 order $M1 $AG/waits.bin r-waits3"
+wait_for 60 "[ \"\$(checking h9)\" = 1 ]" || fl_fail "no health check on h9: $(tail -n 20 "$AG_LOG")"
+ag_stop TERM
+assert_eq "$AG_RC" 0 "exit status"
+ag_start # sends what is left in the journal
+r=$(ag_report 11)
+assert_eq "$(ag_field "$r" outcome)" canceled "h9 ($r)"
+assert_contains "$(ag_field "$r" message)" "shutting down"
+assert_eq "$(ag_has_table "$(url h9)" slow)" t "h9 applied"
 ag_stop TERM
 assert_eq "$AG_RC" 0 "exit status"
 fl_pass

@@ -170,6 +170,17 @@ ag_cmd "assign 25 revert canary 0 order $M1 $AG/ord.bin r-1 $AG/rb_untrusted.bin
 refused 25 "rollback order:"
 untouched canary "$M1,$M2"
 
+fl_log "15b. a revert under an expired rollout order, with a valid signed rollback order"
+# docs/POLICY.md, "A rollout's order expires": agents check the rollout order on every
+# assignment, reverts too; a valid rollback order does not revive it
+"$FL_ROGUE" rollback --order "$AG/ord_expired.bin" --target $M1 --all --key "$AG/release.key" \
+	--out "$AG/rb_expired.bin" >/dev/null
+ag_cmd "assign 26 revert canary 0 order $M1 $AG/ord_expired.bin r-1 $AG/rb_expired.bin"
+refused 26 "expired"
+assert_contains "$(ag_field "$(ag_report 26)" message)" "rollout order" "assignment 26: the rollout order is what is refused"
+untouched canary "$M1,$M2"
+assert_eq "$(ag_has_table "${url[canary]}" projects)" t "canary: projects still there"
+
 fl_log "16. a replayed assignment id, aimed at another tenant"
 ag_cmd "assign 31 apply main 1 order $M2 $AG/ord.bin r-1"
 wait_for 30 "[ \$(ag_reports 31) -ge 2 ]"
@@ -196,7 +207,7 @@ untouched auto "$M1"
 assert_eq "$(ag_has_table "${url[auto]}" users)" t "M1, applied by hand, stays"
 
 fl_log "every refusal is in the agent's log"
-for id in 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25; do
+for id in 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26; do
 	assert_contains "$(grep "assignment $id " "$AG_LOG")" "refused" "log of assignment $id"
 done
 fl_log "SIGHUP drops a release key: its orders and releases are refused from then on"
