@@ -27,7 +27,11 @@
 #                   policy with max_parallel P and per_agent_parallel P, no bake, no
 #                   health checks; the time from just before `flotilla rollout start` to
 #                   the wave's finished_at_ms on the coordinator (signing the order and
-#                   the CLI's start included).
+#                   the CLI's start included). Run twice: with fleet.sh's poll_hold 5s
+#                   (the figure the ratios use) and with poll_hold 1s (the least allowed):
+#                   an agent whose slots are all busy parks a poll with free_slots 0, which
+#                   nothing answers before the hold ends, so each round of P tenants waits
+#                   out the hold; the second run shows how much of the time that is.
 #      psql_loop    xargs -P P over the tenants, `psql -1 -f` per migration per tenant.
 #      node_pg_migrate  xargs -P P over the tenants, `node-pg-migrate up` per tenant on
 #                   the same files as SQL migrations (its defaults: one transaction for
@@ -41,8 +45,11 @@
 #    over tcp: real envelopes, real nng, A/10 connections. See bench_load.c's header for
 #    its phases; the coordinator's RSS is read from /proc before the Hellos and once
 #    every agent holds a long poll: memory per tenant = delta / tenants.
-# 4. agent_overhead_ms: (flotilla - lower bound) * P / (N * 20): what the coordination
-#    and the agent cost per migration beyond the SQL and its bookkeeping, per worker.
+# 4. agent overhead per migration, two ways: (flotilla - lower bound) * P / (N * 20), what
+#    the coordination and the agent cost per migration beyond the SQL and its bookkeeping,
+#    per worker (also for the 1s hold); and from the agent's own log, the mean time from
+#    taking an assignment to its "applied" line (one tenant's 20 migrations, no waiting on
+#    the coordinator) less the lower bound's time per tenant (its total * P / N), / 20.
 set -euo pipefail
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -102,7 +109,7 @@ if [ "${FL_BENCH_INSIDE:-}" != 1 ]; then
 	echo "==> building in $BUILD" >&2
 	cmake -S "$root" -B "$BUILD" >/dev/null
 	cmake --build "$BUILD" -j 2 --target flotilla flotilla-coordinator flotilla-agent \
-		fl-testclient bench_apply ${FL_BENCH_LOAD_TARGET-bench_load} >/dev/null
+		fl-testclient bench_apply bench_load >/dev/null
 	NPM_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/flotilla-bench/npm
 	NPG=''
 	if [ -x "$NPM_DIR/node_modules/.bin/node-pg-migrate" ]; then
@@ -133,7 +140,7 @@ export FLOTILLA=$BUILD/coordinator/cli/flotilla
 export FL_COORDINATOR_BIN=$BUILD/coordinator/flotilla-coordinator
 export FL_AGENT_BIN=$BUILD/agent/flotilla-agent
 work=$(mktemp -d "${TMPDIR:-/tmp}/flbench.XXXXXX")
-# shellcheck source=../../deploy/fleet-demo/fleet.sh
+# shellcheck source=deploy/fleet-demo/fleet.sh
 . "$root/deploy/fleet-demo/fleet.sh"
 LOAD_PIDS=()
 cleanup() {
@@ -274,11 +281,10 @@ time_xargs() { # FN
 
 # fleet_apply KEY MODE: the four methods on N tenants; figures under R[KEY.*].
 fleet_apply() {
-	local key=$1 lb1 lb2 fl
+	local key=$1 lb1 lb2 fl am
 	MODE=$2
-	FLEET_MAX_PARALLEL=$P
-	FLEET_POLL_HOLD=5s
-	FLEET_AGENTS=()
+	# shellcheck disable=SC2034 # fleet.sh reads them
+	FLEET_MAX_PARALLEL=$P FLEET_POLL_HOLD=5s FLEET_AGENTS=()
 	mkdir -p "$work/$key"
 	fleet_init "$work/$key" acme
 	TARGETS=$work/$key/targets
@@ -333,6 +339,7 @@ EOF
 	fi
 
 	R[$key.tenants]=$N
+	read -r am _ <<<"$(agent_apply_ms "$FLEET_DIR/logs/fa.log")"
 	R[$key.migrations]=$N_MIGS
 	R[$key.parallel]=$P
 	R[$key.flotilla_ms]=$fl
@@ -347,6 +354,14 @@ EOF
 	[ -z "${R[$key.node_pg_migrate_ms]:-}" ] ||
 		R[$key.speedup_vs_node_pg_migrate]=$(awk -v f="$fl" -v l="${R[$key.node_pg_migrate_ms]}" \
 			'BEGIN { printf "%.2f", l / f }')
+	R[$key.agent_apply_ms_per_tenant]=$am
+	R[$key.lower_bound_ms_per_tenant]=$(awk -v l="${R[$key.lower_bound_ms]}" -v p="$P" -v n="$N" \
+		'BEGIN { printf "%.1f", l * p / n }')
+	R[$key.agent_work_overhead_ms_per_migration]=$(awk -v a="$am" \
+		-v b="${R[$key.lower_bound_ms_per_tenant]}" -v m="$N_MIGS" 'BEGIN { printf "%.2f", (a - b) / m }')
+	R[$key.agent_overhead_ms_per_migration_poll_hold_1s]=$(awk -v f="${R[$key.flotilla_poll_hold_1s_ms]}" \
+		-v l="${R[$key.lower_bound_ms]}" -v p="$P" -v n="$N" -v m="$N_MIGS" \
+		'BEGIN { printf "%.3f", (f - l) * p / (n * m) }')
 	R[$key.agent_overhead_ms_per_migration]=$(awk -v f="$fl" -v l="${R[$key.lower_bound_ms]}" \
 		-v p="$P" -v n="$N" -v m="$N_MIGS" 'BEGIN { printf "%.3f", (f - l) * p / (n * m) }')
 	if [ "$MODE" = databases ]; then
@@ -361,6 +376,7 @@ EOF
 # start` to the wave's finished_at_ms. The fleet is stopped, checked and reset after.
 flotilla_run() {
 	local key=$1 hold=$2 run=$3 t0 t_end json hellos
+	# shellcheck disable=SC2034 # fleet.sh reads it
 	FLEET_POLL_HOLD=$hold
 	fleet_start_coordinator
 	hellos=$(grep -c 'hello accepted' "$FLEET_DIR/logs/fa.log" 2>/dev/null || true)
@@ -391,6 +407,27 @@ flotilla_run() {
 }
 _bench_hello_after() { # COUNT: the agent's log has more than COUNT accepted Hellos
 	[ "$(grep -c 'hello accepted' "$FLEET_DIR/logs/fa.log")" -gt "$1" ]
+}
+
+# agent_apply_ms LOG: the mean time, in ms, from an agent's "assignment N: apply" log line to
+# its "assignment N (apply ...): applied" line: what one tenant's 20 migrations cost inside
+# the agent (connection, lock, history, the SQL, fingerprint, journal), with no waiting on
+# the coordinator. Prints "MS COUNT".
+agent_apply_ms() {
+	# shellcheck disable=SC2016
+	awk '
+function t(line,   ts, h, m, s) {
+	match(line, /"ts":"[^"]*"/); ts = substr(line, RSTART + 6, RLENGTH - 7)
+	h = substr(ts, 12, 2); m = substr(ts, 15, 2); s = substr(ts, 18, 6)
+	return h * 3600 + m * 60 + s
+}
+/"msg":"assignment [0-9]+: apply/ { match($0, /assignment [0-9]+/); start[substr($0, RSTART + 11, RLENGTH - 11)] = t($0) }
+/"msg":"assignment [0-9]+ \(apply[^"]*\): applied"/ {
+	match($0, /assignment [0-9]+/); id = substr($0, RSTART + 11, RLENGTH - 11)
+	if (id in start) { sum += t($0) - start[id]; n++ }
+}
+END { if (n) printf "%.1f %d\n", sum / n * 1000, n }
+' "$1"
 }
 
 fleet_drop_databases() {
@@ -448,6 +485,7 @@ coordinator_scale() {
 	}
 	# shellcheck disable=SC1091
 	. ./ready
+	# shellcheck disable=SC2154 # agent_port, admin_port: from ./ready
 	cli_env=(FLOTILLA_COORDINATOR="tcp://127.0.0.1:$admin_port" FLOTILLA_COORDINATOR_KEY="$pub_coord"
 		FLOTILLA_KEY=op.key)
 	echo "CREATE TABLE bench_scale (id int);" >migs/20250101000000_init/migration.sql
@@ -459,6 +497,7 @@ coordinator_scale() {
 	rss() { awk '/^VmRSS/ { print $2 }' "/proc/$cpid/status"; }
 	rss0=$(rss)
 	seconds=$((QUICK ? 5 : 10))
+	# shellcheck disable=SC2154
 	"$LOAD" --url "tcp://127.0.0.1:$agent_port" --coordinator-key "$pub_coord" --agents "$A" \
 		--seed bench --rate 2000 --seconds "$seconds" >load.out 2>load.out.err &
 	lpid=$!
@@ -559,8 +598,11 @@ print_table() {
 		printf '  flotilla / lower bound %sx (target <= 1.15); psql loop %sx slower (>= 5); node-pg-migrate %sx slower (>= 1.5)\n' \
 			"$(get "$k.ratio_to_lower_bound")" "$(get "$k.speedup_vs_psql_loop")" \
 			"$(get "$k.speedup_vs_node_pg_migrate")"
-		printf '  agent overhead per migration: %s ms ((flotilla - lower bound) x P / (N x 20))\n' \
-			"$(get "$k.agent_overhead_ms_per_migration")"
+		printf '  agent overhead per migration: %s ms ((flotilla - lower bound) x P / (N x 20)), %s ms with hold 1s\n' \
+			"$(get "$k.agent_overhead_ms_per_migration")" "$(get "$k.agent_overhead_ms_per_migration_poll_hold_1s")"
+		printf '  inside the agent: %s ms per tenant (lower bound %s): %s ms per migration beyond the SQL\n' \
+			"$(get "$k.agent_apply_ms_per_tenant")" "$(get "$k.lower_bound_ms_per_tenant")" \
+			"$(get "$k.agent_work_overhead_ms_per_migration")"
 	done
 	if [ -n "$(get coordinator_scale.agents)" ]; then
 		print_scale
