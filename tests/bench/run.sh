@@ -2,7 +2,7 @@
 # flotilla's benchmarks (issue 9), not a test: ctest never runs this.
 #
 #   tests/bench/run.sh [--quick] [--json FILE] [--parallel P] [--tenants N] [--agents N]
-#                      [--only fleet,schemas,scale]
+#                      [--only agent,fleet,schemas,scale]
 #
 # Sizes: 1,000 tenants and 10,000 simulated agents; --quick 200 and 1,000. P (default 8)
 # is the parallelism every fleet-apply method gets. Prints one table; --json FILE writes
@@ -49,7 +49,8 @@
 #    the coordination and the agent cost per migration beyond the SQL and its bookkeeping,
 #    per worker (also for the 1s hold); and from the agent's own log, the mean time from
 #    taking an assignment to its "applied" line (one tenant's 20 migrations, no waiting on
-#    the coordinator) less the lower bound's time per tenant (its total * P / N), / 20.
+#    the coordinator) less the lower bound's time per tenant (its total * P / N), / 20;
+#    agent_single does the same with one worker (P = 1) on 20 tenants, no contention.
 set -euo pipefail
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -59,7 +60,7 @@ JSON=''
 P=8
 N=''
 A=''
-ONLY='fleet,schemas,scale'
+ONLY='agent,fleet,schemas,scale'
 ARGS=("$@")
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -566,6 +567,36 @@ print_scale() {
 		"$(get coordinator_scale.bytes_per_tenant_without_held_polls)"
 }
 
+# agent_single: one agent with one worker (max_parallel 1) on 20 tenant databases, P = 1 for
+# the lower bound too: the agent's own time per tenant (agent_apply_ms) against the bound's.
+agent_single() {
+	local key=agent_single n=20 lb am
+	# shellcheck disable=SC2034 # fleet.sh reads them
+	FLEET_MAX_PARALLEL=1 FLEET_POLL_HOLD=1s FLEET_AGENTS=()
+	MODE=databases
+	mkdir -p "$work/$key"
+	fleet_init "$work/$key" acme
+	TARGETS=$work/$key/targets
+	say "$key: $n tenants, one worker"
+	fleet_add_agent fa "$n" 0
+	psql -X -A -t -q -c "SELECT datname FROM pg_database WHERE datname LIKE 'fa\_t%' ORDER BY 1" >"$TARGETS"
+	printf '%s\n' "name: bench" "waves:" "  - {name: all, select: {percent: 100}, max_parallel: 1}" \
+		"per_agent_parallel: 1" >"$work/$key/policy.yaml"
+	psql -X -q -c CHECKPOINT
+	lb=$("$APPLY" --targets "$TARGETS" --parallel 1 --dir "$MIGS" | sed -n 's/^ms=\([0-9.]*\).*/\1/p')
+	check_tenants lower_bound
+	reset_tenants
+	N=$n flotilla_run "$key" 1s 1 >/dev/null
+	read -r am _ <<<"$(agent_apply_ms "$FLEET_DIR/logs/fa.log")"
+	fleet_drop_databases
+	R[$key.tenants]=$n
+	R[$key.lower_bound_ms_per_tenant]=$(awk -v l="$lb" -v n="$n" 'BEGIN { printf "%.1f", l / n }')
+	R[$key.agent_apply_ms_per_tenant]=$am
+	R[$key.agent_overhead_ms_per_migration]=$(awk -v a="$am" -v l="$lb" -v n="$n" -v m="$N_MIGS" \
+		'BEGIN { printf "%.2f", (a - l / n) / m }')
+}
+
+case ",$ONLY," in *,agent,*) agent_single ;; esac
 case ",$ONLY," in *,fleet,*) fleet_apply fleet_apply databases ;; esac
 case ",$ONLY," in *,schemas,*) fleet_apply fleet_apply_schemas schemas ;; esac
 case ",$ONLY," in *,scale,*) coordinator_scale ;; esac
@@ -604,6 +635,11 @@ print_table() {
 			"$(get "$k.agent_apply_ms_per_tenant")" "$(get "$k.lower_bound_ms_per_tenant")" \
 			"$(get "$k.agent_work_overhead_ms_per_migration")"
 	done
+	if [ -n "$(get agent_single.tenants)" ]; then
+		printf '\nagent_single: one worker, %s tenants: %s ms per tenant in the agent, lower bound %s: %s ms per migration beyond the SQL\n' \
+			"$(get agent_single.tenants)" "$(get agent_single.agent_apply_ms_per_tenant)" \
+			"$(get agent_single.lower_bound_ms_per_tenant)" "$(get agent_single.agent_overhead_ms_per_migration)"
+	fi
 	if [ -n "$(get coordinator_scale.agents)" ]; then
 		print_scale
 	fi
@@ -613,7 +649,7 @@ write_json() {
 	# Sections in a fixed order, fleet_apply first and its ratio first inside it.
 	{
 		printf '{\n'
-		for sect in fleet_apply fleet_apply_schemas coordinator_scale; do
+		for sect in fleet_apply fleet_apply_schemas coordinator_scale agent_single; do
 			first=1
 			for k in $( (printf '%s\n' "$sect.ratio_to_lower_bound"; printf '%s\n' "${!R[@]}" | sort) |
 				awk -v s="$sect." 'index($0, s) == 1 && !seen[$0]++'); do
