@@ -138,7 +138,8 @@ APPLY=$BUILD/tests/bench/bench_apply
 LOAD=$BUILD/tests/bench/bench_load
 T=$BUILD/tests/tools/fl-testclient
 export FLOTILLA=$BUILD/coordinator/cli/flotilla
-export FL_COORDINATOR_BIN=$BUILD/coordinator/flotilla-coordinator
+# FL_BENCH_COORDINATOR: another flotilla-coordinator binary (to try a change)
+export FL_COORDINATOR_BIN=${FL_BENCH_COORDINATOR:-$BUILD/coordinator/flotilla-coordinator}
 export FL_AGENT_BIN=$BUILD/agent/flotilla-agent
 work=$(mktemp -d "${TMPDIR:-/tmp}/flbench.XXXXXX")
 # shellcheck source=deploy/fleet-demo/fleet.sh
