@@ -8,6 +8,14 @@
  *
  *   bench_load --url URL --coordinator-key B64 --agents A --seed SEED
  *              [--sockets S] [--rate R] [--seconds T] [--hold MS]
+ *              [--first I] [--procs K --barrier DIR] [--latencies PREFIX]
+ *
+ * Each agent holds two blocks of libsodium's guarded memory (its key, its
+ * peer registry), a few memory mappings each: past about 5,000 agents a
+ * process meets vm.max_map_count, so a large fleet is simulated by K
+ * processes, each with agents I..I+A-1, meeting at a barrier (files in DIR)
+ * before each phase; R is then each one's share. --latencies writes each
+ * phase's latencies (ms, one a line) to PREFIX.hello, .rate and .reports.
  *
  * Phases, each printing one line of key=value on stdout:
  *   hello     each agent says Hello with one tenant, ld-<i> (64 at once)
@@ -23,6 +31,7 @@
  *   reports   each agent reports its assignment canceled; latency of each
  * Latencies are p50/p99/max in ms. Exits 1 when a phase saw errors.
  */
+#include <dirent.h>
 #include <getopt.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -33,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "envelope.h"
@@ -73,6 +83,8 @@ static atomic_long n_done, n_errors, n_assigned, n_halted, next_agent;
 static atomic_llong halt_first_ms, halt_last_ms;
 
 /* Latencies, ms, one per answered request of the phase. */
+static long first_agent, n_procs = 1;
+static const char *barrier_dir, *lat_prefix;
 static double *lat;
 static long lat_cap;
 static atomic_long n_lat;
@@ -299,6 +311,36 @@ static void start_next_hello(void)
 		send_hello(&agents[i]);
 }
 
+/* Wait until the K processes all reached phase name (a file each in DIR). */
+static void barrier(const char *name)
+{
+	char path[4096];
+	FILE *f;
+
+	if (barrier_dir == NULL || n_procs <= 1)
+		return;
+	snprintf(path, sizeof(path), "%s/%s.%ld", barrier_dir, name, (long)getpid());
+	if ((f = fopen(path, "w")) == NULL)
+		die("cannot write the barrier file", path);
+	fclose(f);
+	for (;;) {
+		DIR *d = opendir(barrier_dir);
+		struct dirent *de;
+		long n = 0;
+		size_t len = strlen(name);
+
+		if (d == NULL)
+			die("cannot read the barrier folder", barrier_dir);
+		while ((de = readdir(d)) != NULL)
+			if (strncmp(de->d_name, name, len) == 0 && de->d_name[len] == '.')
+				n++;
+		closedir(d);
+		if (n >= n_procs)
+			return;
+		nng_msleep(10);
+	}
+}
+
 static int cmp_double(const void *x, const void *y)
 {
 	double a = *(const double *)x, b = *(const double *)y;
@@ -307,12 +349,23 @@ static int cmp_double(const void *x, const void *y)
 }
 
 /* "p50_ms=.. p99_ms=.. max_ms=.." of the phase's latencies. */
-static void print_latency(void)
+static void print_latency(const char *phase)
 {
 	long n = atomic_load(&n_lat);
 
 	if (n > lat_cap)
 		n = lat_cap;
+	if (lat_prefix) {
+		char path[4096];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s.%s", lat_prefix, phase);
+		if ((f = fopen(path, "w")) == NULL)
+			die("cannot write", path);
+		for (long k = 0; k < n; k++)
+			fprintf(f, "%.3f\n", lat[k]);
+		fclose(f);
+	}
 	if (n == 0) {
 		printf(" p50_ms=0 p99_ms=0 max_ms=0");
 		return;
@@ -346,6 +399,10 @@ int main(int argc, char **argv)
 	                                  {"rate", 1, 0, 'r'},
 	                                  {"seconds", 1, 0, 't'},
 	                                  {"hold", 1, 0, 'h'},
+	                                  {"first", 1, 0, 'f'},
+	                                  {"procs", 1, 0, 'P'},
+	                                  {"barrier", 1, 0, 'b'},
+	                                  {"latencies", 1, 0, 'l'},
 	                                  {0, 0, 0, 0}};
 	const char *url = NULL, *key = NULL, *seed = NULL;
 	long n_socks = 0, rate = 2000, seconds = 10, errors_before;
@@ -380,6 +437,18 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			hold_ms = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'f':
+			first_agent = strtol(optarg, NULL, 10);
+			break;
+		case 'P':
+			n_procs = strtol(optarg, NULL, 10);
+			break;
+		case 'b':
+			barrier_dir = optarg;
+			break;
+		case 'l':
+			lat_prefix = optarg;
 			break;
 		default:
 			die("usage: bench_load --url URL --coordinator-key B64 --agents A --seed "
@@ -417,10 +486,10 @@ int main(int argc, char **argv)
 		char text[256];
 		uint8_t s[32];
 
-		snprintf(text, sizeof(text), "fl-flood %s %ld", seed, i);
+		snprintf(text, sizeof(text), "fl-flood %s %ld", seed, first_agent + i);
 		crypto_hash_sha256(s, (const uint8_t *)text, strlen(text));
-		a->i = i;
-		snprintf(a->tenant, sizeof(a->tenant), "ld-%05ld", i);
+		a->i = first_agent + i;
+		snprintf(a->tenant, sizeof(a->tenant), "ld-%05ld", first_agent + i);
 		a->id = fl_identity_new_from_seed(s);
 		if (a->id == NULL || fl_peers_new(a->id, NULL, 0, 0, &a->peers, err) != FL_OK ||
 		    fl_peers_add(a->peers, coord, FL_PEER_COORDINATOR, "coordinator", err) != FL_OK)
@@ -434,6 +503,7 @@ int main(int argc, char **argv)
 	}
 
 	/* hello */
+	barrier("hello");
 	t0 = mono_ns();
 	atomic_store(&next_agent, 64 < n_agents ? 64 : n_agents);
 	for (long i = 0; i < (64 < n_agents ? 64 : n_agents); i++)
@@ -442,11 +512,12 @@ int main(int argc, char **argv)
 	t1 = mono_ns();
 	printf("hello agents=%ld ms=%.0f rate=%.0f", n_agents, (double)(t1 - t0) / 1e6,
 	       (double)n_agents * 1e9 / (double)(t1 - t0));
-	print_latency();
+	print_latency("hello");
 	printf(" errors=%ld\n", atomic_load(&n_errors));
 	fflush(stdout);
 
 	/* rate: open loop, the next idle agent each 1/R s */
+	barrier("rate");
 	errors_before = atomic_load(&n_errors);
 	atomic_store(&n_done, 0);
 	atomic_store(&n_lat, 0);
@@ -474,12 +545,13 @@ int main(int argc, char **argv)
 		printf("rate target=%ld requests=%ld seconds=%.2f achieved=%.0f skipped=%ld", rate,
 		       sent, (double)(t1 - start) / 1e9, (double)sent * 1e9 / (double)(t1 - start),
 		       skipped);
-		print_latency();
+		print_latency("rate");
 		printf(" errors=%ld\n", atomic_load(&n_errors) - errors_before);
 		fflush(stdout);
 	}
 
 	/* held, then assigned */
+	barrier("held");
 	errors_before = atomic_load(&n_errors);
 	for (long i = 0; i < n_agents; i++)
 		send_poll(&agents[i], hold_ms, S_HOLD);
@@ -499,6 +571,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	/* reports */
+	barrier("reports");
 	atomic_store(&n_done, 0);
 	atomic_store(&n_lat, 0);
 	t0 = mono_ns();
@@ -517,7 +590,7 @@ int main(int argc, char **argv)
 		t1 = mono_ns();
 		printf("reports sent=%ld seconds=%.2f rate=%.0f", sent, (double)(t1 - t0) / 1e9,
 		       (double)sent * 1e9 / (double)(t1 - t0));
-		print_latency();
+		print_latency("reports");
 		printf(" errors=%ld\n", atomic_load(&n_errors) - errors_before);
 	}
 	fflush(stdout);

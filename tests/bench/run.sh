@@ -42,8 +42,9 @@
 #    --schema/--migrations-schema for node-pg-migrate.
 # 3. coordinator_scale: build/tests/bench/bench_load simulates A agents (distinct keys
 #    from `fl-testclient flood-keys`, each with one tenant) against a flotilla-coordinator
-#    over tcp: real envelopes, real nng, A/10 connections. See bench_load.c's header for
-#    its phases; the coordinator's RSS is read from /proc before the Hellos and once
+#    over tcp: real envelopes, real nng, A/10 connections, in processes of at most 2,500
+#    agents (latency quantiles are over every request of every process). See
+#    bench_load.c's header for its phases; the coordinator's RSS is read from /proc before the Hellos and once
 #    every agent holds a long poll: memory per tenant = delta / tenants.
 # 4. agent overhead per migration, two ways: (flotilla - lower bound) * P / (N * 20), what
 #    the coordination and the agent cost per migration beyond the SQL and its bookkeeping,
@@ -457,9 +458,29 @@ wait_line() { # FILE WORD SECONDS PID
 		sleep 0.05
 	done
 }
+# The phase lines of every bench_load process (in the current folder or $d).
+phase_lines() { cat "$d"/load.*.out 2>/dev/null | awk -v w="$1" '$1 == w'; }
+sum_field() { # PHASE KEY: the sum over the processes
+	local l
+	phase_lines "$1" | while read -r l; do field "$l" "$2"; done | awk '{ s += $1 } END { printf "%.0f", s }'
+}
+max_field() {
+	local l
+	phase_lines "$1" | while read -r l; do field "$l" "$2"; done | sort -n | tail -n 1
+}
+min_field() {
+	local l
+	phase_lines "$1" | while read -r l; do field "$l" "$2"; done | sort -n | head -n 1
+}
+pct() { # FILES... Q: the Q-quantile of every latency in FILES (1: the largest)
+	local q=${*: -1}
+	cat "${@:1:$#-1}" | sort -n | awk -v q="$q" '{ a[NR] = $1 } END {
+		if (NR == 0) { print 0; exit }
+		i = int((NR - 1) * q) + 1; printf "%.2f", a[i] }'
+}
 coordinator_scale() {
-	local d=$work/scale k pub_coord pub_op pub_rel cpid lpid rss0 rss1 rss2 l rid t0 seconds
-	local -a cli_env
+	local d=$work/scale k p pub_coord pub_op pub_rel cpid rss0 rss1 rss2 rid t0 seconds procs
+	local -a cli_env lpids=()
 	mkdir -p "$d/migs/20250101000000_init"
 	cd "$d" || exit 1
 	for k in coord:coordinator op:operator rel:release; do
@@ -499,50 +520,62 @@ coordinator_scale() {
 	rss() { awk '/^VmRSS/ { print $2 }' "/proc/$cpid/status"; }
 	rss0=$(rss)
 	seconds=$((QUICK ? 5 : 10))
-	# shellcheck disable=SC2154
-	"$LOAD" --url "tcp://127.0.0.1:$agent_port" --coordinator-key "$pub_coord" --agents "$A" \
-		--seed bench --rate 2000 --seconds "$seconds" >load.out 2>load.out.err &
-	lpid=$!
-	LOAD_PIDS+=("$lpid")
-	wait_line load.out hello 900 "$lpid" || exit 1
+	# At most 2,500 agents a process (bench_load.c says why); the rate is shared out.
+	procs=$(((A + 2499) / 2500))
+	mkdir -p barrier
+	for ((k = 0; k < procs; k++)); do
+		# shellcheck disable=SC2154 # from ./ready
+		"$LOAD" --url "tcp://127.0.0.1:$agent_port" --coordinator-key "$pub_coord" \
+			--agents $(((A * (k + 1)) / procs - (A * k) / procs)) --first $(((A * k) / procs)) \
+			--procs "$procs" --barrier barrier --latencies "lat.$k" --seed bench \
+			--rate $((2000 / procs)) --seconds "$seconds" >"load.$k.out" 2>"load.$k.out.err" &
+		lpids+=($!)
+		LOAD_PIDS+=($!)
+	done
+	all_lines() { # WORD SECONDS
+		local k
+		for ((k = 0; k < procs; k++)); do
+			wait_line "load.$k.out" "$1" "$2" "${lpids[k]}" || exit 1
+		done
+	}
+	all_lines hello 900
 	rss1=$(rss)
-	wait_line load.out held 300 "$lpid" || exit 1
+	all_lines held 300
 	rss2=$(rss)
 	env "${cli_env[@]}" "$FLOTILLA" rollout start --release r1.rel --policy policy.yaml --all \
 		--release-key rel.key --json >start.json
 	rid=$(grep -o '"rollout_id":"[^"]*"' start.json | awk 'NR == 1' | cut -d'"' -f4)
-	wait_line load.out assigned 600 "$lpid" || exit 1
+	all_lines assigned 600
 	t0=$(now_ms)
 	env "${cli_env[@]}" "$FLOTILLA" rollout halt "$rid" --reason bench >/dev/null
-	wait_line load.out halted 300 "$lpid" || exit 1
-	wait_line load.out reports 300 "$lpid" || exit 1
-	wait "$lpid" || say "bench_load reported errors: $(head -n 5 load.out.err)"
+	all_lines halted 300
+	all_lines reports 300
+	for p in "${lpids[@]}"; do
+		wait "$p" || say "bench_load reported errors: $(cat load.*.out.err | head -n 5)"
+	done
 	kill -TERM "$cpid" 2>/dev/null || true
 	wait "$cpid" 2>/dev/null || true
 	cd "$work" || exit 1
 
 	R[coordinator_scale.agents]=$A
 	R[coordinator_scale.tenants]=$A
-	l=$(line_of "$d/load.out" hello)
-	R[coordinator_scale.hello_per_s]=$(field "$l" rate)
-	R[coordinator_scale.hello_p99_ms]=$(field "$l" p99_ms)
-	l=$(line_of "$d/load.out" rate)
-	R[coordinator_scale.target_requests_per_s]=$(field "$l" target)
-	R[coordinator_scale.requests_per_s]=$(field "$l" achieved)
-	R[coordinator_scale.requests]=$(field "$l" requests)
-	R[coordinator_scale.requests_skipped]=$(field "$l" skipped)
-	R[coordinator_scale.p50_ms]=$(field "$l" p50_ms)
-	R[coordinator_scale.p99_ms]=$(field "$l" p99_ms)
-	R[coordinator_scale.max_ms]=$(field "$l" max_ms)
-	R[coordinator_scale.request_errors]=$(field "$l" errors)
-	l=$(line_of "$d/load.out" reports)
-	R[coordinator_scale.reports_per_s]=$(field "$l" rate)
-	R[coordinator_scale.report_p50_ms]=$(field "$l" p50_ms)
-	R[coordinator_scale.report_p99_ms]=$(field "$l" p99_ms)
-	l=$(line_of "$d/load.out" halted)
-	R[coordinator_scale.halted_agents]=$(field "$l" agents)
-	R[coordinator_scale.halt_to_all_agents_ms]=$(($(field "$l" last_ms) - t0))
-	R[coordinator_scale.halt_to_first_agent_ms]=$(($(field "$l" first_ms) - t0))
+	R[coordinator_scale.load_processes]=$procs
+	R[coordinator_scale.hello_per_s]=$(max_field hello ms | awk -v a="$A" '{ printf "%.0f", a * 1000 / $1 }')
+	R[coordinator_scale.hello_p99_ms]=$(pct "$d"/lat.*.hello 0.99)
+	R[coordinator_scale.target_requests_per_s]=$(((2000 / procs) * procs))
+	R[coordinator_scale.requests_per_s]=$(sum_field rate achieved)
+	R[coordinator_scale.requests]=$(sum_field rate requests)
+	R[coordinator_scale.requests_skipped]=$(sum_field rate skipped)
+	R[coordinator_scale.p50_ms]=$(pct "$d"/lat.*.rate 0.50)
+	R[coordinator_scale.p99_ms]=$(pct "$d"/lat.*.rate 0.99)
+	R[coordinator_scale.max_ms]=$(pct "$d"/lat.*.rate 1)
+	R[coordinator_scale.request_errors]=$(sum_field rate errors)
+	R[coordinator_scale.reports_per_s]=$(sum_field reports rate)
+	R[coordinator_scale.report_p50_ms]=$(pct "$d"/lat.*.reports 0.50)
+	R[coordinator_scale.report_p99_ms]=$(pct "$d"/lat.*.reports 0.99)
+	R[coordinator_scale.halted_agents]=$(sum_field halted agents)
+	R[coordinator_scale.halt_to_all_agents_ms]=$(($(max_field halted last_ms) - t0))
+	R[coordinator_scale.halt_to_first_agent_ms]=$(($(min_field halted first_ms) - t0))
 	R[coordinator_scale.rss_start_kib]=$rss0
 	R[coordinator_scale.rss_after_hello_kib]=$rss1
 	R[coordinator_scale.rss_polls_held_kib]=$rss2
