@@ -87,7 +87,7 @@ while [ $# -gt 0 ]; do
 		shift
 		;;
 	-h | --help)
-		sed -n '2,7p' "$self" | sed 's/^# \{0,1\}//'
+		sed -n '2,12p' "$self" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -130,6 +130,17 @@ if [ "${FL_BENCH_INSIDE:-}" != 1 ]; then
 	fi
 	[ -z "$JSON" ] || JSON=$(cd -- "$(dirname -- "$JSON")" && pwd)/$(basename -- "$JSON")
 	export FL_BENCH_INSIDE=1 BUILD NPG
+	# The arguments again, --json FILE with FILE made absolute.
+	set -- "${ARGS[@]}"
+	ARGS=()
+	while [ $# -gt 0 ]; do
+		if [ "$1" = --json ]; then
+			shift
+		else
+			ARGS+=("$1")
+		fi
+		shift
+	done
 	exec "$root/deploy/pg-throwaway.sh" run -- bash "$self" "${ARGS[@]}" ${JSON:+--json "$JSON"}
 fi
 
