@@ -19,6 +19,7 @@
 #include "pull.h"
 #include "recfile.h"
 #include "retry.h"
+#include "sd_notify.h"
 
 #define SYNC_EVERY_MS 10000 /* peers.seq fsync */
 #define FLUSH_MAX_MS  5000  /* sending reports at shutdown */
@@ -456,6 +457,15 @@ static void rediscover(struct fl_agent *a)
 
 /* ---- the housekeeping thread: signals and timers ---- */
 
+/* Tell systemd (Type=notify) where we are; a failure is only logged. */
+static void notify(const char *state)
+{
+	char eb[FL_ERRBUF_SIZE];
+
+	if (fl_sd_notify(state, eb) != FL_OK)
+		fl_log_warn("systemd", "%s", eb);
+}
+
 static void *housekeeping_main(void *arg)
 {
 	struct fl_agent *a = arg;
@@ -487,6 +497,8 @@ static void *housekeeping_main(void *arg)
 				atomic_fetch_add(&l->refs, 1);
 			pthread_cond_broadcast(&a->changed);
 			pthread_mutex_unlock(&a->mu);
+			if (!stopping)
+				notify("STOPPING=1");
 			if (!stopping && l != NULL)
 				fl_client_close(l->client); /* ends the long poll now */
 			fl_agent_link_unref(l);
@@ -496,11 +508,13 @@ static void *housekeeping_main(void *arg)
 				fl_worker_cancel_all(a->worker);
 			}
 		} else if (sig == SIGHUP) {
+			notify("RELOADING=1");
 			if (fl_agent_reload(a, err) == FL_OK)
 				fl_log_info("agent", "SIGHUP: reloaded '%s'", a->config_path);
 			else
 				fl_log_error("agent", "SIGHUP: keeping the running settings: %s",
 				             err);
+			notify("READY=1");
 		}
 		pthread_mutex_lock(&a->mu);
 		interval = a->cfg->c.discovery_interval_ms;

@@ -5,6 +5,7 @@
 
 #include "agent.h"
 #include "log.h"
+#include "sd_notify.h"
 
 static void usage(FILE *to)
 {
@@ -66,6 +67,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "flotilla-agent: %s\n", err);
 		return code;
 	}
+	/* open: config, keys, state dir, journal and tenants are in place;
+	 * fl_agent_run dials the coordinator (systemd, Type=notify) */
+	if (fl_sd_notify("READY=1", err) != FL_OK)
+		fl_log_warn("systemd", "%s", err);
 	code = fl_agent_run(a);
 	fl_agent_free(a);
 	return code;

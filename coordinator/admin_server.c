@@ -12,6 +12,7 @@
 #include "keys.h"
 #include "log.h"
 #include "mem.h"
+#include "metrics.h"
 #include "reconcile.h"
 #include "release.h"
 #include "rep.h"
@@ -750,6 +751,33 @@ static enum fl_err dispatch(struct call *c, ProtobufCMessage ***owned, size_t *n
 	return FL_OK;
 }
 
+enum fl_err fl_admin_server_read(struct fl_core *core, const struct fl_core_caller *caller,
+                                 const Flotilla__V1__AdminRequest *req,
+                                 struct fl_core_admin_reply *reply, ProtobufCMessage ***owned,
+                                 size_t *n_owned, char *eb)
+{
+	struct call c = {0};
+	enum fl_err rv;
+
+	c.core = core;
+	c.caller = *caller;
+	c.req = req;
+	c.reply = *reply;
+	fl_labels_init(&c.labels);
+	if (!fl_roles_may_run(FL_PEER_VIEWER, req->command_case)) {
+		set_status(&c, FLOTILLA__V1__STATUS_CODE__STATUS_CODE_PERMISSION_DENIED,
+		           "%s is not a read command",
+		           fl_wire_admin_command_name(req->command_case));
+		rv = FL_OK;
+	} else if ((rv = fl_store_begin(fl_core_store(core), eb)) == FL_OK) {
+		rv = dispatch(&c, owned, n_owned, eb);
+		fl_store_rollback(fl_core_store(core));
+	}
+	fl_labels_fini(&c.labels);
+	*reply = c.reply;
+	return rv;
+}
+
 static void audit(struct fl_core *core, const struct fl_peer_info *who, const char *name,
                   enum fl_peer_role role, const char *command, const char *subject,
                   Flotilla__V1__StatusCode code, const char *detail)
@@ -944,6 +972,7 @@ static void on_request(void *arg, struct fl_rep_req *req, const uint8_t *data, s
 
 	fl_envelope_opened_init(&o);
 	if (fl_envelope_open(srv->ep, data, len, srv->max_message, &o, &reason, eb) != FL_OK) {
+		fl_metrics_refused(fl_core_metrics(srv->core), FL_METRICS_ADMIN, (int)reason);
 		fl_envelope_opened_fini(&o);
 		fl_rep_reply(req, refusal, sizeof(refusal));
 		return;

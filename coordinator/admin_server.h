@@ -44,4 +44,18 @@ void fl_admin_server_stop_accepting(struct fl_admin_server *s);
 void fl_admin_server_drain(struct fl_admin_server *s, int64_t timeout_ms);
 void fl_admin_server_free(struct fl_admin_server *s);
 
+/*
+ * Core thread only: answer a read command (one a viewer may run) with the
+ * handlers operators' requests use, as caller, for the HTTP endpoint
+ * (http.c). The handler runs in a store transaction that is rolled back
+ * (reads change nothing) and the call is not audited. reply: arena and
+ * response set by the caller (code INTERNAL, message "" to start); *owned:
+ * messages to free with fl_wire_free_message after use. A command a viewer
+ * may not run is answered PERMISSION_DENIED. Errors: as the handlers' (store).
+ */
+enum fl_err fl_admin_server_read(struct fl_core *core, const struct fl_core_caller *caller,
+                                 const Flotilla__V1__AdminRequest *req,
+                                 struct fl_core_admin_reply *reply, ProtobufCMessage ***owned,
+                                 size_t *n_owned, char *eb) __attribute__((warn_unused_result));
+
 #endif

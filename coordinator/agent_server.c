@@ -12,6 +12,7 @@
 #include "mem.h"
 #include "reconcile.h"
 #include "rep.h"
+#include "metrics.h"
 #include "roles.h"
 #include "wire.h"
 
@@ -266,7 +267,66 @@ static bool success(int outcome)
 	return false;
 }
 
-/* What the report changes besides being stored: in the caller's transaction. */
+/* The stored history as the report says it changed (store.h,
+ * fl_store_tenant_history_after_report): its applied migrations appended,
+ * its reverted ones taken out, its failed rows when it carries the tenant's
+ * state. A row appended here has no checksum until the next Hello reads the
+ * history from the tenant. */
+static enum fl_err report_history(struct fl_store *st, const Flotilla__V1__Report *r, int64_t now,
+                                  char *eb)
+{
+	struct fl_store_history_change c = {0};
+	struct fl_store_applied *applied = fl_calloc(r->n_migrations + 1, sizeof(*applied));
+	const char **removed = fl_calloc(r->n_migrations + 1, sizeof(*removed));
+	struct fl_store_failed *failed = fl_calloc(r->n_failed + 1, sizeof(*failed));
+	enum fl_err rv;
+
+	for (size_t i = 0; i < r->n_migrations; i++) {
+		const Flotilla__V1__MigrationResult *m = r->migrations[i];
+
+		if (m->outcome == FLOTILLA__V1__OUTCOME__OUTCOME_APPLIED) {
+			struct fl_store_applied *a = &applied[c.n_applied++];
+
+			a->id = m->migration_id;
+			a->checksum = "";
+			a->started_at_ms = m->started_at_ms;
+			a->finished_at_ms = m->finished_at_ms;
+			a->applied_steps_count = m->applied_steps_count;
+		} else if (m->outcome == FLOTILLA__V1__OUTCOME__OUTCOME_ROLLED_BACK) {
+			removed[c.n_removed++] = m->migration_id;
+		}
+	}
+	c.applied = applied;
+	c.removed = removed;
+	if (r->fingerprint[0] != '\0') { /* the tenant's state after the work */
+		for (size_t i = 0; i < r->n_failed; i++) {
+			failed[i].id = r->failed[i]->id;
+			failed[i].checksum = r->failed[i]->checksum;
+			failed[i].started_at_ms = r->failed[i]->started_at_ms;
+			failed[i].applied_steps_count = r->failed[i]->applied_steps_count;
+			failed[i].logs = r->failed[i]->logs;
+		}
+		c.failed = failed;
+		c.n_failed = r->n_failed;
+		c.replace_failed = true;
+	}
+	rv = c.n_applied || c.n_removed || c.replace_failed
+	         ? fl_store_tenant_history_after_report(st, r->tenant_id, &c, now, eb)
+	         : FL_OK;
+	free(applied);
+	free(removed);
+	free(failed);
+	return rv;
+}
+
+/*
+ * What the report changes besides being stored: in the caller's transaction.
+ * A report for an assignment the scheduler withdrew (CANCELED) is late: the
+ * tenant may have moved on since (other work, a Hello), so its head, count,
+ * fingerprint and history are left as they are; what it proves the agent did still
+ * counts: the migrations it applied are flotilla's (origins), and the
+ * scheduler hears of it (a later rollback reverts that tenant).
+ */
 static enum fl_err report_effects(struct fl_core *core, struct fl_core_agent *agent,
                                   struct fl_store_assignment *a, const Flotilla__V1__Report *r,
                                   int64_t now, char *eb)
@@ -275,18 +335,21 @@ static enum fl_err report_effects(struct fl_core *core, struct fl_core_agent *ag
 	void *arg = NULL;
 	const struct fl_core_scheduler *sched = fl_core_scheduler(core, &arg);
 	const char *err = failure(r->outcome) ? r->message : success(r->outcome) ? "" : NULL;
+	bool late = a->state == FL_STORE_ASSIGNMENT_CANCELED;
 	enum fl_err rv;
 
 	if ((rv = fl_store_assignment_set_state(st, a->id, FL_STORE_ASSIGNMENT_REPORTED, r->outcome,
-	                                        now, eb)) != FL_OK ||
-	    (rv = fl_store_tenant_set_after_report(
-	         st, r->tenant_id,
-	         /* a CHECK report without the tenant's state says nothing of its head */
-	         r->kind == FLOTILLA__V1__WORK_KIND__WORK_KIND_CHECK && !r->fingerprint[0]
-	             ? NULL
-	             : r->head_migration_id,
-	         r->applied_count, r->fingerprint[0] ? r->fingerprint : NULL, err, now, eb)) !=
-	        FL_OK)
+	                                        now, eb)) != FL_OK)
+		return rv;
+	if (!late && ((rv = fl_store_tenant_set_after_report(
+	                   st, r->tenant_id,
+	                   /* a CHECK report without the tenant's state says nothing of its head */
+	                   r->kind == FLOTILLA__V1__WORK_KIND__WORK_KIND_CHECK && !r->fingerprint[0]
+	                       ? NULL
+	                       : r->head_migration_id,
+	                   r->applied_count, r->fingerprint[0] ? r->fingerprint : NULL, err, now,
+	                   eb)) != FL_OK ||
+	              (rv = report_history(st, r, now, eb)) != FL_OK))
 		return rv;
 	for (size_t i = 0; i < r->n_migrations; i++)
 		if (r->migrations[i]->outcome == FLOTILLA__V1__OUTCOME__OUTCOME_APPLIED &&
@@ -349,7 +412,8 @@ static void report(struct agent_job *j, struct fl_core_agent *agent)
 		goto fail;
 	rv = fl_store_report_add(st, agent->pk, journal, r->assignment_id, r->tenant_id, r->outcome,
 	                         (const uint8_t *)packed.data, packed.len, now, &dup, eb);
-	if (rv == FL_OK && !dup && a.state == FL_STORE_ASSIGNMENT_ISSUED)
+	if (rv == FL_OK && !dup &&
+	    (a.state == FL_STORE_ASSIGNMENT_ISSUED || a.state == FL_STORE_ASSIGNMENT_CANCELED))
 		rv = report_effects(core, agent, &a, r, now, eb);
 	else if (rv == FL_OK)
 		dup = true; /* stored before, or its assignment already reported */
@@ -361,6 +425,8 @@ static void report(struct agent_job *j, struct fl_core_agent *agent)
 		goto fail;
 	if (dup)
 		fl_core_count(core, FL_CORE_REPORTS_DUPLICATE);
+	else
+		fl_metrics_report(fl_core_metrics(core), r);
 	fl_log_info(
 	    agent->name, "report %llu: tenant '%s', assignment %llu, rollout '%s': %s%s",
 	    (unsigned long long)journal, r->tenant_id, (unsigned long long)r->assignment_id,
@@ -376,6 +442,11 @@ static void report(struct agent_job *j, struct fl_core_agent *agent)
 	m.body_case = FLOTILLA__V1__MESSAGE__BODY_REPORT_ACK;
 	m.report_ack = &ack;
 	reply(j, &m, FL_WIRE_MAX_REPORT_ACK);
+	/* Its held poll was sent before this work ended, counting its slot as
+	 * taken: answered now, the agent polls again with the slot free rather
+	 * than at the end of the hold. */
+	if (!dup)
+		fl_core_answer_held(core, agent);
 	goto out;
 fail:
 	fl_log_error(agent->name, "cannot store report %llu: %s", (unsigned long long)journal, eb);
@@ -502,6 +573,8 @@ static void on_request(void *arg, struct fl_rep_req *req, const uint8_t *data, s
 			fl_log_warn(o.sender.id,
 			            "refused on the agent endpoint: a key of role '%s'",
 			            fl_peer_role_name(o.sender.role));
+		fl_metrics_refused(fl_core_metrics(srv->core), FL_METRICS_AGENT,
+		                   rv == FL_OK ? FL_METRICS_WRONG_ROLE : (int)reason);
 		fl_envelope_opened_fini(&o);
 		refuse_now(srv, req);
 		return;

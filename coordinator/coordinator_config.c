@@ -47,6 +47,18 @@ static bool check_url(const struct fl_config_key *key, const void *value, char *
 	return true;
 }
 
+static bool check_http_url(const struct fl_config_key *key, const void *value, char *why)
+{
+	const char *url = *(const char *const *)value;
+
+	(void)key;
+	if (strncmp(url, "http://", 7) != 0 || url[7] == '\0' || strchr(url + 7, ':') == NULL) {
+		snprintf(why, FL_ERRBUF_SIZE, "expected a URL such as http://127.0.0.1:7402");
+		return false;
+	}
+	return true;
+}
+
 /* Project ids: as the wire carries them, a short printable name. */
 static bool check_project(const struct fl_config_key *key, const void *value, char *why)
 {
@@ -99,6 +111,91 @@ static const struct fl_config_key agent_table[] = {
      .offset = offsetof(struct fl_coordinator_agent, labels),
      .help = "labels of the agent"},
     {.type = FL_CONFIG_END},
+};
+
+/* ---- webhooks ---- */
+
+const char *const fl_coordinator_webhook_events[] = {
+    "started", "wave_started", "wave_completed", "wave_failed", "gate_waiting", "paused",
+    "resumed", "halted",       "rolling_back",   "rolled_back", "completed",    NULL,
+};
+
+/* http://host[:port]/path: what coordinator/webhooks.c can POST to, no
+ * spaces, quotes or control characters (it is quoted in the audit log). */
+static bool check_webhook_url(const struct fl_config_key *key, const void *value, char *why)
+{
+	const char *url = *(const char *const *)value;
+
+	(void)key;
+	if (strncmp(url, "http://", 7) != 0 || url[7] == '\0' || url[7] == '/' ||
+	    strlen(url) > 2048) {
+		snprintf(why, FL_ERRBUF_SIZE,
+		         "expected http://host[:port]/path (https is not supported yet)");
+		return false;
+	}
+	for (const char *p = url; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '\'' || *p == '"') {
+			snprintf(why, FL_ERRBUF_SIZE, "no spaces, quotes or control characters");
+			return false;
+		}
+	return true;
+}
+
+static bool webhook_ok(const struct fl_config_scope *scope, const char **key, char *why)
+{
+	const struct fl_coordinator_webhook *w = scope->self;
+
+	for (size_t i = 0; i < w->events.n; i++) {
+		size_t k = 0;
+
+		while (fl_coordinator_webhook_events[k] != NULL &&
+		       strcmp(fl_coordinator_webhook_events[k], w->events.items[i]) != 0)
+			k++;
+		if (fl_coordinator_webhook_events[k] == NULL) {
+			snprintf(
+			    why, FL_ERRBUF_SIZE,
+			    "unknown event '%s' (started, wave_started, wave_completed, "
+			    "wave_failed, gate_waiting, paused, resumed, halted, rolling_back, "
+			    "rolled_back, completed)",
+			    w->events.items[i]);
+			*key = "events";
+			return false;
+		}
+	}
+	return true;
+}
+
+static const struct fl_config_key webhook_table[] = {
+    {.name = "url",
+     .type = FL_CONFIG_STRING,
+     .flags = FL_CONFIG_REQUIRED | FL_CONFIG_NONEMPTY,
+     .offset = offsetof(struct fl_coordinator_webhook, url),
+     .check = check_webhook_url,
+     .help = "where events are POSTed: http://host[:port]/path"},
+    {.name = "secret_file",
+     .type = FL_CONFIG_STRING,
+     .flags = FL_CONFIG_REQUIRED | FL_CONFIG_NONEMPTY,
+     .offset = offsetof(struct fl_coordinator_webhook, secret_file),
+     .help = "file holding the HMAC-SHA-256 key that signs each body, mode 0600"},
+    {.name = "events",
+     .type = FL_CONFIG_STRING_LIST,
+     .offset = offsetof(struct fl_coordinator_webhook, events),
+     .help = "the events sent (docs/OPERATIONS.md, \"Webhooks\"); empty: all"},
+    {.name = "attempts",
+     .type = FL_CONFIG_INT,
+     .offset = offsetof(struct fl_coordinator_webhook, attempts),
+     .def = "8",
+     .min = 1,
+     .max = 100,
+     .help = "tries per event, with backoff from 1s doubling up to 5m"},
+    {.name = "timeout",
+     .type = FL_CONFIG_DURATION,
+     .offset = offsetof(struct fl_coordinator_webhook, timeout_ms),
+     .def = "10s",
+     .min = 100,
+     .max = 5 * MINUTE,
+     .help = "longest one try may take, connect to answer"},
+    {.type = FL_CONFIG_END, .validate = webhook_ok},
 };
 
 /* Across keys: each key and name once among operators and agents, and the
@@ -183,6 +280,13 @@ const struct fl_config_key fl_coordinator_config_table[] = {
      .def = FL_COORDINATOR_DEFAULT_ADMIN_LISTEN,
      .check = check_url,
      .help = "where operators' CLIs connect"},
+    {.name = "http_listen",
+     .type = FL_CONFIG_STRING,
+     .flags = FL_CONFIG_NONEMPTY,
+     .offset = offsetof(struct fl_coordinator_config, http_listen),
+     .check = check_http_url,
+     .help = "where /metrics, /api/v1 and the dashboard are served (off when unset; a "
+             "non-loopback address needs tokens)"},
     {.name = "operators",
      .type = FL_CONFIG_TABLE_LIST,
      .flags = FL_CONFIG_RELOADABLE,
@@ -199,6 +303,13 @@ const struct fl_config_key fl_coordinator_config_table[] = {
      .elem_size = sizeof(struct fl_coordinator_agent),
      .max = 65536,
      .help = "agent keys approved from the start"},
+    {.name = "webhooks",
+     .type = FL_CONFIG_TABLE_LIST,
+     .offset = offsetof(struct fl_coordinator_config, webhooks),
+     .include = webhook_table,
+     .elem_size = sizeof(struct fl_coordinator_webhook),
+     .max = 16,
+     .help = "HTTP endpoints told of rollout transitions"},
     {.name = "store",
      .type = FL_CONFIG_STRING,
      .flags = FL_CONFIG_NONEMPTY,

@@ -49,13 +49,27 @@ struct fl_coordinator_agent {
 	struct fl_labels labels;
 };
 
+/* webhooks[]: where rollout transitions are POSTed (coordinator/webhooks.h). */
+struct fl_coordinator_webhook {
+	char *url;                       /* http://host[:port]/path */
+	char *secret_file;               /* the HMAC key, read at start */
+	struct fl_config_strings events; /* names from fl_coordinator_webhook_events; none: all */
+	int64_t attempts;
+	int64_t timeout_ms;
+};
+
+/* The event names webhooks[].events may list, NULL-terminated. */
+extern const char *const fl_coordinator_webhook_events[];
+
 struct fl_coordinator_config {
 	struct fl_wire_config wire;
 	char *project_id;
 	char *agent_listen; /* never NULL once loaded: coordinator_url or the default */
 	char *admin_listen;
+	char *http_listen;               /* NULL: no HTTP endpoint (http.h) */
 	struct fl_config_list operators; /* struct fl_coordinator_operator */
 	struct fl_config_list agents;    /* struct fl_coordinator_agent */
+	struct fl_config_list webhooks;  /* struct fl_coordinator_webhook */
 	char *store;
 	int64_t poll_hold_ms;
 	int64_t agent_offline_after_ms;

@@ -48,6 +48,7 @@ struct entry {
 
 struct fl_core {
 	struct fl_coordinator_config *cfg;
+	struct fl_metrics *metrics; /* fl_core_set_metrics; not owned */
 	struct fl_store *store;
 	struct fl_peers *peers;
 	struct fl_envelope *agent_ep, *admin_ep;
@@ -416,6 +417,16 @@ void fl_core_hold(struct fl_core *core, struct fl_core_agent *agent, struct fl_r
 	fl_core_count(core, FL_CORE_POLLS_HELD);
 }
 
+void fl_core_answer_held(struct fl_core *core, struct fl_core_agent *agent)
+{
+	struct fl_core_held *h = unhold(core, agent);
+
+	if (h == NULL)
+		return;
+	fl_core_poll_now(core, agent, h->req, h->seq, true);
+	free(h);
+}
+
 void fl_core_wake_agent(struct fl_core *core, const uint8_t pk[FL_PEER_KEY_LEN])
 {
 	struct fl_core_agent *a = fl_core_agent(core, pk);
@@ -474,7 +485,9 @@ void fl_core_agent_remove(struct fl_core *core, const uint8_t pk[FL_PEER_KEY_LEN
 	if (a == NULL)
 		return;
 	if ((h = unhold(core, a)) != NULL) {
-		fl_rep_drop(h->req); /* a revoked agent gets nothing */
+		/* answered at once with the refusal its later requests get too: a
+		 * dropped context would leave the agent waiting out its poll */
+		fl_core_refuse(core, h->req);
 		free(h);
 	}
 	if (core->sched && core->sched->agent_state && a->online &&
@@ -1004,4 +1017,14 @@ void fl_core_free(struct fl_core *core)
 	pthread_mutex_destroy(&core->mtx);
 	pthread_cond_destroy(&core->cond);
 	free(core);
+}
+
+void fl_core_set_metrics(struct fl_core *core, struct fl_metrics *m)
+{
+	core->metrics = m;
+}
+
+struct fl_metrics *fl_core_metrics(struct fl_core *core)
+{
+	return core->metrics;
 }

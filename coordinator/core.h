@@ -124,7 +124,9 @@ struct fl_core_scheduler {
 	enum fl_err (*poll)(void *arg, struct fl_core_agent *agent,
 	                    struct fl_core_poll_reply *reply, char *errbuf);
 	/* A report stored for the first time, about assignment a (issued to
-	 * this agent for this tenant, state now REPORTED). */
+	 * this agent for this tenant, state now REPORTED): outstanding, or
+	 * withdrawn by the scheduler before (a late report: what it applied
+	 * still counts). */
 	enum fl_err (*report)(void *arg, struct fl_core_agent *agent,
 	                      const struct fl_store_assignment *a,
 	                      const Flotilla__V1__Report *report, char *errbuf);
@@ -206,7 +208,8 @@ struct fl_core_agent *fl_core_agent_add(struct fl_core *core, const uint8_t pk[F
 /* The agent endpoint heard from it now: last_seen, and online again if it
  * was not (the scheduler's agent_state hook runs). */
 void fl_core_agent_seen(struct fl_core *core, struct fl_core_agent *agent);
-/* Take an agent out of the model (revoked): its held poll is dropped, and
+/* Take an agent out of the model (revoked): its held poll is answered at
+ * once with the refusal (docs/WIRE.md), as its later requests are, and
  * pointers to it are invalid from then on (the scheduler keys its own
  * records by public key). */
 void fl_core_agent_remove(struct fl_core *core, const uint8_t pk[FL_PEER_KEY_LEN]);
@@ -217,6 +220,11 @@ void fl_core_agent_remove(struct fl_core *core, const uint8_t pk[FL_PEER_KEY_LEN
 void fl_core_wake_agent(struct fl_core *core, const uint8_t pk[FL_PEER_KEY_LEN]);
 /* The same for every agent with a held poll (halts). */
 void fl_core_wake_all(struct fl_core *core);
+/* Answer agent's held poll now, if it has one: with what the scheduler has
+ * for what that poll said (free slots, running work), else empty, so the
+ * agent polls again at once with what it has now (after a Report: the slot
+ * its work held is free). */
+void fl_core_answer_held(struct fl_core *core, struct fl_core_agent *agent);
 
 /* Append an audit entry for a decision of the coordinator itself (actor
  * "coordinator"), in the current transaction. */
@@ -269,5 +277,11 @@ void fl_core_count(struct fl_core *core, enum fl_core_counter c);
 uint64_t fl_core_counter(struct fl_core *core, enum fl_core_counter c);
 /* Polls parked right now. */
 size_t fl_core_held_count(struct fl_core *core);
+
+/* What /metrics counts (metrics.h), set once before fl_core_start (main.c);
+ * NULL when none. Any thread. */
+struct fl_metrics;
+void fl_core_set_metrics(struct fl_core *core, struct fl_metrics *m);
+struct fl_metrics *fl_core_metrics(struct fl_core *core);
 
 #endif

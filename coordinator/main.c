@@ -25,13 +25,17 @@
 #include "core.h"
 #include "envelope.h"
 #include "file.h"
+#include "http.h"
 #include "identity.h"
 #include "keys.h"
 #include "log.h"
 #include "mem.h"
+#include "metrics.h"
 #include "peers.h"
 #include "rollout_hooks.h"
+#include "sd_notify.h"
 #include "store.h"
+#include "webhooks.h"
 #include "wire.h"
 
 #define DRAIN_MS 3000
@@ -46,25 +50,29 @@ static void usage(FILE *f)
 	        "  --config FILE       the YAML config (required)\n"
 	        "  --check-config      check the config and the key file, then exit\n"
 	        "  --ready-file FILE   once listening, write the bound ports there\n"
-	        "                      (\"agent_port=N\", \"admin_port=N\", \"pid=N\" lines)\n"
+	        "                      (\"agent_port=N\", \"admin_port=N\", \"pid=N\" lines;\n"
+	        "                      \"http_port=N\" with http_listen)\n"
 	        "  --log-level LEVEL   error, warn, info (default) or debug\n"
 	        "  --log-json          log JSON lines instead of plain ones\n"
 	        "  --version           print the version\n"
 	        "\nSIGHUP reloads the config (operators, agents, trusted keys, timeouts);\n"
-	        "SIGUSR1 logs one line of counters; SIGTERM and SIGINT stop after answering\n"
+	        "SIGUSR1 logs one line of counters; SIGUSR2 writes an online backup of the store\n"
+	        "to STORE.backup; SIGTERM and SIGINT stop after answering\n"
 	        "held polls.\n");
 }
 
 /* Write the ready file atomically: a reader sees all of it or nothing. */
-static int write_ready(const char *path, int agent_port, int admin_port)
+static int write_ready(const char *path, int agent_port, int admin_port, int http_port)
 {
-	char tmp[4096], text[128], eb[128];
+	char tmp[4096], text[160], eb[128];
 	int fd, n;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
 		return -1;
 	n = snprintf(text, sizeof(text), "agent_port=%d\nadmin_port=%d\npid=%ld\n", agent_port,
 	             admin_port, (long)getpid());
+	if (http_port > 0)
+		n += snprintf(text + n, sizeof(text) - (size_t)n, "http_port=%d\n", http_port);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || fl_file_write_all(fd, text, (size_t)n) != FL_OK || fsync(fd) != 0 ||
 	    close(fd) != 0 || rename(tmp, path) != 0) {
@@ -96,6 +104,15 @@ static void log_stats(struct fl_core *core, struct fl_agent_server *agents, cons
 	    N(FL_CORE_ENROLL_REFUSED), N(FL_CORE_TENANTS_CLAIMED_TWICE), N(FL_CORE_ADMIN_CALLS),
 	    N(FL_CORE_ADMIN_DENIED), N(FL_CORE_ERRORS));
 #undef N
+}
+
+/* Tell systemd (Type=notify) where we are; a failure is only logged. */
+static void notify(const char *state)
+{
+	char eb[FL_ERRBUF_SIZE];
+
+	if (fl_sd_notify(state, eb) != FL_OK)
+		fl_log_warn("systemd", "%s", eb);
 }
 
 static int check_key(const char *path, char *errbuf)
@@ -130,11 +147,13 @@ int main(int argc, char **argv)
 	struct fl_rollout_hooks *hooks = NULL;
 	struct fl_agent_server *agents = NULL;
 	struct fl_admin_server *admins = NULL;
+	struct fl_http *http = NULL;
+	struct fl_metrics *metrics = NULL;
 	struct fl_core_params params;
 	struct fl_key key;
 	struct stat sb;
 	char err[FL_ERRBUF_SIZE] = "";
-	char *agent_url = NULL, *admin_url = NULL;
+	char *agent_url = NULL, *admin_url = NULL, *http_url = NULL;
 	size_t agent_max, admin_max, max_reqs;
 	bool store_existed, created = false;
 	sigset_t sigs;
@@ -147,6 +166,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	fl_log_set_level(FL_LOG_INFO);
@@ -206,11 +226,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (check_only) {
+		struct fl_webhooks *wh = NULL;
+
 		status = check_key(cfg->wire.key_file, err) == 0 ? 0 : 2;
+		if (status != 0)
+			fprintf(stderr, "flotilla-coordinator: '%s': key_file: %s\n", config, err);
+		else if (cfg->webhooks.n > 0 && fl_webhooks_new(cfg, &wh, err) != FL_OK) {
+			fprintf(stderr, "flotilla-coordinator: '%s': %s\n", config, err);
+			status = 2;
+		}
+		fl_webhooks_free(wh); /* the secrets read; nothing started */
 		if (status == 0)
 			printf("'%s': ok\n", config);
-		else
-			fprintf(stderr, "flotilla-coordinator: '%s': key_file: %s\n", config, err);
 		fl_coordinator_config_fini(cfg);
 		free(cfg);
 		return status;
@@ -254,6 +281,7 @@ int main(int argc, char **argv)
 	fl_envelope_set_enroll_rate(admin_ep, 0, 0);
 	agent_url = fl_strdup(cfg->agent_listen);
 	admin_url = fl_strdup(cfg->admin_listen);
+	http_url = cfg->http_listen ? fl_strdup(cfg->http_listen) : NULL;
 	max_reqs = (size_t)cfg->max_held_polls;
 
 	params.cfg = cfg;
@@ -269,6 +297,9 @@ int main(int argc, char **argv)
 	/* The rollout scheduler (coordinator/rollout_hooks.h). */
 	hooks = fl_rollout_hooks_new();
 	fl_core_set_scheduler(core, fl_rollout_hooks_ops(), hooks);
+	metrics = fl_metrics_new();
+	fl_core_set_metrics(core, metrics);
+	fl_store_on_commit(store, fl_metrics_store_commit, metrics);
 	if (fl_core_start(core, err) != FL_OK) {
 		fl_log_error("coordinator", "%s", err);
 		goto out;
@@ -282,8 +313,18 @@ int main(int argc, char **argv)
 	fl_log_info("coordinator", "listening: agents on %s (port %d), operators on %s (port %d)",
 	            agent_url, fl_agent_server_port(agents), admin_url,
 	            fl_admin_server_port(admins));
-	if (ready && write_ready(ready, fl_agent_server_port(agents), fl_admin_server_port(admins)))
+	if (http_url) {
+		if (fl_http_new(core, http_url, &http, err) != FL_OK) {
+			fl_log_error("coordinator", "%s", err);
+			goto stop;
+		}
+		fl_log_info("coordinator", "http on %s (port %d)%s", http_url, fl_http_port(http),
+		            fl_http_needs_token(http) ? ", tokens required" : "");
+	}
+	if (ready && write_ready(ready, fl_agent_server_port(agents), fl_admin_server_port(admins),
+	                         http ? fl_http_port(http) : 0))
 		goto stop;
+	notify("READY=1");
 
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
@@ -292,20 +333,28 @@ int main(int argc, char **argv)
 			log_stats(core, agents, "stats");
 			continue;
 		}
+		if (sig == SIGUSR2) { /* an online backup of the store: STORE.backup */
+			fl_rollout_hooks_request_backup(hooks);
+			continue;
+		}
 		if (sig == SIGHUP) {
 			struct fl_coordinator_config *next = fl_calloc(1, sizeof(*next));
 
 			fl_log_info("config", "SIGHUP: reloading '%s'", config);
+			notify("RELOADING=1");
 			if (fl_coordinator_config_load(config, next, err) != FL_OK) {
 				fl_log_error("config",
 				             "reload refused, keeping the running config: %s", err);
 				free(next);
+				notify("READY=1");
 				continue;
 			}
 			fl_core_reload(core, next);
+			notify("READY=1");
 			continue;
 		}
 		fl_log_info("coordinator", "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		notify("STOPPING=1");
 		break;
 	}
 	status = 0;
@@ -314,6 +363,7 @@ stop:
 		fl_agent_server_stop_accepting(agents);
 	if (admins)
 		fl_admin_server_stop_accepting(admins);
+	fl_http_close(http); /* its requests at the core are answered first */
 	if (core)
 		fl_core_stop(core);
 	if (agents)
@@ -322,12 +372,16 @@ stop:
 		fl_admin_server_drain(admins, DRAIN_MS);
 	fl_agent_server_free(agents);
 	fl_admin_server_free(admins);
+	fl_http_free(http);
 	if (core)
 		log_stats(core, NULL, "stopped");
 out:
 	fl_core_free(core);
 	fl_rollout_hooks_free(hooks); /* before the store closes */
+	if (store)
+		fl_store_on_commit(store, NULL, NULL);
 	fl_store_close(store);
+	fl_metrics_free(metrics);
 	fl_envelope_free(agent_ep);
 	fl_envelope_free(admin_ep);
 	fl_peers_free(peers);
@@ -338,5 +392,6 @@ out:
 	}
 	free(agent_url);
 	free(admin_url);
+	free(http_url);
 	return status;
 }

@@ -5,6 +5,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,6 +33,8 @@ struct fl_rep_req {
 
 struct fl_rep {
 	char *name;
+	char *url;
+	size_t max_recv;
 	nng_socket sock;
 	nng_listener listener;
 	int port;
@@ -50,6 +53,13 @@ struct fl_rep {
 	bool stopping;
 	bool closed;
 	bool warned_full;
+
+	/* the deaf-listener watchdog (see listener_may_go_deaf) */
+	pthread_t watchdog;
+	bool watching;
+	pthread_cond_t watchdog_cond;
+	uint64_t listener_errors; /* the listener's "other" errors seen so far */
+	bool listening;           /* a listener is up (it may be down between tries) */
 };
 
 static void slot_cb(void *arg);
@@ -226,6 +236,114 @@ struct fl_rep *fl_rep_of(struct fl_rep_req *req)
 	return req->rep;
 }
 
+/*
+ * nng before 1.6.0 (Debian 12 ships 1.5.2) stops accepting on an ipc:// or
+ * tls+tcp:// listener for good once a peer disconnects in the middle of the
+ * SP handshake: the transport reports the peer's close as its own
+ * (NNG_ECLOSED) and the accept loop takes that for "listener closed" (nng
+ * issue #1518). Anyone who can connect to the socket, or a client killed
+ * at the wrong moment, would make the endpoint deaf. On those transports a
+ * watchdog reads the listener's error count every second and, when it grew,
+ * listens anew: the peers redial, and what was in flight is asked again.
+ */
+static bool listener_may_go_deaf(const char *url)
+{
+	int major = 0, minor = 0;
+
+	if (strncmp(url, "ipc://", 6) != 0 && strncmp(url, "tls+tcp://", 10) != 0)
+		return false;
+	if (sscanf(nng_version(), "%d.%d", &major, &minor) != 2)
+		return true;
+	return major < 1 || (major == 1 && minor < 6);
+}
+
+/* The errors the listener's accept loop met that nng files under "other"
+ * (among them the one that stops it), 0 if nng keeps no statistics. */
+static uint64_t listener_other_errors(nng_listener l)
+{
+	nng_stat *all, *ls, *other;
+	uint64_t n = 0;
+
+	if (nng_stats_get(&all) != 0)
+		return 0;
+	if ((ls = nng_stat_find_listener(all, l)) != NULL &&
+	    (other = nng_stat_find(ls, "other")) != NULL)
+		n = nng_stat_value(other);
+	nng_stats_free(all);
+	return n;
+}
+
+static int listen_on(struct fl_rep *r)
+{
+	int rv;
+
+	if ((rv = nng_listener_create(&r->listener, r->sock, r->url)) != 0)
+		return rv;
+	if ((rv = nng_listener_set_size(r->listener, NNG_OPT_RECVMAXSZ, r->max_recv)) != 0 ||
+	    (rv = nng_listener_start(r->listener, 0)) != 0)
+		nng_listener_close(r->listener);
+	return rv;
+}
+
+static void relisten_if_deaf(struct fl_rep *r)
+{
+	int rv;
+
+	if (r->listening) {
+		uint64_t n = listener_other_errors(r->listener);
+
+		if (n <= r->listener_errors)
+			return;
+		fl_log_warn(r->name,
+		            "the listener on '%s' stopped accepting (a peer left mid-handshake; "
+		            "nng %s, issue #1518): listening again",
+		            r->url, nng_version());
+		nng_listener_close(r->listener);
+		r->listening = false;
+	}
+	if ((rv = listen_on(r)) != 0) {
+		fl_log_error(r->name, "cannot listen on '%s' again: %s; trying again in 1s", r->url,
+		             nng_strerror(rv));
+		return;
+	}
+	r->listening = true;
+	r->listener_errors = 0;
+}
+
+static void *watchdog_main(void *arg)
+{
+	struct fl_rep *r = arg;
+
+	pthread_mutex_lock(&r->mtx);
+	while (!r->stopping) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&r->watchdog_cond, &r->mtx, &ts);
+		if (r->stopping)
+			break;
+		pthread_mutex_unlock(&r->mtx);
+		relisten_if_deaf(r);
+		pthread_mutex_lock(&r->mtx);
+	}
+	pthread_mutex_unlock(&r->mtx);
+	return NULL;
+}
+
+/* Stop the watchdog (before the listener or socket closes). */
+static void watchdog_stop(struct fl_rep *r)
+{
+	if (!r->watching)
+		return;
+	pthread_mutex_lock(&r->mtx);
+	r->stopping = true;
+	pthread_cond_signal(&r->watchdog_cond);
+	pthread_mutex_unlock(&r->mtx);
+	pthread_join(r->watchdog, NULL);
+	r->watching = false;
+}
+
 enum fl_err fl_rep_new(const char *name, const char *url, size_t max_recv, size_t max_reqs,
                        fl_rep_fn fn, void *arg, struct fl_rep **out, char *errbuf)
 {
@@ -234,23 +352,26 @@ enum fl_err fl_rep_new(const char *name, const char *url, size_t max_recv, size_
 
 	*out = NULL;
 	r->name = fl_strdup(name);
+	r->url = fl_strdup(url);
+	r->max_recv = max_recv;
 	r->fn = fn;
 	r->arg = arg;
 	r->max_reqs = max_reqs < FL_REP_RECEIVERS ? FL_REP_RECEIVERS : max_reqs;
 	pthread_mutex_init(&r->mtx, NULL);
 	pthread_cond_init(&r->cond, NULL);
+	pthread_cond_init(&r->watchdog_cond, NULL);
 	if ((rv = nng_rep0_open(&r->sock)) != 0) {
 		pthread_mutex_destroy(&r->mtx);
 		pthread_cond_destroy(&r->cond);
+		pthread_cond_destroy(&r->watchdog_cond);
 		free(r->name);
+		free(r->url);
 		free(r);
 		return fl_errf(errbuf, FL_EIO, "cannot open the %s socket: %s", name,
 		               nng_strerror(rv));
 	}
 	if ((rv = nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, max_recv)) != 0 ||
-	    (rv = nng_listener_create(&r->listener, r->sock, url)) != 0 ||
-	    (rv = nng_listener_set_size(r->listener, NNG_OPT_RECVMAXSZ, max_recv)) != 0 ||
-	    (rv = nng_listener_start(r->listener, 0)) != 0) {
+	    (rv = listen_on(r)) != 0) {
 		enum fl_err e = rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP || rv == NNG_EINVAL
 		                    ? FL_EINVAL
 		                    : FL_EIO;
@@ -264,6 +385,16 @@ enum fl_err fl_rep_new(const char *name, const char *url, size_t max_recv, size_
 	if (strncmp(url, "tcp", 3) == 0 &&
 	    nng_listener_get_int(r->listener, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
 		r->port = port;
+	r->listening = true;
+	if (listener_may_go_deaf(url)) {
+		r->listener_errors = listener_other_errors(r->listener);
+		r->watching = pthread_create(&r->watchdog, NULL, watchdog_main, r) == 0;
+		if (!r->watching)
+			fl_log_warn(name,
+			            "no watchdog for '%s': a peer leaving mid-handshake can "
+			            "make it deaf (nng issue #1518)",
+			            url);
+	}
 	pthread_mutex_lock(&r->mtx);
 	top_up(r);
 	pthread_mutex_unlock(&r->mtx);
@@ -308,6 +439,7 @@ void fl_rep_free(struct fl_rep *r)
 {
 	if (r == NULL)
 		return;
+	watchdog_stop(r);
 	pthread_mutex_lock(&r->mtx);
 	r->stopping = true;
 	while (r->in_handler > 0)
@@ -325,7 +457,9 @@ void fl_rep_free(struct fl_rep *r)
 	free(r->slots);
 	pthread_mutex_destroy(&r->mtx);
 	pthread_cond_destroy(&r->cond);
+	pthread_cond_destroy(&r->watchdog_cond);
 	free(r->name);
+	free(r->url);
 	free(r);
 }
 

@@ -250,6 +250,10 @@ static Flotilla__V1__RolloutInfo *info_msg(struct fl_arena *a, const struct sche
 		ws->started_at_ms = w->row.started_at_ms;
 		ws->finished_at_ms = w->row.finished_at_ms;
 		ws->bake_until_ms = w->row.state == WS_BAKING ? w->row.bake_until_ms : 0;
+		/* paused: its clock stands still, the end moves with it */
+		if (ws->bake_until_ms != 0 && w->row.bake_paused_at_ms != 0 &&
+		    now_ms > w->row.bake_paused_at_ms)
+			ws->bake_until_ms += now_ms - w->row.bake_paused_at_ms;
 		ws->state_reason = astr(a, why ? why : w->row.state_reason);
 		m->waves[i] = ws;
 	}

@@ -5,6 +5,7 @@
  */
 #include "rollout_hooks.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,11 +14,17 @@
 #include "mem.h"
 #include "rollout_admin.h"
 #include "scheduler.h"
+#include "store_backup.h"
+#include "webhooks.h"
 
 struct fl_rollout_hooks {
 	struct fl_core *core;
 	struct fl_scheduler *s;
 	const struct fl_coordinator_config *cfg; /* the config the scheduler has */
+	struct fl_webhooks *wh;                  /* or NULL: none configured */
+	atomic_bool backup_wanted;               /* SIGUSR2 */
+	struct fl_store_backup *backup;          /* under way, or NULL */
+	int64_t backup_started_ms;
 };
 
 struct fl_rollout_hooks *fl_rollout_hooks_new(void)
@@ -29,6 +36,8 @@ void fl_rollout_hooks_free(struct fl_rollout_hooks *h)
 {
 	if (h == NULL)
 		return;
+	fl_webhooks_free(h->wh);
+	fl_store_backup_abort(h->backup);
 	fl_scheduler_free(h->s);
 	free(h);
 }
@@ -75,24 +84,92 @@ static enum fl_err start(void *arg, struct fl_core *core, char *errbuf)
 	h->cfg = fl_core_config(core);
 	config_of(h->cfg, &sc);
 	if ((e = fl_scheduler_new(fl_core_store(core), &sc, wake, h, fl_core_now_ms(core), &h->s,
-	                          errbuf)) != FL_OK)
+	                          errbuf)) != FL_OK) {
 		fl_err_prefix(errbuf, "scheduler");
-	return e;
+		return e;
+	}
+	/* rollout transitions to webhooks (coordinator/webhooks.h) */
+	if (h->cfg->webhooks.n > 0) {
+		if ((e = fl_webhooks_new(h->cfg, &h->wh, errbuf)) != FL_OK ||
+		    (e = fl_webhooks_start(h->wh, fl_core_store(core), fl_core_now_ms(core),
+		                           errbuf)) != FL_OK)
+			return e;
+		fl_scheduler_set_transition_hook(h->s, fl_webhooks_transition, h->wh);
+	}
+	return FL_OK;
 }
 
 static void stop(void *arg)
 {
 	struct fl_rollout_hooks *h = arg;
 
+	fl_webhooks_free(h->wh);
+	h->wh = NULL;
+	fl_store_backup_abort(h->backup); /* before the store closes */
+	h->backup = NULL;
 	fl_scheduler_free(h->s);
 	h->s = NULL;
+}
+
+void fl_rollout_hooks_request_backup(struct fl_rollout_hooks *h)
+{
+	atomic_store(&h->backup_wanted, true);
+}
+
+#define BACKUP_PAGES 4096 /* per tick: 16 MiB of 4 KiB pages */
+
+/* The online backup (store_backup.h): started on request, a step per tick.
+ * Its errors are logged, never the tick's. */
+static void backup_tick(struct fl_rollout_hooks *h, int64_t now_ms)
+{
+	struct fl_store *st = fl_core_store(h->core);
+	char err[FL_ERRBUF_SIZE], eb[FL_ERRBUF_SIZE], path[4096];
+	bool done = false, in_tx;
+	enum fl_err rv;
+
+	if (h->backup == NULL && atomic_exchange(&h->backup_wanted, false)) {
+		snprintf(path, sizeof(path), "%s.backup", h->cfg->store);
+		if (fl_store_backup_begin(st, path, &h->backup, err) != FL_OK) {
+			fl_log_error("store", "%s", err);
+			return;
+		}
+		h->backup_started_ms = now_ms;
+		fl_log_info("store", "backup into '%s' started", path);
+	}
+	if (h->backup == NULL)
+		return;
+	/* SQLite copies nothing while the source is in a write transaction, and
+	 * the core opened one for the tick: nothing is written in it yet, so
+	 * commit it, step, and open the next for the rest of the tick */
+	in_tx = fl_store_in_transaction(st);
+	if (in_tx && fl_store_commit(st, err) != FL_OK) {
+		fl_log_error("store", "backup: %s", err);
+		return;
+	}
+	rv = fl_store_backup_step(h->backup, BACKUP_PAGES, &done, err);
+	if (in_tx && fl_store_begin(st, eb) != FL_OK)
+		fl_log_error("store", "backup: %s", eb);
+	if (rv != FL_OK) {
+		h->backup = NULL; /* freed by the failed step */
+		fl_log_error("store", "%s", err);
+	} else if (done) {
+		h->backup = NULL;
+		fl_log_info("store", "backup into '%s.backup' done in %lldms", h->cfg->store,
+		            (long long)(now_ms - h->backup_started_ms));
+	}
 }
 
 static enum fl_err tick(void *arg, int64_t now_ms, char *errbuf)
 {
 	struct fl_rollout_hooks *h = arg;
 
+	enum fl_err e;
+
 	refresh(h);
+	backup_tick(h, now_ms);
+	if (h->wh != NULL &&
+	    (e = fl_webhooks_tick(h->wh, fl_core_store(h->core), now_ms, errbuf)) != FL_OK)
+		return e;
 	return fl_scheduler_tick(h->s, now_ms, errbuf);
 }
 

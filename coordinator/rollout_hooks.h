@@ -25,6 +25,10 @@ struct fl_rollout_hooks *fl_rollout_hooks_new(void);
 /* After fl_core_stop (which frees the scheduler through the stop hook); NULL
  * is a no-op. */
 void fl_rollout_hooks_free(struct fl_rollout_hooks *h);
+/* Ask for an online backup of the store into STORE.backup (store_backup.h),
+ * made on the core thread from the next tick on, a few thousand pages per
+ * tick; logged when done. Any thread (main.c: SIGUSR2). */
+void fl_rollout_hooks_request_backup(struct fl_rollout_hooks *h);
 /* The hook table (static storage); its arg is a struct fl_rollout_hooks. */
 const struct fl_core_scheduler *fl_rollout_hooks_ops(void);
 

@@ -361,6 +361,7 @@ static void out_add(struct fl_scheduler *s, struct sched_rollout *r, uint32_t ti
 	t->out_id = id;
 	t->out_kind = kind;
 	t->out_sent = sent;
+	t->halt_sent = 0;
 	w->inflight++;
 	if (kind == WK_CHECK)
 		w->checks_out++;
@@ -394,6 +395,7 @@ static void out_clear(struct fl_scheduler *s, struct sched_rollout *r, uint32_t 
 	t->out_id = 0;
 	t->out_kind = 0;
 	t->out_sent = 0;
+	t->halt_sent = 0;
 }
 
 size_t fl_scheduler_outstanding(struct fl_scheduler *s)
@@ -403,13 +405,22 @@ size_t fl_scheduler_outstanding(struct fl_scheduler *s)
 
 /* ---- writing through ---- */
 
-/* The fleet view's TenantState for a tenant of a rollout. */
+/* Whether the rollout's pending tenants wait for it (it may still start
+ * them): not once halted, rolling back or finished. */
+static bool queues(int rollout_state)
+{
+	return rollout_state == RS_PENDING || rollout_state == RS_RUNNING ||
+	       rollout_state == RS_PAUSED;
+}
+
+/* The fleet view's TenantState for a tenant of a rollout; 0: none (a tenant
+ * the rollout never started and no longer will: the fleet's own view). */
 static int fleet_state(const struct sched_rollout *r, const struct sched_tenant *t)
 {
 	switch (t->row.state) {
 	case FL_SCHED_PENDING:
 	case FL_SCHED_BUSY:
-		return FLOTILLA__V1__TENANT_STATE__TENANT_STATE_QUEUED;
+		return queues(r->row.state) ? FLOTILLA__V1__TENANT_STATE__TENANT_STATE_QUEUED : 0;
 	case FL_SCHED_ASSIGNED:
 	case FL_SCHED_REVERTING:
 		return FLOTILLA__V1__TENANT_STATE__TENANT_STATE_RUNNING;
@@ -431,13 +442,14 @@ static int fleet_state(const struct sched_rollout *r, const struct sched_tenant 
 static enum fl_err put_tenant(struct fl_scheduler *s, struct sched_rollout *r,
                               struct sched_tenant *t, int64_t now_ms, char *errbuf)
 {
+	int fs = fleet_state(r, t);
 	enum fl_err e;
 
 	t->row.updated_at_ms = now_ms;
 	if ((e = fl_store_rollout_tenant_put(s->st, r->row.id, &t->row, errbuf)) != FL_OK)
 		return e;
 	return fl_store_tenant_set_rollout(
-	    s->st, t->row.tenant_id, r->row.id, fleet_state(r, t),
+	    s->st, t->row.tenant_id, fs ? r->row.id : "", fs,
 	    t->row.state == FL_SCHED_FAILED ? t->row.last_error : NULL, now_ms, errbuf);
 }
 
@@ -472,9 +484,45 @@ static void set_check_due(struct sched_rollout *r, struct sched_tenant *t, bool 
 		w->checks_due--;
 }
 
+/* Tell the transition hook (webhooks) that r, or its wave w, went from old
+ * to its state now. */
+static enum fl_err transition(struct fl_scheduler *s, const struct sched_rollout *r,
+                              const struct sched_wave *w, int old, int64_t now_ms, char *errbuf)
+{
+	struct fl_scheduler_transition t = {0};
+
+	if (s->on_transition == NULL || old == (w ? w->row.state : r->row.state))
+		return FL_OK;
+	t.rollout_id = r->row.id;
+	t.rollout_state = r->row.state;
+	t.reason = r->row.state_reason ? r->row.state_reason : "";
+	t.current_wave = r->row.current_wave;
+	t.n_waves = (uint32_t)r->n_w;
+	t.tenants_total = r->row.tenants_total;
+	t.wave = w ? &w->row : NULL;
+	t.old_state = old;
+	t.new_state = w ? w->row.state : r->row.state;
+	for (size_t i = 0; i < r->n_w; i++)
+		if (w == NULL || &r->w[i] == w)
+			for (int k = 0; k < FL_SCHED_TENANT_STATES; k++)
+				t.counts[k] += r->w[i].count[k];
+	t.at_ms = now_ms;
+	return s->on_transition(s->transition_arg, &t, errbuf);
+}
+
+void fl_scheduler_set_transition_hook(struct fl_scheduler *s, fl_scheduler_transition_fn fn,
+                                      void *arg)
+{
+	s->on_transition = fn;
+	s->transition_arg = arg;
+}
+
 enum fl_err fl_sched_set_wave(struct fl_scheduler *s, struct sched_rollout *r, struct sched_wave *w,
                               int state, const char *reason, int64_t now_ms, char *errbuf)
 {
+	int old = w->row.state;
+	enum fl_err e;
+
 	w->row.state = state;
 	if (reason != NULL)
 		set_str(&w->row.state_reason, reason);
@@ -484,6 +532,38 @@ enum fl_err fl_sched_set_wave(struct fl_scheduler *s, struct sched_rollout *r, s
 		w->row.finished_at_ms = now_ms;
 	if (state == WS_RUNNING)
 		w->row.finished_at_ms = 0;
+	if ((e = fl_store_wave_put(s->st, r->row.id, &w->row, errbuf)) != FL_OK)
+		return e;
+	return transition(s, r, w, old, now_ms, errbuf);
+}
+
+/* A baking wave's clock runs only while its rollout runs: stopped when it
+ * pauses (a pause during the bake does not eat the bake), and on going on,
+ * the bake's end and next check round move by the time it stood still. */
+static enum fl_err bake_clock(struct fl_scheduler *s, struct sched_rollout *r, int64_t now_ms,
+                              char *errbuf)
+{
+	struct sched_wave *w;
+	int64_t stood;
+
+	if (r->row.current_wave >= r->n_w)
+		return FL_OK;
+	w = &r->w[r->row.current_wave];
+	if (r->row.state == RS_PAUSED) {
+		if (w->row.state != WS_BAKING || w->row.bake_paused_at_ms != 0)
+			return FL_OK;
+		w->row.bake_paused_at_ms = now_ms;
+		return fl_store_wave_put(s->st, r->row.id, &w->row, errbuf);
+	}
+	if (w->row.bake_paused_at_ms == 0)
+		return FL_OK;
+	stood = now_ms > w->row.bake_paused_at_ms ? now_ms - w->row.bake_paused_at_ms : 0;
+	w->row.bake_paused_at_ms = 0;
+	if (w->row.state == WS_BAKING) {
+		w->row.bake_until_ms += stood;
+		if (w->row.next_check_at_ms != 0)
+			w->row.next_check_at_ms += stood;
+	}
 	return fl_store_wave_put(s->st, r->row.id, &w->row, errbuf);
 }
 
@@ -491,15 +571,33 @@ enum fl_err fl_sched_set_rollout(struct fl_scheduler *s, struct sched_rollout *r
                                  const char *reason, int64_t now_ms, char *errbuf)
 {
 	bool finished = state == RS_COMPLETED || state == RS_ROLLED_BACK;
+	bool requeue = queues(state) != queues(r->row.state);
+	int old = r->row.state;
+	enum fl_err e;
 
+	if (state != r->row.state) /* a new state: a halt it calls for is news */
+		for (size_t i = 0; i < r->n_t; i++)
+			r->t[i].halt_sent = 0;
 	r->row.state = state;
 	if (reason != NULL)
 		set_str(&r->row.state_reason, reason);
 	r->row.updated_at_ms = now_ms;
 	if (finished)
 		r->row.finished_at_ms = now_ms;
-	return fl_store_rollout_set_state(s->st, r->row.id, state, r->row.current_wave, reason,
-	                                  now_ms, finished ? now_ms : 0, errbuf);
+	if ((e = fl_store_rollout_set_state(s->st, r->row.id, state, r->row.current_wave, reason,
+	                                    now_ms, finished ? now_ms : 0, errbuf)) != FL_OK ||
+	    (e = bake_clock(s, r, now_ms, errbuf)) != FL_OK)
+		return e;
+	/* tenants it never started: queued in the fleet view while it may start
+	 * them, not once it stopped (halted, rolling back, finished) */
+	for (size_t i = 0; requeue && i < r->n_t; i++) {
+		struct sched_tenant *t = &r->t[i];
+
+		if ((t->row.state == FL_SCHED_PENDING || t->row.state == FL_SCHED_BUSY) &&
+		    (e = put_tenant(s, r, t, now_ms, errbuf)) != FL_OK)
+			return e;
+	}
+	return transition(s, r, NULL, old, now_ms, errbuf);
 }
 
 /* Re-write the fleet view of a wave's applied tenants (their state there
@@ -1544,6 +1642,26 @@ static bool must_stop(const struct sched_rollout *r, int kind)
 	return r->row.state == RS_ROLLING_BACK && kind != WK_REVERT;
 }
 
+/*
+ * Whether the agent must hear (again) that t's outstanding work must stop.
+ * A Halt is sent once: the agent stops or finishes the work as the order's
+ * on_halt says and reports it; sent on every poll, a halt answers each poll
+ * at once and the agent's polls spin until that report. Sent again after
+ * the agent's Hello (it restarted: the work may be running again), or once
+ * resend_after_ms passed (the reply that carried it may have been lost) but
+ * not while rolling back, where a second halt would also cancel the REVERTs
+ * of the rollout sent since the first.
+ */
+static bool halt_due(const struct fl_scheduler *s, const struct sched_agent *a,
+                     const struct sched_rollout *r, const struct sched_tenant *t, int64_t now_ms)
+{
+	if (!must_stop(r, t->out_kind))
+		return false;
+	if (t->halt_sent == 0 || t->halt_sent < a->hello_at_ms)
+		return true;
+	return r->row.state != RS_ROLLING_BACK && now_ms - t->halt_sent >= s->resend_after_ms;
+}
+
 /* Whether agents would refuse the rollback's REVERTs: the rollout order
  * expired (agents check it for every assignment, REVERTs under a signed
  * rollback order included), or the rollback order did. */
@@ -1772,8 +1890,15 @@ enum fl_err fl_scheduler_poll(struct fl_scheduler *s, const uint8_t agent_pk[FL_
 	for (size_t i = 0; i < a->n_out; i++) {
 		struct sched_rollout *r = a->out[i].r;
 
-		if (must_stop(r, r->t[a->out[i].t].out_kind))
+		if (halt_due(s, a, r, &r->t[a->out[i].t], now_ms))
 			halt_add(out, r);
+	}
+	for (size_t i = 0; i < a->n_out; i++) {
+		struct sched_rollout *r = a->out[i].r;
+		struct sched_tenant *t = &r->t[a->out[i].t];
+
+		if (must_stop(r, t->out_kind) && halted_here(out, r))
+			t->halt_sent = now_ms;
 	}
 	if ((e = held_withdrawn(s, a, ids, n_running, &held, errbuf)) != FL_OK)
 		goto out;
@@ -2013,8 +2138,12 @@ static enum fl_err on_revert(struct fl_scheduler *s, struct sched_rollout *r,
 
 	if (t->row.state != FL_SCHED_REVERTING)
 		return put_tenant(s, r, t, now_ms, errbuf);
-	if (o == OC(ROLLED_BACK) || o == OC(SKIPPED) || o == OC(INCONCLUSIVE) || o == OC(HEALTHY))
+	if (o == OC(ROLLED_BACK) || o == OC(SKIPPED) || o == OC(INCONCLUSIVE) || o == OC(HEALTHY)) {
+		/* what the rollout changed there is undone: a later rollback (a
+		 * signed one after rollback-wave) does not revert it again */
+		t->row.changed = false;
 		return fl_sched_set_tenant(s, r, t, FL_SCHED_ROLLED_BACK, now_ms, errbuf);
+	}
 	if (o == OC(BUSY) || o == OC(CANCELED)) {
 		t->row.not_before_ms = o == OC(BUSY) ? now_ms + s->busy_retry_ms : 0;
 		return fl_sched_set_tenant(s, r, t, FL_SCHED_REVERTING, now_ms, errbuf);

@@ -109,6 +109,34 @@ void fl_scheduler_set_config(struct fl_scheduler *s, const struct fl_scheduler_c
  * the model from the store at the next call. */
 void fl_scheduler_invalidate(struct fl_scheduler *s);
 
+/* A rollout or one of its waves changed state (webhooks: coordinator/
+ * webhooks.h). wave is NULL for the rollout's own state; counts are the
+ * wave's tenants by enum fl_sched_tenant_state (index 0 unused), or the
+ * whole rollout's when wave is NULL. Pointers live for the call only. */
+struct fl_scheduler_transition {
+	const char *rollout_id;
+	int rollout_state;     /* the wire's RolloutState, after the change */
+	const char *reason;    /* the rollout's state reason; "" */
+	uint32_t current_wave; /* the wave worked on, or last worked on */
+	uint32_t n_waves;
+	uint32_t tenants_total;
+	const struct fl_store_wave *wave; /* the wave that changed, or NULL */
+	int old_state;                    /* the rollout's or the wave's, before */
+	int new_state;                    /* ... and after */
+	uint32_t counts[FL_SCHED_TENANT_STATES];
+	int64_t at_ms;
+};
+
+/* Called on the core thread inside the transaction that records the change,
+ * after the store was written; an error fails (and rolls back) the caller's
+ * whole transaction. */
+typedef enum fl_err (*fl_scheduler_transition_fn)(void *arg,
+                                                  const struct fl_scheduler_transition *t,
+                                                  char *errbuf);
+/* Install (or with fn NULL, remove) the transition hook. */
+void fl_scheduler_set_transition_hook(struct fl_scheduler *s, fl_scheduler_transition_fn fn,
+                                      void *arg);
+
 /* ---- agents ---- */
 
 /*

@@ -103,6 +103,9 @@ struct sched_tenant {
 	uint64_t out_id;  /* outstanding assignment, 0 if none */
 	int out_kind;     /* its WorkKind */
 	int64_t out_sent; /* when last sent by this process; 0: not since it started */
+	/* When a Halt for its outstanding work last went to its agent; 0: none
+	 * since the assignment was sent or the rollout's state last changed. */
+	int64_t halt_sent;
 };
 
 struct sched_wave {
@@ -144,6 +147,8 @@ struct fl_scheduler {
 	uint32_t plan_tenant_ids;
 	fl_scheduler_wake_fn wake;
 	void *wake_arg;
+	fl_scheduler_transition_fn on_transition; /* or NULL (webhooks) */
+	void *transition_arg;
 	struct sched_rollout *live; /* attached rollouts, newest first */
 	struct sched_agent **agents;
 	size_t n_agents, cap_agents;

@@ -102,6 +102,10 @@ enum fl_err fl_store_commit(struct fl_store *st, char *errbuf) __attribute__((wa
 /* Roll back the open transaction, if any. */
 void fl_store_rollback(struct fl_store *st);
 bool fl_store_in_transaction(struct fl_store *st);
+/* Call fn with each successful commit's duration in nanoseconds (the store's
+ * latency, for /metrics); fn NULL stops. Setup only, before other use. */
+typedef void (*fl_store_commit_fn)(void *arg, int64_t ns);
+void fl_store_on_commit(struct fl_store *st, fl_store_commit_fn fn, void *arg);
 
 /* ---- releases ---- */
 
@@ -289,6 +293,32 @@ enum fl_err fl_store_tenant_set_rollout(struct fl_store *st, const char *id, con
 enum fl_err fl_store_tenant_set_after_report(struct fl_store *st, const char *id, const char *head,
                                              uint32_t applied_count, const char *fingerprint,
                                              const char *last_error, int64_t at_ms, char *errbuf)
+    __attribute__((warn_unused_result));
+
+/* What one report changes in a tenant's stored history. */
+struct fl_store_history_change {
+	/* Appended after the stored rows, in this order; one whose id is there
+	 * already is left as it is. */
+	const struct fl_store_applied *applied;
+	size_t n_applied;
+	/* Taken out of the stored history (reverted). */
+	const char *const *removed;
+	size_t n_removed;
+	/* With replace_failed: the tenant's failed rows (and failed_count) now. */
+	const struct fl_store_failed *failed;
+	size_t n_failed;
+	bool replace_failed;
+};
+/*
+ * After a report, in its transaction: the stored history as the report says
+ * it changed (removed first, then appended), so it agrees with the head and
+ * count fl_store_tenant_set_after_report writes until the next Hello reads
+ * the history from the tenant again (and replaces it: the history's digest
+ * is forgotten here). FL_ENOENT for an unknown tenant (nothing written).
+ */
+enum fl_err fl_store_tenant_history_after_report(struct fl_store *st, const char *id,
+                                                 const struct fl_store_history_change *c,
+                                                 int64_t at_ms, char *errbuf)
     __attribute__((warn_unused_result));
 
 /* Calls fn for every tenant, by id, starting after after_id ("" from the

@@ -114,6 +114,9 @@ struct fl_store_wave {
 	                             last round started */
 	char *state_reason;
 	bool rolled_back; /* its tenants were reverted by on_failure: rollback-wave */
+	/* baking: when its rollout paused (the bake's clock stopped until it
+	 * runs again); 0: the clock runs */
+	int64_t bake_paused_at_ms;
 };
 
 void fl_store_wave_fini(struct fl_store_wave *w);

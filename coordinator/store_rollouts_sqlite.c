@@ -276,8 +276,8 @@ enum fl_err fl_store_wave_put(struct fl_store *st, const char *rollout_id,
 {
 	static const char SQL[] =
 	    "INSERT OR REPLACE INTO waves (rollout_id, idx, name, state, started_at, finished_at,"
-	    " bake_until, state_reason, next_check_at, rolled_back)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+	    " bake_until, state_reason, next_check_at, rolled_back, bake_paused_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 	sqlite3_stmt *s = prep(st, SQL, errbuf);
 
 	if (s == NULL)
@@ -292,6 +292,7 @@ enum fl_err fl_store_wave_put(struct fl_store *st, const char *rollout_id,
 	btext(s, 8, w->state_reason);
 	sqlite3_bind_int64(s, 9, w->next_check_at_ms);
 	sqlite3_bind_int(s, 10, w->rolled_back);
+	sqlite3_bind_int64(s, 11, w->bake_paused_at_ms);
 	return done(st, s, "cannot store the wave", errbuf);
 }
 
@@ -300,7 +301,8 @@ enum fl_err fl_store_wave_list(struct fl_store *st, const char *rollout_id,
 {
 	static const char SQL[] =
 	    "SELECT idx, name, state, started_at, finished_at, bake_until, state_reason,"
-	    " next_check_at, rolled_back FROM waves WHERE rollout_id = ?1 ORDER BY idx";
+	    " next_check_at, rolled_back, bake_paused_at FROM waves WHERE rollout_id = ?1"
+	    " ORDER BY idx";
 	sqlite3_stmt *s = prep(st, SQL, errbuf);
 	size_t cap = 0;
 	int rc;
@@ -324,6 +326,7 @@ enum fl_err fl_store_wave_list(struct fl_store *st, const char *rollout_id,
 		w->state_reason = text(s, 6);
 		w->next_check_at_ms = sqlite3_column_int64(s, 7);
 		w->rolled_back = sqlite3_column_int(s, 8) != 0;
+		w->bake_paused_at_ms = sqlite3_column_int64(s, 9);
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -42,6 +43,8 @@ struct fl_store {
 	size_t n_cache, cap_cache;
 	bool in_tx;
 	int version;
+	fl_store_commit_fn commit_fn; /* fl_store_on_commit */
+	void *commit_arg;
 };
 
 /* ---- schema ---- */
@@ -245,7 +248,11 @@ static const char STEP3[] =
     "CREATE INDEX assignments_issued ON assignments(rollout_id, id) WHERE state = 1;"
     "CREATE INDEX reports_outcome ON reports(outcome, id);";
 
-static const char *const steps[] = {STEP1, STEP2, STEP3};
+/* When a baking wave's clock stopped: its rollout paused (0: it runs). */
+static const char STEP4[] =
+    "ALTER TABLE waves ADD COLUMN bake_paused_at INTEGER NOT NULL DEFAULT 0;";
+
+static const char *const steps[] = {STEP1, STEP2, STEP3, STEP4};
 const int FL_STORE_SCHEMA_VERSION = (int)(sizeof(steps) / sizeof(steps[0]));
 
 /* ---- helpers ---- */
@@ -628,16 +635,29 @@ enum fl_err fl_store_begin(struct fl_store *st, char *errbuf)
 
 enum fl_err fl_store_commit(struct fl_store *st, char *errbuf)
 {
+	struct timespec t0, t1;
 	enum fl_err e;
 
 	if (!st->in_tx)
 		return fl_errf(errbuf, FL_ESTATE, "store '%s': no transaction to commit", st->path);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((e = exec(st, "COMMIT", "cannot commit", errbuf)) != FL_OK) {
 		fl_store_rollback(st);
 		return e;
 	}
 	st->in_tx = false;
+	if (st->commit_fn) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		st->commit_fn(st->commit_arg, (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 +
+		                                  (t1.tv_nsec - t0.tv_nsec));
+	}
 	return FL_OK;
+}
+
+void fl_store_on_commit(struct fl_store *st, fl_store_commit_fn fn, void *arg)
+{
+	st->commit_fn = fn;
+	st->commit_arg = arg;
 }
 
 void fl_store_rollback(struct fl_store *st)
@@ -1456,6 +1476,92 @@ enum fl_err fl_store_tenant_set_after_report(struct fl_store *st, const char *id
 		btext(s, 5, last_error);
 	sqlite3_bind_int64(s, 6, at_ms);
 	return changed_one(st, done(st, s, "cannot update the tenant", errbuf), "tenant", errbuf);
+}
+
+enum fl_err fl_store_tenant_history_after_report(struct fl_store *st, const char *id,
+                                                 const struct fl_store_history_change *c,
+                                                 int64_t at_ms, char *errbuf)
+{
+	static const char APPEND[] =
+	    "INSERT INTO tenant_applied (tenant_id, pos, id, checksum, started_at, finished_at,"
+	    " applied_steps_count) SELECT ?1,"
+	    " (SELECT coalesce(max(pos), -1) + 1 FROM tenant_applied WHERE tenant_id = ?1),"
+	    " ?2, ?3, ?4, ?5, ?6"
+	    " WHERE NOT EXISTS (SELECT 1 FROM tenant_applied WHERE tenant_id = ?1 AND id = ?2)";
+	static const char REMOVE[] = "DELETE FROM tenant_applied WHERE tenant_id = ?1 AND id = ?2";
+	static const char DEL_FAILED[] = "DELETE FROM tenant_failed WHERE tenant_id = ?1";
+	static const char INS_FAILED[] =
+	    "INSERT INTO tenant_failed (tenant_id, pos, id, checksum, started_at,"
+	    " applied_steps_count, logs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+	static const char TENANT[] =
+	    "UPDATE tenants SET history_digest = NULL, updated_at = ?2,"
+	    " failed_count = CASE WHEN ?3 < 0 THEN failed_count ELSE ?3 END WHERE id = ?1";
+	sqlite3_stmt *s;
+	enum fl_err e;
+	bool own;
+
+	if ((e = sub_begin(st, &own, errbuf)) != FL_OK)
+		return e;
+	/* the tenant first: FL_ENOENT before anything is written */
+	if ((s = prep(st, TENANT, errbuf)) == NULL)
+		goto db;
+	btext(s, 1, id);
+	sqlite3_bind_int64(s, 2, at_ms);
+	sqlite3_bind_int64(s, 3, c->replace_failed ? (sqlite3_int64)c->n_failed : -1);
+	if ((e = changed_one(st, done(st, s, "cannot update the tenant", errbuf), "tenant",
+	                     errbuf)) != FL_OK)
+		goto out;
+	for (size_t i = 0; i < c->n_removed; i++) {
+		if ((s = prep(st, REMOVE, errbuf)) == NULL)
+			goto db;
+		btext(s, 1, id);
+		btext(s, 2, c->removed[i]);
+		if ((e = done(st, s, "cannot update the tenant's history", errbuf)) != FL_OK)
+			goto out;
+	}
+	for (size_t i = 0; i < c->n_applied; i++) {
+		const struct fl_store_applied *a = &c->applied[i];
+
+		if ((s = prep(st, APPEND, errbuf)) == NULL)
+			goto db;
+		btext(s, 1, id);
+		btext(s, 2, a->id);
+		btext(s, 3, a->checksum);
+		sqlite3_bind_int64(s, 4, a->started_at_ms);
+		sqlite3_bind_int64(s, 5, a->finished_at_ms);
+		sqlite3_bind_int64(s, 6, a->applied_steps_count);
+		if ((e = done(st, s, "cannot update the tenant's history", errbuf)) != FL_OK)
+			goto out;
+	}
+	if (c->replace_failed) {
+		if ((s = prep(st, DEL_FAILED, errbuf)) == NULL)
+			goto db;
+		btext(s, 1, id);
+		if ((e = done(st, s, "cannot update the tenant's failed migrations", errbuf)) !=
+		    FL_OK)
+			goto out;
+		for (size_t i = 0; i < c->n_failed; i++) {
+			const struct fl_store_failed *f = &c->failed[i];
+
+			if ((s = prep(st, INS_FAILED, errbuf)) == NULL)
+				goto db;
+			btext(s, 1, id);
+			sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+			btext(s, 3, f->id);
+			btext(s, 4, f->checksum);
+			sqlite3_bind_int64(s, 5, f->started_at_ms);
+			sqlite3_bind_int64(s, 6, f->applied_steps_count);
+			btext(s, 7, f->logs);
+			if ((e = done(st, s, "cannot update the tenant's failed migrations",
+			              errbuf)) != FL_OK)
+				goto out;
+		}
+	}
+	goto out;
+db:
+	e = FL_EDB;
+out:
+	return sub_end(st, own, e, errbuf);
 }
 
 enum fl_err fl_store_tenant_each(struct fl_store *st, const char *after_id, bool include_gone,

@@ -10,6 +10,9 @@ packages=(
 	libnng-dev protobuf-c-compiler libprotobuf-c-dev
 	libsodium-dev check libpg-query-dev libyaml-dev libsqlite3-dev
 	clang libclang-rt-14-dev
+	# tests only: promtool checks /metrics (prometheus), headless chromium loads the
+	# dashboard (tests/integration/fleet/test_fleet_http.sh)
+	prometheus chromium
 )
 
 missing=()

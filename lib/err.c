@@ -52,6 +52,8 @@ const char *fl_strerror(enum fl_err err)
 		return "database error in flotilla's bookkeeping";
 	case FL_EBUSY:
 		return "the database stayed busy: nothing applied, try again";
+	case FL_EREFUSED:
+		return "the peer refused our envelope";
 	}
 	return "unknown error";
 }

@@ -36,6 +36,9 @@ enum fl_err {
 	FL_EBUSY = 20,     /* the tables a migration needs stayed locked (or deadlocked, or
 	                      in serialization conflicts) for the whole retry budget; nothing
 	                      was applied or recorded, so simply run again later */
+	FL_EREFUSED = 21,  /* the peer answered with the envelope refusal (docs/WIRE.md): it
+	                      could not open our request (key unknown or revoked, or not
+	                      the key we sealed for) and did not act on it */
 };
 
 const char *fl_strerror(enum fl_err err);

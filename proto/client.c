@@ -342,7 +342,7 @@ enum fl_err fl_client_call(struct fl_client *c, const Flotilla__V1__Message *req
 	struct xchg x;
 	uint64_t seq;
 	size_t cur;
-	bool refused;
+	bool refused = false;
 
 	*reply = NULL;
 	if (timeout_ms <= 0)
@@ -351,6 +351,7 @@ enum fl_err fl_client_call(struct fl_client *c, const Flotilla__V1__Message *req
 	for (size_t attempt = 0; attempt < attempts(c); attempt++) {
 		if (attempt > 0 && remaining(deadline) == 0)
 			break; /* rv and errbuf say why the last try failed */
+		refused = false;
 		pthread_mutex_lock(&c->mtx);
 		cur = atomic_load(&c->cur) % c->n_keys;
 		memcpy(key, c->keys[cur], FL_PEER_KEY_LEN);
@@ -379,5 +380,7 @@ enum fl_err fl_client_call(struct fl_client *c, const Flotilla__V1__Message *req
 	}
 	fl_buf_fini(&sealed);
 	fl_buf_fini(&raw);
+	if (rv == FL_EAUTH && refused && (flags & FL_CLIENT_REFUSAL))
+		rv = FL_EREFUSED; /* errbuf as it is: "... refused the request" */
 	return rv;
 }

@@ -47,10 +47,10 @@
  * (connected and sent, but no reply before the deadline), FL_EAUTH (the
  * coordinator refused the request every time, or its reply did not open or
  * is not ours: another key, a replay, a bad signature, another request's
- * number), FL_EPARSE (the reply opened but is malformed),
- * FL_EINVAL (the request breaks a rule of flotilla.proto, or is over max),
- * FL_ECANCELED (fl_client_close was called), FL_EIO (nng failed otherwise).
- * errbuf says which URL and what happened.
+ * number; with FL_CLIENT_REFUSAL, the refusal is FL_EREFUSED), FL_EPARSE (the reply opened but is
+ * malformed), FL_EINVAL (the request breaks a rule of flotilla.proto, or is over max), FL_ECANCELED
+ * (fl_client_close was called), FL_EIO (nng failed otherwise). errbuf says which URL and what
+ * happened.
  */
 #ifndef FL_CLIENT_H
 #define FL_CLIENT_H
@@ -69,6 +69,11 @@
 
 /* fl_client_call flags. */
 #define FL_CLIENT_IDEMPOTENT 1u /* may be sent again after a reply refused as replay */
+/* The coordinator's refusal (docs/WIRE.md: it could not open the request, and
+ * did not act on it), for every pinned key, fails the call with FL_EREFUSED
+ * rather than FL_EAUTH, so the caller tells it from a reply that does not
+ * open or is not ours without reading errbuf. */
+#define FL_CLIENT_REFUSAL 2u
 
 struct fl_client;
 

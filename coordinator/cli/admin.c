@@ -57,6 +57,23 @@ static int add_key(struct cli_admin *a, struct cli *c, const char *where, const 
 	return CLI_OK;
 }
 
+/* Every key of a list separated by commas or spaces (the flag and the
+ * environment variable take the same). */
+static int add_keys(struct cli_admin *a, struct cli *c, const char *where, const char *s)
+{
+	int code;
+
+	while (*s != '\0') {
+		size_t len = strcspn(s, ", ");
+
+		if (len > 0 && (code = add_key(a, c, where, s, len)) != CLI_OK)
+			return code;
+		s += len;
+		s += strspn(s, ", ");
+	}
+	return CLI_OK;
+}
+
 int cli_admin_option(struct cli_admin *a, struct cli *c, int opt, const char *arg)
 {
 	char errbuf[FL_ERRBUF_SIZE];
@@ -70,7 +87,7 @@ int cli_admin_option(struct cli_admin *a, struct cli *c, int opt, const char *ar
 		return CLI_OK;
 	case OPT_COORDINATOR_KEY:
 		a->keys_from_options = true;
-		return add_key(a, c, "--coordinator-key", arg, strlen(arg));
+		return add_keys(a, c, "--coordinator-key", arg);
 	case OPT_OPERATOR_KEY:
 		a->key_file = arg;
 		return CLI_OK;
@@ -88,19 +105,10 @@ int cli_admin_option(struct cli_admin *a, struct cli *c, int opt, const char *ar
 static int env_keys(struct cli_admin *a, struct cli *c)
 {
 	const char *s = getenv("FLOTILLA_COORDINATOR_KEY");
-	int code;
 
 	if (a->keys_from_options || s == NULL)
 		return CLI_OK;
-	while (*s != '\0') {
-		size_t len = strcspn(s, ", ");
-
-		if (len > 0 && (code = add_key(a, c, "FLOTILLA_COORDINATOR_KEY", s, len)) != CLI_OK)
-			return code;
-		s += len;
-		s += strspn(s, ", ");
-	}
-	return CLI_OK;
+	return add_keys(a, c, "FLOTILLA_COORDINATOR_KEY", s);
 }
 
 int cli_admin_connect(struct cli_admin *a, struct cli *c)
@@ -288,7 +296,7 @@ static int call(struct cli_admin *a, Flotilla__V1__AdminRequest *req, unsigned f
 	max = fl_roles_max_size(FL_PEER_ADMIN, m.body_case, req->command_case);
 	if (max == 0)
 		max = FL_WIRE_MAX_SMALL;
-	rv = fl_client_call(a->client, &m, max, 0, a->timeout_ms, &r, errbuf);
+	rv = fl_client_call(a->client, &m, max, FL_CLIENT_REFUSAL, a->timeout_ms, &r, errbuf);
 	switch (rv) {
 	case FL_OK:
 		break;
@@ -315,19 +323,16 @@ static int call(struct cli_admin *a, Flotilla__V1__AdminRequest *req, unsigned f
 		        "trying again\n",
 		        a->what, errbuf);
 		return CLI_CONNECT;
+	case FL_EREFUSED:
+		/* the coordinator could not open our envelope (unknown or revoked
+		 * key, or we pinned a key that is not the coordinator's) */
+		fprintf(stderr,
+		        "flotilla: error: the coordinator at '%s' refused this key (operator "
+		        "key %s): is it approved with a role? (and is --coordinator-key the "
+		        "coordinator's public key?)\n",
+		        a->url, fl_identity_key_id(a->id));
+		return CLI_CONNECT;
 	case FL_EAUTH:
-		/* proto/client.c's words for the constant refusal: the
-		 * coordinator could not open our envelope (unknown or revoked
-		 * key, or we pinned a key that is not the coordinator's). */
-		if (strstr(errbuf, "refused the request") != NULL) {
-			fprintf(
-			    stderr,
-			    "flotilla: error: the coordinator at '%s' refused this key (operator "
-			    "key %s): is it approved with a role? (and is --coordinator-key the "
-			    "coordinator's public key?)\n",
-			    a->url, fl_identity_key_id(a->id));
-			return CLI_CONNECT;
-		}
 		fprintf(stderr, "flotilla: error: cannot trust the reply: %s\n", errbuf);
 		return CLI_CONNECT;
 	default:
@@ -391,23 +396,7 @@ int cli_admin_call_retryable(struct cli_admin *a, Flotilla__V1__AdminRequest *re
 
 const char *cli_enum_name(const ProtobufCEnumDescriptor *d, int value, char *buf, size_t n)
 {
-	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(d, value);
-	const ProtobufCEnumValue *zero = protobuf_c_enum_descriptor_get_value(d, 0);
-	size_t skip = 0, k = 0;
-	const char *s;
-
-	if (v == NULL || n == 0) {
-		snprintf(buf, n, "?");
-		return buf;
-	}
-	/* Every enum of flotilla.proto has PREFIX_UNSPECIFIED = 0. */
-	if (zero != NULL && strlen(zero->name) > strlen("UNSPECIFIED"))
-		skip = strlen(zero->name) - strlen("UNSPECIFIED");
-	s = strlen(v->name) > skip ? v->name + skip : v->name;
-	for (; *s != '\0' && k + 1 < n; s++)
-		buf[k++] = *s == '_' ? '-' : (char)tolower((unsigned char)*s);
-	buf[k] = '\0';
-	return buf;
+	return jr_enum(d, value, buf, n);
 }
 
 enum fl_err cli_enum_parse(const ProtobufCEnumDescriptor *d, const char *name, int *value)
@@ -638,10 +627,7 @@ const char *cli_labels_text(Flotilla__V1__Label *const *labels, size_t n, char *
 
 void cli_labels_json(struct jw *w, const char *key, Flotilla__V1__Label *const *labels, size_t n)
 {
-	jw_obj(w, key);
-	for (size_t i = 0; i < n; i++)
-		jw_str(w, labels[i]->key, labels[i]->value);
-	jw_end(w);
+	jr_labels(w, key, labels, n);
 }
 
 bool cli_tty(void)
@@ -660,23 +646,5 @@ bool cli_color(void)
 
 void cli_tenant_json(struct jw *w, const char *key, const Flotilla__V1__TenantStatus *t)
 {
-	char b[CLI_ENUM_NAME_MAX];
-
-	jw_obj(w, key);
-	jw_str(w, "tenant_id", t->tenant_id);
-	jw_str(w, "agent_id", t->agent_id);
-	jw_str(w, "database", t->database);
-	jw_str(w, "schema", t->schema);
-	cli_labels_json(w, "labels", t->labels, t->n_labels);
-	jw_str(w, "state",
-	       cli_enum_name(&flotilla__v1__tenant_state__descriptor, t->state, b, sizeof(b)));
-	jw_str(w, "head_migration_id", t->head_migration_id);
-	jw_uint(w, "applied_count", t->applied_count);
-	jw_str(w, "fingerprint", t->fingerprint);
-	jw_bool(w, "drifted", t->drifted);
-	jw_bool(w, "external_changes", t->external_changes);
-	jw_str(w, "rollout_id", t->rollout_id);
-	jw_str(w, "last_error", t->last_error);
-	jw_int(w, "updated_at_ms", t->updated_at_ms);
-	jw_end(w);
+	jr_tenant(w, key, t);
 }

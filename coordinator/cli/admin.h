@@ -36,6 +36,7 @@
 #include "client.h"
 #include "flotilla.pb-c.h"
 #include "jsonw.h"
+#include "render.h"
 #include "keys.h"
 #include "label.h"
 

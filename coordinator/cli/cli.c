@@ -179,6 +179,7 @@ int cli_exit_for(enum fl_err rv)
 		return CLI_DRIFT;
 	case FL_ECONNECT:
 	case FL_EAUTH:
+	case FL_EREFUSED:
 		return CLI_CONNECT;
 	case FL_ELOCKED:
 	case FL_ETIMEDOUT:

@@ -157,6 +157,7 @@ int cmd_agents(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_deploy(int argc, char **argv);
 int cmd_enroll(int argc, char **argv);
+int cmd_http_token(int argc, char **argv);
 int cmd_fleet(int argc, char **argv);
 int cmd_fingerprint(int argc, char **argv);
 int cmd_graph(int argc, char **argv);

@@ -129,26 +129,7 @@ static const char *astate(int v, char *b)
 
 static void agent_json(struct jw *w, const char *key, const Flotilla__V1__AgentInfo *ai)
 {
-	char id[FL_KEY_ID_LEN + 1], pub[FL_KEY_PUBLIC_TEXT_LEN + 1], b[CLI_ENUM_NAME_MAX];
-
-	jw_obj(w, key);
-	jw_str(w, "name", ai->name);
-	if (ai->public_key.len == FL_KEY_PUBLIC_BYTES) {
-		fl_key_public_text(ai->public_key.data, pub);
-		jw_str(w, "public_key", pub);
-	} else {
-		jw_null(w, "public_key");
-	}
-	jw_str(w, "key_id", cli_key_id(&ai->public_key, id));
-	cli_labels_json(w, "labels", ai->labels, ai->n_labels);
-	jw_str(w, "state", astate(ai->state, b));
-	jw_str(w, "agent_version", ai->agent_version);
-	jw_uint(w, "protocol_version", ai->protocol_version);
-	jw_uint(w, "tenant_count", ai->tenant_count);
-	jw_int(w, "last_seen_at_ms", ai->last_seen_at_ms);
-	jw_int(w, "approved_at_ms", ai->approved_at_ms);
-	jw_str(w, "approved_by", ai->approved_by);
-	jw_end(w);
+	jr_agent(w, key, ai);
 }
 
 static int do_list(struct cli *c, struct args *a)

@@ -93,20 +93,7 @@ static int own(struct cli *c, int opt, const char *arg, void *ctx)
 
 static void entry_json(struct jw *w, const Flotilla__V1__AuditEntry *e)
 {
-	char b[CLI_ENUM_NAME_MAX];
-
-	jw_obj(w, NULL);
-	jw_uint(w, "id", e->id);
-	jw_int(w, "at_ms", e->at_ms);
-	jw_str(w, "actor_key_id", e->actor_key_id);
-	jw_str(w, "actor_name", e->actor_name);
-	jw_str(w, "role", cli_enum_name(&flotilla__v1__role__descriptor, e->role, b, sizeof(b)));
-	jw_str(w, "command", e->command);
-	jw_str(w, "subject", e->subject);
-	jw_str(w, "code",
-	       cli_enum_name(&flotilla__v1__status_code__descriptor, e->code, b, sizeof(b)));
-	jw_str(w, "detail", e->detail);
-	jw_end(w);
+	jr_audit_entry(w, NULL, e);
 }
 
 static void entry_text(const Flotilla__V1__AuditEntry *e)

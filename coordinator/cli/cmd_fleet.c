@@ -270,16 +270,12 @@ static int do_status(struct cli *c, struct args *a)
 		goto out;
 	if (c->json) {
 		const Flotilla__V1__FleetStatusResponse *f = p.first;
-		char b[CLI_ENUM_NAME_MAX];
 		struct jw w;
 
 		jw_init(&w);
 		jw_obj(&w, NULL);
 		jw_uint(&w, "total_count", f->total_count);
-		jw_obj(&w, "counts");
-		for (size_t i = 0; i < f->n_counts; i++)
-			jw_uint(&w, tstate(f->counts[i]->state, b), f->counts[i]->count);
-		jw_end(&w);
+		jr_state_counts(&w, "counts", f->counts, f->n_counts);
 		jw_arr(&w, "tenants");
 		for (size_t i = 0; i < p.n; i++)
 			cli_tenant_json(&w, NULL, p.tenants[i]);
@@ -320,25 +316,7 @@ static int do_drift(struct cli *c, struct args *a)
 		struct jw w;
 
 		jw_init(&w);
-		jw_obj(&w, NULL);
-		jw_uint(&w, "drifted_tenants", d->drifted_tenants);
-		jw_arr(&w, "groups");
-		for (size_t i = 0; i < d->n_groups; i++) {
-			const Flotilla__V1__DriftGroup *g = d->groups[i];
-
-			jw_obj(&w, NULL);
-			jw_str(&w, "head_migration_id", g->head_migration_id);
-			jw_str(&w, "fingerprint", g->fingerprint);
-			jw_uint(&w, "tenant_count", g->tenant_count);
-			jw_bool(&w, "majority", g->majority);
-			jw_arr(&w, "tenant_ids");
-			for (size_t k = 0; k < g->n_tenant_ids; k++)
-				jw_str(&w, NULL, g->tenant_ids[k]);
-			jw_end(&w);
-			jw_end(&w);
-		}
-		jw_end(&w);
-		jw_end(&w);
+		jr_drift(&w, d);
 		jw_print(&w);
 		jw_fini(&w);
 	} else if (d->drifted_tenants == 0) {

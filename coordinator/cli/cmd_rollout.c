@@ -333,20 +333,6 @@ static const char *failure_name(int v, char *buf)
 	return cli_enum_name(&flotilla__v1__failure_policy__descriptor, v, buf, CLI_ENUM_NAME_MAX);
 }
 
-static void selector_json(struct jw *w, const char *key, const Flotilla__V1__TenantSelector *s)
-{
-	jw_obj(w, key);
-	if (s != NULL) {
-		cli_labels_json(w, "labels", s->labels, s->n_labels);
-		jw_arr(w, "tenant_ids");
-		for (size_t i = 0; i < s->n_tenant_ids; i++)
-			jw_str(w, NULL, s->tenant_ids[i]);
-		jw_end(w);
-		jw_bool(w, "all", s->all);
-	}
-	jw_end(w);
-}
-
 static const char *selector_text(const Flotilla__V1__TenantSelector *s, char *buf, size_t n)
 {
 	char labels[256];
@@ -368,57 +354,9 @@ static const char *selector_text(const Flotilla__V1__TenantSelector *s, char *bu
 	return buf;
 }
 
-static void wave_json(struct jw *w, const Flotilla__V1__WaveStatus *ws)
-{
-	char b[CLI_ENUM_NAME_MAX];
-
-	jw_obj(w, NULL);
-	jw_uint(w, "index", ws->index);
-	jw_str(w, "name", ws->name);
-	jw_str(w, "state", wstate(ws->state, b));
-	jw_str(w, "gate", gate_name(ws->gate, b));
-	jw_uint(w, "tenants_total", ws->tenants_total);
-	jw_uint(w, "tenants_pending", ws->tenants_pending);
-	jw_uint(w, "tenants_running", ws->tenants_running);
-	jw_uint(w, "tenants_applied", ws->tenants_applied);
-	jw_uint(w, "tenants_failed", ws->tenants_failed);
-	jw_uint(w, "tenants_rolled_back", ws->tenants_rolled_back);
-	jw_uint(w, "tenants_skipped", ws->tenants_skipped);
-	jw_uint(w, "tenants_unreachable", ws->tenants_unreachable);
-	jw_int(w, "started_at_ms", ws->started_at_ms);
-	jw_int(w, "finished_at_ms", ws->finished_at_ms);
-	jw_int(w, "bake_until_ms", ws->bake_until_ms);
-	jw_str(w, "state_reason", ws->state_reason);
-	jw_end(w);
-}
-
 static void rollout_json(struct jw *w, const char *key, const Flotilla__V1__RolloutInfo *r)
 {
-	char b[CLI_ENUM_NAME_MAX];
-
-	jw_obj(w, key);
-	jw_str(w, "id", r->id);
-	jw_str(w, "state", rstate(r->state, b));
-	jw_str(w, "state_reason", r->state_reason);
-	jw_uint(w, "current_wave", r->current_wave);
-	jw_str(w, "project_id", r->project_id);
-	jw_hex(w, "release_hash", r->release_hash.data, r->release_hash.len);
-	jw_str(w, "target_migration_id", r->target_migration_id);
-	jw_hex(w, "order_hash", r->order_hash.data, r->order_hash.len);
-	jw_str(w, "policy_name", r->policy_name);
-	jw_str(w, "on_failure", failure_name(r->on_failure, b));
-	selector_json(w, "selector", r->selector);
-	jw_uint(w, "tenants_total", r->tenants_total);
-	jw_int(w, "created_at_ms", r->created_at_ms);
-	jw_int(w, "updated_at_ms", r->updated_at_ms);
-	jw_int(w, "expires_at_ms", r->expires_at_ms);
-	jw_str(w, "created_by", r->created_by);
-	jw_str(w, "signed_by", r->signed_by);
-	jw_arr(w, "waves");
-	for (size_t i = 0; i < r->n_waves; i++)
-		wave_json(w, r->waves[i]);
-	jw_end(w);
-	jw_end(w);
+	jr_rollout(w, key, r);
 }
 
 /* Tenants of a wave that are finished one way or another. */

@@ -70,92 +70,12 @@ static const char *work(int v, char *b)
 	return cli_enum_name(&flotilla__v1__work_kind__descriptor, v, b, CLI_ENUM_NAME_MAX);
 }
 
-static void report_json(struct jw *w, const Flotilla__V1__StoredReport *sr)
-{
-	const Flotilla__V1__Report *r = sr->report;
-	char b[CLI_ENUM_NAME_MAX];
-
-	jw_obj(w, NULL);
-	jw_int(w, "received_at_ms", sr->received_at_ms);
-	jw_str(w, "agent_id", r->agent_id);
-	jw_str(w, "rollout_id", r->rollout_id);
-	jw_uint(w, "assignment_id", r->assignment_id);
-	jw_str(w, "kind", work(r->kind, b));
-	jw_str(w, "outcome", outcome(r->outcome, b));
-	jw_str(w, "message", r->message);
-	jw_int(w, "started_at_ms", r->started_at_ms);
-	jw_int(w, "finished_at_ms", r->finished_at_ms);
-	jw_str(w, "head_migration_id", r->head_migration_id);
-	jw_uint(w, "applied_count", r->applied_count);
-	jw_str(w, "fingerprint", r->fingerprint);
-	jw_arr(w, "migrations");
-	for (size_t i = 0; i < r->n_migrations; i++) {
-		const Flotilla__V1__MigrationResult *m = r->migrations[i];
-
-		jw_obj(w, NULL);
-		jw_str(w, "migration_id", m->migration_id);
-		jw_str(w, "outcome", outcome(m->outcome, b));
-		jw_int(w, "started_at_ms", m->started_at_ms);
-		jw_int(w, "finished_at_ms", m->finished_at_ms);
-		jw_uint(w, "attempts", m->attempts);
-		jw_str(w, "sqlstate", m->sqlstate);
-		jw_str(w, "message", m->message);
-		jw_uint(w, "statement_index", m->statement_index);
-		jw_uint(w, "applied_steps_count", m->applied_steps_count);
-		jw_end(w);
-	}
-	jw_end(w);
-	jw_arr(w, "health");
-	for (size_t i = 0; i < r->n_health; i++) {
-		const Flotilla__V1__HealthResult *h = r->health[i];
-
-		jw_obj(w, NULL);
-		jw_str(w, "name", h->name);
-		jw_bool(w, "ok", h->ok);
-		jw_bool(w, "inconclusive", h->inconclusive);
-		jw_str(w, "message", h->message);
-		jw_uint(w, "duration_ms", h->duration_ms);
-		jw_int(w, "checked_at_ms", h->checked_at_ms);
-		jw_end(w);
-	}
-	jw_end(w);
-	jw_end(w);
-}
-
 static void show_json(const Flotilla__V1__TenantShowResponse *t)
 {
 	struct jw w;
 
 	jw_init(&w);
-	jw_obj(&w, NULL);
-	cli_tenant_json(&w, "tenant", t->tenant);
-	jw_arr(&w, "applied");
-	for (size_t i = 0; i < t->n_applied; i++) {
-		jw_obj(&w, NULL);
-		jw_str(&w, "id", t->applied[i]->id);
-		jw_str(&w, "checksum", t->applied[i]->checksum);
-		jw_int(&w, "started_at_ms", t->applied[i]->started_at_ms);
-		jw_int(&w, "finished_at_ms", t->applied[i]->finished_at_ms);
-		jw_uint(&w, "applied_steps_count", t->applied[i]->applied_steps_count);
-		jw_end(&w);
-	}
-	jw_end(&w);
-	jw_arr(&w, "failed");
-	for (size_t i = 0; i < t->n_failed; i++) {
-		jw_obj(&w, NULL);
-		jw_str(&w, "id", t->failed[i]->id);
-		jw_str(&w, "checksum", t->failed[i]->checksum);
-		jw_int(&w, "started_at_ms", t->failed[i]->started_at_ms);
-		jw_uint(&w, "applied_steps_count", t->failed[i]->applied_steps_count);
-		jw_str(&w, "logs", t->failed[i]->logs);
-		jw_end(&w);
-	}
-	jw_end(&w);
-	jw_arr(&w, "reports");
-	for (size_t i = 0; i < t->n_reports; i++)
-		report_json(&w, t->reports[i]);
-	jw_end(&w);
-	jw_end(&w);
+	jr_tenant_show(&w, t);
 	jw_print(&w);
 	jw_fini(&w);
 }

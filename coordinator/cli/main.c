@@ -31,6 +31,7 @@ static const struct command commands[] = {
     {"agents", cmd_agents, "list, approve and revoke agent keys"},
     {"enroll-token", cmd_enroll, "create a one-time enrollment token for an agent"},
     {"audit", cmd_audit, "the coordinator's audit log"},
+    {"http-token", cmd_http_token, "a token for the coordinator's HTTP endpoint"},
 };
 
 static void usage(FILE *out)

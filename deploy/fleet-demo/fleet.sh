@@ -191,6 +191,9 @@ fleet_start_coordinator() {
 		"POLL_HOLD=$FLEET_POLL_HOLD" "OFFLINE_AFTER=$FLEET_OFFLINE_AFTER" \
 		"OPERATOR_PUB=$(_fleet_pub "$FLEET_OPERATOR_KEY")" \
 		"VIEWER_PUB=$(_fleet_pub "$FLEET_VIEWER_KEY")" "AGENTS=${agents%$'\n'}"
+	# FLEET_COORDINATOR_EXTRA: more config lines, as YAML (tests: http_listen, webhooks)
+	[ -z "${FLEET_COORDINATOR_EXTRA:-}" ] ||
+		printf '%s\n' "$FLEET_COORDINATOR_EXTRA" >>"$FLEET_DIR/coordinator/coordinator.yaml"
 	_fleet_spawn coordinator "$FL_COORDINATOR_BIN" --config "$FLEET_DIR/coordinator/coordinator.yaml"
 	_fleet_wait 30 fleet_cli agents list --timeout 2s ||
 		_fleet_die "the coordinator did not answer within 30s; its log:

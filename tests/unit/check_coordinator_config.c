@@ -133,6 +133,14 @@ static const struct {
     {"key_file: k\nproject_id: \"a b\"\n", "'c.yaml':2:"},
     {"key_file: k\nproject_id: acme\nagent_listen: localhost\n", "'c.yaml':3:"},
     {"key_file: k\nproject_id: acme\npoll_hold_ms: 5s\n", "unknown key 'poll_hold_ms'"},
+    {"key_file: k\nproject_id: acme\nwebhooks:\n  - {url: \"https://h/x\", secret_file: s}\n",
+     "'c.yaml':4:"},
+    {"key_file: k\nproject_id: acme\nwebhooks:\n  - {url: \"http://h/x'\", secret_file: s}\n",
+     "no spaces, quotes or control characters"},
+    {"key_file: k\nproject_id: acme\nwebhooks:\n  - {url: \"http://h/x\", secret_file: s,\n"
+     "     events: [started, halt]}\n",
+     "unknown event 'halt'"},
+    {"key_file: k\nproject_id: acme\nwebhooks:\n  - {url: \"http://h/x\"}\n", "secret_file"},
 };
 
 START_TEST(refusals_name_the_line)
@@ -142,6 +150,31 @@ START_TEST(refusals_name_the_line)
 	ck_assert_int_eq(load(bad[_i].text, &c), FL_EPARSE);
 	ck_assert_msg(strstr(err, bad[_i].want) != NULL, "case %d: '%s' lacks '%s'", _i, err,
 	              bad[_i].want);
+}
+END_TEST
+
+/* webhooks: defaults, and every event when none are listed */
+START_TEST(webhooks)
+{
+	struct fl_coordinator_config c;
+	const struct fl_coordinator_webhook *w;
+
+	ck_assert_msg(load("key_file: c.key\nproject_id: acme\nwebhooks:\n"
+	                   "  - {url: \"http://127.0.0.1:8080/h\", secret_file: /s}\n"
+	                   "  - {url: \"http://[::1]/h\", secret_file: /s, events: [halted],\n"
+	                   "     attempts: 3, timeout: 2s}\n",
+	                   &c) == FL_OK,
+	              "%s", err);
+	ck_assert_uint_eq(c.webhooks.n, 2);
+	w = c.webhooks.items;
+	ck_assert_str_eq(w[0].url, "http://127.0.0.1:8080/h");
+	ck_assert_int_eq(w[0].attempts, 8);
+	ck_assert_int_eq(w[0].timeout_ms, 10000);
+	ck_assert_uint_eq(w[0].events.n, 0);
+	ck_assert_uint_eq(w[1].events.n, 1);
+	ck_assert_int_eq(w[1].attempts, 3);
+	ck_assert_int_eq(w[1].timeout_ms, 2000);
+	fl_coordinator_config_fini(&c);
 }
 END_TEST
 
@@ -206,6 +239,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, listen_from_coordinator_url);
 	tcase_add_loop_test(tc, refusals_name_the_line, 0, (int)(sizeof(bad) / sizeof(bad[0])));
 	tcase_add_test(tc, reload_rules);
+	tcase_add_test(tc, webhooks);
 	tcase_add_test(tc, example_loads);
 	suite_add_tcase(s, tc);
 	return s;

@@ -69,9 +69,10 @@ START_TEST(every_code_has_its_own_text)
 {
 	ck_assert_int_eq(FL_EDB, 19);
 	ck_assert_int_eq(FL_EBUSY, 20);
-	for (int a = FL_OK; a <= FL_EBUSY; a++) {
+	ck_assert_int_eq(FL_EREFUSED, 21);
+	for (int a = FL_OK; a <= FL_EREFUSED; a++) {
 		ck_assert_str_ne(fl_strerror((enum fl_err)a), "unknown error");
-		for (int b = a + 1; b <= FL_EBUSY; b++)
+		for (int b = a + 1; b <= FL_EREFUSED; b++)
 			ck_assert_str_ne(fl_strerror((enum fl_err)a), fl_strerror((enum fl_err)b));
 	}
 }

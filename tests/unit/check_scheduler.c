@@ -1000,6 +1000,38 @@ START_TEST(bake_repeats_checks)
 }
 END_TEST
 
+/* A pause during a bake stops its clock (across a restart too): after the
+ * resume, the bake still has what it had left. */
+START_TEST(bake_pause_stops_clock)
+{
+	char id[32];
+	int64_t t0, t1;
+
+	fx_up(true);
+	fx_fleet(1, 6, 3, 0);
+	start_ok(bake_policy, id);
+	run(NULL, 5, 5); /* the canaries apply */
+	ck_assert_int_eq(wstate(id, 0), WS(BAKING));
+	t0 = now;
+	run_until(t0 + 2 * MINUTE, 10000, NULL, 5);
+	ck_assert_int_eq(command(CMD(ROLLOUT_PAUSE), id, 0), SC(OK));
+	run_until(t0 + 7 * MINUTE, 10000, NULL, 5);
+	fx_restart();
+	run_until(t0 + 12 * MINUTE, 10000, NULL, 5);
+	ck_assert_int_eq(wstate(id, 0), WS(BAKING));
+	t1 = now;
+	ck_assert_int_eq(command(CMD(ROLLOUT_RESUME), id, 0), SC(OK));
+	/* 3 of its 5 minutes left */
+	run_until(t1 + 3 * MINUTE - 20000, 10000, NULL, 5);
+	ck_assert_int_eq(wstate(id, 0), WS(BAKING));
+	run_until(t1 + 4 * MINUTE, 10000, NULL, 5);
+	ck_assert_int_ne(wstate(id, 0), WS(BAKING));
+	run(NULL, 5, 20);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	fx_down();
+}
+END_TEST
+
 static int fail_checks_of_t00001(const struct asg *a)
 {
 	return a->kind == WK(CHECK) && strcmp(a->tenant, "t00001") == 0 ? OC(HEALTH_FAILED) : 0;
@@ -1275,6 +1307,127 @@ START_TEST(halt_answers_held_polls)
 	ck_assert_int_eq(rstate(id), RS(RUNNING));
 	run(NULL, 4, 20);
 	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	fx_down();
+}
+END_TEST
+
+/*
+ * A halt reaches each agent once, not on every poll: with its work still
+ * running (on_halt: finish) the agent's next polls are held, not answered
+ * with the same halt at once (they would spin until its report). Sent again
+ * after its Hello (a restart) or resend_after (a lost reply), and when the
+ * rollout halts anew.
+ */
+START_TEST(halt_delivered_once)
+{
+	char id[32];
+	struct polled p;
+
+	fx_up(true);
+	fx_fleet(1, 4, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 4}\n",
+	                "on_halt: finish\n"),
+	         id);
+	poll_agent(0, 2);
+	ck_assert_uint_eq(fx.n_out, 2);
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	p = poll_agent(0, 0);
+	ck_assert_uint_eq(p.halts, 1);
+	/* the agent finishes its work: its polls list it as running */
+	for (int k = 0; k < 5; k++) {
+		now += 1000;
+		p = poll_agent(0, 0);
+		ck_assert_uint_eq(p.halts, 0);
+		ck_assert_uint_eq(p.assignments, 0);
+	}
+	/* a reply lost: sent again after resend_after (60 s here) */
+	now += 60000;
+	ck_assert_uint_eq(poll_agent(0, 0).halts, 1);
+	ck_assert_uint_eq(poll_agent(0, 0).halts, 0);
+	/* the agent restarted */
+	now += 1000;
+	ck_assert(fl_scheduler_hello(fx.s, fx.apk[0], now, err) == FL_OK);
+	ck_assert_uint_eq(poll_agent(0, 0).halts, 1);
+	ck_assert_uint_eq(poll_agent(0, 0).halts, 0);
+	/* retried while one is still running, then halted again: heard again */
+	report_at(0, OC(APPLIED));
+	ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(OK));
+	ck_assert_int_eq(rstate(id), RS(RUNNING));
+	ck_assert_uint_eq(poll_agent(0, 0).halts, 0);
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	ck_assert_uint_eq(poll_agent(0, 0).halts, 1);
+	ck_assert_uint_eq(poll_agent(0, 0).halts, 0);
+	report_all(NULL);
+	ck_assert_uint_eq(poll_agent(0, 4).halts, 0);
+	fx_down();
+}
+END_TEST
+
+/* The fleet view: tenants a halted rollout never started are not "queued"
+ * (nor in the rollout): rollout status leaves them out too; queued again
+ * when a retry makes it run. */
+static int fleet_view(const char *tenant, char *rollout, size_t n)
+{
+	struct fl_store_tenant t;
+	int state;
+
+	ck_assert_msg(fl_store_tenant_get(fx.st, tenant, 0, &t, err) == FL_OK, "%s", err);
+	state = t.rollout_state;
+	snprintf(rollout, n, "%s", t.rollout_id);
+	fl_store_tenant_fini(&t);
+	return state;
+}
+
+START_TEST(halted_not_queued)
+{
+	char id[32], in[32];
+
+	fx_up(true);
+	fx_fleet(1, 4, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 1}\n", ""), id);
+	poll_agent(0, 1);
+	ck_assert_uint_eq(fx.n_out, 1);
+	for (int k = 0; k < 4; k++) {
+		char tenant[16];
+
+		snprintf(tenant, sizeof(tenant), "t00%03d", k);
+		if (strcmp(tenant, fx.out[0].tenant) == 0)
+			continue;
+		ck_assert_int_eq(fleet_view(tenant, in, sizeof(in)),
+		                 FLOTILLA__V1__TENANT_STATE__TENANT_STATE_QUEUED);
+		ck_assert_str_eq(in, id);
+	}
+	ck_assert_int_eq(command(CMD(ROLLOUT_HALT), id, 0), SC(OK));
+	for (int k = 0; k < 4; k++) {
+		char tenant[16];
+
+		snprintf(tenant, sizeof(tenant), "t00%03d", k);
+		if (strcmp(tenant, fx.out[0].tenant) == 0) {
+			ck_assert_int_eq(fleet_view(tenant, in, sizeof(in)),
+			                 FLOTILLA__V1__TENANT_STATE__TENANT_STATE_RUNNING);
+			continue;
+		}
+		ck_assert_int_eq(fleet_view(tenant, in, sizeof(in)), 0);
+		ck_assert_str_eq(in, "");
+	}
+	{
+		struct asg done = fx.out[0];
+		int queued = 0;
+
+		report_all(NULL);
+		ck_assert_int_eq(command(CMD(ROLLOUT_RETRY), id, 0), SC(OK));
+		ck_assert_int_eq(rstate(id), RS(RUNNING));
+		for (int k = 0; k < 4; k++) {
+			char tenant[16];
+
+			snprintf(tenant, sizeof(tenant), "t00%03d", k);
+			if (strcmp(tenant, done.tenant) == 0)
+				continue;
+			queued += fleet_view(tenant, in, sizeof(in)) ==
+			          FLOTILLA__V1__TENANT_STATE__TENANT_STATE_QUEUED;
+		}
+		ck_assert_int_eq(queued, 3);
+	}
 	fx_down();
 }
 END_TEST
@@ -2800,6 +2953,69 @@ END_TEST
 /* An agent that cancels every APPLY it gets (buggy, or hostile) does not
  * get a new one on every poll for ever: after a few, the tenant waits as a
  * busy one does (a row per try would fill the coordinator's store). */
+/* A tenant reverted by rollback-wave no longer counts as changed: a later
+ * rollback (here a signed one, of everything the rollout applied) does not
+ * revert it again. */
+START_TEST(reverted_not_reverted_again)
+{
+	char id[32];
+	int reverts_w0 = 0, reverts_w1 = 0;
+	struct fl_buf order = FL_BUF_INIT;
+
+	fx_up(true);
+	fx_fleet(2, 6, 4, 0);
+	start_ok(
+	    POLICY("  - {name: canary, select: {labels: {ring: canary}}, max_parallel: 4}\n"
+	           "  - {name: rest, select: {percent: 100}, max_parallel: 1, max_failures: 0}\n",
+	           "on_failure: rollback-wave\n"),
+	    id);
+	fail_in_wave1 = 0;
+	run(NULL, 4, 2);
+	ck_assert_int_eq(wstate(id, 0), WS(COMPLETED));
+	run(NULL, 1, 1);
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_APPLIED, 1), 1);
+	fail_in_wave1 = 1;
+	for (int i = 0; i < 40 && rstate(id) != RS(HALTED); i++) {
+		for (size_t a = 0; a < fx.n_agents; a++)
+			poll_agent((int)a, 1 - (uint32_t)held_by((int)a));
+		report_all(wave1_fails);
+		now += 1000;
+	}
+	ck_assert_int_eq(rstate(id), RS(HALTED));
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_ROLLED_BACK, 1), 1);
+	for (size_t i = 0; i < 12; i++) {
+		char tenant[16];
+		struct fl_store_rollout_tenant row;
+
+		snprintf(tenant, sizeof(tenant), "t%02zu%03zu", i / 6, i % 6);
+		row = tenant_row(id, tenant);
+		if (row.state == FL_SCHED_ROLLED_BACK)
+			ck_assert_msg(!row.changed, "'%s' reverted, still changed", tenant);
+		fl_store_rollout_tenant_fini(&row);
+	}
+	rollback_order(id, NULL, "", &order);
+	ck_assert_int_eq(rollback_cmd(id, &order), SC(OK));
+	fl_buf_fini(&order);
+	for (int i = 0; i < 40 && rstate(id) == RS(ROLLING_BACK); i++) {
+		for (size_t a = 0; a < fx.n_agents; a++)
+			poll_agent((int)a, 4 - (uint32_t)held_by((int)a));
+		for (size_t k = 0; k < fx.n_out; k++) {
+			ck_assert_int_eq(fx.out[k].kind, WK(REVERT));
+			if (fx.out[k].wave == 0)
+				reverts_w0++;
+			else
+				reverts_w1++;
+		}
+		report_all(NULL);
+		now += 1000;
+	}
+	ck_assert_int_eq(rstate(id), RS(ROLLED_BACK));
+	ck_assert_int_eq(reverts_w0, 4); /* the canaries */
+	ck_assert_int_eq(reverts_w1, 0); /* reverted already */
+	fx_down();
+}
+END_TEST
+
 START_TEST(canceled_loop_backs_off)
 {
 	char id[32];
@@ -3544,6 +3760,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, refused_is_failure);
 	tcase_add_test(tc, manual_gate_and_promote);
 	tcase_add_test(tc, bake_repeats_checks);
+	tcase_add_test(tc, bake_pause_stops_clock);
 	tcase_add_test(tc, bake_check_failure_counts);
 	tcase_add_test(tc, inconclusive_pauses);
 	tcase_add_test(tc, busy_requeued);
@@ -3552,7 +3769,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, order_expiry);
 	tcase_add_test(tc, pause_resume);
 	tcase_add_test(tc, halt_answers_held_polls);
+	tcase_add_test(tc, halt_delivered_once);
+	tcase_add_test(tc, halted_not_queued);
 	tcase_add_test(tc, rollback_wave_only_that_wave);
+	tcase_add_test(tc, reverted_not_reverted_again);
 	tcase_add_test(tc, rollback_all);
 	tcase_add_test(tc, retry_new_ids);
 	tcase_add_test(tc, one_active_rollout_per_tenant);

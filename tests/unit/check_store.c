@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "store.h"
+#include "store_rollouts.h"
 #include "store_sqlite_int.h"
 #include "testutil.h"
 
@@ -122,6 +123,48 @@ START_TEST(newer_schema_refused)
 	ck_assert_ptr_null(st);
 	ck_assert_msg(strstr(err, "newer") || strstr(err, "upgrade"), "%s", err);
 	ck_assert_msg(strstr(err, path) != NULL, "%s", err);
+}
+END_TEST
+
+/* A store written by schema 3 (before waves.bake_paused_at) opens as
+ * schema 4: the step adds the column, the rows stay, the clock runs. */
+START_TEST(migrates_from_schema_3)
+{
+	struct fl_store *st = open_ok(NULL);
+	struct fl_store_wave *waves;
+	struct fl_store_agent a;
+	uint8_t pk[32];
+	size_t n;
+	bool created = true;
+
+	ck_assert_int_eq(FL_STORE_SCHEMA_VERSION, 4);
+	add_agent(st, 1, "a1");
+	/* back to schema 3 as it was: no bake_paused_at; a baking wave */
+	ck_assert_int_eq(sqlite3_exec(fl_store_sqlite_db(st),
+	                              "PRAGMA foreign_keys = OFF;"
+	                              "ALTER TABLE waves DROP COLUMN bake_paused_at;"
+	                              "INSERT INTO waves (rollout_id, idx, name, state, bake_until,"
+	                              " next_check_at) VALUES ('r-1', 0, 'canary', 3, 5000, 2000);",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	fl_store_close(st);
+	ck_assert_msg(fl_store_test_set_version(path, 3, err) == FL_OK, "%s", err);
+
+	st = open_ok(&created);
+	ck_assert(!created);
+	ck_assert_int_eq(fl_store_schema_version(st), 4);
+	key(pk, 1);
+	ck_assert_msg(fl_store_agent_get(st, pk, &a, err) == FL_OK, "%s", err);
+	fl_store_agent_fini(&a);
+	ck_assert_msg(fl_store_wave_list(st, "r-1", &waves, &n, err) == FL_OK, "%s", err);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(waves[0].bake_until_ms, 5000);
+	ck_assert_int_eq(waves[0].next_check_at_ms, 2000);
+	ck_assert_int_eq(waves[0].bake_paused_at_ms, 0);
+	fl_store_waves_free(waves, n);
+	ck_assert_int_eq(
+	    sqlite3_exec(fl_store_sqlite_db(st), "DELETE FROM waves", NULL, NULL, NULL), SQLITE_OK);
+	fl_store_close(st);
 }
 END_TEST
 
@@ -693,6 +736,62 @@ START_TEST(kill9_loses_nothing_committed)
 }
 END_TEST
 
+/* A report between Hellos: its applied migrations appended (one there already
+ * left as it is), its reverted ones taken out, its failed rows replaced; the
+ * next Hello's history is written again (the digest was forgotten). */
+START_TEST(history_after_report)
+{
+	struct fl_store *st = open_ok(NULL);
+	struct fl_store_tenant t, got;
+	struct fl_store_applied add[2] = {{"m3", "", 10, 11, 1}, {"m2", "", 12, 13, 1}};
+	const char *removed[] = {"m1"};
+	struct fl_store_history_change c = {0};
+
+	add_agent(st, 1, "a1");
+	tenant(&t, "acme", 1, 2);
+	ck_assert(fl_store_tenant_put(st, &t, err) == FL_OK);
+
+	c.applied = add;
+	c.n_applied = 2;
+	ck_assert_msg(fl_store_tenant_history_after_report(st, "acme", &c, 500, err) == FL_OK, "%s",
+	              err);
+	ck_assert(fl_store_tenant_get(st, "acme", FL_STORE_WITH_HISTORY, &got, err) == FL_OK);
+	ck_assert_uint_eq(got.n_applied, 3);
+	ck_assert_str_eq(got.applied[0].id, "m1");
+	ck_assert_str_eq(got.applied[1].id, "m2");
+	ck_assert_str_eq(got.applied[1].checksum, "c"); /* already there: kept */
+	ck_assert_str_eq(got.applied[2].id, "m3");
+	ck_assert_int_eq(got.applied[2].finished_at_ms, 11);
+	ck_assert_uint_eq(got.n_failed, 1); /* not replaced without replace_failed */
+	ck_assert_int_eq(got.updated_at_ms, 500);
+	fl_store_tenant_fini(&got);
+
+	memset(&c, 0, sizeof(c));
+	c.removed = removed;
+	c.n_removed = 1;
+	c.replace_failed = true; /* none now */
+	ck_assert(fl_store_tenant_history_after_report(st, "acme", &c, 600, err) == FL_OK);
+	ck_assert(fl_store_tenant_get(st, "acme", FL_STORE_WITH_HISTORY, &got, err) == FL_OK);
+	ck_assert_uint_eq(got.n_applied, 2);
+	ck_assert_str_eq(got.applied[0].id, "m2");
+	ck_assert_str_eq(got.applied[1].id, "m3");
+	ck_assert_uint_eq(got.n_failed, 0);
+	ck_assert_uint_eq(got.failed_count, 0);
+	fl_store_tenant_fini(&got);
+
+	/* the Hello's history (the same as the first put) replaces it again */
+	ck_assert(fl_store_tenant_put(st, &t, err) == FL_OK);
+	ck_assert(fl_store_tenant_get(st, "acme", FL_STORE_WITH_HISTORY, &got, err) == FL_OK);
+	ck_assert_uint_eq(got.n_applied, 2);
+	ck_assert_str_eq(got.applied[0].id, "m1");
+	ck_assert_uint_eq(got.n_failed, 1);
+	fl_store_tenant_fini(&got);
+
+	ck_assert_int_eq(fl_store_tenant_history_after_report(st, "nope", &c, 700, err), FL_ENOENT);
+	fl_store_close(st);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -703,12 +802,14 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, migrations_from_empty);
 	tcase_add_test(tc, reopen_keeps_data);
 	tcase_add_test(tc, newer_schema_refused);
+	tcase_add_test(tc, migrates_from_schema_3);
 	tcase_add_test(tc, not_a_store_refused);
 	tcase_add_test(tc, second_process_refused);
 	tcase_add_test(tc, rollback_discards);
 	tcase_add_test(tc, releases);
 	tcase_add_test(tc, agents);
 	tcase_add_test(tc, tenants);
+	tcase_add_test(tc, history_after_report);
 	tcase_add_test(tc, reports_once);
 	tcase_add_test(tc, assignments);
 	tcase_add_test(tc, audit_pages);

@@ -26,12 +26,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "envelope.h"
 #include "identity.h"
 #include "keys.h"
 #include "log.h"
 #include "mem.h"
 #include "order.h"
+#include "peers.h"
 #include "release.h"
 #include "rpc.h"
 #include "testutil.h"
@@ -505,6 +507,43 @@ START_TEST(refused_key)
 }
 END_TEST
 
+/* proto/client.h: the refusal is its own error for callers that ask
+ * (FL_CLIENT_REFUSAL), so the CLI never reads it from the message. */
+START_TEST(client_refusal_is_its_own_error)
+{
+	char err[FL_ERRBUF_SIZE] = "";
+	struct fl_identity *id = fl_identity_new_from_seed(stranger.seed);
+	struct fl_peers *pp;
+	struct fl_envelope *cep;
+	struct fl_client *c;
+	Flotilla__V1__Message m = FLOTILLA__V1__MESSAGE__INIT, *reply = NULL;
+	Flotilla__V1__AdminRequest rq = FLOTILLA__V1__ADMIN_REQUEST__INIT;
+	Flotilla__V1__AgentListRequest al = FLOTILLA__V1__AGENT_LIST_REQUEST__INIT;
+
+	handler = h_never;
+	ck_assert_int_eq(fl_peers_new(id, NULL, 0, 0, &pp, err), FL_OK);
+	ck_assert_int_eq(fl_peers_add(pp, coord.pk, FL_PEER_COORDINATOR, "c", err), FL_OK);
+	cep = fl_envelope_new(id, pp);
+	ck_assert_msg(fl_client_new(cep, url, (const uint8_t(*)[32])coord.pk, 1, &c, err) == FL_OK,
+	              "%s", err);
+	rq.command_case = FLOTILLA__V1__ADMIN_REQUEST__COMMAND_AGENT_LIST;
+	rq.agent_list = &al;
+	m.body_case = FLOTILLA__V1__MESSAGE__BODY_ADMIN_REQUEST;
+	m.admin_request = &rq;
+	ck_assert_int_eq(
+	    fl_client_call(c, &m, FL_WIRE_MAX_SMALL, FL_CLIENT_REFUSAL, 10000, &reply, err),
+	    FL_EREFUSED);
+	ck_assert_ptr_null(reply);
+	ck_assert_int_eq(fl_client_call(c, &m, FL_WIRE_MAX_SMALL, 0, 10000, &reply, err), FL_EAUTH);
+	ck_assert_ptr_null(reply);
+	ck_assert_int_eq(count(), 0);
+	fl_client_free(c);
+	fl_envelope_free(cep);
+	fl_peers_free(pp);
+	fl_identity_free(id);
+}
+END_TEST
+
 START_TEST(missing_keys)
 {
 	const char *env[] = {"FLOTILLA_KEY=", NULL};
@@ -699,6 +738,26 @@ START_TEST(fleet_status_pages)
 
 	r = CLI("fleet", "status", "--state", "sideways");
 	ck_assert_int_eq(r.code, 2);
+	run_free(&r);
+}
+END_TEST
+
+/* Several pinned keys in one --coordinator-key, separated by commas, as the
+ * environment variable takes them (README). */
+START_TEST(coordinator_keys_in_one_flag)
+{
+	char keys[2 * sizeof(coord_pub) + 2];
+	struct run r;
+
+	handler = h_fleet;
+	fl_test_fmt(keys, sizeof(keys), "%s,%s", coord_pub, coord_pub);
+	r = CLI("fleet", "status", "--coordinator-key", keys);
+	ck_assert_msg(r.code == 0, "%s", r.err);
+	run_free(&r);
+	fl_test_fmt(keys, sizeof(keys), "%s,notakey", coord_pub);
+	r = CLI("fleet", "status", "--coordinator-key", keys);
+	ck_assert_int_eq(r.code, 2);
+	ASSERT_HAS(r.err, "--coordinator-key");
 	run_free(&r);
 }
 END_TEST
@@ -1521,7 +1580,9 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, unreachable);
 	tcase_add_test(tc, refused_key);
+	tcase_add_test(tc, client_refusal_is_its_own_error);
 	tcase_add_test(tc, missing_keys);
+	tcase_add_test(tc, coordinator_keys_in_one_flag);
 	tcase_add_test(tc, status_codes);
 	tcase_add_test(tc, usage_errors_send_nothing);
 	tcase_add_test(tc, fleet_status_pages);
