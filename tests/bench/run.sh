@@ -29,9 +29,8 @@
 #                   the wave's finished_at_ms on the coordinator (signing the order and
 #                   the CLI's start included). Run twice: with fleet.sh's poll_hold 5s
 #                   (the figure the ratios use) and with poll_hold 1s (the least allowed):
-#                   an agent whose slots are all busy parks a poll with free_slots 0, which
-#                   nothing answers before the hold ends, so each round of P tenants waits
-#                   out the hold; the second run shows how much of the time that is.
+#                   a report answers the agent's held poll at once, so the two should
+#                   agree; a gap between them says freed slots wait out the hold again.
 #      psql_loop    xargs -P P over the tenants, `psql -1 -f` per migration per tenant.
 #      node_pg_migrate  xargs -P P over the tenants, `node-pg-migrate up` per tenant on
 #                   the same files as SQL migrations (its defaults: one transaction for
