@@ -1006,55 +1006,27 @@ static void info_result(struct cmd *out, struct fl_scheduler *s, struct sched_ro
 
 	(void)s;
 	out->subject = m->id;
+	/* Every state command's response is the rollout's info alone. */
+#define STATE_RESULT(UPPER, lower, Type)                                                           \
+	case CMD(UPPER): {                                                                         \
+		Flotilla__V1__##Type *x = anew(a, sizeof(*x));                                     \
+                                                                                                   \
+		flotilla__v1__##lower##_response__init(x);                                         \
+		x->rollout = m;                                                                    \
+		out->resp->result_case = RESULT(UPPER);                                            \
+		out->resp->lower = x;                                                              \
+		break;                                                                             \
+	}
 	switch (c) {
-	case CMD(ROLLOUT_PAUSE): {
-		Flotilla__V1__RolloutPauseResponse *x = anew(a, sizeof(*x));
-
-		flotilla__v1__rollout_pause_response__init(x);
-		x->rollout = m;
-		out->resp->result_case = RESULT(ROLLOUT_PAUSE);
-		out->resp->rollout_pause = x;
-		break;
-	}
-	case CMD(ROLLOUT_RESUME): {
-		Flotilla__V1__RolloutResumeResponse *x = anew(a, sizeof(*x));
-
-		flotilla__v1__rollout_resume_response__init(x);
-		x->rollout = m;
-		out->resp->result_case = RESULT(ROLLOUT_RESUME);
-		out->resp->rollout_resume = x;
-		break;
-	}
-	case CMD(ROLLOUT_PROMOTE): {
-		Flotilla__V1__RolloutPromoteResponse *x = anew(a, sizeof(*x));
-
-		flotilla__v1__rollout_promote_response__init(x);
-		x->rollout = m;
-		out->resp->result_case = RESULT(ROLLOUT_PROMOTE);
-		out->resp->rollout_promote = x;
-		break;
-	}
-	case CMD(ROLLOUT_HALT): {
-		Flotilla__V1__RolloutHaltResponse *x = anew(a, sizeof(*x));
-
-		flotilla__v1__rollout_halt_response__init(x);
-		x->rollout = m;
-		out->resp->result_case = RESULT(ROLLOUT_HALT);
-		out->resp->rollout_halt = x;
-		break;
-	}
-	case CMD(ROLLOUT_ROLLBACK): {
-		Flotilla__V1__RolloutRollbackResponse *x = anew(a, sizeof(*x));
-
-		flotilla__v1__rollout_rollback_response__init(x);
-		x->rollout = m;
-		out->resp->result_case = RESULT(ROLLOUT_ROLLBACK);
-		out->resp->rollout_rollback = x;
-		break;
-	}
+		STATE_RESULT(ROLLOUT_PAUSE, rollout_pause, RolloutPauseResponse)
+		STATE_RESULT(ROLLOUT_RESUME, rollout_resume, RolloutResumeResponse)
+		STATE_RESULT(ROLLOUT_PROMOTE, rollout_promote, RolloutPromoteResponse)
+		STATE_RESULT(ROLLOUT_HALT, rollout_halt, RolloutHaltResponse)
+		STATE_RESULT(ROLLOUT_ROLLBACK, rollout_rollback, RolloutRollbackResponse)
 	default:
 		break;
 	}
+#undef STATE_RESULT
 	set_status(out, SC(OK), "");
 }
 

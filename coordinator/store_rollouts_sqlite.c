@@ -553,8 +553,6 @@ enum fl_err fl_store_report_recent(struct fl_store *st, int outcome, uint32_t li
 	static const char SQL[] = "SELECT report, received_at FROM reports WHERE outcome = ?1"
 	                          " ORDER BY id DESC LIMIT ?2";
 	sqlite3_stmt *s = prep(st, SQL, errbuf);
-	size_t cap = 0;
-	int rc;
 
 	*items = NULL;
 	*n = 0;
@@ -562,17 +560,5 @@ enum fl_err fl_store_report_recent(struct fl_store *st, int outcome, uint32_t li
 		return FL_EDB;
 	sqlite3_bind_int(s, 1, outcome);
 	sqlite3_bind_int64(s, 2, limit);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		*items = fl_grow(*items, &cap, *n + 1, sizeof(**items));
-		(*items)[*n].packed = fl_store_sqlite_blob(s, 0, &(*items)[*n].len);
-		(*items)[(*n)++].received_at_ms = sqlite3_column_int64(s, 1);
-	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		fl_store_reports_free(*items, *n);
-		*items = NULL;
-		*n = 0;
-		return fail(st, rc, "cannot list reports", false, errbuf);
-	}
-	return FL_OK;
+	return fl_store_sqlite_reports(st, s, items, n, errbuf);
 }

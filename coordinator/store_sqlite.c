@@ -1711,21 +1711,14 @@ void fl_store_reports_free(struct fl_store_report *items, size_t n)
 	free(items);
 }
 
-enum fl_err fl_store_report_list(struct fl_store *st, const char *tenant_id, uint32_t limit,
-                                 struct fl_store_report **items, size_t *n, char *errbuf)
+enum fl_err fl_store_sqlite_reports(struct fl_store *st, sqlite3_stmt *s,
+                                    struct fl_store_report **items, size_t *n, char *errbuf)
 {
-	static const char SQL[] = "SELECT report, received_at FROM reports WHERE tenant_id = ?1"
-	                          " ORDER BY id DESC LIMIT ?2";
-	sqlite3_stmt *s = prep(st, SQL, errbuf);
 	size_t cap = 0;
 	int rc;
 
 	*items = NULL;
 	*n = 0;
-	if (s == NULL)
-		return FL_EDB;
-	btext(s, 1, tenant_id);
-	sqlite3_bind_int64(s, 2, limit);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		*items = fl_grow(*items, &cap, *n + 1, sizeof(**items));
 		(*items)[*n].packed = fl_store_sqlite_blob(s, 0, &(*items)[*n].len);
@@ -1739,6 +1732,22 @@ enum fl_err fl_store_report_list(struct fl_store *st, const char *tenant_id, uin
 		return fail(st, rc, "cannot list reports", false, errbuf);
 	}
 	return FL_OK;
+}
+
+enum fl_err fl_store_report_list(struct fl_store *st, const char *tenant_id, uint32_t limit,
+                                 struct fl_store_report **items, size_t *n, char *errbuf)
+{
+	static const char SQL[] = "SELECT report, received_at FROM reports WHERE tenant_id = ?1"
+	                          " ORDER BY id DESC LIMIT ?2";
+	sqlite3_stmt *s = prep(st, SQL, errbuf);
+
+	*items = NULL;
+	*n = 0;
+	if (s == NULL)
+		return FL_EDB;
+	btext(s, 1, tenant_id);
+	sqlite3_bind_int64(s, 2, limit);
+	return fl_store_sqlite_reports(st, s, items, n, errbuf);
 }
 
 enum fl_err fl_store_report_count(struct fl_store *st, uint64_t *n, char *errbuf)

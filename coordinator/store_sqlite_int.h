@@ -36,6 +36,11 @@ enum fl_err fl_store_sqlite_fail(struct fl_store *st, int rc, const char *what,
 enum fl_err fl_store_sqlite_done(struct fl_store *st, sqlite3_stmt *s, const char *what,
                                  char *errbuf);
 
+/* Step s (columns: the packed report, received_at) into a fresh array of
+ * reports, then reset it; on error nothing is returned. */
+enum fl_err fl_store_sqlite_reports(struct fl_store *st, sqlite3_stmt *s,
+                                    struct fl_store_report **items, size_t *n, char *errbuf);
+
 /* Column and binding helpers. Text columns come back as heap strings, ""
  * for NULL; blobs as heap copies. */
 char *fl_store_sqlite_text(sqlite3_stmt *s, int col);
