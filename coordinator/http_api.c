@@ -277,12 +277,8 @@ static void api_rollouts(struct fl_core *core, const struct fl_core_caller *c,
 		}
 		jr_rollout(&w, NULL, rd.resp.rollout_status->rollouts[0]);
 	} else {
-		jw_obj(&w, NULL);
-		jw_arr(&w, "rollouts");
-		for (size_t i = 0; i < rd.resp.rollout_status->n_rollouts; i++)
-			jr_rollout(&w, NULL, rd.resp.rollout_status->rollouts[i]);
-		jw_end(&w);
-		jw_end(&w);
+		jr_rollout_list(&w, rd.resp.rollout_status->rollouts,
+		                rd.resp.rollout_status->n_rollouts);
 	}
 	respond_json(r, 200, &w);
 	jw_fini(&w);
@@ -415,12 +411,7 @@ static void api_agents(struct fl_core *core, const struct fl_core_caller *c, str
 	req.agent_list = &al;
 	if (run_read(core, c, &req, &rd, r)) {
 		jw_init(&w);
-		jw_obj(&w, NULL);
-		jw_arr(&w, "agents");
-		for (size_t i = 0; i < rd.resp.agent_list->n_agents; i++)
-			jr_agent(&w, NULL, rd.resp.agent_list->agents[i]);
-		jw_end(&w);
-		jw_end(&w);
+		jr_agent_list(&w, rd.resp.agent_list->agents, rd.resp.agent_list->n_agents);
 		respond_json(r, 200, &w);
 		jw_fini(&w);
 	}

@@ -127,11 +127,6 @@ static const char *astate(int v, char *b)
 	return cli_enum_name(&flotilla__v1__agent_state__descriptor, v, b, CLI_ENUM_NAME_MAX);
 }
 
-static void agent_json(struct jw *w, const char *key, const Flotilla__V1__AgentInfo *ai)
-{
-	jr_agent(w, key, ai);
-}
-
 static int do_list(struct cli *c, struct args *a)
 {
 	Flotilla__V1__AdminRequest req = FLOTILLA__V1__ADMIN_REQUEST__INIT;
@@ -154,12 +149,7 @@ static int do_list(struct cli *c, struct args *a)
 		struct jw w;
 
 		jw_init(&w);
-		jw_obj(&w, NULL);
-		jw_arr(&w, "agents");
-		for (size_t i = 0; i < l->n_agents; i++)
-			agent_json(&w, NULL, l->agents[i]);
-		jw_end(&w);
-		jw_end(&w);
+		jr_agent_list(&w, l->agents, l->n_agents);
 		jw_print(&w);
 		jw_fini(&w);
 	} else if (l->n_agents == 0) {
@@ -213,7 +203,7 @@ static int do_approve(struct cli *c, struct args *a)
 
 		jw_init(&w);
 		jw_obj(&w, NULL);
-		agent_json(&w, "agent", resp->agent_approve->agent);
+		jr_agent(&w, "agent", resp->agent_approve->agent);
 		jw_end(&w);
 		jw_print(&w);
 		jw_fini(&w);
@@ -250,7 +240,7 @@ static int do_revoke(struct cli *c, struct args *a)
 
 		jw_init(&w);
 		jw_obj(&w, NULL);
-		agent_json(&w, "agent", resp->agent_revoke->agent);
+		jr_agent(&w, "agent", resp->agent_revoke->agent);
 		jw_end(&w);
 		jw_print(&w);
 		jw_fini(&w);

@@ -354,11 +354,6 @@ static const char *selector_text(const Flotilla__V1__TenantSelector *s, char *bu
 	return buf;
 }
 
-static void rollout_json(struct jw *w, const char *key, const Flotilla__V1__RolloutInfo *r)
-{
-	jr_rollout(w, key, r);
-}
-
 /* Tenants of a wave that are finished one way or another. */
 static uint32_t wave_done(const Flotilla__V1__WaveStatus *ws)
 {
@@ -1218,7 +1213,7 @@ static int watch_rollout(struct cli *c, struct args *a, const char *id, bool wan
 				struct jw j;
 
 				jw_init(&j);
-				rollout_json(&j, NULL, r);
+				jr_rollout(&j, NULL, r);
 				jw_print(&j);
 				jw_fini(&j);
 			} else if (w.tty) {
@@ -1417,12 +1412,12 @@ static int do_status(struct cli *c, struct args *a)
 
 		jw_init(&w);
 		if (c->nargs) {
-			rollout_json(&w, NULL, st->rollouts[0]);
+			jr_rollout(&w, NULL, st->rollouts[0]);
 		} else {
 			jw_obj(&w, NULL);
 			jw_arr(&w, "rollouts");
 			for (size_t i = 0; i < st->n_rollouts; i++)
-				rollout_json(&w, NULL, st->rollouts[i]);
+				jr_rollout(&w, NULL, st->rollouts[i]);
 			jw_end(&w);
 			jw_end(&w);
 		}
@@ -1456,12 +1451,7 @@ static int do_list(struct cli *c, struct args *a)
 		struct jw w;
 
 		jw_init(&w);
-		jw_obj(&w, NULL);
-		jw_arr(&w, "rollouts");
-		for (size_t i = 0; i < st->n_rollouts; i++)
-			rollout_json(&w, NULL, st->rollouts[i]);
-		jw_end(&w);
-		jw_end(&w);
+		jr_rollout_list(&w, st->rollouts, st->n_rollouts);
 		jw_print(&w);
 		jw_fini(&w);
 	} else if (st->n_rollouts == 0) {
@@ -1514,7 +1504,7 @@ static int show_changed(struct cli *c, const char *verb, const Flotilla__V1__Rol
 
 		jw_init(&w);
 		jw_obj(&w, NULL);
-		rollout_json(&w, "rollout", r);
+		jr_rollout(&w, "rollout", r);
 		jw_end(&w);
 		jw_print(&w);
 		jw_fini(&w);
@@ -1705,7 +1695,7 @@ static int do_retry(struct cli *c, struct args *a)
 		jw_init(&w);
 		jw_obj(&w, NULL);
 		jw_uint(&w, "tenants_requeued", resp->rollout_retry->tenants_requeued);
-		rollout_json(&w, "rollout", resp->rollout_retry->rollout);
+		jr_rollout(&w, "rollout", resp->rollout_retry->rollout);
 		jw_end(&w);
 		jw_print(&w);
 		jw_fini(&w);

@@ -272,6 +272,26 @@ void jr_tenant_show(struct jw *w, const Flotilla__V1__TenantShowResponse *t)
 	jw_end(w);
 }
 
+void jr_agent_list(struct jw *w, Flotilla__V1__AgentInfo *const *agents, size_t n)
+{
+	jw_obj(w, NULL);
+	jw_arr(w, "agents");
+	for (size_t i = 0; i < n; i++)
+		jr_agent(w, NULL, agents[i]);
+	jw_end(w);
+	jw_end(w);
+}
+
+void jr_rollout_list(struct jw *w, Flotilla__V1__RolloutInfo *const *rollouts, size_t n)
+{
+	jw_obj(w, NULL);
+	jw_arr(w, "rollouts");
+	for (size_t i = 0; i < n; i++)
+		jr_rollout(w, NULL, rollouts[i]);
+	jw_end(w);
+	jw_end(w);
+}
+
 void jr_drift(struct jw *w, const Flotilla__V1__FleetDriftResponse *d)
 {
 	jw_obj(w, NULL);

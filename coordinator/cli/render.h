@@ -37,6 +37,9 @@ void jr_agent(struct jw *w, const char *key, const Flotilla__V1__AgentInfo *ai);
 void jr_audit_entry(struct jw *w, const char *key, const Flotilla__V1__AuditEntry *e);
 /* One rollout with its selector and waves (rollout status, list, watch). */
 void jr_rollout(struct jw *w, const char *key, const Flotilla__V1__RolloutInfo *r);
+/* The `agents list` and `rollout list` documents: {"agents": [...]}, {"rollouts": [...]}. */
+void jr_agent_list(struct jw *w, Flotilla__V1__AgentInfo *const *agents, size_t n);
+void jr_rollout_list(struct jw *w, Flotilla__V1__RolloutInfo *const *rollouts, size_t n);
 /* The whole `tenant show` document. */
 void jr_tenant_show(struct jw *w, const Flotilla__V1__TenantShowResponse *t);
 /* The whole `fleet drift` document. */
