@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "client.h"
 #include "log.h"
 #include "mem.h"
 #include "retry.h"
@@ -55,7 +56,7 @@ struct fl_rep {
 	bool closed;
 	bool warned_full;
 
-	/* the deaf-listener watchdog (see listener_may_go_deaf) */
+	/* the deaf-listener watchdog (fl_nng_handshake_close_is_fatal) */
 	pthread_t watchdog;
 	bool watching;
 	pthread_cond_t watchdog_cond;
@@ -237,28 +238,11 @@ struct fl_rep *fl_rep_of(struct fl_rep_req *req)
 	return req->rep;
 }
 
-/*
- * nng before 1.6.0 (Debian 12 ships 1.5.2) stops accepting on an ipc:// or
- * tls+tcp:// listener for good once a peer disconnects in the middle of the
- * SP handshake: the transport reports the peer's close as its own
- * (NNG_ECLOSED) and the accept loop takes that for "listener closed" (nng
- * issue #1518). Anyone who can connect to the socket, or a client killed
- * at the wrong moment, would make the endpoint deaf. On those transports a
- * watchdog reads the listener's error count every second and, when it grew
- * and a probe is no longer accepted, listens anew: the peers redial, and
- * what was in flight is asked again.
- */
-static bool listener_may_go_deaf(const char *url)
-{
-	int major = 0, minor = 0;
-
-	if (strncmp(url, "ipc://", 6) != 0 && strncmp(url, "tls+tcp://", 10) != 0)
-		return false;
-	if (sscanf(nng_version(), "%d.%d", &major, &minor) != 2)
-		return true;
-	return major < 1 || (major == 1 && minor < 6);
-}
-
+/* On transports where a peer leaving mid-handshake stops nng's accept loop
+ * for good (fl_nng_handshake_close_is_fatal), a watchdog reads the
+ * listener's error count every second and, when it grew and a probe is no
+ * longer accepted, listens anew: the peers redial, and what was in flight
+ * is asked again. */
 /* A counter of the listener's statistics ("other": errors nng files there,
  * among them the one that stops it; "accept": pipes accepted), 0 if nng
  * keeps none. */
@@ -418,7 +402,7 @@ enum fl_err fl_rep_new(const char *name, const char *url, size_t max_recv, size_
 	    nng_listener_get_int(r->listener, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
 		r->port = port;
 	r->listening = true;
-	if (listener_may_go_deaf(url)) {
+	if (fl_nng_handshake_close_is_fatal(url)) {
 		r->listener_errors = listener_stat(r->listener, "other");
 		r->watching = pthread_create(&r->watchdog, NULL, watchdog_main, r) == 0;
 		if (!r->watching)

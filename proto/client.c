@@ -68,15 +68,7 @@ static enum fl_err nng_fail(char *errbuf, const char *what, const char *url, int
 	return fl_errf(errbuf, FL_EIO, "cannot %s '%s': %s", what, url, nng_strerror(rv));
 }
 
-/*
- * nng before 1.6.0 (Debian 12 ships 1.5.2) can give up redialing an ipc://
- * or tls+tcp:// URL for good when the other side closes in the middle of
- * the SP handshake (a coordinator killed or restarting then): the transport
- * reports the close as NNG_ECLOSED, which the dialer takes for its own
- * closing (nng issue #1518). On those transports a request that found no
- * connection within its deadline replaces the dialer with a new one.
- */
-static bool dialer_may_stop(const char *url)
+bool fl_nng_handshake_close_is_fatal(const char *url)
 {
 	int major = 0, minor = 0;
 
@@ -87,6 +79,8 @@ static bool dialer_may_stop(const char *url)
 	return major < 1 || (major == 1 && minor < 6);
 }
 
+/* A dialer nng may have given up on (fl_nng_handshake_close_is_fatal) is
+ * replaced when a request found no connection within its deadline. */
 static void redial(struct fl_client *c)
 {
 	nng_dialer d;
@@ -141,7 +135,7 @@ enum fl_err fl_client_new(struct fl_envelope *ep, const char *url,
 		return fl_errf(errbuf, FL_EIO, "cannot set up a request socket: %s",
 		               nng_strerror(rv));
 	}
-	c->dialer_may_stop = dialer_may_stop(url);
+	c->dialer_may_stop = fl_nng_handshake_close_is_fatal(url);
 	if ((rv = nng_dial(c->sock, url, &c->dialer, NNG_FLAG_NONBLOCK)) != 0) {
 		enum fl_err e = rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP || rv == NNG_EINVAL
 		                    ? fl_errf(errbuf, FL_EINVAL, "bad coordinator URL '%s': %s",
