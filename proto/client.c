@@ -80,19 +80,22 @@ bool fl_nng_handshake_close_is_fatal(const char *url)
 }
 
 /* A dialer nng may have given up on (fl_nng_handshake_close_is_fatal) is
- * replaced when a request found no connection within its deadline. */
+ * replaced when a request found no connection within its deadline. Closing
+ * the old one waits for its connect callback, which runs pipe_event: so
+ * never with c->mtx held (that hung an agent; check_client). */
 static void redial(struct fl_client *c)
 {
-	nng_dialer d;
+	nng_dialer d, old;
 
 	if (!c->dialer_may_stop || atomic_load(&c->closed))
 		return;
+	if (nng_dial(c->sock, c->url, &d, NNG_FLAG_NONBLOCK) != 0)
+		return;
 	pthread_mutex_lock(&c->mtx);
-	if (nng_dial(c->sock, c->url, &d, NNG_FLAG_NONBLOCK) == 0) {
-		nng_dialer_close(c->dialer);
-		c->dialer = d;
-	}
+	old = c->dialer;
+	c->dialer = d;
 	pthread_mutex_unlock(&c->mtx);
+	nng_dialer_close(old);
 }
 
 enum fl_err fl_client_new(struct fl_envelope *ep, const char *url,

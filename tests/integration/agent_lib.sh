@@ -114,7 +114,7 @@ ag_rogue_start() {
 
 ag_rogue_stop() {
 	kill -TERM "$AG_ROGUE_PID" 2>/dev/null || true
-	wait "$AG_ROGUE_PID" 2>/dev/null || true
+	fl_wait_exit "$AG_ROGUE_PID" 120 "the rogue coordinator"
 	AG_ROGUE_PID=''
 }
 
@@ -137,7 +137,8 @@ ag_start() {
 AG_RC=0
 ag_stop() {
 	kill -"${1:-TERM}" "$AG_PID" 2>/dev/null || true
-	if wait "$AG_PID"; then AG_RC=0; else AG_RC=$?; fi
+	fl_wait_exit "$AG_PID" 120 "the agent"
+	AG_RC=$FL_RC
 	AG_PID=''
 }
 

@@ -209,6 +209,29 @@ wait_for() {
 	done
 }
 
+# fl_wait_exit PID SECONDS WHAT: wait for child PID to exit; its status in FL_RC. A child
+# still there after SECONDS is a hang: its threads' stacks go to stderr (gdb, where
+# installed), it is killed, and the test fails naming WHAT, instead of waiting out ctest.
+fl_wait_exit() {
+	local pid=$1 what=$3 state
+	FL_RC=0
+	[ -n "$pid" ] || return 0
+	_fl_gone() {
+		state=$(sed -n 's/^[0-9]* ([^)]*) \(.\).*/\1/p' "/proc/$pid/stat" 2>/dev/null)
+		[ -z "$state" ] || [ "$state" = Z ]
+	}
+	if ! (wait_for "$2" _fl_gone) 2>/dev/null; then
+		echo "-- $what (pid $pid) did not exit within $2 s; its threads:" >&2
+		if command -v gdb >/dev/null; then
+			gdb -batch -p "$pid" -ex 'thread apply all bt 25' 2>/dev/null | grep -E '^#|^Thread' >&2
+		fi
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		fl_fail "$what did not exit within $2 s"
+	fi
+	if wait "$pid"; then FL_RC=0; else FL_RC=$?; fi
+}
+
 _fl_try() {
 	if [ $# -eq 1 ]; then
 		eval "$1"

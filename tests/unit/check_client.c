@@ -1,0 +1,136 @@
+/*
+ * proto/client.c on an ipc:// endpoint that comes and goes: a request that
+ * found no connection replaces the dialer (nng before 1.6.0 may have given up
+ * on it, issue #1518). Replacing it while the old dialer's connection comes
+ * up must not deadlock: nng runs the pipe callback, which takes the client's
+ * lock, on the connect path that closing the dialer waits for. Real nng
+ * REQ sockets; the coordinator's side a unix socket that never answers.
+ */
+#include <check.h>
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "testutil.h"
+
+static char dir[200], path[256], url[300];
+static atomic_bool done;
+
+static void setup(void)
+{
+	fl_test_tmp_root(dir, sizeof(dir), "check_client");
+	fl_test_fmt(path, sizeof(path), "%s/coord.ipc", dir);
+	fl_test_fmt(url, sizeof(url), "ipc://%s", path);
+	atomic_init(&done, false);
+}
+
+static void teardown(void)
+{
+	fl_test_rm_rf(dir);
+}
+
+static void nap_us(long us)
+{
+	struct timespec ts = {0, us * 1000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* The coordinator restarting over and over: listen a moment, go away. A
+ * bare unix socket speaking the SP handshake of a REP peer (nng's own REP
+ * socket hangs in nng_close under this churn with nng 1.5.2). */
+static void *flapping_listener(void *arg)
+{
+	static const uint8_t rep_header[8] = {0, 'S', 'P', 0, 0, 0x31, 0, 0};
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+
+	(void)arg;
+	ck_assert_uint_lt(strlen(path), sizeof(a.sun_path));
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	while (!atomic_load(&done)) {
+		int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0), fds[64], n = 0;
+
+		ck_assert_int_ge(ls, 0);
+		unlink(path);
+		ck_assert_int_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+		ck_assert_int_eq(listen(ls, 16), 0);
+		for (int tick = 0; tick < 30; tick++) { /* about 3 ms up */
+			int fd;
+
+			while (n < 64 && (fd = accept(ls, NULL, NULL)) >= 0) {
+				if (send(fd, rep_header, sizeof(rep_header), MSG_NOSIGNAL) < 0) {
+				} /* a peer already gone: nothing to do */
+				fds[n++] = fd;
+			}
+			nap_us(100);
+		}
+		close(ls);
+		while (n > 0)
+			close(fds[--n]);
+		nap_us(500);
+	}
+	return NULL;
+}
+
+START_TEST(replacing_the_dialer_while_it_connects_does_not_hang)
+{
+	uint8_t key[1][FL_PEER_KEY_LEN] = {{1}};
+	char err[FL_ERRBUF_SIZE] = "";
+	struct fl_client *c;
+	struct fl_buf reply;
+	pthread_t t;
+	int unreachable = 0;
+
+	ck_assert(fl_nng_handshake_close_is_fatal(url)); /* else nothing is replaced */
+	ck_assert_msg(
+	    fl_client_new(NULL, url, (const uint8_t(*)[FL_PEER_KEY_LEN])key, 1, &c, err) == FL_OK,
+	    "%s", err);
+	fl_buf_init(&reply, 1024);
+	ck_assert_int_eq(pthread_create(&t, NULL, flapping_listener, NULL), 0);
+	/* Deadlines of a millisecond or two: most requests find no connection
+	 * and replace the dialer, many just as a connection comes up. Before
+	 * the fix this hung within a few hundred rounds (the tcase timeout). */
+	for (int i = 0; i < 3000; i++) {
+		enum fl_err rv = fl_client_send_raw(c, "x", 1, 1 + i % 2, &reply, err);
+
+		/* a listener that goes away may also reset the connection */
+		ck_assert_msg(rv == FL_ECONNECT || rv == FL_ETIMEDOUT || rv == FL_EIO,
+		              "round %d: %s", i, err);
+		unreachable += rv == FL_ECONNECT;
+	}
+	atomic_store(&done, true);
+	pthread_join(t, NULL);
+	ck_assert_int_gt(unreachable, 0); /* the dialer was replaced at all */
+	fl_buf_fini(&reply);
+	fl_client_free(c);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("client");
+	TCase *tc = tcase_create("redial");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, replacing_the_dialer_while_it_connects_does_not_hang);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
