@@ -378,7 +378,15 @@ static enum fl_err send_pending(struct fl_agent *a, char *errbuf)
 
 	while (fl_journal_next(a->journal, after, &id, &packed)) {
 		char err[FL_ERRBUF_SIZE] = "";
-		enum fl_err one = send_report(a, id, &packed, err);
+		enum fl_err one;
+		bool go;
+
+		pthread_mutex_lock(&a->mu);
+		go = a->hello_ok; /* a Hello began: the rest wait for it */
+		pthread_mutex_unlock(&a->mu);
+		if (!go)
+			break;
+		one = send_report(a, id, &packed, err);
 
 		after = id;
 		if (one == FL_OK)
@@ -627,6 +635,12 @@ void fl_pull_run(struct fl_agent *a)
 		pthread_mutex_lock(&a->mu);
 		stop = a->stopping;
 		hello = !a->hello_ok || a->need_hello;
+		/* No report goes while the Hello reads the histories and until it
+		 * is accepted: a report of work that ends meanwhile would reach
+		 * the coordinator first, and the Hello's older read of that
+		 * tenant would then overwrite it there. */
+		if (hello)
+			a->hello_ok = false;
 		max = a->cfg->c.reconnect_max_ms;
 		pthread_mutex_unlock(&a->mu);
 		if (stop)

@@ -12,6 +12,7 @@
  */
 #include "worker.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -530,6 +531,7 @@ static int outcome_for(enum fl_err rv)
 		return O_VERIFY_FAILED;
 	case FL_ELOCKED:
 	case FL_EBUSY:
+	case FL_ECONNLOST: /* and no reconnecting: the next try re-reads the history */
 		return O_BUSY;
 	case FL_ECANCELED:
 		return O_CANCELED;
@@ -646,6 +648,69 @@ static bool at_target(const struct fl_plan *plan, const char *target)
 	return true;
 }
 
+/* A tenant's database that cannot be reached just now (restarting, in
+ * recovery, out of connection slots, a network blip) is tried again within
+ * the job, CONNECT_TRIES times in all with a doubling pause; still not,
+ * the work is BUSY: nothing ran, and the coordinator sends it again later.
+ * A refused login (FL_EAUTH) or a database that does not exist is no blip. */
+#define CONNECT_TRIES    5
+#define CONNECT_PAUSE_MS 250 /* then 500, 1000, 2000: about 4 s in all */
+
+static bool connect_blip(enum fl_err rv, const char *err)
+{
+	return rv == FL_ECONNECT && strstr(err, "\" does not exist") == NULL;
+}
+
+/* Sleep ms, or less when the job is canceled meanwhile. */
+static void job_nap(struct job *j, int64_t ms)
+{
+	int64_t until = fl_now_ms() + ms, left;
+
+	while (job_why(j->w, j) == WHY_NONE && (left = until - fl_now_ms()) > 0)
+		(void)poll(NULL, 0, left > 50 ? 50 : (int)left);
+}
+
+/* A session the job's cancel reaches. */
+static struct fl_session *session_start(struct job *j, const struct fl_engine_opts *opts)
+{
+	struct fl_session *s = fl_session_new(opts, &j->log);
+
+	fl_session_on_event(s, on_event, j);
+	pthread_mutex_lock(&j->mu);
+	j->session = s;
+	pthread_mutex_unlock(&j->mu);
+	if (job_why(j->w, j) != WHY_NONE)
+		fl_session_cancel(s);
+	return s;
+}
+
+static void session_end(struct job *j, struct fl_session *s)
+{
+	pthread_mutex_lock(&j->mu);
+	j->session = NULL;
+	pthread_mutex_unlock(&j->mu);
+	fl_session_close(s);
+	fl_session_free(s);
+}
+
+/* Open the tenant (connect, lock, read the history) into *out, which the
+ * caller ends with session_end whatever this returns. */
+static enum fl_err session_open(struct job *j, const char *url, const struct fl_engine_opts *opts,
+                                struct fl_session **out, char *err)
+{
+	enum fl_err rv;
+
+	for (int tries = 1;; tries++) {
+		*out = session_start(j, opts);
+		rv = fl_session_open(*out, url, &j->v.release->release->set, true, err);
+		if (!connect_blip(rv, err) || tries == CONNECT_TRIES)
+			return rv;
+		fl_logger_warn(&j->log, NULL, "%s: trying again", err);
+		session_end(j, *out);
+		job_nap(j, (int64_t)CONNECT_PAUSE_MS << (tries - 1)); /* a cancel: the next open says so */
+	}
+}
+
 /* APPLY or REVERT on one engine session. */
 static void run_migrations(struct job *j, const char *url, const struct fl_agent_database *db)
 {
@@ -659,20 +724,15 @@ static void run_migrations(struct job *j, const char *url, const struct fl_agent
 
 	engine_opts(j, db, &opts);
 	opts.conn.log = &j->log;
-	s = fl_session_new(&opts, &j->log);
-	fl_session_on_event(s, on_event, j);
-	pthread_mutex_lock(&j->mu);
-	j->session = s;
-	pthread_mutex_unlock(&j->mu);
-	if (job_why(j->w, j) != WHY_NONE)
-		fl_session_cancel(s);
-
-	rv = fl_session_open(s, url, &j->v.release->release->set, true, err);
+	rv = session_open(j, url, &opts, &s, err);
 	if (rv != FL_OK) {
 		if (rv == FL_ECANCELED)
 			canceled_outcome(j, job_why(j->w, j), "before it started");
 		else if (rv == FL_ELOCKED)
 			set_outcome(j, O_BUSY, "%s", err);
+		else if (connect_blip(rv, err))
+			set_outcome(j, O_BUSY, "the database is unreachable (tried %d times): %s",
+			            CONNECT_TRIES, err);
 		else
 			set_outcome(j, O_FAILED, "cannot open the tenant: %s", err);
 		goto out;
@@ -716,11 +776,7 @@ static void run_migrations(struct job *j, const char *url, const struct fl_agent
 			set_outcome(j, outcome_for(rv), "%s", err);
 	}
 out:
-	pthread_mutex_lock(&j->mu);
-	j->session = NULL;
-	pthread_mutex_unlock(&j->mu);
-	fl_session_close(s);
-	fl_session_free(s);
+	session_end(j, s);
 	/* the tenant as it is now, from a fresh read: the history is the truth */
 	if (opened) {
 		fl_report_read_tenant(url, &opts, &j->log, &j->report.state);
