@@ -707,7 +707,8 @@ static enum fl_err session_open(struct job *j, const char *url, const struct fl_
 			return rv;
 		fl_logger_warn(&j->log, NULL, "%s: trying again", err);
 		session_end(j, *out);
-		job_nap(j, (int64_t)CONNECT_PAUSE_MS << (tries - 1)); /* a cancel: the next open says so */
+		/* a cancel meanwhile: the next open says so */
+		job_nap(j, (int64_t)CONNECT_PAUSE_MS << (tries - 1));
 	}
 }
 
