@@ -777,10 +777,17 @@ static void run_migrations(struct job *j, const char *url, const struct fl_agent
 			set_outcome(j, outcome_for(rv), "%s", err);
 	}
 out:
+	/* the tenant as it is now, from a fresh read: the history is the truth.
+	 * On the session that did the work, still locked (no connection more
+	 * per tenant); on a new one when that one is canceled or broken. */
+	if (opened && !fl_session_canceled(s) && fl_session_refresh(s, err) == FL_OK) {
+		fl_report_state_from_session(s, &j->report.state);
+		j->report.have_state = true;
+	}
 	session_end(j, s);
-	/* the tenant as it is now, from a fresh read: the history is the truth */
 	if (opened) {
-		fl_report_read_tenant(url, &opts, &j->log, &j->report.state);
+		if (!j->report.have_state)
+			fl_report_read_tenant(url, &opts, &j->log, &j->report.state);
 		j->report.have_state = true;
 		if (j->w->d.hooks.tenant_read)
 			j->w->d.hooks.tenant_read(j->w->d.hooks.arg, j->v.tenant->id,

@@ -115,6 +115,14 @@ const struct fl_history *fl_session_history(const struct fl_session *s);
 /* The session's logger (NULL: the process-wide one). */
 const struct fl_logger *fl_session_logger(const struct fl_session *s);
 
+/* Read the history again (refused as at open when a row lacks what Prisma
+ * makes NOT NULL) and rebuild the plan: after the driver reconnected, or
+ * after a deploy, to report the tenant as it is now on the connection (and
+ * under the lock) that changed it. Errors are the driver's (raw: FL_ESQL is
+ * not yet FL_EDB) or FL_EDB. */
+enum fl_err fl_session_refresh(struct fl_session *s, char *errbuf)
+    __attribute__((warn_unused_result));
+
 /* SHA-256 (hex) of the schema's catalog; the dump it hashes goes to dump if
  * not NULL. Errors: FL_EDB, FL_ECONNLOST, FL_ECANCELED. */
 enum fl_err fl_session_fingerprint(struct fl_session *s, struct fl_buf *dump,

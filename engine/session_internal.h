@@ -38,12 +38,6 @@ struct fl_session {
 	atomic_bool canceled;
 };
 
-/* Read the history again (refused as at open when a row lacks what Prisma
- * makes NOT NULL) and rebuild the plan: after the driver reconnected. Errors
- * are the driver's (raw: FL_ESQL is not yet FL_EDB) or FL_EDB. */
-enum fl_err fl_session_refresh(struct fl_session *s, char *errbuf)
-    __attribute__((warn_unused_result));
-
 void fl_session_emit(const struct fl_session *s, enum fl_event_kind kind, bool revert,
                      const struct fl_migration *m, enum fl_apply_mode mode,
                      const struct fl_apply_result *res, enum fl_err err);
