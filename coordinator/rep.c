@@ -11,10 +11,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "client.h"
 #include "log.h"
 #include "mem.h"
+#include "nng_quirks.h"
 #include "retry.h"
+
+/* How long closing the socket may take: nng 1.5.2 can wait forever on a
+ * listener its issue #1518 left behind (nng_quirks.h); a coordinator must
+ * still stop. */
+#define CLOSE_WAIT_MS 5000
 
 /* Where a context is. */
 enum slot_state {
@@ -462,7 +467,16 @@ void fl_rep_free(struct fl_rep *r)
 		pthread_cond_wait(&r->cond, &r->mtx);
 	r->closed = true;
 	pthread_mutex_unlock(&r->mtx);
-	nng_close(r->sock); /* every pending aio completes with NNG_ECLOSED */
+	/* every pending aio completes with NNG_ECLOSED */
+	if (!fl_nng_close_within(r->sock, CLOSE_WAIT_MS)) {
+		/* its contexts are closed; nng may still call back into r */
+		fl_log_warn(r->name,
+		            "nng could not close the endpoint '%s' (nng issue #1518): "
+		            "leaving it to the process's exit",
+		            r->url);
+		fl_nng_abandon(r);
+		return;
+	}
 	for (size_t i = 0; i < r->n_slots; i++)
 		nng_aio_stop(r->slots[i]->aio); /* waits for its callback */
 	for (size_t i = 0; i < r->n_slots; i++) {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "keys.h"
+#include "nng_quirks.h"
 #include "mem.h"
 #include "retry.h"
 #include "rpc.h"
@@ -29,6 +30,7 @@ struct fl_client {
 	size_t n_keys;
 	atomic_size_t cur;   /* index of the key requests are sealed for */
 	atomic_bool closed;  /* fl_client_close ran */
+	bool stuck;          /* nng could not close the socket (nng_quirks.h) */
 	pthread_mutex_t mtx; /* sealing and handing to nng happen in one order */
 	int pipes;           /* connections up, under mtx */
 };
@@ -66,17 +68,6 @@ int fl_client_connected(struct fl_client *c)
 static enum fl_err nng_fail(char *errbuf, const char *what, const char *url, int rv)
 {
 	return fl_errf(errbuf, FL_EIO, "cannot %s '%s': %s", what, url, nng_strerror(rv));
-}
-
-bool fl_nng_handshake_close_is_fatal(const char *url)
-{
-	int major = 0, minor = 0;
-
-	if (strncmp(url, "ipc://", 6) != 0 && strncmp(url, "tls+tcp://", 10) != 0)
-		return false;
-	if (sscanf(nng_version(), "%d.%d", &major, &minor) != 2)
-		return true;
-	return major < 1 || (major == 1 && minor < 6);
 }
 
 /* A dialer nng may have given up on (fl_nng_handshake_close_is_fatal) is
@@ -151,10 +142,15 @@ enum fl_err fl_client_new(struct fl_envelope *ep, const char *url,
 	return FL_OK;
 }
 
+/* How long a close may take: nng 1.5.2 can wait forever on a dialer its
+ * issue #1518 left behind (nng_quirks.h); an agent must still stop. */
+#define CLOSE_WAIT_MS 5000
+
 void fl_client_close(struct fl_client *c)
 {
-	if (c != NULL && !atomic_exchange(&c->closed, true))
-		nng_close(c->sock);
+	if (c != NULL && !atomic_exchange(&c->closed, true) &&
+	    !fl_nng_close_within(c->sock, CLOSE_WAIT_MS))
+		c->stuck = true;
 }
 
 void fl_client_free(struct fl_client *c)
@@ -162,6 +158,10 @@ void fl_client_free(struct fl_client *c)
 	if (c == NULL)
 		return;
 	fl_client_close(c);
+	if (c->stuck) { /* nng may still call pipe_event on it */
+		fl_nng_abandon(c);
+		return;
+	}
 	pthread_mutex_destroy(&c->mtx);
 	free(c->url);
 	free(c);

@@ -137,14 +137,4 @@ enum fl_err fl_client_open_reply(struct fl_client *c, const void *data, size_t l
                                  Flotilla__V1__Message **reply, char *errbuf)
     __attribute__((warn_unused_result));
 
-/*
- * Whether nng, on url's transport, takes a peer's close in the middle of the
- * SP handshake for its own closing: true for ipc:// and tls+tcp:// before
- * nng 1.6.0 (Debian 12 ships 1.5.2; nng issue #1518). A listener then stops
- * accepting for good, and a dialer stops redialing: coordinator/rep.c
- * watches its listeners, and this client replaces its dialer when a request
- * found no connection.
- */
-bool fl_nng_handshake_close_is_fatal(const char *url);
-
 #endif

@@ -8,8 +8,10 @@
  */
 #include <check.h>
 #include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -17,6 +19,8 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "nng_quirks.h"
+#include "retry.h"
 #include "testutil.h"
 
 static char dir[200], path[256], url[300];
@@ -112,6 +116,60 @@ START_TEST(replacing_the_dialer_while_it_connects_does_not_hang)
 }
 END_TEST
 
+/* The coordinator's side as nng REP sockets, listening a moment and closed,
+ * while the client churns dialers: with nng 1.5.2, nng_close of such a
+ * socket waits forever now and then (issue #1518's endpoints are never
+ * reaped; this loop hung within seconds with plain nng_close).
+ * fl_nng_close_within returns either way, in time. */
+static atomic_int stuck_closes;
+
+static void *flapping_rep(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&done)) {
+		nng_socket s;
+		int64_t t0;
+
+		ck_assert_int_eq(nng_rep0_open(&s), 0);
+		if (nng_listen(s, url, NULL, 0) == 0)
+			nap_us(3000);
+		t0 = fl_now_ms();
+		if (!fl_nng_close_within(s, 1000))
+			atomic_fetch_add(&stuck_closes, 1);
+		ck_assert_int_lt(fl_now_ms() - t0, 30000);
+		nap_us(500);
+	}
+	return NULL;
+}
+
+START_TEST(closing_a_churned_socket_is_bounded)
+{
+	uint8_t key[1][FL_PEER_KEY_LEN] = {{1}};
+	char err[FL_ERRBUF_SIZE] = "";
+	struct fl_client *c;
+	struct fl_buf reply;
+	pthread_t t;
+
+	ck_assert_msg(fl_client_new(NULL, url, (const uint8_t(*)[FL_PEER_KEY_LEN])key, 1, &c,
+	                            err) == FL_OK,
+	              "%s", err);
+	fl_buf_init(&reply, 1024);
+	atomic_init(&stuck_closes, 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, flapping_rep, NULL), 0);
+	for (int i = 0; i < 3000 && atomic_load(&stuck_closes) < 2; i++) {
+		enum fl_err rv = fl_client_send_raw(c, "x", 1, 1 + i % 2, &reply, err);
+
+		ck_assert_int_ne(rv, FL_OK); /* no REP socket here ever answers */
+	}
+	atomic_store(&done, true);
+	pthread_join(t, NULL); /* in time: each close is bounded */
+	fprintf(stderr, "check_client: %d closes stuck in nng, given up on after 1 s\n",
+	        atomic_load(&stuck_closes));
+	fl_buf_fini(&reply);
+	fl_client_free(c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("client");
@@ -120,6 +178,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, replacing_the_dialer_while_it_connects_does_not_hang);
+	tcase_add_test(tc, closing_a_churned_socket_is_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }
