@@ -123,7 +123,7 @@ fuzz_all() {
 	[ "$fuzz_failed" = 0 ] || exit 1
 }
 
-# The fault suite (tests/faults, about 10 minutes) runs in the full mode, here only: under the
+# The fault suite (tests/faults, about 4 minutes, alone) runs in the full mode, here only: under the
 # sanitizers it would be slower than its bound, and its clock shim cannot be preloaded there.
 CTEST_ARGS=''
 [ "$quick" = 0 ] || CTEST_ARGS='-LE faults'

@@ -348,8 +348,9 @@ f_replay() {
 
 DISK_NOTE='not run'
 # The coordinator's disk full: it keeps storing reports, and an operator pushes a release
-# (2 MB) that cannot fit: refused (or the coordinator stops cleanly), never a crash; once the
-# space is back it takes the same push, and (the invariants) lost nothing.
+# (2 MB) that cannot fit: refused, or taken in room the store freed itself, or the coordinator
+# stops cleanly; never a crash; once the space is back it takes the same push, and (the
+# invariants) lost nothing.
 f_disk_full() {
 	local dir=$FLEET_DIR/coordinator n0 pid st how big rc=0
 	[ -n "$FF_TMPFS" ] || return 0
@@ -373,7 +374,9 @@ f_disk_full() {
 	pid=${FLEET_PID[coordinator]}
 	fleet_cli release push "$FLEET_DIR/releases/big.release" --name big --timeout 20s \
 		>"$FLEET_DIR/big.out" 2>&1 || rc=$?
-	[ "$rc" != 0 ] || ff_violation "a 2 MB release push was accepted on a full disk (seed $seed)"
+	# Accepted is no violation by itself: the store may have found room (SQLite truncates its
+	# WAL after a checkpoint, giving the space back). The push after the space is back, and
+	# the invariants, say whether anything was lost.
 	# It writes at every report too: wait until it says it cannot, or stops.
 	if ! (wait_for 20 "fl_pid_gone $pid || tail -n +$((n0 + 1)) '$FLEET_DIR/logs/coordinator.log' | grep -q -i -E 'no space|full|cannot (store|commit|write)|disk'") 2>/dev/null; then
 		how="said nothing within 20s"
