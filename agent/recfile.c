@@ -370,6 +370,23 @@ enum fl_err fl_recfile_sync(struct fl_recfile *f, char *errbuf)
 	return FL_OK;
 }
 
+int fl_recfile_sync_ticket(struct fl_recfile *f)
+{
+	return fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+}
+
+enum fl_err fl_recfile_sync_wait(const struct fl_recfile *f, int ticket, char *errbuf)
+{
+	enum fl_err rv = FL_OK;
+
+	if (ticket < 0)
+		return io_err(errbuf, "sync", f->path);
+	if (fdatasync(ticket) != 0)
+		rv = io_err(errbuf, "sync", f->path);
+	close(ticket);
+	return rv;
+}
+
 uint64_t fl_recfile_size(const struct fl_recfile *f)
 {
 	return f->size;

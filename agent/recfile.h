@@ -83,6 +83,20 @@ enum fl_err fl_recfile_append(struct fl_recfile *f, uint8_t type, uint64_t id, c
     __attribute__((warn_unused_result));
 enum fl_err fl_recfile_sync(struct fl_recfile *f, char *errbuf) __attribute__((warn_unused_result));
 
+/*
+ * Group commit: make what was appended so far durable without holding the
+ * caller's lock across the fdatasync, so that threads appending to the same
+ * file share the disk's flushes instead of queuing behind each other.
+ * fl_recfile_sync_ticket, under the caller's lock, returns a ticket (-1:
+ * none could be had); fl_recfile_sync_wait, outside it, syncs and consumes
+ * the ticket. A compaction in between is no matter: it synced what it
+ * rewrote. A record appended this way is in the file whether the sync
+ * succeeds or not: only for records whose fact is true either way.
+ */
+int fl_recfile_sync_ticket(struct fl_recfile *f);
+enum fl_err fl_recfile_sync_wait(const struct fl_recfile *f, int ticket, char *errbuf)
+    __attribute__((warn_unused_result));
+
 /* Bytes in the file now. */
 uint64_t fl_recfile_size(const struct fl_recfile *f);
 /* Bytes cut from the tail when it was opened (0 for a clean file). */

@@ -346,7 +346,7 @@ START_TEST(torn_tail_every_offset)
 END_TEST
 
 /* A damaged record with good ones after it is no torn write (every ledger
- * record is synced before the next is written): cutting there would make
+ * record but a STEP is synced before the next is written): cutting there would make
  * the agent forget assignments it ran and the release sequences of its
  * tenants, so the ledger is refused as it is, with the offset to cut at on
  * purpose. Before, the cut dropped the newer floor and the agent took an
@@ -385,6 +385,46 @@ START_TEST(damage_before_good_records_refused)
 	ck_assert_int_eq(file_size(), size);
 	ck_assert_int_eq(fl_ledger_open(path, &l, err), FL_EPARSE); /* and again */
 	ck_assert_int_eq(file_size(), size);
+}
+END_TEST
+
+/* Steps are synced in groups, outside the ledger's lock (workers share the
+ * disk's flushes): a crash may tear several at the tail, the earlier one
+ * and not the later. That is a torn tail, cut, not damage: the agent must
+ * start. Before, any bad record followed by a good one was refused. */
+START_TEST(steps_torn_in_a_group_are_cut)
+{
+	struct fl_ledger *l = open_ledger();
+	struct fl_ledger_entry e;
+	off_t before, middle;
+	char byte;
+	int fd;
+
+	ck_assert_int_eq(start(l, 1, "acme", 1, APPLY, 1), FL_OK);
+	ck_assert_int_eq(start(l, 2, "beta", 1, APPLY, 1), FL_OK);
+	step(l, 1, false, "m1");
+	before = file_size();
+	step(l, 2, false, "m1"); /* torn */
+	middle = file_size();
+	step(l, 1, false, "m2"); /* written, after it */
+	fl_ledger_close(l);
+
+	fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &byte, 1, before + (middle - before) / 2), 1);
+	byte ^= 0x10;
+	ck_assert_int_eq(pwrite(fd, &byte, 1, before + (middle - before) / 2), 1);
+	close(fd);
+
+	l = open_ledger();
+	ck_assert_int_eq(file_size(), before);
+	ck_assert(fl_ledger_find(l, 1, &e));
+	ck_assert_uint_eq(e.n_applied, 1);
+	fl_ledger_entry_fini(&e);
+	ck_assert(fl_ledger_find(l, 2, &e));
+	ck_assert_uint_eq(e.n_applied, 0);
+	fl_ledger_entry_fini(&e);
+	fl_ledger_close(l);
 }
 END_TEST
 
@@ -666,6 +706,7 @@ static Suite *ledger_suite(void)
 	tcase_add_test(tc, applied_under_order);
 	tcase_add_test(tc, unfinished_after_crash);
 	tcase_add_test(tc, torn_tail_every_offset);
+	tcase_add_test(tc, steps_torn_in_a_group_are_cut);
 	tcase_add_test(tc, damage_before_good_records_refused);
 	tcase_add_test(tc, expired_assignments_dropped);
 	tcase_add_test(tc, sigkill_while_writing);
