@@ -150,9 +150,9 @@ START_TEST(closing_a_churned_socket_is_bounded)
 	struct fl_buf reply;
 	pthread_t t;
 
-	ck_assert_msg(fl_client_new(NULL, url, (const uint8_t(*)[FL_PEER_KEY_LEN])key, 1, &c,
-	                            err) == FL_OK,
-	              "%s", err);
+	ck_assert_msg(
+	    fl_client_new(NULL, url, (const uint8_t(*)[FL_PEER_KEY_LEN])key, 1, &c, err) == FL_OK,
+	    "%s", err);
 	fl_buf_init(&reply, 1024);
 	atomic_init(&stuck_closes, 0);
 	ck_assert_int_eq(pthread_create(&t, NULL, flapping_rep, NULL), 0);
