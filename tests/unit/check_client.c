@@ -82,19 +82,29 @@ static void *flapping_listener(void *arg)
 	return NULL;
 }
 
-START_TEST(replacing_the_dialer_while_it_connects_does_not_hang)
+/* A client of url pinning a made-up key: no reply ever opens, and none
+ * comes (nothing here answers). */
+static struct fl_client *new_client(void)
 {
 	uint8_t key[1][FL_PEER_KEY_LEN] = {{1}};
 	char err[FL_ERRBUF_SIZE] = "";
-	struct fl_client *c;
+	struct fl_client *c = NULL;
+
+	ck_assert_msg(
+	    fl_client_new(NULL, url, (const uint8_t(*)[FL_PEER_KEY_LEN])key, 1, &c, err) == FL_OK,
+	    "%s", err);
+	return c;
+}
+
+START_TEST(replacing_the_dialer_while_it_connects_does_not_hang)
+{
+	char err[FL_ERRBUF_SIZE] = "";
+	struct fl_client *c = new_client();
 	struct fl_buf reply;
 	pthread_t t;
 	int unreachable = 0;
 
 	ck_assert(fl_nng_handshake_close_is_fatal(url)); /* else nothing is replaced */
-	ck_assert_msg(
-	    fl_client_new(NULL, url, (const uint8_t(*)[FL_PEER_KEY_LEN])key, 1, &c, err) == FL_OK,
-	    "%s", err);
 	fl_buf_init(&reply, 1024);
 	ck_assert_int_eq(pthread_create(&t, NULL, flapping_listener, NULL), 0);
 	/* Deadlines of a millisecond or two: most requests find no connection
@@ -144,15 +154,11 @@ static void *flapping_rep(void *arg)
 
 START_TEST(closing_a_churned_socket_is_bounded)
 {
-	uint8_t key[1][FL_PEER_KEY_LEN] = {{1}};
 	char err[FL_ERRBUF_SIZE] = "";
-	struct fl_client *c;
+	struct fl_client *c = new_client();
 	struct fl_buf reply;
 	pthread_t t;
 
-	ck_assert_msg(
-	    fl_client_new(NULL, url, (const uint8_t(*)[FL_PEER_KEY_LEN])key, 1, &c, err) == FL_OK,
-	    "%s", err);
 	fl_buf_init(&reply, 1024);
 	atomic_init(&stuck_closes, 0);
 	ck_assert_int_eq(pthread_create(&t, NULL, flapping_rep, NULL), 0);
