@@ -363,13 +363,6 @@ out:
 	return rv;
 }
 
-enum fl_err fl_recfile_sync(struct fl_recfile *f, char *errbuf)
-{
-	if (fdatasync(f->fd) != 0)
-		return io_err(errbuf, "sync", f->path);
-	return FL_OK;
-}
-
 int fl_recfile_sync_ticket(struct fl_recfile *f)
 {
 	return fcntl(f->fd, F_DUPFD_CLOEXEC, 0);

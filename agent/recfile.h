@@ -81,7 +81,6 @@ void fl_recfile_close(struct fl_recfile *f); /* NULL is a no-op */
 enum fl_err fl_recfile_append(struct fl_recfile *f, uint8_t type, uint64_t id, const void *payload,
                               size_t len, bool sync, char *errbuf)
     __attribute__((warn_unused_result));
-enum fl_err fl_recfile_sync(struct fl_recfile *f, char *errbuf) __attribute__((warn_unused_result));
 
 /*
  * Group commit: make what was appended so far durable without holding the
