@@ -1270,6 +1270,79 @@ START_TEST(fingerprint_ignores_the_schema_name)
 }
 END_TEST
 
+/* A first deploy's emptiness check reads less of the catalog than the
+ * fingerprint: each kind of object makes both say "not empty", and only
+ * history tables (or nothing) make both say "empty". */
+START_TEST(schema_empty_agrees_with_the_fingerprint)
+{
+	static const struct {
+		const char *sql;
+		bool empty;
+	} cases[] = {
+	    {"", true},
+	    {"CREATE TABLE _prisma_migrations (id varchar(36) PRIMARY KEY); "
+	     "CREATE TABLE _flotilla_events (id serial PRIMARY KEY)",
+	     true},
+	    {"CREATE TABLE t (id int)", false},
+	    {"CREATE TABLE p (a int) PARTITION BY RANGE (a)", false},
+	    {"CREATE UNLOGGED TABLE u (a int)", false},
+	    {"CREATE VIEW v AS SELECT 1 AS x", false},
+	    {"CREATE MATERIALIZED VIEW mv AS SELECT 1 AS x", false},
+	    {"CREATE TYPE e AS ENUM ('a')", false},
+	    {"CREATE DOMAIN d AS int CHECK (VALUE > 0)", false},
+	    {"CREATE TYPE r AS RANGE (subtype = float8)", false},
+	    {"CREATE TYPE c AS (a int)", false},
+	    {"CREATE SEQUENCE s", false},
+	    {"CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'", false},
+	    {"CREATE AGGREGATE agg(int) (sfunc = int4pl, stype = int)", false},
+	    {"CREATE EXTENSION citext", false}, /* into the first schema of search_path */
+	};
+	char errbuf[FL_ERRBUF_SIZE] = "", hex[65], sql[512], schema[16], *url;
+	struct fl_buf dump = FL_BUF_INIT;
+	struct tdb t;
+
+	tdb_open(&t, "");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fl_conn *c;
+		bool empty = !cases[i].empty;
+		size_t dump_lines = 0;
+
+		snprintf(schema, sizeof(schema), "e%zu", i);
+		snprintf(sql, sizeof(sql), "CREATE SCHEMA %s; SET search_path = %s", schema,
+		         schema);
+		raw_exec(t.pg, sql);
+		if (cases[i].sql[0] != '\0')
+			raw_exec(t.pg, cases[i].sql);
+		snprintf(sql, sizeof(sql), "&schema=%s", schema);
+		url = make_url("postgres", t.name, sql);
+		c = dconnect(url);
+		ck_assert_msg(drv->schema_empty(c, &empty, errbuf) == FL_OK, "%s", errbuf);
+		fingerprint(c, hex, &dump);
+		for (const char *p = fl_buf_str(&dump); *p != '\0'; p++)
+			dump_lines += *p == '\n';
+		ck_assert_msg(empty == cases[i].empty, "'%s': empty is %d", cases[i].sql, empty);
+		ck_assert_msg((dump_lines == 1) == empty, "'%s': empty %d, fingerprint:\n%s",
+		              cases[i].sql, empty, fl_buf_str(&dump));
+		drv->close(c);
+		free(url);
+	}
+	/* no such schema: nothing in it */
+	{
+		struct fl_conn *c;
+		bool empty = false;
+
+		url = make_url("postgres", t.name, "&schema=nowhere");
+		c = dconnect(url);
+		ck_assert_msg(drv->schema_empty(c, &empty, errbuf) == FL_OK, "%s", errbuf);
+		ck_assert(empty);
+		drv->close(c);
+		free(url);
+	}
+	fl_buf_fini(&dump);
+	tdb_close(&t);
+}
+END_TEST
+
 /* ---- TRANSACTION in one round trip ---- */
 
 /* A parsed script goes as one batch (BEGIN ... COMMIT in one simple query):
@@ -1466,6 +1539,7 @@ static Suite *postgres_suite(void)
 	tcase_add_test(tc, resolve_both_ways_with_refusals);
 	tcase_add_test(tc, fingerprint_equal_then_drifts);
 	tcase_add_test(tc, fingerprint_ignores_the_schema_name);
+	tcase_add_test(tc, schema_empty_agrees_with_the_fingerprint);
 	tcase_add_test(tc, tx_batch_says_whose_error);
 	tcase_add_test(tc, unparsed_script_is_never_retried);
 	tcase_add_test(tc, interrupted_statements_say_how_far);
