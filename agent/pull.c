@@ -608,11 +608,16 @@ static enum fl_err poll_once(struct fl_agent *a, char *errbuf)
 			             pr->n_assignments, pr->n_assignments == 1 ? "" : "s");
 		/* nothing new (no work taken, nothing halted: work sent again, halts
 		 * of rollouts the agent has nothing of), at once, again and again:
-		 * pace it */
+		 * pace it. But a slot freed since this poll went (the coordinator
+		 * answers a held poll when a report comes in) is polled for at once
+		 * unless told to wait: a pause there would idle the slot, once per
+		 * tenant; each such poll needs one more finished job. */
 		if (taken == 0 && stopped == 0) {
 			again =
 			    pr->poll_again_ms > POLL_AGAIN_MAX ? POLL_AGAIN_MAX : pr->poll_again_ms;
-			if (again < POLL_EMPTY_MIN)
+			if (again < POLL_EMPTY_MIN &&
+			    (pr->poll_again_ms > 0 || full ||
+			     fl_worker_free_slots(a->worker) <= poll.free_slots))
 				again = POLL_EMPTY_MIN;
 		}
 	}
