@@ -51,6 +51,10 @@
 #    taking an assignment to its "applied" line (one tenant's 20 migrations, no waiting on
 #    the coordinator) less the lower bound's time per tenant (its total * P / N), / 20;
 #    agent_single does the same with one worker (P = 1) on 20 tenants, no contention.
+# 5. CPU per tenant, in ms, for the bound and flotilla: the server's (its backends that
+#    exited meanwhile: the postmaster's children's time), bench_apply's own, and the agent's
+#    and the coordinator's (from /proc). On this machine every method is CPU-bound, so what
+#    flotilla costs beyond the bound shows here first, and says where.
 set -euo pipefail
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -149,9 +153,9 @@ APPLY=$BUILD/tests/bench/bench_apply
 LOAD=$BUILD/tests/bench/bench_load
 T=$BUILD/tests/tools/fl-testclient
 export FLOTILLA=$BUILD/coordinator/cli/flotilla
-# FL_BENCH_COORDINATOR: another flotilla-coordinator binary (to try a change)
+# FL_BENCH_COORDINATOR, FL_BENCH_AGENT: other binaries (to try a change, or to profile one)
 export FL_COORDINATOR_BIN=${FL_BENCH_COORDINATOR:-$BUILD/coordinator/flotilla-coordinator}
-export FL_AGENT_BIN=$BUILD/agent/flotilla-agent
+export FL_AGENT_BIN=${FL_BENCH_AGENT:-$BUILD/agent/flotilla-agent}
 work=$(mktemp -d "${TMPDIR:-/tmp}/flbench.XXXXXX")
 # shellcheck source=deploy/fleet-demo/fleet.sh
 . "$root/deploy/fleet-demo/fleet.sh"
@@ -254,10 +258,25 @@ check_tenants() {
 	}
 }
 
+# server_cpu_ms: the CPU time, in ms, of the PostgreSQL backends that have exited (the
+# postmaster reaps them: its children's user and system time).
+server_cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.0f\n", ($14 + $15) * 1000 / hz }' \
+		"/proc/$(head -n 1 "$FL_PG_DATA/postmaster.pid")/stat"
+}
+# cpu_ms PID: the process's own CPU time (every thread's), in ms.
+cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.0f\n", ($12 + $13) * 1000 / hz }' \
+		"/proc/$1/stat"
+}
+
+# time_lower_bound: prints "MS CLIENT_CPU_MS SERVER_CPU_MS".
 time_lower_bound() {
-	local out
+	local out s0
+	s0=$(server_cpu_ms)
 	out=$("$APPLY" --targets "$TARGETS" --parallel "$P" --dir "$MIGS")
-	sed -n 's/^ms=\([0-9.]*\).*/\1/p' <<<"$out"
+	echo "$(sed -n 's/^ms=\([0-9.]*\).*/\1/p' <<<"$out")" \
+		"$(sed -n 's/.*cpu_ms=\([0-9]*\).*/\1/p' <<<"$out")" $(($(server_cpu_ms) - s0))
 }
 
 psql_tenant() { # DB [SCHEMA]
@@ -294,7 +313,7 @@ time_xargs() { # FN
 
 # fleet_apply KEY MODE: the four methods on N tenants; figures under R[KEY.*].
 fleet_apply() {
-	local key=$1 lb1 lb2 fl am
+	local key=$1 lb1 lb1c lb1s lb2 lb2c lb2s fl fla flc fls fl1 am
 	MODE=$2
 	# shellcheck disable=SC2034 # fleet.sh reads them
 	FLEET_MAX_PARALLEL=$P FLEET_POLL_HOLD=5s FLEET_AGENTS=()
@@ -325,17 +344,18 @@ per_agent_parallel: $P
 EOF
 
 	say "$key: lower bound (1)"
-	lb1=$(time_lower_bound)
+	read -r lb1 lb1c lb1s <<<"$(time_lower_bound)"
 	check_tenants lower_bound
 	reset_tenants
 
 	say "$key: flotilla (poll_hold 5s)"
-	fl=$(flotilla_run "$key" 5s 1)
+	read -r fl fla flc fls <<<"$(flotilla_run "$key" 5s 1)"
 	say "$key: flotilla (poll_hold 1s)"
-	R[$key.flotilla_poll_hold_1s_ms]=$(flotilla_run "$key" 1s 2)
+	read -r fl1 _ <<<"$(flotilla_run "$key" 1s 2)"
+	R[$key.flotilla_poll_hold_1s_ms]=$fl1
 
 	say "$key: lower bound (2)"
-	lb2=$(time_lower_bound)
+	read -r lb2 lb2c lb2s <<<"$(time_lower_bound)"
 	check_tenants lower_bound
 	reset_tenants
 
@@ -356,6 +376,14 @@ EOF
 	R[$key.migrations]=$N_MIGS
 	R[$key.parallel]=$P
 	R[$key.flotilla_ms]=$fl
+	# CPU per tenant, in ms: where the time beyond the bound goes on a machine this busy
+	R[$key.cpu_ms_per_tenant_lower_bound_server]=$(awk -v a="$lb1s" -v b="$lb2s" -v n="$N" \
+		'BEGIN { printf "%.1f", (a + b) / 2 / n }')
+	R[$key.cpu_ms_per_tenant_lower_bound_client]=$(awk -v a="$lb1c" -v b="$lb2c" -v n="$N" \
+		'BEGIN { printf "%.1f", (a + b) / 2 / n }')
+	R[$key.cpu_ms_per_tenant_flotilla_server]=$(awk -v a="$fls" -v n="$N" 'BEGIN { printf "%.1f", a / n }')
+	R[$key.cpu_ms_per_tenant_flotilla_agent]=$(awk -v a="$fla" -v n="$N" 'BEGIN { printf "%.1f", a / n }')
+	R[$key.cpu_ms_per_tenant_flotilla_coordinator]=$(awk -v a="$flc" -v n="$N" 'BEGIN { printf "%.1f", a / n }')
 	R[$key.lower_bound_ms]=$(awk -v a="$lb1" -v b="$lb2" 'BEGIN { printf "%.0f", (a + b) / 2 }')
 	R[$key.lower_bound_runs_ms]="[$(printf '%.0f' "$lb1"), $(printf '%.0f' "$lb2")]"
 	R[$key.ratio_to_lower_bound]=$(awk -v f="$fl" -v l="${R[$key.lower_bound_ms]}" \
@@ -386,9 +414,11 @@ EOF
 
 # flotilla_run KEY HOLD RUN: the fleet's rollout of the release on the (empty) tenants with
 # the coordinator's poll_hold HOLD; prints the milliseconds from just before `rollout
-# start` to the wave's finished_at_ms. The fleet is stopped, checked and reset after.
+# start` to the wave's finished_at_ms, then the CPU ms the agent, the coordinator and the
+# server's backends spent from then until the fleet stopped ("MS AGENT COORDINATOR SERVER").
+# The fleet is stopped, checked and reset after.
 flotilla_run() {
-	local key=$1 hold=$2 run=$3 t0 t_end json hellos
+	local key=$1 hold=$2 run=$3 t0 t_end json hellos a0 c0 s0 a1 c1
 	# shellcheck disable=SC2034 # fleet.sh reads it
 	FLEET_POLL_HOLD=$hold
 	fleet_start_coordinator
@@ -401,6 +431,7 @@ flotilla_run() {
 	fleet_wait_tenants "$N" 600
 	fleet_release "$MIGS" 1 v1
 	psql -X -q -c CHECKPOINT
+	a0=$(cpu_ms "${FLEET_PID[fa]}") c0=$(cpu_ms "${FLEET_PID[coordinator]}") s0=$(server_cpu_ms)
 	t0=$(now_ms)
 	fleet_cli rollout start --release "$FLEET_RELEASE_FILE" --policy "$work/$key/policy.yaml" \
 		--all --release-key "$FLEET_RELEASE_KEY" --wait --interval 100ms --json \
@@ -413,10 +444,11 @@ flotilla_run() {
 		"$work/$key/start.$run.json" | awk 'NR == 1' | cut -d'"' -f4)")
 	t_end=$(grep -o '"finished_at_ms":[0-9]*' <<<"$json" | awk 'NR == 1' | cut -d: -f2)
 	[ -n "$t_end" ] && [ "$t_end" -gt "$t0" ] || t_end=$(now_ms)
+	a1=$(cpu_ms "${FLEET_PID[fa]}") c1=$(cpu_ms "${FLEET_PID[coordinator]}")
 	fleet_cleanup
+	echo $((t_end - t0)) $((a1 - a0)) $((c1 - c0)) $(($(server_cpu_ms) - s0))
 	check_tenants flotilla >&2
 	reset_tenants >&2
-	echo $((t_end - t0))
 }
 _bench_hello_after() { # COUNT: the agent's log has more than COUNT accepted Hellos
 	[ "$(grep -c 'hello accepted' "$FLEET_DIR/logs/fa.log")" -gt "$1" ]
@@ -678,6 +710,10 @@ print_table() {
 		printf '  inside the agent: %s ms per tenant (lower bound %s): %s ms per migration beyond the SQL\n' \
 			"$(get "$k.agent_apply_ms_per_tenant")" "$(get "$k.lower_bound_ms_per_tenant")" \
 			"$(get "$k.agent_work_overhead_ms_per_migration")"
+		printf '  CPU ms per tenant: lower bound %s server + %s client; flotilla %s server + %s agent + %s coordinator\n' \
+			"$(get "$k.cpu_ms_per_tenant_lower_bound_server")" "$(get "$k.cpu_ms_per_tenant_lower_bound_client")" \
+			"$(get "$k.cpu_ms_per_tenant_flotilla_server")" "$(get "$k.cpu_ms_per_tenant_flotilla_agent")" \
+			"$(get "$k.cpu_ms_per_tenant_flotilla_coordinator")"
 	done
 	if [ -n "$(get agent_single.tenants)" ]; then
 		printf '\nagent_single: one worker, %s tenants: %s ms per tenant in the agent, lower bound %s: %s ms per migration beyond the SQL\n' \
