@@ -18,7 +18,7 @@
 #include "mem.h"
 #include "pull.h"
 #include "recfile.h"
-#include "retry.h"
+#include "clock.h"
 #include "sd_notify.h"
 
 #define SYNC_EVERY_MS 10000 /* peers.seq fsync */
@@ -100,17 +100,9 @@ bool fl_agent_sleep(struct fl_agent *a, int64_t ms)
 
 	pthread_mutex_lock(&a->mu);
 	while (!a->stopping && fl_now_ms() < until) {
-		struct timespec ts;
 		int64_t left = until - fl_now_ms();
+		struct timespec ts = fl_timespec_in(CLOCK_REALTIME, left > 200 ? 200 : left);
 
-		if (left > 200)
-			left = 200;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)left * 1000000L;
-		while (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
 		pthread_cond_timedwait(&a->changed, &a->mu, &ts);
 	}
 	going = !a->stopping;

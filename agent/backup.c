@@ -20,7 +20,7 @@
 
 #include "buf.h"
 #include "mem.h"
-#include "retry.h"
+#include "clock.h"
 #include "tenants.h"
 
 #define KILL_GRACE_MS 5000

@@ -10,7 +10,7 @@
 
 #include "mem.h"
 #include "pg_conn.h"
-#include "retry.h"
+#include "clock.h"
 
 #define BOOLOID 16
 
@@ -21,14 +21,6 @@ struct fl_health {
 	struct fl_conn_opts opts;
 	char *role;
 };
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct fl_health *fl_health_new(const struct fl_conn_opts *opts, const char *role)
 {
@@ -83,7 +75,7 @@ static void run_one(struct fl_health *h, const struct fl_health_check *chk,
 	enum fl_err rv;
 	int64_t t0;
 
-	r->checked_at_ms = wall_ms();
+	r->checked_at_ms = fl_wall_ms();
 	t0 = fl_now_ms();
 	if (atomic_load(&h->canceled)) {
 		r->inconclusive = true;
@@ -175,7 +167,7 @@ size_t fl_health_run(struct fl_health *h, const char *url, const struct fl_healt
 		struct fl_health_result *r = &results[i];
 
 		if (rv != FL_OK) {
-			r->checked_at_ms = wall_ms();
+			r->checked_at_ms = fl_wall_ms();
 			r->inconclusive = true;
 			snprintf(r->message, sizeof(r->message), "cannot connect: %.440s",
 			         rv == FL_ECANCELED ? "canceled" : err);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "mem.h"
 #include "recfile.h"
@@ -475,14 +476,6 @@ static enum fl_err compact_locked(struct fl_ledger *l, int64_t now_ms, char *err
 	return FL_OK;
 }
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Compact (fold the START, STEPs and FINISH of each assignment into one
  * record, drop what expired) once the file holds twice the records it held
  * after the last compaction: amortized, each record is rewritten a bounded
@@ -491,7 +484,7 @@ static enum fl_err maybe_compact(struct fl_ledger *l, char *errbuf)
 {
 	if (l->records <= COMPACT_MIN_RECS || l->records <= 2 * l->base)
 		return FL_OK;
-	return compact_locked(l, wall_ms(), errbuf);
+	return compact_locked(l, fl_wall_ms(), errbuf);
 }
 
 enum fl_err fl_ledger_open(const char *path, struct fl_ledger **out, char *errbuf)

@@ -11,7 +11,7 @@
 #include "file.h"
 #include "log.h"
 #include "mem.h"
-#include "retry.h"
+#include "clock.h"
 #include "rpc.h"
 #include "wire.h"
 
@@ -283,7 +283,7 @@ enum fl_err fl_pull_hello(struct fl_agent *a, char *errbuf)
 			             q(shown, sizeof(shown), reply->hello_reply->reason));
 		} else if (!hello.more_tenants) {
 			const Flotilla__V1__HelloReply *hr = reply->hello_reply;
-			int64_t skew = hr->coordinator_time_ms - fl_report_now_ms();
+			int64_t skew = hr->coordinator_time_ms - fl_wall_ms();
 
 			if (skew > 60000 || skew < -60000)
 				fl_log_warn(
@@ -419,14 +419,8 @@ void *fl_pull_sender_main(void *arg)
 		enum fl_err rv;
 
 		if (!due) {
-			struct timespec ts;
+			struct timespec ts = fl_timespec_in(CLOCK_REALTIME, 200);
 
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 200 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
 			pthread_cond_timedwait(&a->changed, &a->mu, &ts);
 			continue;
 		}
@@ -457,14 +451,8 @@ void fl_pull_flush(struct fl_agent *a, int64_t timeout_ms)
 	a->kick_sender = true;
 	pthread_cond_broadcast(&a->changed);
 	while (fl_journal_count(a->journal) > 0 && fl_now_ms() < deadline && a->hello_ok) {
-		struct timespec ts;
+		struct timespec ts = fl_timespec_in(CLOCK_REALTIME, 100);
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
 		pthread_cond_timedwait(&a->changed, &a->mu, &ts);
 	}
 	pthread_mutex_unlock(&a->mu);

@@ -8,17 +8,9 @@
 
 #include "mem.h"
 #include "plan.h"
-#include "retry.h"
+#include "clock.h"
 #include "utf8.h"
 #include "wire.h"
-
-int64_t fl_report_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *fl_report_outcome_name(int outcome)
 {

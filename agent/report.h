@@ -122,9 +122,6 @@ size_t fl_report_hello_part(const struct fl_tenants *t, size_t from,
                             const struct fl_tenant_state *const *states, const uint64_t *seqs,
                             size_t max_bytes);
 
-/* Wall clock, ms since the epoch. */
-int64_t fl_report_now_ms(void);
-
 /* "applied", "failed", ...: an Outcome's name for logs. */
 const char *fl_report_outcome_name(int outcome);
 

@@ -26,7 +26,7 @@
 #include "health.h"
 #include "log.h"
 #include "mem.h"
-#include "retry.h"
+#include "clock.h"
 #include "rollback.h"
 #include "session.h"
 #include "verify.h"
@@ -228,7 +228,7 @@ static void finish(struct fl_worker *w, struct job *j, bool started)
 	struct fl_buf packed = FL_BUF_INIT;
 	uint64_t jid;
 
-	r->finished_at_ms = fl_report_now_ms();
+	r->finished_at_ms = fl_wall_ms();
 	if (r->started_at_ms == 0)
 		r->started_at_ms = r->finished_at_ms;
 	jid = fl_journal_reserve(w->d.journal);
@@ -302,7 +302,7 @@ static void on_event(const struct fl_event *ev, void *arg)
 	struct job *j = arg;
 	char err[FL_ERRBUF_SIZE] = "";
 	struct fl_migration_report *m;
-	int64_t now = fl_report_now_ms();
+	int64_t now = fl_wall_ms();
 
 	if (ev->kind == FL_EVENT_START) {
 		j->current = fl_report_add_migration(&j->report, ev->migration->id);
@@ -382,7 +382,7 @@ static void report_basics(struct fl_worker *w, struct job *j)
 	r->rollout_id = fl_strdup(j->rollout_id);
 	r->tenant_id = fl_strdup(j->tenant_id);
 	r->kind = j->kind;
-	r->started_at_ms = fl_report_now_ms();
+	r->started_at_ms = fl_wall_ms();
 	{
 		char q[200];
 
@@ -463,7 +463,7 @@ static bool prepare(struct fl_worker *w, struct job *j)
 	    (const uint8_t(*)[FL_KEY_PUBLIC_BYTES])j->snap.cfg->wire.trusted_release_keys.keys;
 	ctx.n_trusted = j->snap.cfg->wire.trusted_release_keys.n;
 	ctx.project_id = j->snap.cfg->project_id;
-	ctx.now_ms = fl_report_now_ms();
+	ctx.now_ms = fl_wall_ms();
 	ctx.tenants = j->snap.tenants;
 	ctx.ledger = w->d.ledger;
 	ctx.releases = w->d.releases;
@@ -996,12 +996,7 @@ static void *watchdog_main(void *arg)
 				    (unsigned long long)j->id);
 				cancel_job(j, WHY_DEADLINE, NULL);
 			}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += WATCH_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = fl_timespec_in(CLOCK_REALTIME, WATCH_MS);
 		pthread_cond_timedwait(&w->watch, &w->mu, &ts);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -1235,8 +1230,7 @@ void fl_worker_shutdown(struct fl_worker *w, bool cancel, int64_t timeout_ms)
 			cancel_all(w);
 			cancel = true;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
+		ts = fl_timespec_in(CLOCK_REALTIME, 1000);
 		pthread_cond_timedwait(&w->done, &w->mu, &ts);
 	}
 	w->watch_stop = true;
@@ -1347,7 +1341,7 @@ void fl_worker_recover(const struct fl_worker_deps *d)
 				d->hooks.tenant_read(d->hooks.arg, e.tenant_id, &r.state);
 		}
 		fl_tenants_url_free(url);
-		r.finished_at_ms = fl_report_now_ms();
+		r.finished_at_ms = fl_wall_ms();
 		jid = fl_journal_reserve(d->journal);
 		if (fl_report_pack(&r, jid, &packed, err) != FL_OK ||
 		    fl_ledger_finish(d->ledger, e.assignment_id, O_CANCELED, r.finished_at_ms, jid,

@@ -22,7 +22,7 @@
 #include "log.h"
 #include "mem.h"
 #include "rep.h"
-#include "retry.h"
+#include "clock.h"
 #include "rpc.h"
 #include "wire.h"
 
@@ -896,13 +896,7 @@ static void *core_main(void *arg)
 
 			if (wait <= 0)
 				break;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += wait / 1000;
-			ts.tv_nsec += (wait % 1000) * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			ts = fl_timespec_in(CLOCK_MONOTONIC, wait); /* the cond's clock */
 			pthread_cond_timedwait(&core->cond, &core->mtx, &ts);
 		}
 		jobs = core->head;

@@ -14,7 +14,7 @@
 #include "log.h"
 #include "mem.h"
 #include "nng_quirks.h"
-#include "retry.h"
+#include "clock.h"
 
 /* How long closing the socket may take: nng 1.5.2 can wait forever on a
  * listener its issue #1518 left behind (nng_quirks.h); a coordinator must
@@ -337,10 +337,8 @@ static void *watchdog_main(void *arg)
 
 	pthread_mutex_lock(&r->mtx);
 	while (!r->stopping) {
-		struct timespec ts;
+		struct timespec ts = fl_timespec_in(CLOCK_REALTIME, 1000);
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
 		pthread_cond_timedwait(&r->watchdog_cond, &r->mtx, &ts);
 		if (r->stopping)
 			break;
@@ -443,14 +441,8 @@ void fl_rep_drain(struct fl_rep *r, int64_t timeout_ms)
 
 	pthread_mutex_lock(&r->mtx);
 	while (r->busy > 0 && fl_now_ms() < deadline) {
-		struct timespec ts;
+		struct timespec ts = fl_timespec_in(CLOCK_REALTIME, 20);
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
 		pthread_cond_timedwait(&r->cond, &r->mtx, &ts);
 	}
 	pthread_mutex_unlock(&r->mtx);

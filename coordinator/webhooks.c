@@ -25,7 +25,7 @@
 #include "json.h"
 #include "log.h"
 #include "mem.h"
-#include "retry.h"
+#include "clock.h"
 #include "store_rollouts.h"
 
 #define EVENT_CMD      "webhook_event"
@@ -540,16 +540,10 @@ static void *sender_main(void *arg)
 		int status;
 
 		if (h == NULL || h->head->due_ms > now) {
-			struct timespec ts;
 			int64_t until = h ? h->head->due_ms : now + 60000;
+			/* the cond's clock */
+			struct timespec ts = fl_timespec_in(CLOCK_MONOTONIC, until - now);
 
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += (time_t)((until - now) / 1000);
-			ts.tv_nsec += (long)((until - now) % 1000) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
 			pthread_cond_timedwait(&wh->cv, &wh->mu, &ts);
 			continue;
 		}

@@ -6,7 +6,7 @@
 #include "log.h"
 #include "mem.h"
 #include "mode.h"
-#include "retry.h"
+#include "clock.h"
 #include "session_internal.h"
 
 struct step {

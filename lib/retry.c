@@ -1,27 +1,8 @@
 #include "retry.h"
 
-#include <errno.h>
 #include <sodium.h>
-#include <time.h>
 
-int64_t fl_now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t fl_now_ms(void)
-{
-	return fl_now_us() / 1000;
-}
-
-void fl_sleep_ms(int64_t ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-	while (ms > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
+#include "clock.h"
 
 void fl_retry_start(struct fl_retry *r, const struct fl_retry_policy *policy)
 {

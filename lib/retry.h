@@ -32,8 +32,4 @@ void fl_retry_start(struct fl_retry *r, const struct fl_retry_policy *policy);
 /* Count a failed try. True, with the delay to wait, if another one fits. */
 bool fl_retry_next(struct fl_retry *r, int64_t *delay_ms);
 
-int64_t fl_now_ms(void); /* monotonic clock */
-int64_t fl_now_us(void); /* monotonic clock */
-void fl_sleep_ms(int64_t ms);
-
 #endif

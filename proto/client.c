@@ -13,7 +13,7 @@
 #include "keys.h"
 #include "nng_quirks.h"
 #include "mem.h"
-#include "retry.h"
+#include "clock.h"
 #include "rpc.h"
 #include "wire.h"
 

@@ -29,7 +29,7 @@
 #include "keys.h"
 #include "log.h"
 #include "mem.h"
-#include "retry.h"
+#include "clock.h"
 #include "roles.h"
 #include "wire.h"
 

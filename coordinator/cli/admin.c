@@ -19,7 +19,7 @@
 #include "identity.h"
 #include "mem.h"
 #include "peers.h"
-#include "retry.h"
+#include "clock.h"
 #include "roles.h"
 #include "wire.h"
 

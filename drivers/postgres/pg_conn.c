@@ -15,7 +15,7 @@
 #include "log.h"
 #include "mem.h"
 #include "pg_url.h"
-#include "retry.h"
+#include "clock.h"
 
 #define SLICE_MS 50 /* how often a wait looks at the cancel flag */
 

@@ -22,7 +22,7 @@
 #include "envelope.h"
 #include "log.h"
 #include "peers.h"
-#include "retry.h"
+#include "clock.h"
 
 #define BODY_LEN 1024
 #define ROUNDS   10

@@ -35,7 +35,7 @@
 #include "driver.h"
 #include "pg_conn.h"
 #include "pg_url.h"
-#include "retry.h"
+#include "clock.h"
 #include "session.h"
 #include "testutil.h"
 

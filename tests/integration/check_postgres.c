@@ -22,7 +22,7 @@
 #include "pg_conn.h"
 #include "pg_url.h"
 #include "postgres.h"
-#include "retry.h"
+#include "clock.h"
 
 static const struct fl_driver_ops *drv = &fl_postgres_driver;
 

@@ -110,7 +110,7 @@
 #include "migration.h"
 #include "peers.h"
 #include "release.h"
-#include "retry.h"
+#include "clock.h"
 #include "store.h"
 #include "store_sqlite_int.h"
 #include "wire.h"

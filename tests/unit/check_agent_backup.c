@@ -18,7 +18,7 @@
 
 #include "backup.h"
 #include "log.h"
-#include "retry.h"
+#include "clock.h"
 #include "testutil.h"
 
 #define URL     "postgresql:///tenantdb?host=/nonexistent&port=5999&user=flotilla&password=s3cret"

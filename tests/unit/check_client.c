@@ -20,7 +20,7 @@
 
 #include "client.h"
 #include "nng_quirks.h"
-#include "retry.h"
+#include "clock.h"
 #include "testutil.h"
 
 static char dir[200], path[256], url[300];

@@ -26,7 +26,7 @@
 #include "keys.h"
 #include "log.h"
 #include "peers.h"
-#include "retry.h"
+#include "clock.h"
 #include "store.h"
 #include "store_sqlite_int.h"
 #include "testutil.h"
