@@ -333,6 +333,19 @@ static struct sched_agent *agent_get(struct fl_scheduler *s, const uint8_t pk[FL
 	return a;
 }
 
+/* A tenant left unreachable while its agent was silent, the agent heard from
+ * again (or, after a restart, presumed alive): its work is due again, still
+ * issued or to be issued. */
+static enum fl_err reachable_again(struct fl_scheduler *s, struct sched_rollout *r,
+                                   struct sched_tenant *t, int64_t now_ms, char *errbuf)
+{
+	t->row.since_ms = 0;
+	return fl_sched_set_tenant(s, r, t,
+	                           t->out_id != 0 && t->out_kind == WK_APPLY ? FL_SCHED_ASSIGNED
+	                                                                     : FL_SCHED_PENDING,
+	                           now_ms, errbuf);
+}
+
 static void agent_unlink(struct sched_agent *a, const struct sched_rollout *r)
 {
 	for (size_t i = 0; i < a->n_links;)
@@ -817,6 +830,15 @@ enum fl_err fl_sched_load(struct fl_scheduler *s, const char *id, bool attach, i
 			}
 			out_add(s, r, (uint32_t)ti, as[i].id, as[i].kind, 0);
 		}
+		/* Unreachable as stored, its agent online here (a coordinator that
+		 * just started presumes every agent alive, agent_get): waiting
+		 * again. Else nothing would: agent_seen acts only on an agent it
+		 * had called silent, and the silence was the previous process's. */
+		for (size_t i = 0; i < r->n_t; i++)
+			if (r->t[i].row.state == FL_SCHED_UNREACHABLE &&
+			    r->ra[r->t[i].ra].a->online &&
+			    (e = reachable_again(s, r, &r->t[i], now_ms, errbuf)) != FL_OK)
+				goto fail;
 	}
 	*out = r;
 	e = FL_OK;
@@ -1039,14 +1061,8 @@ static enum fl_err agent_seen(struct fl_scheduler *s, struct sched_agent *a, int
 		for (size_t k = 0; k < ra->n; k++) {
 			struct sched_tenant *t = &r->t[ra->t[k]];
 
-			if (t->row.state != FL_SCHED_UNREACHABLE)
-				continue;
-			t->row.since_ms = 0;
-			if ((e = fl_sched_set_tenant(s, r, t,
-			                             t->out_id != 0 && t->out_kind == WK_APPLY
-			                                 ? FL_SCHED_ASSIGNED
-			                                 : FL_SCHED_PENDING,
-			                             now_ms, errbuf)) != FL_OK)
+			if (t->row.state == FL_SCHED_UNREACHABLE &&
+			    (e = reachable_again(s, r, t, now_ms, errbuf)) != FL_OK)
 				return e;
 		}
 	}

@@ -1179,6 +1179,45 @@ START_TEST(unreachable_wait)
 }
 END_TEST
 
+/* The coordinator restarts while an agent is silent: its tenants, stored as
+ * unreachable, go on when it is heard from again (the fault suite found them
+ * left unreachable for good: the new process had never called it silent). */
+START_TEST(unreachable_survives_restart)
+{
+	char id[32];
+	struct fl_rollout_reply rep;
+	Flotilla__V1__RolloutInfo *ri;
+
+	fx_up(true);
+	fx_fleet(2, 3, 0, 0);
+	start_ok(
+	    POLICY("  - {name: all, select: {percent: 100}, max_parallel: 1, max_failures: 0}\n",
+	           ""),
+	    id);
+	for (int i = 0; i < 200; i++) {
+		now += MINUTE;
+		ck_assert(fl_scheduler_tick(fx.s, now, err) == FL_OK);
+		poll_agent(0, 2 - (uint32_t)held_by(0));
+		for (size_t k = 0; k < fx.n_out;)
+			if (fx.out[k].agent == 0)
+				report_at(k, OC(APPLIED));
+			else
+				k++;
+	}
+	ri = info(id, &rep);
+	ck_assert_uint_eq(ri->waves[0]->tenants_unreachable, 3);
+	fl_rollout_reply_fini(&rep);
+	fx_restart();
+	ck_assert(fl_scheduler_hello(fx.s, fx.apk[1], now, err) == FL_OK);
+	ri = info(id, &rep);
+	ck_assert_uint_eq(ri->waves[0]->tenants_unreachable, 0);
+	fl_rollout_reply_fini(&rep);
+	run(NULL, 2, 50);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	fx_down();
+}
+END_TEST
+
 START_TEST(unreachable_fail)
 {
 	char id[32];
@@ -3866,6 +3905,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, inconclusive_pauses);
 	tcase_add_test(tc, busy_requeued);
 	tcase_add_test(tc, unreachable_wait);
+	tcase_add_test(tc, unreachable_survives_restart);
 	tcase_add_test(tc, unreachable_fail);
 	tcase_add_test(tc, order_expiry);
 	tcase_add_test(tc, pause_resume);
