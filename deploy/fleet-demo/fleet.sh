@@ -21,6 +21,9 @@
 #   fleet_wait_tenants N [SECONDS]    until the coordinator knows N tenants
 #   fleet_cleanup                     stop everything; call it when the caller exits
 #
+# The coordinator listens for agents on FLEET_AGENT_URL (fleet_init sets an ipc:// one);
+# agents dial FLEET_AGENT_DIAL_URL when set (a proxy in between, say), else that.
+#
 # Binaries: $FLOTILLA, $FL_COORDINATOR_BIN, $FL_AGENT_BIN, else found under $BUILD (default
 # ./build). Needs the variables pg-throwaway.sh exports (PGHOST, PGPORT, PGUSER).
 # Logs: DIR/logs/<name>.log (agents log JSON lines, with times to the millisecond).
@@ -133,7 +136,8 @@ _fleet_agent_config() { # NAME KIND DISCOVERY-YAML
 	chmod 700 "$FLEET_DIR/$name"
 	_fleet_keygen agent "$name"
 	_fleet_render "$FLEET_SELF_DIR/agent.yaml.in" "$FLEET_DIR/$name/agent.yaml" \
-		"DIR=$FLEET_DIR" "NAME=$name" "PROJECT=$FLEET_PROJECT" "AGENT_URL=$FLEET_AGENT_URL" \
+		"DIR=$FLEET_DIR" "NAME=$name" "PROJECT=$FLEET_PROJECT" \
+		"AGENT_URL=${FLEET_AGENT_DIAL_URL:-$FLEET_AGENT_URL}" \
 		"COORDINATOR_PUB=$FLEET_COORDINATOR_PUB" "RELEASE_PUB=$FLEET_RELEASE_PUB" \
 		"MAX_PARALLEL=$FLEET_MAX_PARALLEL" "PGHOST=$PGHOST" "PGPORT=$PGPORT" \
 		"PGUSER=${PGUSER:-postgres}" "KIND=$2" "DISCOVERY=$3"

@@ -14,6 +14,10 @@
 #     joined to ours by a veth pair whose end here goes down (skipped, with the reason,
 #     when namespaces cannot be made); on that path every packet is also delayed, some
 #     duplicated and reordered, where the kernel has netem (the table says);
+#   - delayed, reordered and duplicated messages, whatever the kernel: the agents reach the
+#     coordinator through tests/tools/fl_chaos_proxy.c, which holds each nng message
+#     5-35 ms and sends 2% of them twice (netem's duplicates never reach the programs: TCP
+#     drops them);
 #   - a replayed envelope (fl-testclient --send-twice) as an approved agent;
 #   - a rogue coordinator (tests/tools/rogue_coordinator) handing an agent of its own
 #     assignments outside the signed order; an agent whose clock is 10 minutes ahead (an
@@ -68,7 +72,7 @@ T0=$SECONDS
 # shellcheck disable=SC2034 # fleet.sh's
 FLEET_POLL_HOLD=2s FLEET_OFFLINE_AFTER=10s FLEET_MAX_PARALLEL=4
 fleet_test_init
-fl_on_exit 'fleet_cleanup; ff_tmpfs_teardown; ff_netns_teardown'
+fl_on_exit 'fleet_stop chaos-proxy; fleet_cleanup; ff_tmpfs_teardown; ff_netns_teardown'
 ff_netns_setup
 if [ -n "$FF_NS" ]; then
 	fl_log "agents in network namespace $FF_NS, the coordinator on $FF_COORD_IP; netem: $FF_NETEM"
@@ -80,6 +84,16 @@ while [ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]; do
 	port=$((port + 1))
 done
 FLEET_AGENT_URL=tcp://$FF_COORD_IP:$port
+# The agents dial the chaos proxy, on our side of the veth, which dials the coordinator.
+pport=$((port + 1))
+while [ -n "$(ss -Hltn "sport = :$pport" 2>/dev/null)" ]; do
+	pport=$((pport + 1))
+done
+: "${FL_CHAOS_PROXY:?run under ctest (FL_CHAOS_PROXY)}"
+CHAOS_STATS=$FLEET_DIR/chaos.stats
+_fleet_spawn chaos-proxy "$FL_CHAOS_PROXY" --listen "$FF_COORD_IP:$pport" \
+	--to "$FF_COORD_IP:$port" --seed "$seed" --delay 5-35 --duplicate 2 --stats "$CHAOS_STATS"
+FLEET_AGENT_DIAL_URL=tcp://$FF_COORD_IP:$pport
 ff_tmpfs_setup "$FLEET_DIR/coordinator" 48m
 [ -n "$FF_TMPFS" ] || echo "faults: SKIPPED the full disk: $FF_TMPFS_WHY" >&2
 
@@ -718,6 +732,19 @@ if [ "$end_state" = completed ]; then
 	pending=$(q "SELECT count(*) FROM rollout_tenants WHERE rollout_id = '$FLEET_ROLLOUT' AND state NOT IN (3, 4, 5)")
 	[ "$pending" = 0 ] || ff_violation "$pending tenants of the completed $FLEET_ROLLOUT are neither applied nor failed"
 fi
+
+# What the chaos proxy did (it writes its counts when told to stop).
+fleet_stop chaos-proxy
+if [ -s "$CHAOS_STATS" ]; then
+	for k in delayed reordered duplicated; do
+		n=$(awk -v k="$k" '$1 == k { print $2 }' "$CHAOS_STATS")
+		[ "${n:-0}" = 0 ] || FF_COUNT[message_$k]=$n
+	done
+else
+	ff_violation "the chaos proxy left no counts (it died?)"
+fi
+[ "${FF_COUNT[message_duplicated]:-0}" -gt 0 ] && [ "${FF_COUNT[message_reordered]:-0}" -gt 0 ] ||
+	fl_fail "the chaos proxy duplicated ${FF_COUNT[message_duplicated]:-0} and reordered ${FF_COUNT[message_reordered]:-0} messages: too few to count"
 
 # ---- the table -----------------------------------------------------------------------------------
 {
