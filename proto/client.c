@@ -29,10 +29,20 @@ struct fl_client {
 	uint8_t keys[FL_CLIENT_MAX_KEYS][FL_PEER_KEY_LEN];
 	size_t n_keys;
 	atomic_size_t cur;   /* index of the key requests are sealed for */
-	atomic_bool closed;  /* fl_client_close ran */
+	atomic_bool closed;  /* fl_client_close ran; set under ctx_mtx */
 	bool stuck;          /* nng could not close the socket (nng_quirks.h) */
 	pthread_mutex_t mtx; /* sealing and handing to nng happen in one order */
-	int pipes;           /* connections up, under mtx */
+	/* The socket is closed only with no request under way: nng 1.5.2 may
+	 * panic in its own threads ("pthread_mutex_unlock: Invalid argument",
+	 * an agent's SIGTERM in CI) when nng_close meets contexts with an aio
+	 * in progress. fl_client_close sets closed, cancels what is listed
+	 * here, waits for the list to empty, then closes; no context call is
+	 * made once closed is set. All under ctx_mtx. */
+	pthread_mutex_t ctx_mtx;
+	pthread_cond_t idle;  /* the list emptied */
+	struct xchg **active; /* requests with a context open */
+	size_t n_active, cap_active;
+	int pipes; /* connections up, under mtx */
 };
 
 /* One request on the wire: a context and an aio of its own. */
@@ -110,8 +120,12 @@ enum fl_err fl_client_new(struct fl_envelope *ep, const char *url,
 	atomic_init(&c->cur, 0);
 	atomic_init(&c->closed, false);
 	pthread_mutex_init(&c->mtx, NULL);
+	pthread_mutex_init(&c->ctx_mtx, NULL);
+	pthread_cond_init(&c->idle, NULL);
 
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
+		pthread_cond_destroy(&c->idle);
+		pthread_mutex_destroy(&c->ctx_mtx);
 		pthread_mutex_destroy(&c->mtx);
 		free(c->url);
 		free(c);
@@ -148,8 +162,21 @@ enum fl_err fl_client_new(struct fl_envelope *ep, const char *url,
 
 void fl_client_close(struct fl_client *c)
 {
-	if (c != NULL && !atomic_exchange(&c->closed, true) &&
-	    !fl_nng_close_within(c->sock, CLOSE_WAIT_MS))
+	struct timespec until = fl_timespec_in(CLOCK_REALTIME, CLOSE_WAIT_MS);
+	bool was;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->ctx_mtx);
+	was = atomic_exchange(&c->closed, true);
+	for (size_t i = 0; !was && i < c->n_active; i++)
+		nng_aio_cancel(c->active[i]->aio);
+	/* each ends with NNG_ECANCELED and leaves the list (xchg_close) */
+	while (!was && c->n_active > 0 &&
+	       pthread_cond_timedwait(&c->idle, &c->ctx_mtx, &until) == 0)
+		;
+	pthread_mutex_unlock(&c->ctx_mtx);
+	if (!was && !fl_nng_close_within(c->sock, CLOSE_WAIT_MS))
 		c->stuck = true;
 }
 
@@ -162,7 +189,10 @@ void fl_client_free(struct fl_client *c)
 		fl_nng_abandon(c);
 		return;
 	}
+	pthread_cond_destroy(&c->idle);
+	pthread_mutex_destroy(&c->ctx_mtx);
 	pthread_mutex_destroy(&c->mtx);
+	free(c->active);
 	free(c->url);
 	free(c);
 }
@@ -179,8 +209,10 @@ static int64_t remaining(int64_t deadline)
 	return left > 0 ? left : 0;
 }
 
-static void xchg_close(struct xchg *x)
+/* Ends x whole under ctx_mtx: fl_client_close may be cancelling its aio. */
+static void xchg_close(struct fl_client *c, struct xchg *x)
 {
+	pthread_mutex_lock(&c->ctx_mtx);
 	if (x->aio != NULL) {
 		nng_aio_stop(x->aio);
 		nng_msg_free(nng_aio_get_msg(x->aio)); /* a send that never went */
@@ -188,9 +220,18 @@ static void xchg_close(struct xchg *x)
 		nng_aio_free(x->aio);
 		x->aio = NULL;
 	}
-	if (x->open)
+	if (x->open) { /* before the socket closes: fl_client_close waits for it */
 		nng_ctx_close(x->ctx);
+		for (size_t i = 0; i < c->n_active; i++)
+			if (c->active[i] == x) {
+				c->active[i] = c->active[--c->n_active];
+				break;
+			}
+		if (c->n_active == 0)
+			pthread_cond_broadcast(&c->idle);
+	}
 	x->open = false;
+	pthread_mutex_unlock(&c->ctx_mtx);
 }
 
 /* Hand data to nng on a new context: the caller holds c->mtx, so requests
@@ -202,26 +243,37 @@ static enum fl_err xchg_start(struct fl_client *c, struct xchg *x, const void *d
 	int rv;
 
 	memset(x, 0, sizeof(*x));
-	if (atomic_load(&c->closed))
-		return fl_errf(errbuf, FL_ECANCELED, "request to '%s' canceled", c->url);
-	if ((rv = nng_ctx_open(&x->ctx, c->sock)) != 0)
-		return rv == NNG_ECLOSED
-		           ? fl_errf(errbuf, FL_ECANCELED, "request to '%s' canceled", c->url)
-		           : nng_fail(errbuf, "open a context to", c->url, rv);
-	x->open = true;
-	if ((rv = nng_ctx_set_ms(x->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) != 0 ||
-	    (rv = nng_aio_alloc(&x->aio, NULL, NULL)) != 0 || (rv = nng_msg_alloc(&msg, 0)) != 0) {
-		xchg_close(x);
+	if ((rv = nng_aio_alloc(&x->aio, NULL, NULL)) != 0 || (rv = nng_msg_alloc(&msg, 0)) != 0) {
+		xchg_close(c, x);
 		return nng_fail(errbuf, "send to", c->url, rv);
 	}
 	if ((rv = nng_msg_append(msg, data, len)) != 0) {
 		nng_msg_free(msg);
-		xchg_close(x);
+		xchg_close(c, x);
 		return nng_fail(errbuf, "send to", c->url, rv);
 	}
-	nng_aio_set_msg(x->aio, msg);
-	nng_aio_set_timeout(x->aio, (nng_duration)remaining(deadline));
-	nng_ctx_send(x->ctx, x->aio);
+	pthread_mutex_lock(&c->ctx_mtx);
+	rv = atomic_load(&c->closed) ? NNG_ECLOSED : nng_ctx_open(&x->ctx, c->sock);
+	x->open = rv == 0;
+	if (rv == 0) {
+		c->active = fl_grow(c->active, &c->cap_active, c->n_active + 1, sizeof(*c->active));
+		c->active[c->n_active++] = x;
+	}
+	if (rv == 0)
+		rv = nng_ctx_set_ms(x->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	if (rv == 0) {
+		nng_aio_set_msg(x->aio, msg);
+		nng_aio_set_timeout(x->aio, (nng_duration)remaining(deadline));
+		nng_ctx_send(x->ctx, x->aio);
+	}
+	pthread_mutex_unlock(&c->ctx_mtx);
+	if (rv != 0) {
+		nng_msg_free(msg);
+		xchg_close(c, x);
+		return rv == NNG_ECLOSED
+		           ? fl_errf(errbuf, FL_ECANCELED, "request to '%s' canceled", c->url)
+		           : nng_fail(errbuf, "open a context to", c->url, rv);
+	}
 	return FL_OK;
 }
 
@@ -230,6 +282,7 @@ static enum fl_err xchg_finish(struct fl_client *c, struct xchg *x, int64_t dead
                                struct fl_buf *reply, char *errbuf)
 {
 	enum fl_err e = FL_OK;
+	bool closed;
 	nng_msg *msg;
 	int rv;
 
@@ -248,7 +301,15 @@ static enum fl_err xchg_finish(struct fl_client *c, struct xchg *x, int64_t dead
 		goto out;
 	}
 	nng_aio_set_timeout(x->aio, (nng_duration)remaining(deadline));
-	nng_ctx_recv(x->ctx, x->aio);
+	pthread_mutex_lock(&c->ctx_mtx);
+	closed = atomic_load(&c->closed);
+	if (!closed)
+		nng_ctx_recv(x->ctx, x->aio);
+	pthread_mutex_unlock(&c->ctx_mtx);
+	if (closed) {
+		e = fl_errf(errbuf, FL_ECANCELED, "request to '%s' canceled", c->url);
+		goto out;
+	}
 	nng_aio_wait(x->aio);
 	if ((rv = nng_aio_result(x->aio)) != 0) {
 		if (rv == NNG_ETIMEDOUT && !fl_client_connected(c))
@@ -271,7 +332,7 @@ static enum fl_err xchg_finish(struct fl_client *c, struct xchg *x, int64_t dead
 		e = fl_errf(errbuf, FL_EPARSE, "reply from '%s' is too large", c->url);
 	nng_msg_free(msg);
 out:
-	xchg_close(x);
+	xchg_close(c, x);
 	return e;
 }
 

@@ -176,6 +176,61 @@ START_TEST(closing_a_churned_socket_is_bounded)
 }
 END_TEST
 
+/* Requests under way on several threads while another closes the client
+ * (an agent's SIGTERM ends its long poll so): every request ends canceled,
+ * and nothing panics. With nng 1.5.2 a context call racing nng_close can
+ * free the context under the caller ("pthread_mutex_unlock: Invalid
+ * argument", an agent in CI); the client keeps the two apart. */
+struct requester {
+	struct fl_client *c;
+	enum fl_err last;
+	int sent;
+};
+
+static void *request_until_closed(void *arg)
+{
+	struct requester *r = arg;
+	char err[FL_ERRBUF_SIZE] = "";
+	struct fl_buf reply;
+
+	fl_buf_init(&reply, 1024);
+	do {
+		r->last = fl_client_send_raw(r->c, "x", 1, 2 + r->sent % 3, &reply, err);
+		r->sent++;
+	} while (r->last != FL_ECANCELED);
+	fl_buf_fini(&reply);
+	return NULL;
+}
+
+START_TEST(closing_while_requests_are_under_way_is_safe)
+{
+	nng_socket rep;
+
+	/* a coordinator that takes requests and never answers */
+	ck_assert_int_eq(nng_rep0_open(&rep), 0);
+	ck_assert_int_eq(nng_listen(rep, url, NULL, 0), 0);
+	for (int round = 0; round < 300; round++) {
+		struct requester r[4];
+		pthread_t t[4];
+		struct fl_client *c = new_client();
+
+		for (int i = 0; i < 4; i++) {
+			r[i] = (struct requester){.c = c};
+			ck_assert_int_eq(pthread_create(&t[i], NULL, request_until_closed, &r[i]),
+			                 0);
+		}
+		nap_us(100L * (round % 30)); /* close at every stage of a request */
+		fl_client_close(c);
+		for (int i = 0; i < 4; i++) {
+			pthread_join(t[i], NULL);
+			ck_assert_int_eq(r[i].last, FL_ECANCELED);
+		}
+		fl_client_free(c);
+	}
+	ck_assert(fl_nng_close_within(rep, 5000));
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("client");
@@ -185,6 +240,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, replacing_the_dialer_while_it_connects_does_not_hang);
 	tcase_add_test(tc, closing_a_churned_socket_is_bounded);
+	tcase_add_test(tc, closing_while_requests_are_under_way_is_safe);
 	suite_add_tcase(s, tc);
 	return s;
 }
