@@ -14,12 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "duration.h"
 #include "envelope.h"
 #include "identity.h"
 #include "mem.h"
 #include "peers.h"
-#include "clock.h"
 #include "roles.h"
 #include "wire.h"
 
@@ -413,14 +413,6 @@ enum fl_err cli_enum_parse(const ProtobufCEnumDescriptor *d, const char *name, i
 		}
 	}
 	return FL_EINVAL;
-}
-
-int64_t cli_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 const char *cli_time(int64_t at_ms, char *buf, size_t n)

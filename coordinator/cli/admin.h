@@ -129,8 +129,6 @@ const char *cli_enum_name(const ProtobufCEnumDescriptor *d, int value, char *buf
 enum fl_err cli_enum_parse(const ProtobufCEnumDescriptor *d, const char *name, int *value);
 #define CLI_ENUM_NAME_MAX 64
 
-/* Wall clock, milliseconds since the epoch. */
-int64_t cli_now_ms(void);
 /* "2025-11-24 12:00:03Z" (UTC); "-" for 0. */
 const char *cli_time(int64_t at_ms, char *buf, size_t n);
 /* "3m12s ago", "in 5m"; "never" for 0. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "clock.h"
 #include "peers.h"
 #include "wire.h"
 
@@ -134,7 +135,7 @@ static int do_list(struct cli *c, struct args *a)
 	const Flotilla__V1__AgentListResponse *l;
 	Flotilla__V1__AdminResponse *resp;
 	Flotilla__V1__Message *reply = NULL;
-	int64_t now = cli_now_ms();
+	int64_t now = fl_wall_ms();
 	int code;
 
 	if ((code = cli_admin_connect(&a->adm, c)) != CLI_OK)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "clock.h"
 #include "wire.h"
 
 #define SINCE_DEFAULT_MS (INT64_C(24) * 3600000)
@@ -56,7 +57,7 @@ static int own(struct cli *c, int opt, const char *arg, void *ctx)
 		return code;
 	switch (opt) {
 	case OPT_SINCE:
-		if (cli_since(arg, cli_now_ms(), &a->since_ms, errbuf) != FL_OK)
+		if (cli_since(arg, fl_wall_ms(), &a->since_ms, errbuf) != FL_OK)
 			return cli_usage_error(c, "--since: %s", errbuf);
 		a->gave_since = true;
 		return CLI_OK;
@@ -148,7 +149,7 @@ int cmd_audit(int argc, char **argv)
 	}
 	if ((code = cli_admin_connect(&a.adm, &c)) != CLI_OK)
 		goto out;
-	q.since_ms = a.all ? 0 : a.gave_since ? a.since_ms : cli_now_ms() - SINCE_DEFAULT_MS;
+	q.since_ms = a.all ? 0 : a.gave_since ? a.since_ms : fl_wall_ms() - SINCE_DEFAULT_MS;
 	q.actor_key_id = (char *)(a.actor != NULL ? a.actor : "");
 	req.command_case = FLOTILLA__V1__ADMIN_REQUEST__COMMAND_AUDIT_QUERY;
 	req.audit_query = &q;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "admin.h"
+#include "clock.h"
 #include "http_token.h"
 
 enum { OPT_TOKEN_KEY = 'k', OPT_TTL = 't' };
@@ -75,7 +76,7 @@ int cmd_http_token(int argc, char **argv)
 		return cli_usage_error(&c, "no operator key: pass --key FILE or set FLOTILLA_KEY");
 	if ((rv = fl_key_file_load(a.key, FL_KEY_OPERATOR, &key, errbuf)) != FL_OK)
 		return cli_fail(rv, errbuf);
-	expires = cli_now_ms() + a.ttl_ms;
+	expires = fl_wall_ms() + a.ttl_ms;
 	fl_http_token_make(&key, expires, token);
 	fl_key_fini(&key);
 	if (c.json) {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "clock.h"
 #include "release.h"
 #include "wire.h"
 
@@ -247,7 +248,7 @@ static int do_list(int argc, char **argv)
 	} else if (rl->n_releases == 0) {
 		printf("no releases: push one with 'flotilla release push FILE'\n");
 	} else {
-		int64_t now = cli_now_ms();
+		int64_t now = fl_wall_ms();
 
 		printf("%-12s  %-10s  %-16s %5s  %4s  %-36s  %s\n", "RELEASE", "NAME", "PROJECT",
 		       "SEQ", "MIGR", "HEAD", "PUSHED");

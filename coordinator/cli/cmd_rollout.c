@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "clock.h"
 #include "duration.h"
 #include "lint.h"
 #include "mem.h"
@@ -423,7 +424,7 @@ static void rollout_head_text(const Flotilla__V1__RolloutInfo *r, int64_t now, c
 static void rollout_text(const Flotilla__V1__RolloutInfo *r)
 {
 	char b[CLI_ENUM_NAME_MAX], h[16], t[32], ago[32], sel[300], line[512], counts[160];
-	int64_t now = cli_now_ms();
+	int64_t now = fl_wall_ms();
 
 	rollout_head_text(r, now, line, sizeof(line));
 	printf("%s\n", line);
@@ -915,7 +916,7 @@ static int order_build(struct cli *c, struct args *a, struct order_ctx *o)
 	p.target_migration_id = target;
 	p.selector = &o->selector;
 	p.policy = &o->policy;
-	p.created_at_ms = cli_now_ms();
+	p.created_at_ms = fl_wall_ms();
 	p.expires_at_ms =
 	    p.created_at_ms + (a->expires_ms > 0 ? a->expires_ms : EXPIRES_DEFAULT_MS);
 	p.reason = a->reason;
@@ -1018,7 +1019,7 @@ static void draw_tty(struct watch *w, const Flotilla__V1__RolloutInfo *r, const 
 {
 	struct fl_buf b = FL_BUF_INIT;
 	char line[512], counts[160];
-	int64_t now = cli_now_ms();
+	int64_t now = fl_wall_ms();
 	int width = term_width(), n = 0;
 	size_t max, first, last;
 
@@ -1080,7 +1081,7 @@ static void draw_tty(struct watch *w, const Flotilla__V1__RolloutInfo *r, const 
 static void draw_plain(struct watch *w, const Flotilla__V1__RolloutInfo *r)
 {
 	char line[640], text[512], counts[160], t[32];
-	int64_t now = cli_now_ms();
+	int64_t now = fl_wall_ms();
 	time_t secs = (time_t)(now / 1000);
 	struct tm tm;
 
@@ -1143,7 +1144,7 @@ static int ended(const Flotilla__V1__RolloutInfo *r, bool want_rollback)
 	case FLOTILLA__V1__ROLLOUT_STATE__ROLLOUT_STATE_ROLLED_BACK:
 		return want_rollback ? CLI_OK : CLI_ROLLED_BACK;
 	case FLOTILLA__V1__ROLLOUT_STATE__ROLLOUT_STATE_HALTED:
-		if ((r->expires_at_ms > 0 && cli_now_ms() >= r->expires_at_ms) ||
+		if ((r->expires_at_ms > 0 && fl_wall_ms() >= r->expires_at_ms) ||
 		    (r->state_reason != NULL && strstr(r->state_reason, "expired") != NULL))
 			return CLI_EXPIRED;
 		return CLI_HALTED;
@@ -1165,7 +1166,7 @@ static int watch_rollout(struct cli *c, struct args *a, const char *id, bool wan
 	Flotilla__V1__AdminRequest req = FLOTILLA__V1__ADMIN_REQUEST__INIT;
 	Flotilla__V1__RolloutStatusRequest st = FLOTILLA__V1__ROLLOUT_STATUS_REQUEST__INIT;
 	int64_t interval = a->interval_ms > 0 ? a->interval_ms : WATCH_INTERVAL_MS;
-	int64_t deadline = a->wait_timeout_ms > 0 ? cli_now_ms() + a->wait_timeout_ms : 0;
+	int64_t deadline = a->wait_timeout_ms > 0 ? fl_wall_ms() + a->wait_timeout_ms : 0;
 	char errbuf[FL_ERRBUF_SIZE], b[CLI_ENUM_NAME_MAX];
 	bool down = false;
 	struct watch w = {0};
@@ -1236,7 +1237,7 @@ static int watch_rollout(struct cli *c, struct args *a, const char *id, bool wan
 			}
 		}
 		fl_wire_free(reply);
-		if (deadline > 0 && cli_now_ms() + interval > deadline) {
+		if (deadline > 0 && fl_wall_ms() + interval > deadline) {
 			fprintf(stderr, "flotilla: rollout %s still going after --wait-timeout\n",
 			        id);
 			code = CLI_WAIT_TIMEOUT;
@@ -1441,7 +1442,7 @@ static int do_list(struct cli *c, struct args *a)
 {
 	Flotilla__V1__RolloutStatusResponse *st;
 	Flotilla__V1__Message *reply = NULL;
-	int64_t now = cli_now_ms();
+	int64_t now = fl_wall_ms();
 	int code;
 
 	if ((code = cli_admin_connect(&a->adm, c)) != CLI_OK ||
@@ -1510,7 +1511,7 @@ static int show_changed(struct cli *c, const char *verb, const Flotilla__V1__Rol
 		jw_fini(&w);
 		return CLI_OK;
 	}
-	rollout_head_text(r, cli_now_ms(), line, sizeof(line));
+	rollout_head_text(r, fl_wall_ms(), line, sizeof(line));
 	printf("%s %s%s\n%s\n", verb, r->id, extra != NULL ? extra : "", line);
 	return CLI_OK;
 }
@@ -1782,7 +1783,7 @@ static int do_rollback(struct cli *c, struct args *a)
 	p.release_hash = r->release_hash.data;
 	p.target_migration_id = a->to;
 	p.selector = &sel;
-	p.created_at_ms = cli_now_ms();
+	p.created_at_ms = fl_wall_ms();
 	p.expires_at_ms =
 	    p.created_at_ms + (a->expires_ms > 0 ? a->expires_ms : EXPIRES_DEFAULT_MS);
 	p.reason = a->reason;

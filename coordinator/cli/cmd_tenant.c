@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "clock.h"
 #include "duration.h"
 #include "wire.h"
 
@@ -93,7 +94,7 @@ static void show_text(const Flotilla__V1__TenantShowResponse *t)
 {
 	const Flotilla__V1__TenantStatus *s = t->tenant;
 	char b[CLI_ENUM_NAME_MAX], labels[256], tm[32], d[32], q[512];
-	int64_t now = cli_now_ms();
+	int64_t now = fl_wall_ms();
 
 	printf("tenant %s\n", s->tenant_id);
 	printf("  agent        %s, database %s%s%s\n", *s->agent_id ? s->agent_id : "-",
