@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keys.h"
-#include "nng_quirks.h"
-#include "mem.h"
 #include "clock.h"
+#include "keys.h"
+#include "mem.h"
+#include "nng_quirks.h"
 #include "rpc.h"
 #include "wire.h"
 
@@ -258,9 +258,8 @@ static enum fl_err xchg_start(struct fl_client *c, struct xchg *x, const void *d
 	if (rv == 0) {
 		c->active = fl_grow(c->active, &c->cap_active, c->n_active + 1, sizeof(*c->active));
 		c->active[c->n_active++] = x;
-	}
-	if (rv == 0)
 		rv = nng_ctx_set_ms(x->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	}
 	if (rv == 0) {
 		nng_aio_set_msg(x->aio, msg);
 		nng_aio_set_timeout(x->aio, (nng_duration)remaining(deadline));
