@@ -261,13 +261,13 @@ check_tenants() {
 # server_cpu_ms: the CPU time, in ms, of the PostgreSQL backends that have exited (the
 # postmaster reaps them: its children's user and system time).
 server_cpu_ms() {
-	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.0f\n", ($14 + $15) * 1000 / hz }' \
-		"/proc/$(head -n 1 "$FL_PG_DATA/postmaster.pid")/stat"
+	cpu_ms "$(head -n 1 "$FL_PG_DATA/postmaster.pid")" children
 }
-# cpu_ms PID: the process's own CPU time (every thread's), in ms.
+# cpu_ms PID [children]: the process's own CPU time (every thread's), or with "children"
+# that of its children it reaped, in ms (/proc/PID/stat: utime stime cutime cstime).
 cpu_ms() {
-	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.0f\n", ($12 + $13) * 1000 / hz }' \
-		"/proc/$1/stat"
+	awk -v hz="$(getconf CLK_TCK)" -v f=$([ "${2:-}" = children ] && echo 14 || echo 12) \
+		'{ sub(/^.*\) /, ""); printf "%.0f\n", ($f + $(f + 1)) * 1000 / hz }' "/proc/$1/stat"
 }
 
 # time_lower_bound: prints "MS CLIENT_CPU_MS SERVER_CPU_MS".

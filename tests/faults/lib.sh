@@ -20,6 +20,15 @@ ff_rand() {
 	echo $(((RANDOM * 32768 + RANDOM) % $1))
 }
 
+# ff_free_port FROM: the first TCP port from FROM on that nothing listens on.
+ff_free_port() {
+	local port=$1
+	while [ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]; do
+		port=$((port + 1))
+	done
+	echo "$port"
+}
+
 # ff_count KIND: one more fault of that kind injected.
 ff_count() {
 	FF_COUNT[$1]=$((${FF_COUNT[$1]:-0} + 1))

@@ -79,16 +79,10 @@ if [ -n "$FF_NS" ]; then
 else
 	echo "faults: SKIPPED the network cut (and netem): $FF_NETNS_WHY" >&2
 fi
-port=$((30000 + $$ % 20000))
-while [ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]; do
-	port=$((port + 1))
-done
+port=$(ff_free_port $((30000 + $$ % 20000)))
 FLEET_AGENT_URL=tcp://$FF_COORD_IP:$port
 # The agents dial the chaos proxy, on our side of the veth, which dials the coordinator.
-pport=$((port + 1))
-while [ -n "$(ss -Hltn "sport = :$pport" 2>/dev/null)" ]; do
-	pport=$((pport + 1))
-done
+pport=$(ff_free_port $((port + 1)))
 : "${FL_CHAOS_PROXY:?run under ctest (FL_CHAOS_PROXY)}"
 CHAOS_STATS=$FLEET_DIR/chaos.stats
 _fleet_spawn chaos-proxy "$FL_CHAOS_PROXY" --listen "$FF_COORD_IP:$pport" \

@@ -169,10 +169,15 @@ static void enqueue(struct dir *d, const uint8_t *bytes, size_t len, int64_t due
 	*p = f;
 }
 
-static unsigned draw_delay(void)
+/* Queue a message (or its copy) after a delay drawn from --delay; counted as
+ * delayed when that is not 0. */
+static void enqueue_delayed(struct dir *d, const uint8_t *bytes, size_t len, int64_t now)
 {
-	return delay_min +
-	       (delay_max > delay_min ? next_random() % (delay_max - delay_min + 1) : 0);
+	unsigned delay =
+	    delay_min + (delay_max > delay_min ? next_random() % (delay_max - delay_min + 1) : 0);
+
+	stats.delayed += delay > 0;
+	enqueue(d, bytes, len, now + delay, d->next_seq++);
 }
 
 /* Cut what came in into messages and queue them. False: not nng's framing. */
@@ -198,11 +203,10 @@ static bool frame_input(struct dir *d)
 		if (d->in_len - at < 8 + n)
 			break;
 		stats.messages++;
-		stats.delayed++;
-		enqueue(d, d->in + at, 8 + (size_t)n, now + draw_delay(), d->next_seq++);
+		enqueue_delayed(d, d->in + at, 8 + (size_t)n, now);
 		if (next_random() % 100 < dup_percent) {
 			stats.duplicated++;
-			enqueue(d, d->in + at, 8 + (size_t)n, now + draw_delay(), d->next_seq++);
+			enqueue_delayed(d, d->in + at, 8 + (size_t)n, now);
 		}
 		at += 8 + (size_t)n;
 	}
