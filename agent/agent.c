@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "discovery.h"
 #include "file.h"
 #include "keys.h"
@@ -18,7 +19,6 @@
 #include "mem.h"
 #include "pull.h"
 #include "recfile.h"
-#include "clock.h"
 #include "sd_notify.h"
 
 #define SYNC_EVERY_MS 10000 /* peers.seq fsync */

@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "mem.h"
 #include "clock.h"
+#include "mem.h"
 #include "tenants.h"
 
 #define KILL_GRACE_MS 5000

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "mem.h"
 #include "pg_conn.h"
-#include "clock.h"
 
 #define BOOLOID 16
 

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "file.h"
 #include "log.h"
 #include "mem.h"
-#include "clock.h"
 #include "rpc.h"
 #include "wire.h"
 

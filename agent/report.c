@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "mem.h"
 #include "plan.h"
-#include "clock.h"
 #include "utf8.h"
 #include "wire.h"
 

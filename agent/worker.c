@@ -22,11 +22,11 @@
 #include <string.h>
 
 #include "backup.h"
+#include "clock.h"
 #include "deploy.h"
 #include "health.h"
 #include "log.h"
 #include "mem.h"
-#include "clock.h"
 #include "rollback.h"
 #include "session.h"
 #include "verify.h"

@@ -17,12 +17,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "enroll.h"
 #include "keys.h"
 #include "log.h"
 #include "mem.h"
 #include "rep.h"
-#include "clock.h"
 #include "rpc.h"
 #include "wire.h"
 

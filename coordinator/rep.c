@@ -11,10 +11,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "mem.h"
 #include "nng_quirks.h"
-#include "clock.h"
 
 /* How long closing the socket may take: nng 1.5.2 can wait forever on a
  * listener its issue #1518 left behind (nng_quirks.h); a coordinator must

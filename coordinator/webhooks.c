@@ -20,12 +20,12 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "file.h"
 #include "flotilla.pb-c.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
-#include "clock.h"
 #include "store_rollouts.h"
 
 #define EVENT_CMD      "webhook_event"

@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "mem.h"
 #include "mode.h"
-#include "clock.h"
 #include "session_internal.h"
 
 struct step {

@@ -26,10 +26,10 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "clock.h"
 #include "keys.h"
 #include "log.h"
 #include "mem.h"
-#include "clock.h"
 #include "roles.h"
 #include "wire.h"
 

@@ -7,10 +7,10 @@
 #include <string.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "mem.h"
 #include "pg_history.h"
-#include "clock.h"
 #include "retry.h"
 
 #define AGAIN    (-1) /* settle(): the failure was transient; try again now */

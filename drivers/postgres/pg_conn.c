@@ -11,11 +11,11 @@
 #include <sys/socket.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "duration.h"
 #include "log.h"
 #include "mem.h"
 #include "pg_url.h"
-#include "clock.h"
 
 #define SLICE_MS 50 /* how often a wait looks at the cancel flag */
 

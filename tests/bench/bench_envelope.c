@@ -19,10 +19,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "envelope.h"
 #include "log.h"
 #include "peers.h"
-#include "clock.h"
 
 #define BODY_LEN 1024
 #define ROUNDS   10

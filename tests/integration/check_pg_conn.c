@@ -32,10 +32,10 @@
 #include <unistd.h>
 
 #include "checksum.h"
+#include "clock.h"
 #include "driver.h"
 #include "pg_conn.h"
 #include "pg_url.h"
-#include "clock.h"
 #include "session.h"
 #include "testutil.h"
 

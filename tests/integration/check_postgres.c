@@ -16,13 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "driver.h"
 #include "log.h"
 #include "mode.h"
 #include "pg_conn.h"
 #include "pg_url.h"
 #include "postgres.h"
-#include "clock.h"
 
 static const struct fl_driver_ops *drv = &fl_postgres_driver;
 

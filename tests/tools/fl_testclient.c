@@ -95,13 +95,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "buf.h"
 #include "checksum.h"
 #include "client.h"
+#include "clock.h"
 #include "envelope.h"
 #include "file.h"
 #include "identity.h"
-#include "arena.h"
 #include "json.h"
 #include "keys.h"
 #include "label.h"
@@ -110,7 +111,6 @@
 #include "migration.h"
 #include "peers.h"
 #include "release.h"
-#include "clock.h"
 #include "store.h"
 #include "store_sqlite_int.h"
 #include "wire.h"

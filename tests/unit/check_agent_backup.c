@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "backup.h"
-#include "log.h"
 #include "clock.h"
+#include "log.h"
 #include "testutil.h"
 
 #define URL     "postgresql:///tenantdb?host=/nonexistent&port=5999&user=flotilla&password=s3cret"

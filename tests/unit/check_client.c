@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "client.h"
-#include "nng_quirks.h"
 #include "clock.h"
+#include "nng_quirks.h"
 #include "testutil.h"
 
 static char dir[200], path[256], url[300];
