@@ -592,8 +592,8 @@ enum fl_err fl_ledger_step(struct fl_ledger *l, uint64_t assignment_id, bool rev
                            const char *migration_id, char *errbuf)
 {
 	struct fl_buf b = FL_BUF_INIT;
+	struct fl_recfile_ticket ticket = {0};
 	struct fl_ledger_entry *e;
-	int ticket = -1;
 	enum fl_err rv;
 
 	pthread_mutex_lock(&l->mu);
@@ -605,10 +605,10 @@ enum fl_err fl_ledger_step(struct fl_ledger *l, uint64_t assignment_id, bool rev
 	}
 	fl_rec_put_u8(&b, reverted ? STEP_REVERTED : STEP_APPLIED);
 	fl_rec_put_str(&b, migration_id);
-	/* Synced outside the lock (group commit): every worker records a step
-	 * per migration, and one fdatasync after another under the lock was
-	 * most of the agent's cost per tenant (tests/bench). The step is true
-	 * once the migration committed, synced or not. */
+	/* Synced outside the lock, in groups (fl_recfile_sync_wait): every
+	 * worker records a step per migration, and one fdatasync after another
+	 * under the lock was most of the agent's cost per tenant (tests/bench).
+	 * The step is true once the migration committed, synced or not. */
 	if ((rv = fl_recfile_append(l->file, REC_STEP, assignment_id, b.data, b.len, false,
 	                            errbuf)) != FL_OK)
 		goto out;

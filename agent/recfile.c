@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,15 @@ struct fl_recfile {
 	uint64_t cut;
 	int tmp_fd; /* during a rewrite, else -1 */
 	char *tmp_path;
+	/* Group commit (fl_recfile_sync_wait). A generation is one file: a
+	 * rewrite starts the next, synced whole. Under sync_mu: */
+	pthread_mutex_t sync_mu;
+	pthread_cond_t sync_cv;
+	uint64_t gen;       /* also written under the owner's lock */
+	uint64_t synced;    /* bytes of this generation known durable */
+	uint64_t requested; /* the furthest end a waiter asked for */
+	bool syncing;       /* a waiter is in fdatasync for the others */
+	uint64_t syncs;     /* fdatasync calls made for waiters */
 };
 
 static void put_be32(uint8_t *p, uint32_t v)
@@ -260,6 +270,8 @@ enum fl_err fl_recfile_open(const char *path, const char *what,
 	f = fl_calloc(1, sizeof(*f));
 	f->fd = -1;
 	f->tmp_fd = -1;
+	pthread_mutex_init(&f->sync_mu, NULL);
+	pthread_cond_init(&f->sync_cv, NULL);
 	f->path = fl_strdup(path);
 	f->what = fl_strdup(what);
 	memcpy(f->magic, magic, FL_RECFILE_MAGIC_LEN);
@@ -322,9 +334,21 @@ void fl_recfile_close(struct fl_recfile *f)
 			fl_log_warn(f->what, "cannot fsync '%s'", f->path);
 		close(f->fd);
 	}
+	pthread_cond_destroy(&f->sync_cv);
+	pthread_mutex_destroy(&f->sync_mu);
 	free(f->path);
 	free(f->what);
 	free(f);
+}
+
+/* What is durable now reaches at least `end` of the current generation. */
+static void note_synced(struct fl_recfile *f, uint64_t end)
+{
+	pthread_mutex_lock(&f->sync_mu);
+	if (f->synced < end)
+		f->synced = end;
+	pthread_cond_broadcast(&f->sync_cv);
+	pthread_mutex_unlock(&f->sync_mu);
 }
 
 enum fl_err fl_recfile_append(struct fl_recfile *f, uint8_t type, uint64_t id, const void *payload,
@@ -358,26 +382,67 @@ enum fl_err fl_recfile_append(struct fl_recfile *f, uint8_t type, uint64_t id, c
 		goto out;
 	}
 	f->size += rec.len;
+	if (sync)
+		note_synced(f, f->size);
 out:
 	fl_buf_fini(&rec);
 	return rv;
 }
 
-int fl_recfile_sync_ticket(struct fl_recfile *f)
+struct fl_recfile_ticket fl_recfile_sync_ticket(const struct fl_recfile *f)
 {
-	return fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+	return (struct fl_recfile_ticket){.gen = f->gen, .end = f->size};
 }
 
-enum fl_err fl_recfile_sync_wait(const struct fl_recfile *f, int ticket, char *errbuf)
+enum fl_err fl_recfile_sync_wait(struct fl_recfile *f, struct fl_recfile_ticket t, char *errbuf)
 {
 	enum fl_err rv = FL_OK;
 
-	if (ticket < 0)
-		return io_err(errbuf, "sync", f->path);
-	if (fdatasync(ticket) != 0)
-		rv = io_err(errbuf, "sync", f->path);
-	close(ticket);
+	pthread_mutex_lock(&f->sync_mu);
+	if (f->requested < t.end && f->gen == t.gen)
+		f->requested = t.end;
+	/* A new generation was written whole and synced by its rewrite. */
+	while (f->gen == t.gen && f->synced < t.end) {
+		uint64_t covers = f->requested;
+		int fd, failed;
+
+		if (f->syncing) { /* a sync under way may cover us; else the next will */
+			pthread_cond_wait(&f->sync_cv, &f->sync_mu);
+			continue;
+		}
+		/* Lead: every waiter's record so far was written before it asked,
+		 * so one fdatasync now makes all of them durable. Our own
+		 * descriptor: a rewrite may swap the file's meanwhile. */
+		f->syncing = true;
+		f->syncs++;
+		fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+		pthread_mutex_unlock(&f->sync_mu);
+		failed = fd < 0 || fdatasync(fd) != 0;
+		if (fd >= 0)
+			close(fd);
+		pthread_mutex_lock(&f->sync_mu);
+		f->syncing = false;
+		pthread_cond_broadcast(&f->sync_cv);
+		if (failed) {
+			/* those who waited on this sync find out with their own */
+			rv = io_err(errbuf, "sync", f->path);
+			break;
+		}
+		if (f->gen == t.gen && f->synced < covers)
+			f->synced = covers;
+	}
+	pthread_mutex_unlock(&f->sync_mu);
 	return rv;
+}
+
+uint64_t fl_recfile_syncs(struct fl_recfile *f)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&f->sync_mu);
+	n = f->syncs;
+	pthread_mutex_unlock(&f->sync_mu);
+	return n;
 }
 
 uint64_t fl_recfile_size(const struct fl_recfile *f)
@@ -443,13 +508,18 @@ enum fl_err fl_recfile_rewrite_commit(struct fl_recfile *f, char *errbuf)
 		return rv;
 	}
 	fl_file_sync_parent(f->path);
-	close(f->fd);
 	/* the new file is open for writing already; reopen it read-write */
 	close(f->tmp_fd);
 	f->tmp_fd = -1;
 	free(f->tmp_path);
 	f->tmp_path = NULL;
+	pthread_mutex_lock(&f->sync_mu); /* a leader dups f->fd under it */
+	close(f->fd);
 	f->fd = open(f->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	f->gen++;
+	f->synced = f->requested = (uint64_t)st.st_size;
+	pthread_cond_broadcast(&f->sync_cv);
+	pthread_mutex_unlock(&f->sync_mu);
 	if (f->fd < 0)
 		return io_err(errbuf, "reopen", f->path);
 	f->size = (uint64_t)st.st_size;

@@ -35,7 +35,9 @@
  * never a crash.
  *
  * Threads: a struct fl_recfile is used by one thread at a time (the owners
- * lock around it). Blocking I/O: never call from a network callback.
+ * lock around it), but for fl_recfile_sync_wait and fl_recfile_syncs, which
+ * any thread may call without that lock. Blocking I/O: never call from a
+ * network callback.
  */
 #ifndef FL_RECFILE_H
 #define FL_RECFILE_H
@@ -84,17 +86,27 @@ enum fl_err fl_recfile_append(struct fl_recfile *f, uint8_t type, uint64_t id, c
 
 /*
  * Group commit: make what was appended so far durable without holding the
- * caller's lock across the fdatasync, so that threads appending to the same
- * file share the disk's flushes instead of queuing behind each other.
- * fl_recfile_sync_ticket, under the caller's lock, returns a ticket (-1:
- * none could be had); fl_recfile_sync_wait, outside it, syncs and consumes
- * the ticket. A compaction in between is no matter: it synced what it
- * rewrote. A record appended this way is in the file whether the sync
- * succeeds or not: only for records whose fact is true either way.
+ * caller's lock across the fdatasync, and with as few of them as the
+ * threads appending allow. fl_recfile_sync_ticket, under the caller's lock
+ * right after an append, names the file's end; fl_recfile_sync_wait,
+ * outside it, returns once that end is durable: at once if a sync since
+ * (another waiter's, an append with sync, a compaction's rewrite) covered
+ * it, else after one fdatasync that it makes for every waiter so far or
+ * that one of them makes while it waits (leader and followers, as
+ * PostgreSQL flushes its WAL). A record appended this way is in the file
+ * whether the sync succeeds or not: only for records whose fact is true
+ * either way, and of a type opened as unsynced (a crash may tear it while
+ * a later one survives). Errors: FL_EIO, for each waiter whose sync failed.
  */
-int fl_recfile_sync_ticket(struct fl_recfile *f);
-enum fl_err fl_recfile_sync_wait(const struct fl_recfile *f, int ticket, char *errbuf)
+struct fl_recfile_ticket {
+	uint64_t gen; /* the file's generation: each compaction starts one */
+	uint64_t end; /* bytes to be durable */
+};
+struct fl_recfile_ticket fl_recfile_sync_ticket(const struct fl_recfile *f);
+enum fl_err fl_recfile_sync_wait(struct fl_recfile *f, struct fl_recfile_ticket t, char *errbuf)
     __attribute__((warn_unused_result));
+/* fdatasync calls fl_recfile_sync_wait made (for tests and figures). */
+uint64_t fl_recfile_syncs(struct fl_recfile *f);
 
 /* Bytes in the file now. */
 uint64_t fl_recfile_size(const struct fl_recfile *f);
