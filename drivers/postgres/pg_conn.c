@@ -456,12 +456,12 @@ static void refresh_cancel(struct fl_conn *c)
 
 /* Per-session state, in one round trip: search_path as Prisma sets it, and
  * who we are (to end this backend if we lose it); then the cancel handle.
- * The function behind pg_stat_activity, asked for our own row: the view
- * costs a fresh backend three times as much (its joins, its rules). */
+ * Not our backend_start: reading any row of pg_stat_activity copies every
+ * backend's, which costs a fresh backend more than all the rest here. */
 static enum fl_err setup_session(struct fl_conn *c, struct fl_pg_error *e)
 {
-	static const char who[] = "SELECT pid, backend_start FROM "
-	                          "pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid())";
+	static const char who[] =
+	    "SELECT pg_catalog.pg_backend_pid(), pg_catalog.statement_timestamp()";
 	struct fl_buf sql = FL_BUF_INIT;
 	const char *pid, *start;
 	PGresult *r = NULL;
@@ -479,7 +479,8 @@ static enum fl_err setup_session(struct fl_conn *c, struct fl_pg_error *e)
 	pid = value_at(r, 0, 0);
 	start = value_at(r, 0, 1);
 	c->backend_pid = pid != NULL ? (int)strtol(pid, NULL, 10) : 0;
-	snprintf(c->backend_start, sizeof(c->backend_start), "%s", start != NULL ? start : "");
+	snprintf(c->backend_alive_at, sizeof(c->backend_alive_at), "%s",
+	         start != NULL ? start : "");
 	PQclear(r);
 	refresh_cancel(c);
 	return FL_OK;
@@ -862,21 +863,21 @@ void fl_pg_conn_close(struct fl_conn *c)
  * only signals, and a backend lets go of its advisory locks on its way out,
  * before it leaves pg_stat_activity. Without the wait, taking the lock again
  * at once (--lock-wait 0) would find our own old session holding it. */
-static void end_orphan(struct fl_conn *c, int pid, const char *started)
+static void end_orphan(struct fl_conn *c, int pid, const char *alive_at)
 {
 	char spid[16];
-	const char *params[2] = {spid, started}, *v;
+	const char *params[2] = {spid, alive_at}, *v;
 	struct fl_pg_error e;
 	PGresult *r = NULL;
 	int64_t end;
 	bool signaled;
 
-	if (pid <= 0 || started[0] == '\0' || pid == c->backend_pid)
+	if (pid <= 0 || alive_at[0] == '\0' || pid == c->backend_pid)
 		return;
 	snprintf(spid, sizeof(spid), "%d", pid);
 	if (fl_pg_conn_query(c,
 	                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-	                     "WHERE pid = $1::int AND backend_start = $2::timestamptz",
+	                     "WHERE pid = $1::int AND backend_start <= $2::timestamptz",
 	                     2, params, &r, &e) != FL_OK) {
 		fl_logger_debug(c->log, c->db, "cannot end our previous session (pid %d): %s", pid,
 		                e.message);
@@ -891,7 +892,7 @@ static void end_orphan(struct fl_conn *c, int pid, const char *started)
 		if (fl_pg_conn_query(
 		        c,
 		        "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1::int "
-		        "AND backend_start = $2::timestamptz "
+		        "AND backend_start <= $2::timestamptz "
 		        "/* flotilla: waiting for our previous session to end */",
 		        2, params, &r, &e) != FL_OK)
 			return;
@@ -914,13 +915,13 @@ static void end_orphan(struct fl_conn *c, int pid, const char *started)
 enum fl_err fl_pg_conn_reset(struct fl_conn *c, char *errbuf)
 {
 	struct fl_pg_error e;
-	char old_start[sizeof(c->backend_start)], line[FL_ERRBUF_SIZE];
+	char old_alive_at[sizeof(c->backend_alive_at)], line[FL_ERRBUF_SIZE];
 	int old_pid = c->backend_pid;
 	enum fl_err rv;
 
 	if (atomic_load(&c->canceled))
 		return fl_errf(errbuf, FL_ECANCELED, "canceled");
-	memcpy(old_start, c->backend_start, sizeof(old_start));
+	memcpy(old_alive_at, c->backend_alive_at, sizeof(old_alive_at));
 	/* No handle for a session that is gone: a cancel now must not reach
 	 * whichever backend reuses its pid. */
 	cancel_set(c, NULL);
@@ -940,7 +941,7 @@ enum fl_err fl_pg_conn_reset(struct fl_conn *c, char *errbuf)
 		return fl_errf(errbuf, rv == FL_ECANCELED ? FL_ECANCELED : FL_ECONNLOST,
 		               "cannot reconnect to '%s': %s", c->shown, line);
 	}
-	end_orphan(c, old_pid, old_start);
+	end_orphan(c, old_pid, old_alive_at);
 	fl_logger_info(c->log, c->db, "reconnected to '%s'", c->shown);
 	if (c->locked) {
 		c->locked = false;

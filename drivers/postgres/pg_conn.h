@@ -73,9 +73,11 @@ struct fl_conn {
 	int64_t lock_wait_ms; /* how long lock() waited; reused when re-taking it */
 
 	/* The backend we run on, so that after a reconnect we can end our own
-	 * orphaned session (it may still hold the lock or run our migration). */
+	 * orphaned session (it may still hold the lock or run our migration):
+	 * its pid, and a server time it was running at. Its backend_start is no
+	 * later; a backend that reuses the pid starts after it ended. */
 	int backend_pid;
-	char backend_start[64];
+	char backend_alive_at[64];
 
 	pthread_mutex_t cancel_mu;
 	struct fl_pg_cancel *cancel; /* guarded by cancel_mu; shared with cancel senders */

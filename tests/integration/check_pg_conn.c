@@ -974,6 +974,36 @@ START_TEST(reconnect_waits_for_its_old_session_to_let_go)
 }
 END_TEST
 
+/* The pid of a lost session may belong to another backend by the time we
+ * reconnect: one that started after ours ended is not ours to end. Played
+ * here by pointing our record of our backend at a session opened later. */
+START_TEST(reconnect_spares_a_backend_that_reused_the_pid)
+{
+	struct tdb t;
+	struct fl_pg_error e;
+	struct fl_conn *c;
+	char errbuf[FL_ERRBUF_SIZE];
+	PGconn *later;
+	int old_pid, later_pid;
+
+	tdb_open(&t);
+	c = conn_to(t.url, NULL);
+	old_pid = c->backend_pid;
+	later = raw_connect(t.name);
+	later_pid = PQbackendPID(later);
+	raw_exec(t.pg, "SELECT pg_terminate_backend(%d)", old_pid);
+	ck_assert_int_eq(fl_pg_conn_run(c, "SELECT 1", NULL, &e), FL_ECONNLOST);
+	c->backend_pid = later_pid;
+	ck_assert_msg(fl_pg_conn_reset(c, errbuf) == FL_OK, "%s", errbuf);
+	ck_assert_int_eq(
+	    raw_count(t.pg, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", later_pid), 1);
+	ck_assert_int_eq(PQstatus(later), CONNECTION_OK);
+	PQfinish(later);
+	fl_pg_conn_close(c);
+	tdb_close(&t);
+}
+END_TEST
+
 /* ---- the same session state for every migration ---- */
 
 START_TEST(clean_undoes_what_a_migration_left_behind)
@@ -1266,6 +1296,7 @@ static Suite *pg_conn_suite(void)
 	tcase_add_test(tc, schemas_of_one_database_lock_side_by_side);
 	tcase_add_test(tc, reconnect_takes_both_keys_again);
 	tcase_add_test(tc, reconnect_waits_for_its_old_session_to_let_go);
+	tcase_add_test(tc, reconnect_spares_a_backend_that_reused_the_pid);
 	tcase_add_test(tc, clean_undoes_what_a_migration_left_behind);
 	tcase_add_test(tc, libpq_environment_is_kept_out);
 	tcase_add_test(tc, scrub_hides_password_fields_only);
