@@ -2,14 +2,18 @@
 # flotilla's benchmarks (issue 9), not a test: ctest never runs this.
 #
 #   tests/bench/run.sh [--quick] [--json FILE] [--parallel P] [--tenants N] [--agents N]
-#                      [--only agent,fleet,schemas,scale]
+#                      [--only agent,fleet,schemas,scale] [--durable]
+#   tests/bench/run.sh --compare-agent BINARY [--rounds K] [--quick] [--tenants N] ...
 #
 # Sizes: 1,000 tenants and 10,000 simulated agents; --quick 200 and 1,000. P (default 8)
 # is the parallelism every fleet-apply method gets. Prints one table; --json FILE writes
 # every figure and ratio (the first: fleet_apply.ratio_to_lower_bound). Installs nothing
 # but node-pg-migrate (and its driver, pg) from the npm registry into
 # ${XDG_CACHE_HOME:-~/.cache}/flotilla-bench/npm; when that fails the method is skipped
-# with a note. Everything runs inside one deploy/pg-throwaway.sh server.
+# with a note. Everything runs inside one deploy/pg-throwaway.sh server, which runs with
+# fsync and synchronous_commit off unless --durable turns them on, as a production server
+# has them: every method's commits then wait for the WAL on disk, as flotilla's agent
+# waits for its ledger (each fleet section records which in its "server_durable").
 #
 # Method.
 # 1. fleet_apply: N tenant databases on the throwaway PostgreSQL, a release of 20 small
@@ -51,6 +55,10 @@
 #    taking an assignment to its "applied" line (one tenant's 20 migrations, no waiting on
 #    the coordinator) less the lower bound's time per tenant (its total * P / N), / 20;
 #    agent_single does the same with one worker (P = 1) on 20 tenants, no contention.
+# --compare-agent: instead of all that, flotilla's fleet apply on N tenant databases with
+#    this build's agent (A) and with BINARY (B), K rounds of both, in turns (AB, BA, AB...)
+#    on one server: what a change to the agent does, measured against itself in one run
+#    rather than across runs of a noisy machine. Prints each run, the means and B / A.
 # 5. CPU per tenant, in ms, for the bound and flotilla: the server's (its backends that
 #    exited meanwhile: the postmaster's children's time), bench_apply's own, and the agent's
 #    and the coordinator's (from /proc). On this machine every method is CPU-bound, so what
@@ -65,6 +73,9 @@ P=8
 N=''
 A=''
 ONLY='agent,fleet,schemas,scale'
+DURABLE=0
+COMPARE_AGENT=''
+ROUNDS=3
 ARGS=("$@")
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -89,8 +100,17 @@ while [ $# -gt 0 ]; do
 		ONLY=${2:?--only PARTS}
 		shift
 		;;
+	--durable) DURABLE=1 ;;
+	--compare-agent)
+		COMPARE_AGENT=${2:?--compare-agent BINARY}
+		shift
+		;;
+	--rounds)
+		ROUNDS=${2:?--rounds K}
+		shift
+		;;
 	-h | --help)
-		sed -n '2,12p' "$self" | sed 's/^# \{0,1\}//'
+		sed -n '2,16p' "$self" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -102,7 +122,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$N" ] || N=$((QUICK ? 200 : 1000))
 [ -n "$A" ] || A=$((QUICK ? 1000 : 10000))
-for v in N A P; do
+for v in N A P ROUNDS; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || {
 		echo "run.sh: $v must be a positive integer, not '${!v}'" >&2
 		exit 2
@@ -132,6 +152,7 @@ if [ "${FL_BENCH_INSIDE:-}" != 1 ]; then
 		echo "note: no node/npm: node-pg-migrate skipped" >&2
 	fi
 	[ -z "$JSON" ] || JSON=$(cd -- "$(dirname -- "$JSON")" && pwd)/$(basename -- "$JSON")
+	[ -z "$COMPARE_AGENT" ] || COMPARE_AGENT=$(cd -- "$(dirname -- "$COMPARE_AGENT")" && pwd)/$(basename -- "$COMPARE_AGENT")
 	export FL_BENCH_INSIDE=1 BUILD NPG
 	# The arguments again, --json FILE with FILE made absolute.
 	set -- "${ARGS[@]}"
@@ -148,6 +169,10 @@ if [ "${FL_BENCH_INSIDE:-}" != 1 ]; then
 fi
 
 # --- inside the throwaway server -------------------------------------------------------
+if [ "$DURABLE" = 1 ]; then
+	psql -X -q -c 'ALTER SYSTEM SET fsync = on' -c 'ALTER SYSTEM SET synchronous_commit = on' \
+		-c 'SELECT pg_reload_conf()' >/dev/null
+fi
 BUILD=$(cd -- "$BUILD" && pwd)
 APPLY=$BUILD/tests/bench/bench_apply
 LOAD=$BUILD/tests/bench/bench_load
@@ -311,9 +336,9 @@ time_xargs() { # FN
 	echo $((t1 - t0))
 }
 
-# fleet_apply KEY MODE: the four methods on N tenants; figures under R[KEY.*].
-fleet_apply() {
-	local key=$1 lb1 lb1c lb1s lb2 lb2c lb2s fl fla flc fls fl1 am
+# fleet_setup KEY MODE: the fleet (coordinator, one agent) and N empty tenants of MODE.
+fleet_setup() {
+	local key=$1
 	MODE=$2
 	# shellcheck disable=SC2034 # fleet.sh reads them
 	FLEET_MAX_PARALLEL=$P FLEET_POLL_HOLD=5s FLEET_AGENTS=()
@@ -342,6 +367,12 @@ waves:
   - {name: all, select: {percent: 100}, max_parallel: $P}
 per_agent_parallel: $P
 EOF
+}
+
+# fleet_apply KEY MODE: the four methods on N tenants; figures under R[KEY.*].
+fleet_apply() {
+	local key=$1 lb1 lb1c lb1s lb2 lb2c lb2s fl fla flc fls fl1 am
+	fleet_setup "$key" "$2"
 
 	say "$key: lower bound (1)"
 	read -r lb1 lb1c lb1s <<<"$(time_lower_bound)"
@@ -372,6 +403,7 @@ EOF
 	fi
 
 	R[$key.tenants]=$N
+	R[$key.server_durable]=$([ "$DURABLE" = 1 ] && echo true || echo false)
 	read -r am _ <<<"$(agent_apply_ms "$FLEET_DIR/logs/fa.log")"
 	R[$key.migrations]=$N_MIGS
 	R[$key.parallel]=$P
@@ -672,6 +704,32 @@ agent_single() {
 		'BEGIN { printf "%.2f", (a - l / n) / m }')
 }
 
+# compare_agents: flotilla with this build's agent (A) and COMPARE_AGENT (B), in turns.
+compare_agents() {
+	local key=compare a_bin=$FL_AGENT_BIN r ms sa=0 sb=0 order
+	fleet_setup "$key" databases
+	for r in $(seq 1 "$ROUNDS"); do
+		order="A B"
+		[ $((r % 2)) = 1 ] || order="B A"
+		for who in $order; do
+			FL_AGENT_BIN=$a_bin
+			[ "$who" = A ] || FL_AGENT_BIN=$COMPARE_AGENT
+			say "compare: round $r, agent $who"
+			read -r ms _ <<<"$(flotilla_run "$key" 5s "$r$who")"
+			printf '  round %s agent %s: %s ms\n' "$r" "$who" "$ms"
+			if [ "$who" = A ]; then sa=$((sa + ms)); else sb=$((sb + ms)); fi
+		done
+	done
+	FL_AGENT_BIN=$a_bin
+	printf '\ncompare: %s tenant databases, P=%s, %s rounds\n' "$N" "$P" "$ROUNDS"
+	printf '  A %s: mean %s ms\n  B %s: mean %s ms\n  B / A %s\n' "$a_bin" $((sa / ROUNDS)) \
+		"$COMPARE_AGENT" $((sb / ROUNDS)) "$(awk -v a="$sa" -v b="$sb" 'BEGIN { printf "%.3f", b / a }')"
+}
+if [ -n "$COMPARE_AGENT" ]; then
+	compare_agents
+	exit 0
+fi
+
 case ",$ONLY," in *,agent,*) agent_single ;; esac
 case ",$ONLY," in *,fleet,*) fleet_apply fleet_apply databases ;; esac
 case ",$ONLY," in *,schemas,*) fleet_apply fleet_apply_schemas schemas ;; esac
@@ -681,7 +739,7 @@ case ",$ONLY," in *,scale,*) coordinator_scale ;; esac
 get() { printf '%s' "${R[$1]:-}"; }
 print_table() {
 	local k
-	printf '\n%s\n' "flotilla benchmarks: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), PostgreSQL $(psql -X -A -t -c 'SHOW server_version'), P=$P"
+	printf '\n%s\n' "flotilla benchmarks: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), PostgreSQL $(psql -X -A -t -c 'SHOW server_version') (fsync $(psql -X -A -t -c 'SHOW fsync'), synchronous_commit $(psql -X -A -t -c 'SHOW synchronous_commit')), P=$P"
 	for k in fleet_apply fleet_apply_schemas; do
 		[ -n "$(get "$k.flotilla_ms")" ] || continue
 		printf '\n%s: %s tenants x %s migrations, parallelism %s\n' "$k" "$(get "$k.tenants")" \
@@ -742,7 +800,7 @@ write_json() {
 					printf ',\n'
 				fi
 				v=${R[$k]}
-				[[ $v =~ ^-?[0-9.]+$ || $v == \[* ]] || v="\"$v\""
+				[[ $v =~ ^-?[0-9.]+$ || $v == \[* || $v == true || $v == false ]] || v="\"$v\""
 				printf '    "%s": %s' "${k#"$sect".}" "$v"
 				first=0
 			done
