@@ -691,11 +691,6 @@ enum fl_err fl_sql_split_limited(const char *sql, size_t whole, size_t limit,
 	return FL_OK;
 }
 
-enum fl_err fl_sql_split(const char *sql, struct fl_sql_script *out, char *errbuf)
-{
-	return fl_sql_split_limited(sql, FL_SQL_PIECE_MAX, FL_SQL_PIECE_MAX, out, errbuf);
-}
-
 void fl_sql_script_fini(struct fl_sql_script *s)
 {
 	if (s == NULL)

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -83,9 +84,15 @@ enum fl_sql_shape {
  * Never call pg_query_exit(): in libpg_query 15-4.0 it crashes on a thread that
  * has not parsed, breaks later parsing on the same thread, and frees the
  * context twice on a thread that then ends.
+ *
+ * Remembers (split_cache.c): the result of a script split before, by a hash
+ * of its bytes, is copied rather than parsed again (an agent splits one
+ * release's migrations for each of its tenants); fl_sql_split_cache_stats
+ * counts the splits it answered so and those it parsed.
  */
 enum fl_err fl_sql_split(const char *sql, struct fl_sql_script *out, char *errbuf)
     __attribute__((warn_unused_result));
+void fl_sql_split_cache_stats(uint64_t *hits, uint64_t *misses);
 /* fl_sql_split with other limits (for tests): a script of at most `whole`
  * bytes is parsed at once, a bigger one statement by statement, none of more
  * than `limit` bytes (fl_sql_split: both FL_SQL_PIECE_MAX). */

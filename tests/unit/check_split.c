@@ -6,6 +6,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,6 +364,113 @@ START_TEST(threads_split_concurrently)
 }
 END_TEST
 
+/* ---- the cache in front of the parser (split_cache.c) ---- */
+
+static bool same_script(const struct fl_sql_script *a, const struct fl_sql_script *b)
+{
+	return a->count == b->count && a->flags == b->flags && a->parsed == b->parsed &&
+	       (a->count == 0 || memcmp(a->stmts, b->stmts, a->count * sizeof(*a->stmts)) == 0);
+}
+
+START_TEST(a_script_split_again_is_remembered)
+{
+	/* the same length, different statements */
+	const char *x = "CREATE TABLE a (id int);\nCREATE INDEX CONCURRENTLY i ON a (id);";
+	const char *y = "CREATE TABLE a (id int);\nCREATE INDEX  i  ON  a  ( id )  ;  ; ;";
+	const char *bad = "CREATE TABLE (;";
+	struct fl_sql_script s1, s2, s3, direct;
+	char e1[FL_ERRBUF_SIZE] = "", e2[FL_ERRBUF_SIZE] = "";
+	uint64_t h0, m0, h, m;
+
+	ck_assert_uint_eq(strlen(x), strlen(y));
+	fl_sql_split_cache_stats(&h0, &m0);
+	ck_assert_int_eq(fl_sql_split(x, &s1, NULL), FL_OK);
+	ck_assert_int_eq(fl_sql_split(x, &s2, NULL), FL_OK);
+	fl_sql_split_cache_stats(&h, &m);
+	ck_assert_uint_eq(m - m0, 1);
+	ck_assert_uint_eq(h - h0, 1);
+	ck_assert(same_script(&s1, &s2));
+	ck_assert_ptr_ne(s1.stmts, s2.stmts); /* each caller owns its copy */
+	ck_assert_int_eq(fl_sql_split_limited(x, FL_SQL_PIECE_MAX, FL_SQL_PIECE_MAX, &direct, NULL),
+	                 FL_OK);
+	ck_assert(same_script(&s2, &direct));
+
+	ck_assert_int_eq(fl_sql_split(y, &s3, NULL), FL_OK);
+	ck_assert(!same_script(&s1, &s3));
+	ck_assert_uint_eq(s3.flags & FL_SQL_NO_TX_BLOCK, 0);
+	ck_assert_uint_ne(s1.flags & FL_SQL_NO_TX_BLOCK, 0);
+
+	/* failures are parsed again, and say the same */
+	ck_assert_int_eq(fl_sql_split(bad, &s3, e1), FL_EPARSE);
+	ck_assert_int_eq(fl_sql_split(bad, &s3, e2), FL_EPARSE);
+	ck_assert_str_eq(e1, e2);
+	fl_sql_split_cache_stats(&h, &m);
+	ck_assert_uint_eq(m - m0, 4);
+	ck_assert_uint_eq(h - h0, 1);
+	fl_sql_script_fini(&s1);
+	fl_sql_script_fini(&s2);
+	fl_sql_script_fini(&direct);
+}
+END_TEST
+
+#define CACHED_SCRIPTS 600 /* more than the cache's slots: evictions */
+
+static char *cached_script(int i)
+{
+	char buf[512];
+	int n = 0;
+
+	for (int k = 0; k <= i % 4; k++)
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n,
+		              "%sCREATE %sINDEX %s i%d_%d ON t (c);\n", k ? "-- next\n" : "",
+		              i % 3 == 0 ? "UNIQUE " : "", i % 5 == 0 ? "CONCURRENTLY" : "", i, k);
+	return strdup(buf);
+}
+
+static void *split_cached(void *arg)
+{
+	int start = *(int *)arg;
+	bool ok = true;
+
+	for (int round = 0; round < 3 && ok; round++)
+		for (int j = 0; j < CACHED_SCRIPTS && ok; j++) {
+			int i = (start + j * 7 + round) % CACHED_SCRIPTS;
+			char *sql = cached_script(i);
+			struct fl_sql_script a, b;
+
+			ok = fl_sql_split(sql, &a, NULL) == FL_OK &&
+			     fl_sql_split_limited(sql, FL_SQL_PIECE_MAX, FL_SQL_PIECE_MAX, &b,
+			                          NULL) == FL_OK &&
+			     same_script(&a, &b) && a.count == (size_t)(i % 4 + 1);
+			fl_sql_script_fini(&a);
+			fl_sql_script_fini(&b);
+			free(sql);
+		}
+	return ok ? arg : NULL;
+}
+
+START_TEST(threads_share_the_cache)
+{
+	pthread_t th[8];
+	int start[8];
+	uint64_t h, m;
+	void *res;
+
+	for (int i = 0; i < 8; i++) {
+		start[i] = i * 75;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, split_cached, &start[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		ck_assert_int_eq(pthread_join(th[i], &res), 0);
+		ck_assert_msg(res == &start[i], "thread %d got a result the parser would not give",
+		              i);
+	}
+	fl_sql_split_cache_stats(&h, &m);
+	ck_assert_uint_gt(h, 0);
+	ck_assert_uint_ge(m, CACHED_SCRIPTS);
+}
+END_TEST
+
 static Suite *split_suite(void)
 {
 	Suite *s = suite_create("split");
@@ -379,6 +488,8 @@ static Suite *split_suite(void)
 	tcase_add_test(api, over_size_cap);
 	tcase_add_test(api, shape_rules);
 	tcase_add_test(api, threads_split_concurrently);
+	tcase_add_test(api, a_script_split_again_is_remembered);
+	tcase_add_test(api, threads_share_the_cache);
 	suite_add_tcase(s, api);
 	return s;
 }
