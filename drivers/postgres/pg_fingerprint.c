@@ -203,15 +203,18 @@ enum fl_err fl_pg_fingerprint_compute(struct fl_conn *c, struct fl_buf *dump,
 	enum fl_err rv;
 
 	hex[0] = '\0';
-	/* Definitions print names relative to search_path: pin it to the schema. */
-	fl_buf_printf(&set, "BEGIN READ ONLY; SET LOCAL search_path = %s; " JOIN_BY_INDEX,
-	              c->qschema);
-	if ((rv = fl_pg_conn_run(c, fl_buf_str(&set), NULL, &e)) != FL_OK)
+	/* Definitions print names relative to search_path: pin it to the schema;
+	 * and they qualify names as the server quotes them. */
+	fl_buf_printf(&set,
+	              "BEGIN READ ONLY; SET LOCAL search_path = %s; " JOIN_BY_INDEX
+	              "; SELECT quote_ident(%s)",
+	              c->qschema, c->lschema);
+	if ((rv = fl_pg_conn_run(c, fl_buf_str(&set), &r, &e)) != FL_OK)
 		goto out;
-	if ((rv = fl_pg_conn_query(c, "SELECT quote_ident($1)", 1, params, &r, &e)) != FL_OK)
-		goto out;
-	qname = fl_strdup(PQntuples(r) == 1 && PQnfields(r) == 1 ? PQgetvalue(r, 0, 0) : "");
+	qname = fl_strdup(r != NULL && PQntuples(r) == 1 && PQnfields(r) == 1 ? PQgetvalue(r, 0, 0)
+	                                                                      : "");
 	PQclear(r);
+	r = NULL;
 	if ((rv = fl_pg_conn_query(c, catalog_sql, 1, params, &r, &e)) != FL_OK)
 		goto out;
 	if ((rv = fl_pg_conn_run(c, "COMMIT", NULL, &e)) != FL_OK)

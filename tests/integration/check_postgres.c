@@ -1236,7 +1236,7 @@ END_TEST
 START_TEST(fingerprint_ignores_the_schema_name)
 {
 	struct tdb t;
-	char h1[65], h2[65], h3[65], *u1, *u2;
+	char h1[65], h2[65], h3[65], *u1, *u2, *u3;
 	struct fl_conn *c1, *c2, *c3;
 
 	tdb_open(&t, "");
@@ -1251,6 +1251,16 @@ START_TEST(fingerprint_ignores_the_schema_name)
 	fingerprint(c1, h1, NULL);
 	fingerprint(c2, h2, NULL);
 	ck_assert_str_eq(h1, h2);
+	/* A name the server quotes (in a function's header, say) is the same
+	 * "<schema>." too. */
+	raw_exec(t.pg, "CREATE SCHEMA \"Tenant C\"; SET search_path = \"Tenant C\"");
+	raw_exec(t.pg, schema_sql);
+	u3 = make_url("postgres", t.name, "&schema=Tenant%20C");
+	c3 = dconnect(u3);
+	fingerprint(c3, h3, NULL);
+	ck_assert_str_eq(h1, h3);
+	drv->close(c3);
+	free(u3);
 	/* It reads the schema it is given: neither public (empty here) ... */
 	c3 = dconnect(t.url);
 	fingerprint(c3, h3, NULL);
