@@ -399,6 +399,7 @@ START_TEST(a_script_split_again_is_remembered)
 	ck_assert(!same_script(&s1, &s3));
 	ck_assert_uint_eq(s3.flags & FL_SQL_NO_TX_BLOCK, 0);
 	ck_assert_uint_ne(s1.flags & FL_SQL_NO_TX_BLOCK, 0);
+	fl_sql_script_fini(&s3);
 
 	/* failures are parsed again, and say the same */
 	ck_assert_int_eq(fl_sql_split(bad, &s3, e1), FL_EPARSE);
