@@ -356,12 +356,12 @@ static enum fl_err report_effects(struct fl_core *core, struct fl_core_agent *ag
 		    (rv = fl_store_origin_set(st, r->tenant_id, r->migrations[i]->migration_id,
 		                              FL_STORE_ORIGIN_FLOTILLA, now, eb)) != FL_OK)
 			return rv;
+	/* the scheduler hears the state it was in until now (core.h) */
+	rv = sched && sched->report ? sched->report(arg, agent, a, r, eb) : FL_OK;
 	a->state = FL_STORE_ASSIGNMENT_REPORTED;
 	a->outcome = r->outcome;
 	a->reported_at_ms = now;
-	if (sched && sched->report)
-		return sched->report(arg, agent, a, r, eb);
-	return FL_OK;
+	return rv;
 }
 
 static void report(struct agent_job *j, struct fl_core_agent *agent)

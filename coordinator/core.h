@@ -124,8 +124,9 @@ struct fl_core_scheduler {
 	enum fl_err (*poll)(void *arg, struct fl_core_agent *agent,
 	                    struct fl_core_poll_reply *reply, char *errbuf);
 	/* A report stored for the first time, about assignment a (issued to
-	 * this agent for this tenant, state now REPORTED): outstanding, or
-	 * withdrawn by the scheduler before (a late report: what it applied
+	 * this agent for this tenant, marked REPORTED in the store already; its
+	 * state here the one before: ISSUED, outstanding, or CANCELED,
+	 * withdrawn by the scheduler before: a late report, what it applied
 	 * still counts). */
 	enum fl_err (*report)(void *arg, struct fl_core_agent *agent,
 	                      const struct fl_store_assignment *a,

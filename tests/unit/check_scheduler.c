@@ -597,10 +597,10 @@ static bool endpoint_report(const struct asg *a, int outcome, bool applied, cons
 	ck_assert_str_eq(as.tenant_id, a->tenant);
 	if (as.state == FL_STORE_ASSIGNMENT_ISSUED ||
 	    (as.state == FL_STORE_ASSIGNMENT_CANCELED && !fx.drop_withdrawn)) {
+		/* as the endpoint does: marked reported first, the scheduler told
+		 * the state it had until now */
 		ck_assert(fl_store_assignment_set_state(fx.st, as.id, FL_STORE_ASSIGNMENT_REPORTED,
 		                                        outcome, now, err) == FL_OK);
-		as.state = FL_STORE_ASSIGNMENT_REPORTED;
-		as.outcome = outcome;
 		ck_assert_msg(fl_scheduler_report(fx.s, &as, &r, now, err) == FL_OK, "%s", err);
 		heard = true;
 	}
@@ -1203,6 +1203,29 @@ START_TEST(unreachable_survives_restart)
 	ck_assert_uint_eq(ri->waves[0]->tenants_unreachable, 0);
 	fl_rollout_reply_fini(&rep);
 	run(NULL, 2, 50);
+	ck_assert_int_eq(rstate(id), RS(COMPLETED));
+	fx_down();
+}
+END_TEST
+
+/* A transaction rolled back (a full disk) leaves the model to be reloaded at
+ * the next call: a report must not find its own assignment gone then (the
+ * endpoint marks it reported first, in the transaction the reload reads),
+ * or its tenant waits for it forever. */
+START_TEST(report_after_a_rollback_moves_its_tenant_on)
+{
+	char id[32];
+
+	fx_up(true);
+	fx_fleet(1, 2, 0, 0);
+	start_ok(POLICY("  - {name: all, select: {percent: 100}, max_parallel: 2}\n", ""), id);
+	poll_agent(0, 2);
+	ck_assert_uint_eq(fx.n_out, 2);
+	fl_scheduler_invalidate(fx.s);
+	report_at(0, OC(APPLIED));
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_APPLIED, -1), 1);
+	ck_assert_int_eq(tenants_in(id, FL_SCHED_ASSIGNED, -1), 1);
+	report_all(NULL);
 	ck_assert_int_eq(rstate(id), RS(COMPLETED));
 	fx_down();
 }
@@ -3374,7 +3397,7 @@ static void pt_deliver(int a, size_t j, bool abort_tx)
 			rp.kind = (Flotilla__V1__WorkKind)r.a.kind;
 			rp.outcome = (Flotilla__V1__Outcome)r.outcome;
 			rp.message = "";
-			as.state = FL_STORE_ASSIGNMENT_REPORTED;
+			/* as the endpoint: the scheduler hears the state until now */
 			ck_assert(fl_store_assignment_set_state(fx.st, as.id,
 			                                        FL_STORE_ASSIGNMENT_REPORTED,
 			                                        r.outcome, now, err) == FL_OK);
@@ -3896,6 +3919,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, busy_requeued);
 	tcase_add_test(tc, unreachable_wait);
 	tcase_add_test(tc, unreachable_survives_restart);
+	tcase_add_test(tc, report_after_a_rollback_moves_its_tenant_on);
 	tcase_add_test(tc, unreachable_fail);
 	tcase_add_test(tc, order_expiry);
 	tcase_add_test(tc, pause_resume);
