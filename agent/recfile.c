@@ -404,7 +404,7 @@ enum fl_err fl_recfile_sync_wait(struct fl_recfile *f, struct fl_recfile_ticket 
 	/* A new generation was written whole and synced by its rewrite. */
 	while (f->gen == t.gen && f->synced < t.end) {
 		uint64_t covers = f->requested;
-		int fd, failed;
+		int fd, failed = 0;
 
 		if (f->syncing) { /* a sync under way may cover us; else the next will */
 			pthread_cond_wait(&f->sync_cv, &f->sync_mu);
@@ -417,7 +417,8 @@ enum fl_err fl_recfile_sync_wait(struct fl_recfile *f, struct fl_recfile_ticket 
 		f->syncs++;
 		fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
 		pthread_mutex_unlock(&f->sync_mu);
-		failed = fd < 0 || fdatasync(fd) != 0;
+		if (fd < 0 || fdatasync(fd) != 0)
+			failed = errno; /* before the calls below */
 		if (fd >= 0)
 			close(fd);
 		pthread_mutex_lock(&f->sync_mu);
@@ -425,6 +426,7 @@ enum fl_err fl_recfile_sync_wait(struct fl_recfile *f, struct fl_recfile_ticket 
 		pthread_cond_broadcast(&f->sync_cv);
 		if (failed) {
 			/* those who waited on this sync find out with their own */
+			errno = failed;
 			rv = io_err(errbuf, "sync", f->path);
 			break;
 		}
