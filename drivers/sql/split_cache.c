@@ -25,11 +25,10 @@
 
 struct slot {
 	uint8_t key[crypto_generichash_BYTES];
-	size_t len; /* of the script; 0 with stmts NULL: empty slot */
-	struct fl_sql_stmt *stmts;
+	size_t len;                /* of the script */
+	struct fl_sql_stmt *stmts; /* NULL: an empty slot */
 	size_t count;
 	unsigned flags;
-	bool used;
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -55,7 +54,7 @@ enum fl_err fl_sql_split(const char *sql, struct fl_sql_script *out, char *errbu
 	crypto_generichash(key, sizeof(key), (const unsigned char *)sql, len, NULL, 0);
 	sl = &slots[(key[0] | (size_t)key[1] << 8) & (SLOTS - 1)];
 	pthread_mutex_lock(&mu);
-	if (sl->used && sl->len == len && memcmp(sl->key, key, sizeof(key)) == 0) {
+	if (sl->stmts != NULL && sl->len == len && memcmp(sl->key, key, sizeof(key)) == 0) {
 		memset(out, 0, sizeof(*out));
 		out->stmts = stmts_copy(sl->stmts, sl->count);
 		out->count = sl->count;
@@ -78,7 +77,6 @@ enum fl_err fl_sql_split(const char *sql, struct fl_sql_script *out, char *errbu
 	sl->stmts = stmts_copy(out->stmts, out->count);
 	sl->count = out->count;
 	sl->flags = out->flags;
-	sl->used = true;
 	pthread_mutex_unlock(&mu);
 	return FL_OK;
 }

@@ -706,7 +706,7 @@ agent_single() {
 
 # compare_agents: flotilla with this build's agent (A) and COMPARE_AGENT (B), in turns.
 compare_agents() {
-	local key=compare a_bin=$FL_AGENT_BIN r ms sa=0 sb=0 order
+	local key=compare a_bin=$FL_AGENT_BIN r who ms sa=0 sb=0 order
 	fleet_setup "$key" databases
 	for r in $(seq 1 "$ROUNDS"); do
 		order="A B"
