@@ -338,9 +338,6 @@ static enum fl_err report_effects(struct fl_core *core, struct fl_core_agent *ag
 	bool late = a->state == FL_STORE_ASSIGNMENT_CANCELED;
 	enum fl_err rv;
 
-	if ((rv = fl_store_assignment_set_state(st, a->id, FL_STORE_ASSIGNMENT_REPORTED, r->outcome,
-	                                        now, eb)) != FL_OK)
-		return rv;
 	if (!late && ((rv = fl_store_tenant_set_after_report(
 	                   st, r->tenant_id,
 	                   /* a CHECK report without the tenant's state says nothing of its head */
@@ -356,8 +353,12 @@ static enum fl_err report_effects(struct fl_core *core, struct fl_core_agent *ag
 		    (rv = fl_store_origin_set(st, r->tenant_id, r->migrations[i]->migration_id,
 		                              FL_STORE_ORIGIN_FLOTILLA, now, eb)) != FL_OK)
 			return rv;
-	/* the scheduler hears the state it was in until now (core.h) */
-	rv = sched && sched->report ? sched->report(arg, agent, a, r, eb) : FL_OK;
+	/* the scheduler first, while the store still holds the state the
+	 * assignment had until now (core.h); then it is reported */
+	if ((sched && sched->report && (rv = sched->report(arg, agent, a, r, eb)) != FL_OK) ||
+	    (rv = fl_store_assignment_set_state(st, a->id, FL_STORE_ASSIGNMENT_REPORTED, r->outcome,
+	                                        now, eb)) != FL_OK)
+		return rv;
 	a->state = FL_STORE_ASSIGNMENT_REPORTED;
 	a->outcome = r->outcome;
 	a->reported_at_ms = now;

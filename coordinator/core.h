@@ -124,10 +124,11 @@ struct fl_core_scheduler {
 	enum fl_err (*poll)(void *arg, struct fl_core_agent *agent,
 	                    struct fl_core_poll_reply *reply, char *errbuf);
 	/* A report stored for the first time, about assignment a (issued to
-	 * this agent for this tenant, marked REPORTED in the store already; its
-	 * state here the one before: ISSUED, outstanding, or CANCELED,
-	 * withdrawn by the scheduler before: a late report, what it applied
-	 * still counts). */
+	 * this agent for this tenant): ISSUED, outstanding, or CANCELED,
+	 * withdrawn by the scheduler before (a late report: what it applied
+	 * still counts), here and in the store. Marking it REPORTED is the
+	 * caller's, after this returns, in the same transaction: a model
+	 * reloaded in here reads the store as it was before the report. */
 	enum fl_err (*report)(void *arg, struct fl_core_agent *agent,
 	                      const struct fl_store_assignment *a,
 	                      const Flotilla__V1__Report *report, char *errbuf);

@@ -2183,24 +2183,10 @@ enum fl_err fl_scheduler_report(struct fl_scheduler *s, const struct fl_store_as
 
 	if ((e = fl_sched_ensure(s, now_ms, errbuf)) != FL_OK)
 		return e;
-	/* A model reloaded just now (a rollback since made it stale) read the
-	 * caller's transaction, which may have marked this assignment reported
-	 * already: no work outstanding for the tenant, the report taken as late,
-	 * and the tenant left waiting for it forever (the fault suite's full
-	 * disk found it). Issued until this report, it is the tenant's work. */
-	if (as->state == FL_STORE_ASSIGNMENT_ISSUED && (r = fl_sched_find(s, as->rollout_id)) &&
-	    (ti = fl_sched_tenant_index(r, as->tenant_id)) >= 0 && r->t[ti].out_id == 0 &&
-	    !fl_sched_map_get(&s->busy, as->tenant_id, NULL))
-		out_add(s, r, (uint32_t)ti, as->id, as->kind, 0);
-	ti = -1;
 	if ((e = fl_sched_tx_begin(s, &own, errbuf)) != FL_OK)
 		return e;
 	a = agent_get(s, as->agent_pk, now_ms);
 	if ((e = agent_seen(s, a, now_ms, errbuf)) != FL_OK)
-		goto out;
-	if (as->state == FL_STORE_ASSIGNMENT_ISSUED &&
-	    (e = fl_store_assignment_set_state(s->st, as->id, FL_STORE_ASSIGNMENT_REPORTED,
-	                                       rp->outcome, now_ms, errbuf)) != FL_OK)
 		goto out;
 	r = fl_sched_find(s, as->rollout_id);
 	if (r != NULL && (ti = fl_sched_tenant_index(r, as->tenant_id)) >= 0)

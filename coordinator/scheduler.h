@@ -190,8 +190,10 @@ enum fl_err fl_scheduler_poll(struct fl_scheduler *s, const uint8_t agent_pk[FL_
 /*
  * A report about assignment a, after the agent endpoint bound it (issued to
  * this agent, for this tenant) and stored it once per (agent, journal_id).
- * a is the assignment as stored: if still ISSUED, it is marked REPORTED
- * here. The tenant moves on and the wave's budget is checked. A report for
+ * a is the assignment as stored, ISSUED or CANCELED: the caller marks it
+ * REPORTED after this returns, in the same transaction (a model reloaded
+ * in here must read the work as still outstanding). The tenant moves on
+ * and the wave's budget is checked. A report for
  * an assignment no longer outstanding (reported already, withdrawn) changes
  * nothing but what it proves applied.
  */

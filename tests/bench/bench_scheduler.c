@@ -325,6 +325,9 @@ static void drive(int64_t *now, int batch, struct samples *polls, struct samples
 			t0 = now_us();
 			CHECK(fl_scheduler_report(sched, &as, &r, *now, err) == FL_OK);
 			add(reports, now_us() - t0);
+			/* the endpoint's part: marked reported after the scheduler */
+			CHECK(fl_store_assignment_set_state(st, as.id, FL_STORE_ASSIGNMENT_REPORTED,
+			                                    r.outcome, *now, err) == FL_OK);
 			fl_store_assignment_fini(&as);
 		}
 		busy = busy || n_h > 0;

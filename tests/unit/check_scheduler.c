@@ -597,11 +597,10 @@ static bool endpoint_report(const struct asg *a, int outcome, bool applied, cons
 	ck_assert_str_eq(as.tenant_id, a->tenant);
 	if (as.state == FL_STORE_ASSIGNMENT_ISSUED ||
 	    (as.state == FL_STORE_ASSIGNMENT_CANCELED && !fx.drop_withdrawn)) {
-		/* as the endpoint does: marked reported first, the scheduler told
-		 * the state it had until now */
+		/* as the endpoint does: the scheduler first, then marked reported */
+		ck_assert_msg(fl_scheduler_report(fx.s, &as, &r, now, err) == FL_OK, "%s", err);
 		ck_assert(fl_store_assignment_set_state(fx.st, as.id, FL_STORE_ASSIGNMENT_REPORTED,
 		                                        outcome, now, err) == FL_OK);
-		ck_assert_msg(fl_scheduler_report(fx.s, &as, &r, now, err) == FL_OK, "%s", err);
 		heard = true;
 	}
 	ck_assert_msg(fl_store_commit(fx.st, err) == FL_OK, "%s", err);
@@ -3397,12 +3396,12 @@ static void pt_deliver(int a, size_t j, bool abort_tx)
 			rp.kind = (Flotilla__V1__WorkKind)r.a.kind;
 			rp.outcome = (Flotilla__V1__Outcome)r.outcome;
 			rp.message = "";
-			/* as the endpoint: the scheduler hears the state until now */
+			/* as the endpoint: the scheduler first, then marked reported */
+			ck_assert_msg(fl_scheduler_report(fx.s, &as, &rp, now, err) == FL_OK, "%s",
+			              err);
 			ck_assert(fl_store_assignment_set_state(fx.st, as.id,
 			                                        FL_STORE_ASSIGNMENT_REPORTED,
 			                                        r.outcome, now, err) == FL_OK);
-			ck_assert_msg(fl_scheduler_report(fx.s, &as, &rp, now, err) == FL_OK, "%s",
-			              err);
 		}
 		fl_store_rollback(fx.st);
 		fl_store_assignment_fini(&as);
