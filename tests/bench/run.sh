@@ -58,7 +58,8 @@
 # --compare-agent: instead of all that, flotilla's fleet apply on N tenant databases with
 #    this build's agent (A) and with BINARY (B), K rounds of both, in turns (AB, BA, AB...)
 #    on one server: what a change to the agent does, measured against itself in one run
-#    rather than across runs of a noisy machine. Prints each run, the means and B / A.
+#    rather than across runs of a noisy machine. Prints each run (its wall time and the CPU
+#    it cost per tenant: agent, coordinator, server), the means and B / A of both.
 # 5. CPU per tenant, in ms, for the bound and flotilla: the server's (its backends that
 #    exited meanwhile: the postmaster's children's time), bench_apply's own, and the agent's
 #    and the coordinator's (from /proc). On this machine every method is CPU-bound, so what
@@ -704,9 +705,12 @@ agent_single() {
 		'BEGIN { printf "%.2f", (a - l / n) / m }')
 }
 
-# compare_agents: flotilla with this build's agent (A) and COMPARE_AGENT (B), in turns.
+# compare_agents: flotilla with this build's agent (A) and COMPARE_AGENT (B), in turns: the
+# wall time of each run and the CPU it cost per tenant (agent + coordinator + server), which
+# drifts less than the wall time on a shared machine.
 compare_agents() {
-	local key=compare a_bin=$FL_AGENT_BIN r who ms sa=0 sb=0 order
+	local key=compare a_bin=$FL_AGENT_BIN r who ms ag co sv cpu order
+	local -A wall=([A]=0 [B]=0) cpus=([A]=0 [B]=0)
 	fleet_setup "$key" databases
 	for r in $(seq 1 "$ROUNDS"); do
 		order="A B"
@@ -715,15 +719,27 @@ compare_agents() {
 			FL_AGENT_BIN=$a_bin
 			[ "$who" = A ] || FL_AGENT_BIN=$COMPARE_AGENT
 			say "compare: round $r, agent $who"
-			read -r ms _ <<<"$(flotilla_run "$key" 5s "$r$who")"
-			printf '  round %s agent %s: %s ms\n' "$r" "$who" "$ms"
-			if [ "$who" = A ]; then sa=$((sa + ms)); else sb=$((sb + ms)); fi
+			read -r ms ag co sv <<<"$(flotilla_run "$key" 5s "$r$who")"
+			cpu=$(awk -v a="$ag" -v c="$co" -v s="$sv" -v n="$N" 'BEGIN { printf "%.1f", (a + c + s) / n }')
+			printf '  round %s agent %s: %s ms; CPU per tenant %s ms (agent %s, coordinator %s, server %s)\n' \
+				"$r" "$who" "$ms" "$cpu" \
+				"$(awk -v x="$ag" -v n="$N" 'BEGIN { printf "%.1f", x / n }')" \
+				"$(awk -v x="$co" -v n="$N" 'BEGIN { printf "%.1f", x / n }')" \
+				"$(awk -v x="$sv" -v n="$N" 'BEGIN { printf "%.1f", x / n }')"
+			wall[$who]=$((wall[$who] + ms))
+			cpus[$who]=$(awk -v t="${cpus[$who]}" -v c="$cpu" 'BEGIN { print t + c }')
 		done
 	done
 	FL_AGENT_BIN=$a_bin
 	printf '\ncompare: %s tenant databases, P=%s, %s rounds\n' "$N" "$P" "$ROUNDS"
-	printf '  A %s: mean %s ms\n  B %s: mean %s ms\n  B / A %s\n' "$a_bin" $((sa / ROUNDS)) \
-		"$COMPARE_AGENT" $((sb / ROUNDS)) "$(awk -v a="$sa" -v b="$sb" 'BEGIN { printf "%.3f", b / a }')"
+	for who in A B; do
+		printf '  %s %s: mean %s ms, CPU per tenant %s ms\n' "$who" \
+			"$([ "$who" = A ] && echo "$a_bin" || echo "$COMPARE_AGENT")" $((wall[$who] / ROUNDS)) \
+			"$(awk -v c="${cpus[$who]}" -v k="$ROUNDS" 'BEGIN { printf "%.1f", c / k }')"
+	done
+	printf '  B / A %s (CPU %s)\n' \
+		"$(awk -v a="${wall[A]}" -v b="${wall[B]}" 'BEGIN { printf "%.3f", b / a }')" \
+		"$(awk -v a="${cpus[A]}" -v b="${cpus[B]}" 'BEGIN { printf "%.3f", b / a }')"
 }
 if [ -n "$COMPARE_AGENT" ]; then
 	compare_agents
