@@ -193,9 +193,9 @@ enum fl_err fl_scheduler_poll(struct fl_scheduler *s, const uint8_t agent_pk[FL_
  * a is the assignment as stored, ISSUED or CANCELED: the caller marks it
  * REPORTED after this returns, in the same transaction (a model reloaded
  * in here must read the work as still outstanding). The tenant moves on
- * and the wave's budget is checked. A report for
- * an assignment no longer outstanding (reported already, withdrawn) changes
- * nothing but what it proves applied.
+ * and the wave's budget is checked. A report for an assignment no longer
+ * outstanding (reported already, withdrawn) changes nothing but what it
+ * proves applied.
  */
 enum fl_err fl_scheduler_report(struct fl_scheduler *s, const struct fl_store_assignment *a,
                                 const Flotilla__V1__Report *r, int64_t now_ms, char *errbuf)

@@ -37,7 +37,8 @@ static const char catalog_sql[] =
     "WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1), "
     /* the columns the branches read, not c.* and t.*: the planner looks
      * up the statistics of every column a CTE yields, catalog lookups a
-     * fresh backend pays for (a seventh of the query's planning) */
+     * fresh backend pays for (0.2-0.3 ms of the 2.2-2.3 its planning took
+     * after the bench's migrations) */
     "rel AS ("
     " SELECT c.oid, c.relname, c.relkind, c.relpersistence, c.relrowsecurity,"
     "  c.relforcerowsecurity, c.relispartition, c.relpartbound"
