@@ -355,14 +355,15 @@ static enum fl_err report_effects(struct fl_core *core, struct fl_core_agent *ag
 			return rv;
 	/* the scheduler first, while the store still holds the state the
 	 * assignment had until now (core.h); then it is reported */
-	if ((sched && sched->report && (rv = sched->report(arg, agent, a, r, eb)) != FL_OK) ||
-	    (rv = fl_store_assignment_set_state(st, a->id, FL_STORE_ASSIGNMENT_REPORTED, r->outcome,
+	if (sched && sched->report && (rv = sched->report(arg, agent, a, r, eb)) != FL_OK)
+		return rv;
+	if ((rv = fl_store_assignment_set_state(st, a->id, FL_STORE_ASSIGNMENT_REPORTED, r->outcome,
 	                                        now, eb)) != FL_OK)
 		return rv;
 	a->state = FL_STORE_ASSIGNMENT_REPORTED;
 	a->outcome = r->outcome;
 	a->reported_at_ms = now;
-	return rv;
+	return FL_OK;
 }
 
 static void report(struct agent_job *j, struct fl_core_agent *agent)

@@ -199,6 +199,8 @@ trap cleanup EXIT
 declare -A R=() # every figure, by its JSON path
 say() { echo "bench: $*" >&2; }
 now_ms() { date +%s%3N; }
+# per_tenant MS [RUNS]: MS (the total of RUNS runs, default 1) in ms per tenant of one run
+per_tenant() { awk -v a="$1" -v k="${2:-1}" -v n="$N" 'BEGIN { printf "%.1f", a / k / n }'; }
 
 # --- the release: 20 migrations, as Prisma folders and as node-pg-migrate files -----------
 MIGS=$work/migrations
@@ -410,13 +412,11 @@ fleet_apply() {
 	R[$key.parallel]=$P
 	R[$key.flotilla_ms]=$fl
 	# CPU per tenant, in ms: where the time beyond the bound goes on a machine this busy
-	R[$key.cpu_ms_per_tenant_lower_bound_server]=$(awk -v a="$lb1s" -v b="$lb2s" -v n="$N" \
-		'BEGIN { printf "%.1f", (a + b) / 2 / n }')
-	R[$key.cpu_ms_per_tenant_lower_bound_client]=$(awk -v a="$lb1c" -v b="$lb2c" -v n="$N" \
-		'BEGIN { printf "%.1f", (a + b) / 2 / n }')
-	R[$key.cpu_ms_per_tenant_flotilla_server]=$(awk -v a="$fls" -v n="$N" 'BEGIN { printf "%.1f", a / n }')
-	R[$key.cpu_ms_per_tenant_flotilla_agent]=$(awk -v a="$fla" -v n="$N" 'BEGIN { printf "%.1f", a / n }')
-	R[$key.cpu_ms_per_tenant_flotilla_coordinator]=$(awk -v a="$flc" -v n="$N" 'BEGIN { printf "%.1f", a / n }')
+	R[$key.cpu_ms_per_tenant_lower_bound_server]=$(per_tenant $((lb1s + lb2s)) 2)
+	R[$key.cpu_ms_per_tenant_lower_bound_client]=$(per_tenant $((lb1c + lb2c)) 2)
+	R[$key.cpu_ms_per_tenant_flotilla_server]=$(per_tenant "$fls")
+	R[$key.cpu_ms_per_tenant_flotilla_agent]=$(per_tenant "$fla")
+	R[$key.cpu_ms_per_tenant_flotilla_coordinator]=$(per_tenant "$flc")
 	R[$key.lower_bound_ms]=$(awk -v a="$lb1" -v b="$lb2" 'BEGIN { printf "%.0f", (a + b) / 2 }')
 	R[$key.lower_bound_runs_ms]="[$(printf '%.0f' "$lb1"), $(printf '%.0f' "$lb2")]"
 	R[$key.ratio_to_lower_bound]=$(awk -v f="$fl" -v l="${R[$key.lower_bound_ms]}" \
@@ -709,8 +709,8 @@ agent_single() {
 # wall time of each run and the CPU it cost per tenant (agent + coordinator + server), which
 # drifts less than the wall time on a shared machine.
 compare_agents() {
-	local key=compare a_bin=$FL_AGENT_BIN r who ms ag co sv cpu order
-	local -A wall=([A]=0 [B]=0) cpus=([A]=0 [B]=0)
+	local key=compare a_bin=$FL_AGENT_BIN r who ms ag co sv order
+	local -A wall=([A]=0 [B]=0) cpu=([A]=0 [B]=0) # totals over the rounds, in ms
 	fleet_setup "$key" databases
 	for r in $(seq 1 "$ROUNDS"); do
 		order="A B"
@@ -720,26 +720,22 @@ compare_agents() {
 			[ "$who" = A ] || FL_AGENT_BIN=$COMPARE_AGENT
 			say "compare: round $r, agent $who"
 			read -r ms ag co sv <<<"$(flotilla_run "$key" 5s "$r$who")"
-			cpu=$(awk -v a="$ag" -v c="$co" -v s="$sv" -v n="$N" 'BEGIN { printf "%.1f", (a + c + s) / n }')
 			printf '  round %s agent %s: %s ms; CPU per tenant %s ms (agent %s, coordinator %s, server %s)\n' \
-				"$r" "$who" "$ms" "$cpu" \
-				"$(awk -v x="$ag" -v n="$N" 'BEGIN { printf "%.1f", x / n }')" \
-				"$(awk -v x="$co" -v n="$N" 'BEGIN { printf "%.1f", x / n }')" \
-				"$(awk -v x="$sv" -v n="$N" 'BEGIN { printf "%.1f", x / n }')"
+				"$r" "$who" "$ms" "$(per_tenant $((ag + co + sv)))" "$(per_tenant "$ag")" \
+				"$(per_tenant "$co")" "$(per_tenant "$sv")"
 			wall[$who]=$((wall[$who] + ms))
-			cpus[$who]=$(awk -v t="${cpus[$who]}" -v c="$cpu" 'BEGIN { print t + c }')
+			cpu[$who]=$((cpu[$who] + ag + co + sv))
 		done
 	done
 	FL_AGENT_BIN=$a_bin
 	printf '\ncompare: %s tenant databases, P=%s, %s rounds\n' "$N" "$P" "$ROUNDS"
-	for who in A B; do
-		printf '  %s %s: mean %s ms, CPU per tenant %s ms\n' "$who" \
-			"$([ "$who" = A ] && echo "$a_bin" || echo "$COMPARE_AGENT")" $((wall[$who] / ROUNDS)) \
-			"$(awk -v c="${cpus[$who]}" -v k="$ROUNDS" 'BEGIN { printf "%.1f", c / k }')"
-	done
+	printf '  A %s: mean %s ms, CPU per tenant %s ms\n' "$a_bin" $((wall[A] / ROUNDS)) \
+		"$(per_tenant "${cpu[A]}" "$ROUNDS")"
+	printf '  B %s: mean %s ms, CPU per tenant %s ms\n' "$COMPARE_AGENT" $((wall[B] / ROUNDS)) \
+		"$(per_tenant "${cpu[B]}" "$ROUNDS")"
 	printf '  B / A %s (CPU %s)\n' \
 		"$(awk -v a="${wall[A]}" -v b="${wall[B]}" 'BEGIN { printf "%.3f", b / a }')" \
-		"$(awk -v a="${cpus[A]}" -v b="${cpus[B]}" 'BEGIN { printf "%.3f", b / a }')"
+		"$(awk -v a="${cpu[A]}" -v b="${cpu[B]}" 'BEGIN { printf "%.3f", b / a }')"
 }
 if [ -n "$COMPARE_AGENT" ]; then
 	compare_agents

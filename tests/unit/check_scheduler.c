@@ -1208,9 +1208,9 @@ START_TEST(unreachable_survives_restart)
 END_TEST
 
 /* A transaction rolled back (a full disk) leaves the model to be reloaded at
- * the next call: a report must not find its own assignment gone then (the
- * endpoint marks it reported first, in the transaction the reload reads),
- * or its tenant waits for it forever. */
+ * the next call: a report must find its own assignment outstanding then (the
+ * reload reads the report's transaction, so the endpoint marks it reported
+ * only after the scheduler heard it), or its tenant waits for it forever. */
 START_TEST(report_after_a_rollback_moves_its_tenant_on)
 {
 	char id[32];
